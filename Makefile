@@ -1,0 +1,37 @@
+# doughflow: `make run` sets up and trains on the built-in pizza data; `make test` sets up and tests.
+PYTHON ?= python3.11
+VENV ?= .venv
+CONSTRAINTS ?= constraints-cpu.txt
+CONFIG ?= configs/pizza.yaml
+ARGS ?=
+# torch 2.13.0 CPU lies in /opt/wheels on our machines; elsewhere point PIP_TORCH at the CPU index,
+# e.g. PIP_TORCH="--extra-index-url https://download.pytorch.org/whl/cpu".
+PIP_TORCH ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,)
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS) $(PIP_TORCH)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) pip setuptools wheel
+	$(PIP) torch
+	# DeepSpeed ships only an sdist that imports torch at build time: build it against ours.
+	$(PIP) --no-build-isolation deepspeed
+	$(PIP) -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(PY) -m flows.train --config $(CONFIG) $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

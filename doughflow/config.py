@@ -1,0 +1,230 @@
+"""The one place where an experiment's configuration is defined.
+
+An experiment is one YAML file parsed into :class:`ExperimentConfig`. The same model is the
+Prefect flow's parameter, so the Prefect UI renders it as a form with these descriptions and
+defaults. Every model forbids unknown keys so that a typo fails before any work starts, naming
+the field, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
+
+
+class ConfigError(ValueError):
+    """Raised for any configuration problem; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PizzaGeneratorConfig(_Strict):
+    """The built-in synthetic pizza set: drawn deterministically from the seed, so every machine
+    gets the same bytes and the run needs no download."""
+
+    num_images: int = Field(6000, ge=10, le=2_000_000, description="Distinct pizzas to draw (before planted copies).")
+    image_size: int = Field(64, ge=32, le=512, description="Side of the square RGB image in pixels.")
+    max_count: int = Field(3, ge=1, le=6, description="Each topping appears 0..max_count times.")
+    num_customers: int = Field(400, ge=3, description="Customer ids are drawn from a Zipf-like distribution over this many.")
+    customer_skew: float = Field(1.1, ge=0.0, le=3.0, description="Zipf exponent: larger means a few customers own more orders.")
+    exact_duplicate_rate: float = Field(0.03, ge=0.0, le=0.5, description="Share of extra rows that are byte-identical copies.")
+    near_duplicate_rate: float = Field(0.04, ge=0.0, le=0.5, description="Share of extra rows that are re-encoded, shifted or recoloured copies.")
+    corrupt_rows: int = Field(4, ge=0, description="Rows with undecodable images or impossible labels, to exercise quarantine.")
+    rows_per_shard: int = Field(2000, ge=10, description="Rows per generated Parquet shard.")
+    seed: int = Field(7, description="Generator seed; changes every image.")
+
+
+class SourceConfig(_Strict):
+    """Where raw data comes from. With no url the built-in pizza generator writes it on first use."""
+
+    url: str | None = Field(None, description="fsspec URL of a Parquet file or folder (local path, file://, http(s)://, s3://...). Empty: use the built-in generator.")
+    generator: PizzaGeneratorConfig = Field(default_factory=PizzaGeneratorConfig)
+
+
+class DataConfig(_Strict):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    image_column: str = Field("image", description="Column with encoded image bytes (PNG/JPEG).")
+    id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest.")
+    group_column: str = Field("customer_id", description="Internal id that must never straddle splits.")
+    rows_per_shard: int = Field(2000, ge=10, description="Rows per fetched/cleaned Parquet shard; bounds memory per step.")
+    target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
+    max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
+    image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
+
+    def target_columns(self, labels: list[str]) -> list[str]:
+        return [f"{self.target_prefix}{label}" for label in labels]
+
+
+class SplitConfig(_Strict):
+    train: float = Field(0.7, gt=0.0, lt=1.0, description="Share of groups (customers) in train.")
+    val: float = Field(0.15, ge=0.0, lt=1.0, description="Share of groups in validation.")
+    test: float = Field(0.15, gt=0.0, lt=1.0, description="Share of groups in test.")
+    seed: int = Field(13, description="Seed of the group hash; changing it reshuffles customers.")
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SplitConfig":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0, got {total:.4f}")
+        return self
+
+
+class ModelConfig(_Strict):
+    name: Literal["density_cnn"] = Field("density_cnn", description="Registered model factory.")
+    width: int = Field(24, ge=4, le=512, description="Channels of the first block; later blocks double it.")
+
+
+class TrainConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    epochs: int = Field(10, ge=1, le=1000)
+    micro_batch_size: int = Field(64, ge=1, le=4096, description="Per-device batch (DeepSpeed train_micro_batch_size_per_gpu).")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    learning_rate: float = Field(3e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
+    warmup_steps: int = Field(50, ge=0, description="Linear warm-up steps before cosine decay.")
+    gradient_clipping: float = Field(1.0, ge=0.0, description="Max gradient norm; 0 disables.")
+    zero_stage: int = Field(0, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32 on CPUs; bf16/fp16 use torch autocast on GPUs.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto")
+    num_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
+    log_every_steps: int = Field(10, ge=1)
+    seed: int = Field(1234)
+
+
+class EvaluateConfig(_Strict):
+    worst_examples: int = Field(12, ge=0, le=200, description="Worst test images shown in the report.")
+    min_exact_count_accuracy: float = Field(0.95, ge=0.0, le=1.0, description="Fail the run when test exact-count accuracy is below this (0 disables).")
+
+
+class ExportConfig(_Strict):
+    opset: int = Field(18, ge=13, le=23)
+    parity_atol: float = Field(1e-3, gt=0.0, description="Max |onnx - torch| allowed on any output of the test split.")
+    parity_min_rounded_agreement: float = Field(1.0, ge=0.0, le=1.0, description="Share of samples whose rounded counts must match torch.")
+    parity_max_samples: int = Field(2048, ge=1, description="Test rows used for the parity check.")
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: data, labels, training, evaluation and export. Edit a copy of
+    configs/pizza.yaml, or override fields with key=value on the command line."""
+
+    name: str = Field("pizza", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name; part of run ids.")
+    labels: list[str] = Field(
+        default_factory=lambda: ["pepperoni", "mushroom", "olive", "basil", "pepper"],
+        min_length=1,
+        description="Topping classes, in output order. The label map of the model and bundle.",
+    )
+    artifacts_dir: str = Field("artifacts", description="Where runs, bundles and cached data are written.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique_identifiers(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be unique, got {labels}")
+        for label in labels:
+            if not label.isidentifier():
+                raise ValueError(f"label {label!r} must be a plain identifier (letters, digits, _)")
+        return labels
+
+    @model_validator(mode="after")
+    def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
+        if self.data.source.url is None:
+            from doughflow.data.pizza import TOPPING_STYLES
+
+            unknown = [label for label in self.labels if label not in TOPPING_STYLES]
+            if unknown:
+                raise ValueError(
+                    f"labels {unknown} cannot be drawn by the built-in generator; "
+                    f"known toppings: {sorted(TOPPING_STYLES)}"
+                )
+        return self
+
+    def config_hash(self) -> str:
+        """Stable hash of every field: two runs with equal hashes had the same configuration."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value``; the value is parsed as YAML so numbers, booleans and lists work."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".")]
+    if not key.strip() or any(not part for part in path):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from error
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted path in a plain dict. Unknown keys are caught later by validation, which
+    names them; here we only refuse to descend through a value that is not a mapping."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"override {text!r}: {where} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        detail = item["msg"]
+        if item["type"] == "extra_forbidden":
+            detail = "unknown field"
+        lines.append(f"  {field}: {detail} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    return validate_config(raw, source=str(path))
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

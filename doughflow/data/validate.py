@@ -1,0 +1,147 @@
+"""Validate: every row either passes to the next stage or lands in quarantine with a reason.
+
+A missing or mistyped column is a schema problem with the whole file, so it stops the run with the
+file and column named. A bad row (undecodable image, impossible count, missing id) is a data problem:
+it is quarantined with its source file, row number and reason, and the run goes on. While decoding,
+we hash the pixels, so exact dedup compares content rather than encodings at no extra decode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
+from doughflow.data.pizza import decode_image
+
+log = logging.getLogger(__name__)
+
+CONTENT_HASH = "_content_hash"
+QUARANTINE_FIELDS = [pa.field("_reason", pa.string()), pa.field("_source_file", pa.string()), pa.field("_source_row", pa.int64())]
+
+
+class SchemaError(ValueError):
+    """A whole file is unusable: a required column is missing or has the wrong type."""
+
+
+@dataclass
+class ValidationResult:
+    manifest: DataManifest
+    quarantine_path: str
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+
+
+def check_schema(schema: pa.Schema, path: str, id_column: str, image_column: str, group_column: str,
+                 target_columns: list[str]) -> None:
+    missing = [name for name in [id_column, image_column, group_column, *target_columns] if name not in schema.names]
+    if missing:
+        raise SchemaError(f"{path}: missing column(s) {missing}; columns present: {schema.names}")
+    image_type = schema.field(image_column).type
+    if not (pa.types.is_binary(image_type) or pa.types.is_large_binary(image_type)):
+        raise SchemaError(f"{path}: column {image_column!r} must hold encoded image bytes (binary), got {image_type}")
+    for name in target_columns:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise SchemaError(f"{path}: label column {name!r} must be numeric, got {kind}")
+
+
+def content_hash(pixels: np.ndarray) -> bytes:
+    """128-bit hash of decoded pixels and shape: equal images hash equal whatever their encoding."""
+    return xxhash.xxh3_128_digest(np.ascontiguousarray(pixels).tobytes() + repr(pixels.shape).encode())
+
+
+def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
+                target_columns: list[str], image_column: str) -> tuple[str | None, bytes | None]:
+    """Return (reason, content hash): the first thing wrong with a row, or None and its hash."""
+    if sample_id is None or str(sample_id) == "":
+        return "missing id", None
+    if group is None or str(group) == "":
+        return "missing group id", None
+    for name, value in zip(target_columns, counts):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return f"{name}: missing label", None
+        if float(value) != int(value):
+            return f"{name}: count {value} is not a whole number", None
+        if not 0 <= value <= max_count:
+            return f"{name}: count {value} outside 0..{max_count}", None
+    if image is None or len(image) == 0:
+        return f"{image_column}: empty image", None
+    try:
+        pixels = decode_image(image)
+    except Exception as error:  # PIL raises many types for corrupt data
+        return f"{image_column}: undecodable image ({type(error).__name__}: {error})", None
+    if min(pixels.shape[:2]) < 8:
+        return f"{image_column}: image too small {pixels.shape[1]}x{pixels.shape[0]}", None
+    return None, content_hash(pixels)
+
+
+def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, image_column: str,
+                    group_column: str, target_columns: list[str], max_count: int) -> ValidationResult:
+    """Split every fetched shard into valid rows (plus a content hash) and quarantined rows."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen_ids: set[str] = set()
+    quarantine_tables: list[pa.Table] = []
+    valid_shards: list[ShardInfo] = []
+    reasons: dict[str, int] = {}
+    rows_in = 0
+    for shard_index, shard in enumerate(manifest.shards):
+        try:
+            table = pq.read_table(shard.path)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SchemaError(f"{shard.path}: unreadable Parquet shard ({error})") from error
+        check_schema(table.schema, shard.path, id_column, image_column, group_column, target_columns)
+        rows_in += table.num_rows
+        ids = table.column(id_column).to_pylist()
+        groups = table.column(group_column).to_pylist()
+        images = table.column(image_column).to_pylist()
+        labels = [table.column(name).to_pylist() for name in target_columns]
+        keep = np.zeros(table.num_rows, dtype=bool)
+        hashes: list[bytes] = []
+        bad_rows: list[int] = []
+        bad_reasons: list[str] = []
+        for row in range(table.num_rows):
+            reason, digest = row_problem(images[row], ids[row], groups[row], [column[row] for column in labels],
+                                         max_count, target_columns, image_column)
+            if reason is None and str(ids[row]) in seen_ids:
+                reason = f"{id_column}: duplicate id {ids[row]!r}"
+            if reason is None:
+                keep[row] = True
+                hashes.append(digest)
+                seen_ids.add(str(ids[row]))
+            else:
+                bad_rows.append(row)
+                bad_reasons.append(reason)
+                key = reason.split(" (")[0].split(" count ")[0].replace(": count", ": count out of range")
+                reasons[key] = reasons.get(key, 0) + 1
+                log.warning("quarantined %s row %d (%s=%s): %s", shard.path, row, id_column, ids[row], reason)
+        valid = table.filter(pa.array(keep))
+        valid = valid.append_column(CONTENT_HASH, pa.array(hashes, type=pa.binary(16)))
+        path = out_dir / f"part-{shard_index:05d}.parquet"
+        pq.write_table(valid, path)
+        valid_shards.append(ShardInfo(str(path), valid.num_rows, path.stat().st_size, file_sha256(path)))
+        if bad_rows:
+            bad = table.take(pa.array(bad_rows))
+            bad = bad.append_column(QUARANTINE_FIELDS[0], pa.array(bad_reasons, pa.string()))
+            bad = bad.append_column(QUARANTINE_FIELDS[1], pa.array([shard.path] * len(bad_rows), pa.string()))
+            bad = bad.append_column(QUARANTINE_FIELDS[2], pa.array(bad_rows, pa.int64()))
+            quarantine_tables.append(bad)
+    quarantine_path = out_dir / "quarantine.parquet"
+    if quarantine_tables:
+        pq.write_table(pa.concat_tables(quarantine_tables, promote_options="default"), quarantine_path)
+    else:
+        empty_schema = pa.schema(list(pq.read_schema(manifest.shards[0].path)) + QUARANTINE_FIELDS) if manifest.shards else pa.schema(QUARANTINE_FIELDS)
+        pq.write_table(empty_schema.empty_table(), quarantine_path)
+    rows_valid = sum(s.rows for s in valid_shards)
+    out_manifest = DataManifest(source=manifest.source, fingerprint=manifest.fingerprint, rows=rows_valid,
+                                shards=valid_shards, columns=manifest.columns + [CONTENT_HASH])
+    out_manifest.save(out_dir / "manifest.json")
+    return ValidationResult(out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons)

@@ -1,0 +1,57 @@
+"""Run identity and the folder layout of one run, so every stage agrees on where things live."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def new_run_id(experiment: str) -> str:
+    return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """artifacts/<run-id>/{data,train,eval,export,report,bundle}; shared datasets sit beside runs."""
+
+    artifacts_dir: Path
+    run_id: str
+
+    @property
+    def run_dir(self) -> Path:
+        return self.artifacts_dir / self.run_id
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.artifacts_dir / "datasets"
+
+    def stage(self, name: str) -> Path:
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.run_dir / "bundle"
+
+
+def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported) -> dict:
+    """The JSON line a run ends with: where things are and the numbers people ask for first."""
+    test = evaluated.metrics.get("test", {})
+    return {
+        "run_id": paths.run_id,
+        "bundle": bundle.bundle_dir,
+        "report": str(Path(bundle.bundle_dir) / "report.html"),
+        "metrics": {
+            "test_exact_count_accuracy": test.get("exact_count_accuracy"),
+            "test_image_exact_accuracy": test.get("image_exact_accuracy"),
+            "test_mae": test.get("mae"),
+            "val_exact_count_accuracy": evaluated.metrics.get("val", {}).get("exact_count_accuracy"),
+            "onnx_max_abs_diff": exported.parity.max_abs_diff,
+            "first_loss": trained.first_loss,
+            "final_loss": trained.final_loss,
+            "train_seconds": round(trained.seconds, 1),
+        },
+    }

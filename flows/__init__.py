@@ -1,0 +1,8 @@
+"""Prefect flows: wiring of tasks, no logic. Run one with ``python -m flows.<name>``."""
+
+import os
+
+# Set before Prefect is imported, since it reads its settings then. A cold ephemeral API can take
+# long to start on a 2-core machine (prefect#16397); our own loggers go to the Prefect UI too.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "doughflow")

@@ -1,0 +1,51 @@
+"""Fetch stage: resolve the source (drawing the built-in pizza set on first use) and copy it into
+the run's raw shards with a manifest and fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from doughflow.config import ExperimentConfig
+from doughflow.data.fetch import DataManifest, fetch_source
+from doughflow.data.pizza import generate_pizza_dataset
+from doughflow.runs import RunPaths
+from tasks.common import io_task
+
+log = logging.getLogger(__name__)
+
+
+def builtin_dataset_dir(config: ExperimentConfig, paths: RunPaths) -> Path:
+    """Generated data is keyed by everything that shapes it, so a changed label list or seed gets a
+    new folder and an unchanged one is reused by every run."""
+    spec = {"generator": config.data.source.generator.model_dump(mode="json"), "labels": config.labels, "version": 1}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return paths.datasets_dir / f"pizza-{key}"
+
+
+def resolve_source(config: ExperimentConfig, paths: RunPaths) -> str:
+    if config.data.source.url:
+        return config.data.source.url
+    folder = builtin_dataset_dir(config, paths)
+    done = folder / "_SUCCESS"
+    if not done.exists():
+        log.info("drawing the built-in pizza set into %s", folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        generate_pizza_dataset(config.data.source.generator, config.labels, tmp, progress=True)
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        done.write_text("ok\n")
+    return str(folder)
+
+
+def fetch(config: ExperimentConfig, paths: RunPaths) -> DataManifest:
+    url = resolve_source(config, paths)
+    return fetch_source(url, paths.stage("data/raw"), rows_per_shard=config.data.rows_per_shard)
+
+
+fetch_task = io_task(name="fetch")(fetch)

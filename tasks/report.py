@@ -1,0 +1,124 @@
+"""Report stage: figures, Markdown and HTML for people, also published as a Prefect artifact."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from doughflow.config import ExperimentConfig
+from doughflow.data.dedup import DedupResult
+from doughflow.data.fetch import DataManifest
+from doughflow.data.split import SPLITS, SplitResult
+from doughflow.data.validate import ValidationResult
+from doughflow.preprocessing import preprocessing_for
+from doughflow.reporting.plots import example_grid, loss_curve
+from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
+from doughflow.runs import RunPaths
+from doughflow.training.data import load_split_for
+from doughflow.training.trainer import TrainResult
+from tasks.common import compute_task
+from tasks.evaluate import EvaluationResult
+from tasks.export import ExportResult
+
+log = logging.getLogger(__name__)
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """The shortest prefixes (3+ letters) that still tell every label apart."""
+    for length in range(3, max(map(len, labels)) + 1):
+        short = [label[:length] for label in labels]
+        if len(set(short)) == len(labels):
+            return short
+    return list(labels)
+
+
+def _counts(values, labels: list[str]) -> str:
+    return " ".join(f"{label}={v}" for label, v in zip(short_labels(labels), values))
+
+
+def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, validated: ValidationResult,
+                 deduped: DedupResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
+                 exported: ExportResult) -> ReportFiles:
+    out = paths.stage("report")
+    labels = config.labels
+    loss_curve(trained.history, out / "loss_curve.png")
+
+    figures = ["loss_curve.png"]
+    worst = evaluated.worst
+    if worst:
+        test = load_split_for(config, splits.manifests["test"], desc="decoding test")
+        index = {sample_id: i for i, sample_id in enumerate(test.ids)}
+        images = [test.images[index[w["sample_id"]]] for w in worst]
+        captions = [f"{w['sample_id']}\npred {_counts(np.rint(np.clip(w['predicted'], 0, None)).astype(int), labels)}"
+                    f"\ntrue {_counts(w['true'], labels)}" for w in worst]
+        example_grid(images, captions, out / "worst_examples.png")
+        figures.append("worst_examples.png")
+
+    test_metrics = evaluated.metrics.get("test", {})
+    reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
+    data_rows = [
+        ["fetched", raw.rows, f"{len(raw.shards)} shard(s) from `{raw.source}`"],
+        ["quarantined", -validated.rows_quarantined, reasons],
+        ["exact duplicates removed", -deduped.rows_removed, f"{deduped.label_conflicts} with conflicting labels"],
+        *[[f"split {name}", splits.rows[name], f"{splits.groups[name]} customers"] for name in SPLITS],
+    ]
+    epoch_rows = [[e["epoch"], e["train_loss"], e.get("val_mae", float("nan")), e.get("val_exact_count_accuracy", float("nan")),
+                   e["seconds"]] for e in trained.history.get("epoch", [])]
+    parity = exported.parity
+    worst_rows = [[w["sample_id"], _counts(np.rint(np.clip(w["predicted"], 0, None)).astype(int), labels),
+                   _counts(w["true"], labels), w["total_abs_error"]] for w in worst]
+    sections = [
+        f"# doughflow run `{paths.run_id}`",
+        f"Experiment **{config.name}**: counting {', '.join(labels)}. Config hash `{config.config_hash()[:16]}`, "
+        f"data fingerprint `{raw.fingerprint[:16]}`.",
+        "## Headline",
+        table(["metric", "value"], [
+            ["test exact-count accuracy", test_metrics.get("exact_count_accuracy", float("nan"))],
+            ["test image exact accuracy", test_metrics.get("image_exact_accuracy", float("nan"))],
+            ["test MAE", test_metrics.get("mae", float("nan"))],
+            ["ONNX parity max abs diff", parity.max_abs_diff],
+            ["training throughput (img/s)", trained.images_per_second],
+        ]),
+        "## Data",
+        table(["step", "rows", "detail"], data_rows),
+        f"Quarantined rows with their reasons: `{validated.quarantine_path}`; removed duplicates: `{deduped.removed_path}`.",
+        "## Training",
+        f"DeepSpeed ZeRO-{config.train.zero_stage}, {config.train.precision}, micro batch {config.train.micro_batch_size}, "
+        f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "
+        f"{trained.seconds:.1f} s. Loss fell from {trained.first_loss:.4f} to {trained.final_loss:.4f}.",
+        "![loss curve](loss_curve.png)",
+        table(["epoch", "train loss", "val MAE", "val exact-count acc", "seconds"], epoch_rows),
+        "## Metrics",
+        metrics_section(evaluated.metrics, labels),
+        "## ONNX parity",
+        f"{parity.samples} test images, max |onnx - torch| {parity.max_abs_diff:.3g} (tolerance {parity.atol}), "
+        f"rounded counts equal on {parity.rounded_agreement:.2%} (required {parity.min_rounded_agreement:.0%}): "
+        f"**{'passed' if parity.passed else 'FAILED'}**.",
+        "## Worst test examples",
+        "Rounded predicted vs true counts, largest total error first.",
+        table(["sample", "predicted", "true", "total abs error"], worst_rows) if worst_rows else "No test examples.",
+    ]
+    if "worst_examples.png" in figures:
+        sections.append("![worst examples](worst_examples.png)")
+    markdown_text = "\n\n".join(sections) + "\n"
+    files = write_report(out, markdown_text, f"doughflow {paths.run_id}", figures)
+    (out / "summary.json").write_text(json.dumps({"figures": figures}))
+    return files
+
+
+def publish_report(report: ReportFiles, run_id: str) -> None:
+    """Prefect markdown artifact; figures are files beside the report, so the artifact says where."""
+    from pathlib import Path
+
+    from prefect.artifacts import create_markdown_artifact
+
+    text = Path(report.markdown).read_text()
+    text = text.replace("](loss_curve.png)", f"]({Path(report.markdown).parent / 'loss_curve.png'})")
+    key = "".join(c if c.isalnum() else "-" for c in run_id.lower())[:100]
+    create_markdown_artifact(key=f"report-{key}", markdown=text, description=f"doughflow report for {run_id}")
+
+
+report_task = compute_task(name="report")(build_report)
+publish_report_task = compute_task(name="publish-report")(publish_report)

@@ -60,28 +60,29 @@ def content_hash(pixels: np.ndarray) -> bytes:
 
 
 def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
-                target_columns: list[str], image_column: str) -> tuple[str | None, bytes | None]:
-    """Return (reason, content hash): the first thing wrong with a row, or None and its hash."""
+                target_columns: list[str], image_column: str) -> tuple[str | None, str | None, bytes | None]:
+    """The first thing wrong with a row as (category, detail), or (None, None, content hash).
+    The category ("column: kind") is what the report counts; the detail is kept per row."""
     if sample_id is None or str(sample_id) == "":
-        return "missing id", None
+        return "id: missing", "missing id", None
     if group is None or str(group) == "":
-        return "missing group id", None
+        return "group: missing", "missing group id", None
     for name, value in zip(target_columns, counts):
         if value is None or (isinstance(value, float) and np.isnan(value)):
-            return f"{name}: missing label", None
+            return f"{name}: missing label", f"{name}: missing label", None
         if float(value) != int(value):
-            return f"{name}: count {value} is not a whole number", None
+            return f"{name}: not a whole number", f"{name}: count {value} is not a whole number", None
         if not 0 <= value <= max_count:
-            return f"{name}: count {value} outside 0..{max_count}", None
+            return f"{name}: out of range", f"{name}: count {value} outside 0..{max_count}", None
     if image is None or len(image) == 0:
-        return f"{image_column}: empty image", None
+        return f"{image_column}: empty", f"{image_column}: empty image", None
     try:
         pixels = decode_image(image)
     except Exception as error:  # PIL raises many types for corrupt data
-        return f"{image_column}: undecodable image ({type(error).__name__}: {error})", None
+        return f"{image_column}: undecodable", f"{image_column}: undecodable image ({type(error).__name__}: {error})", None
     if min(pixels.shape[:2]) < 8:
-        return f"{image_column}: image too small {pixels.shape[1]}x{pixels.shape[0]}", None
-    return None, content_hash(pixels)
+        return f"{image_column}: too small", f"{image_column}: image too small {pixels.shape[1]}x{pixels.shape[0]}", None
+    return None, None, content_hash(pixels)
 
 
 def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, image_column: str,
@@ -109,10 +110,10 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
         bad_rows: list[int] = []
         bad_reasons: list[str] = []
         for row in range(table.num_rows):
-            reason, digest = row_problem(images[row], ids[row], groups[row], [column[row] for column in labels],
-                                         max_count, target_columns, image_column)
+            category, reason, digest = row_problem(images[row], ids[row], groups[row], [column[row] for column in labels],
+                                                   max_count, target_columns, image_column)
             if reason is None and str(ids[row]) in seen_ids:
-                reason = f"{id_column}: duplicate id {ids[row]!r}"
+                category, reason = f"{id_column}: duplicate", f"{id_column}: duplicate id {ids[row]!r}"
             if reason is None:
                 keep[row] = True
                 hashes.append(digest)
@@ -120,8 +121,7 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
             else:
                 bad_rows.append(row)
                 bad_reasons.append(reason)
-                key = reason.split(" (")[0].split(" count ")[0].replace(": count", ": count out of range")
-                reasons[key] = reasons.get(key, 0) + 1
+                reasons[category] = reasons.get(category, 0) + 1
                 log.warning("quarantined %s row %d (%s=%s): %s", shard.path, row, id_column, ids[row], reason)
         valid = table.filter(pa.array(keep))
         valid = valid.append_column(CONTENT_HASH, pa.array(hashes, type=pa.binary(16)))

@@ -153,13 +153,13 @@ class PropertyTestConfig(_Strict):
     directional kinds). A property passes when at most max_failure_rate of its examples fail."""
 
     enabled: bool = Field(True)
-    examples: int = Field(40, ge=1, le=10_000, description="Hypothesis examples per property.")
+    examples: int = Field(60, ge=1, le=10_000, description="Hypothesis examples per property.")
     seed: int = Field(20240531, description="Hypothesis seed: the same pizzas every run.")
     mft_tolerance: float = Field(0.5, gt=0.0, description="Empty pizza / one topping: every |pred - true| must be below this.")
     invariance_tolerance: float = Field(0.5, gt=0.0, description="Rotations, flips, re-layout: max |pred change| per topping.")
     directional_min_rise: float = Field(0.5, gt=0.0, description="Adding a topping must raise its count by more than this.")
     directional_max_other_change: float = Field(0.5, gt=0.0, description="...while every other count moves less than this.")
-    max_failure_rate: float = Field(0.1, ge=0.0, le=1.0, description="Share of a property's examples allowed to fail; the default matches a model with ~96% image-exact accuracy (each example has 1-2 images that can be miscounted).")
+    max_failure_rate: float = Field(0.15, ge=0.0, le=1.0, description="Share of a property's examples allowed to fail. A good counter (~96% image-exact) misses ~8% of two-image examples; 0.15 over 60 examples rejects it <5% of the time, while a broken model fails at 30-100%.")
 
 
 class ReleaseConfig(_Strict):

@@ -42,7 +42,7 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
     enforce_release_task(decision, bundle)
-    return run_summary(paths, bundle, report, evaluated, trained, exported)
+    return run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, f
                                  "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
                                  "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
                         for f in formats.formats}}}
-    return {**release, 
+    return {**release,
         "run_id": paths.run_id,
         "bundle": bundle.bundle_dir,
         "report": str(Path(bundle.bundle_dir) / "report.html"),

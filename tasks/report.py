@@ -117,7 +117,8 @@ def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: E
     test = load_split_for(config, splits.manifests["test"], desc="decoding test")
     images = dict(zip(test.ids, test.images))
     analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
-                                                     config.release.grid_examples, _counts)
+                                                     config.release.grid_examples,
+                                                     lambda values, _labels: " ".join(str(int(v)) for v in values))
     figures.extend(extra_figures)
     return ["## Release decision", decision_section(decision),
             "## Deploy formats", formats_section(formats, decision),

@@ -83,13 +83,14 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
     size = config.data.image_size
     quant = release.quantization
     latency_input = inputs[:quant.latency_batch] if len(inputs) else None
-    reference = torch_predictor(model)(inputs)
+    torch_run = torch_predictor(model)
+    reference = torch_run(inputs)
     fp32_tol = FormatTolerance(atol=config.export.parity_atol,
                                min_rounded_agreement=config.export.parity_min_rounded_agreement)
 
     torch_result = FormatResult("torch", "model.pt", None, primary=True)
-    _measure(torch_result, torch_predictor(model), inputs, reference, targets, ids, labels, fp32_tol,
-             "reference", latency_input, quant.latency_repeats)
+    _measure(torch_result, lambda x: reference if x is inputs else torch_run(x), inputs, reference, targets, ids,
+             labels, fp32_tol, "reference", latency_input, quant.latency_repeats)
     results = [torch_result]
 
     onnx_result = FormatResult("onnx", "model.onnx", str(onnx_path), primary=True, size_bytes=path_size(onnx_path))

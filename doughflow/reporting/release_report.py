@@ -113,7 +113,7 @@ def error_analysis_section(predictions_path: str | Path, labels: list[str], test
     text = "Per topping (test split):\n\n"
     text += table(["topping", "MAE", "bias (pred - true)", "exact", "over-counted", "under-counted"], class_rows)
     text += "\n\nPer count bucket (per (image, topping) pair by true count; per image by toppings on the pizza):\n\n"
-    text += table(["bucket", "n", "MAE", "exact"], bucket_rows)
+    text += table(["bucket", "n", "MAE (pair) / total abs error (image)", "exact"], bucket_rows)
     text += "\n\nRounded predicted (columns) vs true (rows) counts, all toppings pooled:\n\n"
     text += table(["true \\ pred", *[str(c) for c in cols]], [[str(r), *[int(v) for v in matrix[i]]] for i, r in enumerate(rows)])
     figures: list[str] = []
@@ -124,5 +124,6 @@ def error_analysis_section(predictions_path: str | Path, labels: list[str], test
                     f"\ntrue {caption(p.true, labels)}" for p in picks if p.sample_id in test_images]
         example_grid(images, captions, out_dir / "error_analysis.png")
         figures.append("error_analysis.png")
-        text += "\n\nWorst, best and corner-case test images (rounded predicted vs true counts):\n\n![error analysis](error_analysis.png)"
+        text += ("\n\nWorst, best and corner-case test images; captions give rounded predicted and true counts in "
+                 f"label order ({', '.join(labels)}):\n\n![error analysis](error_analysis.png)")
     return text, figures

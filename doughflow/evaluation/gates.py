@@ -78,7 +78,7 @@ def property_gate(fmt: str, results: list[PropertyResult], skipped_reason: str |
     if skipped_reason is not None:
         return Gate("behavioural properties", fmt, SKIPPED, skipped_reason)
     if not results:
-        return Gate("behavioural properties", fmt, SKIPPED, "disabled in config (release.properties.enabled)")
+        return Gate("behavioural properties", fmt, SKIPPED, "no results: disabled (release.properties.enabled) or not run")
     failing = [r for r in results if not r.passed]
     if failing:
         detail = "; ".join(f"{r.prop} failed {r.failures}/{r.examples} (allowed {r.max_failure_rate:.0%})" for r in failing)

@@ -112,6 +112,73 @@ class ExportConfig(_Strict):
     parity_max_samples: int = Field(2048, ge=1, description="Test rows used for the parity check.")
 
 
+class FormatTolerance(_Strict):
+    """Parity bar of one deploy format against the torch model on held-out images."""
+
+    atol: float = Field(..., gt=0.0, description="Max |format - torch| allowed on any output.")
+    min_rounded_agreement: float = Field(0.99, ge=0.0, le=1.0, description="Share of images whose rounded counts must all equal torch's.")
+
+
+class FormatTolerances(_Strict):
+    """Per-format parity bars (ONNX fp32 keeps export.parity_*). fp16 and int8 carry real rounding
+    error, so their atol is looser; the rounded-count agreement is what a user sees."""
+
+    coreml_fp32: FormatTolerance = Field(default_factory=lambda: FormatTolerance(atol=1e-3))
+    coreml_fp16: FormatTolerance = Field(default_factory=lambda: FormatTolerance(atol=0.25))
+    onnx_int8_static: FormatTolerance = Field(default_factory=lambda: FormatTolerance(atol=0.5))
+    onnx_int8_dynamic: FormatTolerance = Field(default_factory=lambda: FormatTolerance(atol=0.5))
+
+
+class CoreMLConfig(_Strict):
+    enabled: bool = Field(True, description="Convert to a CoreML .mlpackage (fp32).")
+    fp16: bool = Field(True, description="Also convert an fp16 .mlpackage; it ships only if its fp16 estimate passes the gates.")
+    max_batch: int = Field(256, ge=1, le=65536, description="Upper bound of the flexible batch dimension.")
+    deployment_target: Literal["iOS15", "iOS16", "iOS17", "macOS12", "macOS13", "macOS14"] = Field("iOS16", description="Minimum OS of the ML program.")
+
+
+class QuantizationConfig(_Strict):
+    static: bool = Field(True, description="Static int8 QDQ model calibrated on training images.")
+    dynamic: bool = Field(True, description="Dynamic int8 model (weights int8, activations quantised at run time).")
+    calibration_samples: int = Field(256, ge=8, le=100_000, description="Training images used to calibrate activation ranges.")
+    per_channel: bool = Field(True, description="Per-channel weight scales.")
+    weight_type: Literal["int8", "uint8"] = Field("uint8", description="U8S8 per-channel overflows on CPUs without VNNI (see NOTES); U8U8 is safe.")
+    activation_type: Literal["int8", "uint8"] = Field("uint8")
+    keep_head_fp32: bool = Field(True, description="Leave the last Conv (the density head, whose error is summed over the map) in fp32.")
+    latency_batch: int = Field(1, ge=1, le=4096, description="Batch size of the latency measurement.")
+    latency_repeats: int = Field(30, ge=1, le=10_000, description="Timed runs per format; the median is reported.")
+
+
+class PropertyTestConfig(_Strict):
+    """Behavioural tests on generated pizzas (CheckList's minimum functionality, invariance and
+    directional kinds). A property passes when at most max_failure_rate of its examples fail."""
+
+    enabled: bool = Field(True)
+    examples: int = Field(60, ge=1, le=10_000, description="Hypothesis examples per property.")
+    seed: int = Field(20240531, description="Hypothesis seed: the same pizzas every run.")
+    mft_tolerance: float = Field(0.5, gt=0.0, description="Empty pizza / one topping: every |pred - true| must be below this.")
+    invariance_tolerance: float = Field(0.5, gt=0.0, description="Rotations, flips, re-layout: max |pred change| per topping.")
+    directional_min_rise: float = Field(0.5, gt=0.0, description="Adding a topping must raise its count by more than this.")
+    directional_max_other_change: float = Field(0.5, gt=0.0, description="...while every other count moves less than this.")
+    max_failure_rate: float = Field(0.15, ge=0.0, le=1.0, description="Share of a property's examples allowed to fail. A good counter (~96% image-exact) misses ~8% of two-image examples; 0.15 over 60 examples rejects it <5% of the time, while a broken model fails at 30-100%.")
+
+
+class ReleaseConfig(_Strict):
+    """Release gates and deploy formats: a bundle is released only when every gate of a primary
+    format (torch, ONNX fp32, CoreML fp32) passes; optional formats (fp16, int8) ship only if they pass."""
+
+    tolerances: FormatTolerances = Field(default_factory=FormatTolerances)
+    coreml: CoreMLConfig = Field(default_factory=CoreMLConfig)
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    properties: PropertyTestConfig = Field(default_factory=PropertyTestConfig)
+    grid_examples: int = Field(6, ge=0, le=50, description="Worst, best and corner-case test images each in the error-analysis grid.")
+    intended_use: str = Field("Counting toppings on top-down 64x64 photos of pizzas like the training set, for kitchen QA dashboards.",
+                              description="Model card: what the model is for.")
+    limitations: list[str] = Field(default_factory=lambda: [
+        "Trained on synthetic pizzas only: real photos (angles, lighting, overlapping toppings) are out of distribution.",
+        "Counts above the training maximum per topping were never seen and are likely under-counted.",
+    ], description="Model card: known limitations, beyond those the gates measure.")
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -128,6 +195,7 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     @field_validator("labels")
     @classmethod

@@ -37,10 +37,19 @@ class RunPaths:
         return self.run_dir / "bundle"
 
 
-def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported) -> dict:
+def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, formats=None, decision=None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
-    return {
+    release = {}
+    if decision is not None and formats is not None:
+        release = {"release": {
+            "status": decision.status, "shipped": decision.shipped, "excluded": sorted(decision.excluded),
+            "formats": {f.name: {"bytes": f.size_bytes, "latency_ms": f.latency_ms,
+                                 "exact_count_accuracy": f.metrics.get("exact_count_accuracy"),
+                                 "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
+                                 "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
+                        for f in formats.formats}}}
+    return {**release,
         "run_id": paths.run_id,
         "bundle": bundle.bundle_dir,
         "report": str(Path(bundle.bundle_dir) / "report.html"),

@@ -10,11 +10,14 @@ from prefect import flow
 from doughflow.cli import run_flow_cli
 from doughflow.config import ExperimentConfig
 from doughflow.runs import RunPaths, new_run_id, run_summary
+from tasks.behaviour import behaviour_task
 from tasks.dedup import dedup_task
 from tasks.evaluate import evaluate_task
 from tasks.export import export_task
 from tasks.fetch import fetch_task
+from tasks.formats import convert_formats_task
 from tasks.package import package_task
+from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, report_task
 from tasks.split import split_task
 from tasks.train import train_task
@@ -31,10 +34,15 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
     trained = train_task(config, paths, splits)
     evaluated = evaluate_task(config, paths, splits, trained)
     exported = export_task(config, paths, splits, trained)
-    report = report_task(config, paths, raw, validated, deduped, splits, trained, evaluated, exported)
-    bundle = package_task(config, paths, raw, trained, evaluated, exported, report)
+    formats = convert_formats_task(config, paths, splits, trained, exported)
+    behaviour = behaviour_task(config, paths, trained, formats)
+    decision = release_gates_task(config, paths, evaluated, formats, behaviour)
+    report = report_task(config, paths, raw, validated, deduped, splits, trained, evaluated, exported,
+                         formats, behaviour, decision)
+    bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
-    return run_summary(paths, bundle, report, evaluated, trained, exported)
+    enforce_release_task(decision, bundle)
+    return run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ from pathlib import Path
 
 from doughflow.config import ExperimentConfig, dump_config
 from doughflow.data.fetch import DataManifest
+from doughflow.data.split import SplitResult
+from doughflow.evaluation.gates import ReleaseDecision
+from doughflow.export.deploy import DeployResult
 from doughflow.packaging.bundle import BundleResult, build_bundle
+from doughflow.packaging.release_contents import manifest_extra, model_card, shipped_files
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.report import ReportFiles
 from doughflow.runs import RunPaths
@@ -26,7 +30,10 @@ def label_map(config: ExperimentConfig) -> dict:
 
 
 def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, trained: TrainResult,
-            evaluated: EvaluationResult, exported: ExportResult, report: ReportFiles) -> BundleResult:
+            evaluated: EvaluationResult, exported: ExportResult, report: ReportFiles, splits: SplitResult | None = None,
+            formats: DeployResult | None = None, decision: ReleaseDecision | None = None) -> BundleResult:
+    """With ``formats`` and ``decision`` (the gated release) the bundle also holds every shipped
+    format, a verification sample, the decision in the manifest and a model card."""
     report_dir = Path(report.markdown).parent
     files = {
         "model.onnx": Path(exported.onnx_path),
@@ -44,6 +51,12 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
     extra = {"experiment": config.name, "parity": {"onnx": {"max_abs_diff": exported.parity.max_abs_diff,
                                                             "rounded_agreement": exported.parity.rounded_agreement,
                                                             "passed": exported.parity.passed}}}
+    if formats is not None and decision is not None:
+        files.update(shipped_files(formats, decision))
+        extra.update(manifest_extra(config, formats, decision))
+        documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,
+                                                splits=splits, metrics=evaluated.metrics, formats=formats,
+                                                decision=decision, bundle_files=files)
     return build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
                         data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra)
 

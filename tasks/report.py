@@ -14,6 +14,7 @@ from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.validate import ValidationResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.plots import example_grid, loss_curve
+from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
@@ -40,7 +41,7 @@ def _counts(values, labels: list[str]) -> str:
 
 def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, validated: ValidationResult,
                  deduped: DedupResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
-                 exported: ExportResult) -> ReportFiles:
+                 exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
     out = paths.stage("report")
     labels = config.labels
     loss_curve(trained.history, out / "loss_curve.png")
@@ -102,10 +103,27 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     ]
     if "worst_examples.png" in figures:
         sections.append("![worst examples](worst_examples.png)")
+    if decision is not None and formats is not None and behaviour is not None:
+        sections += release_sections(config, splits, evaluated, formats, behaviour, decision, out, figures)
     markdown_text = "\n\n".join(sections) + "\n"
     files = write_report(out, markdown_text, f"doughflow {paths.run_id}", figures)
     (out / "summary.json").write_text(json.dumps({"figures": figures}))
     return files
+
+
+def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: EvaluationResult, formats, behaviour,
+                     decision, out, figures: list[str]) -> list[str]:
+    """Release decision, deploy formats, behavioural tests and error analysis; appends its figures."""
+    test = load_split_for(config, splits.manifests["test"], desc="decoding test")
+    images = dict(zip(test.ids, test.images))
+    analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
+                                                     config.release.grid_examples,
+                                                     lambda values, _labels: " ".join(str(int(v)) for v in values))
+    figures.extend(extra_figures)
+    return ["## Release decision", decision_section(decision),
+            "## Deploy formats", formats_section(formats, decision),
+            "## Behavioural tests", behaviour_section(behaviour, config.labels),
+            "## Error analysis", analysis]
 
 
 def publish_report(report: ReportFiles, run_id: str) -> None:

@@ -130,12 +130,14 @@ def draw_counts(labels: list[str], max_count: int, rng: np.random.Generator, cap
 
 
 def _place_toppings(counts: dict[str, int], rng: np.random.Generator, cx: float, cy: float,
-                    sauce_r: float, scale: float) -> list[tuple[str, float, float, float]]:
+                    sauce_r: float, scale: float,
+                    fixed: tuple[tuple[str, float, float, float], ...] = ()) -> list[tuple[str, float, float, float]]:
     """Random non-overlapping positions inside the sauce; restarts the layout when it paints itself
-    into a corner, which keeps the count of every topping exact."""
+    into a corner, which keeps the count of every topping exact. ``fixed`` toppings stay where they
+    are (a behavioural test adds one topping to an existing pizza)."""
     wanted = [label for label, count in counts.items() for _ in range(count)]
     for _restart in range(50):
-        placed: list[tuple[str, float, float, float]] = []
+        placed: list[tuple[str, float, float, float]] = list(fixed)
         for label in wanted:
             r = rng.uniform(*TOPPING_STYLES[label].radius) * scale
             limit = sauce_r - r - 0.5 * scale
@@ -147,13 +149,25 @@ def _place_toppings(counts: dict[str, int], rng: np.random.Generator, cx: float,
                     break
             else:
                 break
-        if len(placed) == len(wanted):
+        if len(placed) == len(fixed) + len(wanted):
             return placed
     raise RuntimeError(f"no room for {len(wanted)} toppings on one pizza; lower max_count")
 
 
-def render_pizza(counts: dict[str, int], rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Draw a pizza with exactly ``counts`` toppings; toppings never overlap, so counts are well defined."""
+@dataclass
+class PizzaBase:
+    """A drawn pizza without toppings, at the supersampled size, and where toppings may go."""
+
+    image: Image.Image
+    cx: float
+    cy: float
+    sauce_r: float
+    scale: float
+    size: int
+
+
+def draw_base(rng: np.random.Generator, size: int = 64) -> PizzaBase:
+    """Table, crust, sauce and cheese: everything of a pizza except its toppings."""
     scale = size / 64.0 * SUPERSAMPLE
     canvas = size * SUPERSAMPLE
     table = tuple(int(v) for v in rng.integers([90, 60, 30], [150, 110, 70]))
@@ -170,15 +184,30 @@ def render_pizza(counts: dict[str, int], rng: np.random.Generator, size: int = 6
         br = rng.uniform(4, 8) * scale
         shade = tuple(int(v) for v in rng.integers([240, 215, 130], [256, 235, 170]))
         draw.ellipse((bx - br, by - br * 0.8, bx + br, by + br * 0.8), fill=shade)
+    return PizzaBase(image, float(cx), float(cy), float(sauce_r), scale, size)
 
-    layout = _place_toppings(counts, rng, cx, cy, sauce_r, scale)
-    for label, px, py, r in layout:
+
+def paint_toppings(base: PizzaBase, layout: list[tuple[str, float, float, float]],
+                   rng: np.random.Generator | Callable[[int], np.random.Generator]) -> np.ndarray:
+    """Paint ``layout`` on a copy of the base and downsample. ``rng`` may be one generator for all
+    toppings, or a function of the topping's index (so adding a topping leaves the others as they were)."""
+    image = base.image.copy()
+    draw = ImageDraw.Draw(image)
+    for index, (label, px, py, r) in enumerate(layout):
+        topping_rng = rng(index) if callable(rng) else rng
         style = TOPPING_STYLES[label]
-        jitter = rng.integers(-18, 19, size=3)
+        jitter = topping_rng.integers(-18, 19, size=3)
         colour = tuple(min(255, max(0, c + int(j))) for c, j in zip(style.colour, jitter))
-        style.paint(draw, px, py, r, rng.uniform(0, 2 * math.pi), colour, rng)
-    image = image.resize((size, size), Image.Resampling.LANCZOS)
+        style.paint(draw, px, py, r, topping_rng.uniform(0, 2 * math.pi), colour, topping_rng)
+    image = image.resize((base.size, base.size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
+
+
+def render_pizza(counts: dict[str, int], rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """Draw a pizza with exactly ``counts`` toppings; toppings never overlap, so counts are well defined."""
+    base = draw_base(rng, size)
+    layout = _place_toppings(counts, rng, base.cx, base.cy, base.sauce_r, base.scale)
+    return paint_toppings(base, layout, rng)
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:

@@ -60,7 +60,10 @@ def build_bundle(bundle_dir: Path, *, files: dict[str, Path], documents: dict[st
     for name, source in files.items():
         target = bundle_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if Path(source).is_dir():  # a package format such as CoreML's .mlpackage; every file is hashed
+            shutil.copytree(source, target)
+        else:
+            shutil.copyfile(source, target)
     for name, content in documents.items():
         text = content if isinstance(content, str) else json.dumps(content, indent=2, sort_keys=False)
         (bundle_dir / name).write_text(text)

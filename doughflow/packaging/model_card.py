@@ -1,0 +1,71 @@
+"""The model card: what a consumer must know before using the bundle, in one Markdown page.
+
+It is generated from the same objects that gated the release, so what it claims is what was measured.
+"""
+
+from __future__ import annotations
+
+from doughflow.reporting.report import table
+
+
+def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str]) -> list[list]:
+    """Rows per split: images, then mean count and share of zero per topping (data after cleaning,
+    dedup and any subsampling: exactly what the model was trained and tested on)."""
+    rows = []
+    for name, targets in splits_targets.items():
+        n = len(targets)
+        cells = [name, n]
+        for k, _ in enumerate(labels):
+            if n:
+                cells.append(f"{targets[:, k].mean():.2f} / {(targets[:, k] == 0).mean():.0%}")
+            else:
+                cells.append("-")
+        rows.append(cells)
+    return rows
+
+
+def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerprint: str, config_hash: str,
+                      image_size: int, dataset_rows: list[list], metrics: dict, decision, formats: list,
+                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict]) -> str:
+    status = decision.status.upper()
+    lines = [f"# Model card: {name} (`{run_id}`)", "",
+             f"**Release status: {status}**" + ("" if decision.released else " - do not deploy."), ""]
+    if decision.reasons:
+        lines += ["Reasons:", *[f"- {reason}" for reason in decision.reasons], ""]
+    lines += ["## Model", "",
+              f"Counts {', '.join(labels)} on an RGB image resized to {image_size}x{image_size}; output "
+              f"`counts[batch, {len(labels)}]`, non-negative floats, round for an integer count. "
+              "Preprocessing in `preprocessing.json`, labels in `labels.json`.", "",
+              "## Intended use", "", intended_use, "",
+              "## Data", "",
+              f"Data fingerprint `{data_fingerprint}`, config hash `{config_hash}`.", "",
+              "Statistics after cleaning, deduplication and subsampling (cell: mean count / share of images without it):", "",
+              table(["split", "images", *labels], dataset_rows), "",
+              "## Metrics", ""]
+    metric_rows = [[split, m.get("n", 0), m.get("mae", float("nan")), m.get("exact_count_accuracy", float("nan")),
+                    m.get("image_exact_accuracy", float("nan"))] for split, m in metrics.items()]
+    lines += [table(["split", "images", "MAE", "exact-count accuracy", "image exact accuracy"], metric_rows), "",
+              "## Release gates", "",
+              table(["format", "gate", "result", "detail"], [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]),
+              "", "## Formats", ""]
+    format_rows = []
+    for result in formats:
+        if result.name == "torch":
+            continue
+        shipped = result.name in decision.shipped and decision.released
+        where = result.bundle_name if any(f == result.bundle_name or f.startswith(result.bundle_name + "/")
+                                          for f in bundle_files) else "-"
+        note = "shipped" if shipped else decision.excluded.get(result.name, "not released" if not decision.released else "not built")
+        format_rows.append([result.name, where, result.size_bytes,
+                            "-" if result.latency_ms is None else f"{result.latency_ms:.2f}",
+                            result.metrics.get("exact_count_accuracy", "-") if result.metrics else "-", note])
+    lines += [table(["format", "file", "bytes", "latency ms (batch 1, CPU)", "exact-count acc (held-out)", "status"],
+                    format_rows), "",
+              "## Limitations", "", *[f"- {item}" for item in limitations]]
+    skipped = [g for g in decision.gates if g.status == "skipped"]
+    for gate in skipped:
+        lines.append(f"- {gate.fmt} {gate.name} was not checked: {gate.detail}")
+    for fmt, reason in decision.excluded.items():
+        lines.append(f"- {fmt} is not shipped: {reason}")
+    lines += ["", "Verify the bundle before use: `python -m flows.verify BUNDLE_DIR`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""Report sections of the release: decision and gates, deploy formats, behavioural tests, error analysis.
+
+Plain functions from measured objects to Markdown (and one figure), so tasks/report.py only appends them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from doughflow.evaluation.error_analysis import count_confusion, per_bucket_errors, per_class_errors, pick_examples
+from doughflow.evaluation.metrics import rounded_counts
+from doughflow.reporting.plots import example_grid
+from doughflow.reporting.report import table
+
+
+def decision_section(decision) -> str:
+    head = f"**{decision.status.upper()}**"
+    if decision.reasons:
+        head += ": " + "; ".join(decision.reasons)
+    if decision.excluded:
+        head += "\n\nLeft out of the bundle: " + "; ".join(f"{k} ({v})" for k, v in decision.excluded.items())
+    rows = [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]
+    return head + "\n\n" + table(["format", "gate", "result", "detail"], rows)
+
+
+def formats_section(formats, decision) -> str:
+    by_name = {f.name: f for f in formats.formats}
+    base = by_name.get("onnx") or by_name.get("torch")
+    base_acc = base.metrics.get("exact_count_accuracy") if base and base.metrics else None
+    base_latency = base.latency_ms if base else None
+    rows = []
+    for f in formats.formats:
+        acc = f.metrics.get("exact_count_accuracy") if f.metrics else None
+        parity = f.parity
+        status = ("reference" if f.name == "torch" else "shipped" if f.name in decision.shipped and decision.released
+                  else decision.excluded.get(f.name, "not built: " + f.error if f.error else "in rejected bundle"))
+        rows.append([
+            f.name, f.size_bytes or "-",
+            "-" if f.latency_ms is None else f"{f.latency_ms:.2f}",
+            "-" if f.latency_ms is None or not base_latency else f"{base_latency / f.latency_ms:.2f}x",
+            "-" if acc is None else f"{acc:.4f}",
+            "-" if acc is None or base_acc is None else f"{acc - base_acc:+.4f}",
+            "-" if parity is None else f"{parity.max_abs_diff:.3g}",
+            "-" if parity is None else f"{parity.rounded_agreement:.2%}",
+            f.parity_method or "-", status,
+        ])
+    text = (f"{formats.parity_samples} held-out test images; latency is the median of batch-1 calls on this CPU; "
+            "deltas are against fp32 ONNX.\n\n")
+    text += table(["format", "bytes", "latency ms", "speed vs fp32", "exact-count acc", "delta acc", "max |diff|",
+                   "rounded equal", "how measured", "status"], rows)
+    worst_rows = []
+    for f in formats.formats:
+        if f.parity is None or f.name == "torch":
+            continue
+        for w in f.parity.worst[:3]:
+            worst_rows.append([f.name, w["sample_id"], w["max_abs_diff"], " ".join(f"{v:.2f}" for v in w["torch"]),
+                               " ".join(f"{v:.2f}" for v in w["export"])])
+    if worst_rows:
+        text += "\n\nWorst differences against torch (top 3 per format):\n\n"
+        text += table(["format", "sample", "max |diff|", "torch", "format output"], worst_rows)
+    return text
+
+
+def behaviour_section(behaviour, labels: list[str]) -> str:
+    if not behaviour.results and not behaviour.skipped:
+        return "Behavioural tests are disabled (release.properties.enabled)."
+    formats = list(behaviour.results)
+    props: list[str] = []
+    for results in behaviour.results.values():
+        props += [r.prop for r in results if r.prop not in props]
+    lookup = {(r.fmt, r.prop): r for results in behaviour.results.values() for r in results}
+    rows = []
+    for prop in props:
+        any_result = next(lookup[(f, prop)] for f in formats if (f, prop) in lookup)
+        cells = [prop, any_result.kind]
+        for fmt in formats:
+            r = lookup.get((fmt, prop))
+            cells.append("-" if r is None else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {r.worst_value:.2f})")
+        rows.append(cells)
+    text = (f"{behaviour.cases} generated pizzas (Hypothesis, fixed seed). Cell: failures/examples and the worst "
+            "violation measure (|pred - true| for minimum functionality, |pred change| for invariance, rise "
+            "shortfall or other change for directional).\n\n")
+    text += table(["property", "kind", *formats], rows)
+    for fmt, how in behaviour.runtimes.items():
+        text += f"\n- {fmt}: run with {how}"
+    for fmt, why in behaviour.skipped.items():
+        text += f"\n- {fmt}: not tested ({why})"
+    failing = [r for results in behaviour.results.values() for r in results if not r.passed]
+    if failing:
+        text += "\n\nWorst failing examples:\n\n"
+        text += table(["format", "property", "example"],
+                      [[r.fmt, r.prop, str(r.worst_example)] for r in failing[:10]])
+    return text
+
+
+def error_analysis_section(predictions_path: str | Path, labels: list[str], test_images: dict[str, np.ndarray] | None,
+                           out_dir: Path, k: int, caption) -> tuple[str, list[str]]:
+    """Tables from the saved test predictions, and a grid of worst, best and corner-case images.
+    ``test_images`` maps sample id -> pixels; ``caption(pred, true)`` formats counts."""
+    table_data = pq.read_table(predictions_path).to_pydict()
+    ids = [str(i) for i in table_data["sample_id"]]
+    pred = np.stack([np.asarray(table_data[f"pred_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
+    true = np.stack([np.asarray(table_data[f"true_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
+    if not ids:
+        return "No test predictions.", []
+    class_rows = [[r["label"], r["mae"], r["bias"], r["exact"], r["over_counted"], r["under_counted"]]
+                  for r in per_class_errors(pred, true, labels)]
+    bucket_rows = [[r["bucket"], r["n"], r["mae"], r["exact"]] for r in per_bucket_errors(pred, true)]
+    rows, cols, matrix = count_confusion(pred, true)
+    text = "Per topping (test split):\n\n"
+    text += table(["topping", "MAE", "bias (pred - true)", "exact", "over-counted", "under-counted"], class_rows)
+    text += "\n\nPer count bucket (per (image, topping) pair by true count; per image by toppings on the pizza):\n\n"
+    text += table(["bucket", "n", "MAE (pair) / total abs error (image)", "exact"], bucket_rows)
+    text += "\n\nRounded predicted (columns) vs true (rows) counts, all toppings pooled:\n\n"
+    text += table(["true \\ pred", *[str(c) for c in cols]], [[str(r), *[int(v) for v in matrix[i]]] for i, r in enumerate(rows)])
+    figures: list[str] = []
+    picks = pick_examples(ids, pred, true, k)
+    if picks and test_images:
+        images = [test_images[p.sample_id] for p in picks if p.sample_id in test_images]
+        captions = [f"{p.group}\n{p.sample_id}\npred {caption(rounded_counts(np.asarray(p.predicted)), labels)}"
+                    f"\ntrue {caption(p.true, labels)}" for p in picks if p.sample_id in test_images]
+        example_grid(images, captions, out_dir / "error_analysis.png")
+        figures.append("error_analysis.png")
+        text += ("\n\nWorst, best and corner-case test images; captions give rounded predicted and true counts in "
+                 f"label order ({', '.join(labels)}):\n\n![error analysis](error_analysis.png)")
+    return text, figures

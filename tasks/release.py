@@ -1,0 +1,35 @@
+"""Release stage: gate every format, then (after packaging) refuse a rejected release loudly."""
+
+from __future__ import annotations
+
+import json
+
+from doughflow.config import ExperimentConfig
+from doughflow.evaluation.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release
+from doughflow.export.deploy import DeployResult
+from doughflow.packaging.bundle import BundleResult
+from doughflow.runs import RunPaths
+from tasks.behaviour import BehaviourResult
+from tasks.common import compute_task
+from tasks.evaluate import EvaluationResult
+
+
+def release_gates(config: ExperimentConfig, paths: RunPaths, evaluated: EvaluationResult, formats: DeployResult,
+                  behaviour: BehaviourResult) -> ReleaseDecision:
+    skips = dict(behaviour.skipped)
+    if not config.release.properties.enabled:
+        skips = {}
+    decision = decide_release(formats.formats, [accuracy_gate(evaluated.metrics, config.evaluate.min_exact_count_accuracy)],
+                              behaviour.results, skips)
+    (paths.stage("export") / "release.json").write_text(json.dumps(decision.to_json(), indent=2))
+    return decision
+
+
+def enforce_release(decision: ReleaseDecision, bundle: BundleResult) -> None:
+    """Fail the run when the release was rejected; the bundle stays for inspection, marked rejected."""
+    if not decision.released:
+        raise ReleaseRejected(f"release rejected, bundle {bundle.bundle_dir} marked rejected: " + " | ".join(decision.reasons))
+
+
+release_gates_task = compute_task(name="release-gates")(release_gates)
+enforce_release_task = compute_task(name="enforce-release")(enforce_release)

@@ -1,0 +1,40 @@
+"""The model card states status, data, metrics, gates, formats, use and limitations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from doughflow.evaluation.gates import decide_release
+from doughflow.export.deploy import FormatResult
+from doughflow.export.onnx_export import ParityReport
+from doughflow.packaging.model_card import dataset_statistics, render_model_card
+
+
+def card(passed: bool) -> str:
+    parity = ParityReport(10, 0.0 if passed else 1.0, 0.0, 1.0 if passed else 0.2, 1e-3, 0.99, passed)
+    formats = [FormatResult("torch", "model.pt", None, True),
+               FormatResult("onnx", "model.onnx", "/x", True, size_bytes=1234, latency_ms=0.5, parity=parity,
+                            metrics={"exact_count_accuracy": 0.97}),
+               FormatResult("onnx_int8_dynamic", "model_int8_dynamic.onnx", "/y", False,
+                            parity=ParityReport(10, 1.0, 0.5, 0.5, 0.5, 0.99, False))]
+    decision = decide_release(formats, [], {}, {"coreml_fp32": "macOS only"})
+    rows = dataset_statistics({"train": np.array([[0, 1], [2, 0]]), "test": np.zeros((0, 2))}, ["a", "b"])
+    return render_model_card(name="pizza", run_id="r1", labels=["a", "b"], data_fingerprint="fp123", config_hash="ch",
+                             image_size=64, dataset_rows=rows, metrics={"test": {"n": 5, "mae": 0.1}},
+                             decision=decision, formats=formats, intended_use="Counting things.",
+                             limitations=["Synthetic only."], bundle_files={"model.onnx": {}})
+
+
+def test_released_card_has_every_section():
+    text = card(True)
+    for needle in ("Release status: RELEASED", "fp123", "## Intended use", "Counting things.", "## Data",
+                   "| train | 2 | 1.00 / 50% | 0.50 / 50% |", "## Metrics", "## Release gates", "## Formats",
+                   "| onnx | model.onnx | 1234 | 0.50 | 0.97", "## Limitations", "Synthetic only.",
+                   "onnx_int8_dynamic is not shipped: parity vs torch failed", "flows.verify"):
+        assert needle in text, needle
+
+
+def test_rejected_card_says_so_with_reasons():
+    text = card(False)
+    assert "Release status: REJECTED** - do not deploy." in text
+    assert "- onnx: parity vs torch failed" in text

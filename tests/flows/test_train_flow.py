@@ -38,6 +38,17 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
         assert heading in report
     assert "data:image/png;base64," in (bundle / "report.html").read_text()
 
+    assert manifest["release"]["status"] == "released"
+    assert {"onnx", "coreml_fp32"} <= set(manifest["formats"])
+    for name in ("model_card.md", "verify_sample.npz", "error_analysis.png"):
+        assert name in manifest["files"], name
+    assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
+    for heading in ("## Release decision", "## Deploy formats", "## Behavioural tests", "## Error analysis"):
+        assert heading in report
+    from flows.verify import main as verify
+
+    assert verify([str(bundle)]) == 0
+
     run_dir = bundle.parent
     quarantine = pq.read_table(run_dir / "data" / "valid" / "quarantine.parquet")
     assert quarantine.num_rows == 4 and set(quarantine.column("_reason").to_pylist()) != {""}

@@ -190,6 +190,7 @@ class ExperimentConfig(_Strict):
         description="Topping classes, in output order. The label map of the model and bundle.",
     )
     artifacts_dir: str = Field("artifacts", description="Where runs, bundles and cached data are written.")
+    registry_path: str | None = Field(None, description="SQLite run registry; empty: <artifacts_dir>/registry.sqlite.")
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -219,6 +220,9 @@ class ExperimentConfig(_Strict):
                     f"known toppings: {sorted(TOPPING_STYLES)}"
                 )
         return self
+
+    def registry_file(self) -> str:
+        return self.registry_path or str(Path(self.artifacts_dir) / "registry.sqlite")
 
     def config_hash(self) -> str:
         """Stable hash of every field: two runs with equal hashes had the same configuration."""

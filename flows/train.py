@@ -3,6 +3,7 @@ report -> package. ``python -m flows.train --config configs/pizza.yaml key=value
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow
@@ -17,6 +18,7 @@ from tasks.export import export_task
 from tasks.fetch import fetch_task
 from tasks.formats import convert_formats_task
 from tasks.package import package_task
+from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, report_task
 from tasks.split import split_task
@@ -26,6 +28,7 @@ from tasks.validate import validate_task
 
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.")
 def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
+    started = time.time()
     paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
@@ -41,8 +44,10 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
+    summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
+    record_task(config, paths, summary, started, decision.status)
     enforce_release_task(decision, bundle)
-    return run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
+    return summary
 
 
 if __name__ == "__main__":

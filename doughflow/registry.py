@@ -1,0 +1,95 @@
+"""The run registry: one SQLite row per finished run, so runs can be found and compared later.
+
+SQLite because it is a file (it travels with the artifacts folder), needs no server, and is
+queryable with any SQL tool; JSON columns keep the schema stable while configs grow fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    git_commit TEXT NOT NULL,
+    bundle TEXT,
+    total_seconds REAL,
+    config TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    gates TEXT NOT NULL,
+    stage_seconds TEXT NOT NULL
+)
+"""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    created_at: str
+    experiment: str
+    status: str
+    config_hash: str
+    data_fingerprint: str
+    git_commit: str
+    bundle: str | None
+    total_seconds: float | None
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    gates: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)
+
+
+JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30)
+    connection.execute(SCHEMA)
+    return connection
+
+
+def record_run(path: str | Path, record: RunRecord) -> None:
+    """Insert or replace the run's row (a rerun of the same run id updates it)."""
+    row = asdict(record)
+    for name in JSON_FIELDS:
+        row[name] = json.dumps(row[name], sort_keys=True, default=str)
+    columns = ", ".join(row)
+    marks = ", ".join(f":{name}" for name in row)
+    with closing(_connect(Path(path))) as connection, connection:
+        connection.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({marks})", row)
+
+
+def load_runs(path: str | Path, run_ids: list[str] | None = None, last: int | None = None) -> list[RunRecord]:
+    """Runs by id (in the order asked; an unknown id is an error naming it), or the newest ``last``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no run registry at {path}: run a training flow first")
+    with closing(_connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        if run_ids:
+            rows = {row["run_id"]: row for row in connection.execute(
+                f"SELECT * FROM runs WHERE run_id IN ({','.join('?' * len(run_ids))})", run_ids)}
+            missing = [run_id for run_id in run_ids if run_id not in rows]
+            if missing:
+                raise KeyError(f"unknown run id(s) {missing} in {path}")
+            ordered = [rows[run_id] for run_id in run_ids]
+        else:
+            query = "SELECT * FROM runs ORDER BY created_at DESC, run_id DESC"
+            ordered = list(connection.execute(query + (f" LIMIT {int(last)}" if last else "")))[::-1]
+    records = []
+    for row in ordered:
+        data = dict(row)
+        for name in JSON_FIELDS:
+            data[name] = json.loads(data[name])
+        records.append(RunRecord(**data))
+    return records

@@ -1,0 +1,38 @@
+import pytest
+
+from doughflow.compare import comparison_markdown, comparison_plot, config_differences, flatten
+from doughflow.registry import RunRecord, load_runs, record_run
+
+
+def _record(run_id: str, created: str, epochs: int, accuracy: float) -> RunRecord:
+    return RunRecord(run_id=run_id, created_at=created, experiment="pizza", status="completed", config_hash=f"h{epochs}",
+                     data_fingerprint="f" * 64, git_commit="c" * 40, bundle=f"/b/{run_id}", total_seconds=12.5,
+                     config={"train": {"epochs": epochs, "seed": 1}, "labels": ["olive"]},
+                     metrics={"test_exact_count_accuracy": accuracy, "train_seconds": 3.0},
+                     gates={"onnx": {"passed": True}}, stage_seconds={"train": 2.0, "fetch": 0.5})
+
+
+def test_records_round_trip_in_order(tmp_path):
+    registry = tmp_path / "registry.sqlite"
+    for i, (epochs, acc) in enumerate([(1, 0.5), (2, 0.7), (3, 0.9)]):
+        record_run(registry, _record(f"r{i}", f"2026-11-27T10:0{i}:00Z", epochs, acc))
+    assert [r.run_id for r in load_runs(registry, last=2)] == ["r1", "r2"]
+    picked = load_runs(registry, ["r2", "r0"])
+    assert [r.run_id for r in picked] == ["r2", "r0"]
+    assert picked[0].metrics["test_exact_count_accuracy"] == 0.9 and picked[0].stage_seconds["train"] == 2.0
+    record_run(registry, _record("r0", "2026-11-27T10:00:00Z", 1, 0.55))  # a rerun updates its row
+    assert load_runs(registry, ["r0"])[0].metrics["test_exact_count_accuracy"] == 0.55
+    with pytest.raises(KeyError, match="unknown run id"):
+        load_runs(registry, ["nope"])
+    with pytest.raises(FileNotFoundError, match="no run registry"):
+        load_runs(tmp_path / "missing.sqlite")
+
+
+def test_comparison_shows_only_differences(tmp_path):
+    runs = [_record("a", "t1", 1, 0.5), _record("b", "t2", 4, 0.8)]
+    assert flatten({"a": {"b": 1}, "c": 2}) == {"a.b": 1, "c": 2}
+    assert config_differences(runs) == {"train.epochs": [1, 4]}
+    text = comparison_markdown(runs)
+    assert "| train.epochs | 1 | 4 |" in text and "test_exact_count_accuracy" in text and "train.seed" not in text
+    plot = comparison_plot(runs, tmp_path / "cmp.png", ["test_exact_count_accuracy"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"

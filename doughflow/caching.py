@@ -1,0 +1,79 @@
+"""Stage cache keys: what a stage's output depends on, hashed.
+
+A stage is skipped on a rerun when its key matches a persisted result. The key holds exactly the
+inputs that matter: the stage's name and code version, the config sections the stage reads, and the
+content of its upstream results (which carry data fingerprints and content-keyed paths). The run id
+is deliberately absent - it is what makes Prefect's default policy never hit across runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+PACKAGE_ROOTS = ("doughflow", "tasks")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the pipeline's own source: any code change invalidates every cached stage, which is
+    conservative but never serves a result that the current code would not produce."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in PACKAGE_ROOTS:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-able, order-stable view of configs, dataclasses and containers."""
+    if isinstance(value, BaseModel):
+        return canonical(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__, **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda item: str(item[0]))}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN is not equal to itself
+        return "NaN"
+    return value
+
+
+def select(config: BaseModel, sections: tuple[str, ...]) -> dict:
+    """The named (dotted) config sections; "*" means the whole config."""
+    if "*" in sections:
+        return canonical(config)
+    dumped = config.model_dump(mode="json")
+    picked = {}
+    for dotted in sections:
+        node: Any = dumped
+        for part in dotted.split("."):
+            node = node[part]
+        picked[dotted] = node
+    return canonical(picked)
+
+
+def stage_key(stage: str, config: BaseModel, sections: tuple[str, ...], upstream: dict[str, Any]) -> str:
+    payload = {"stage": stage, "code": code_version(), "config": select(config, sections), "upstream": canonical(upstream)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def result_storage(url: str):
+    """A Prefect storage block for a local folder or any fsspec URL (s3://, gs://, memory://...)."""
+    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+
+    if "://" in url and not url.startswith("file://"):
+        return RemoteFileSystem(basepath=url.rstrip("/") + "/")
+    local = Path(url.removeprefix("file://")).expanduser().resolve()
+    local.mkdir(parents=True, exist_ok=True)
+    return LocalFileSystem(basepath=str(local))

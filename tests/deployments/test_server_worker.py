@@ -91,6 +91,9 @@ def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
         "data": {"source": {"generator": {"num_images": 250, "num_customers": 50}}},
         "train": {"epochs": 1, "micro_batch_size": 32},
         "evaluate": {"min_exact_count_accuracy": 0, "worst_examples": 2},
+        # A 1-epoch model is not releasable; here we test the orchestration, not the gates.
+        "release": {"properties": {"examples": 3, "max_failure_rate": 1.0},
+                    "quantization": {"calibration_samples": 16, "latency_repeats": 2}},
     }
     run = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}",
                           "--watch", "--watch-timeout", "600"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=700)

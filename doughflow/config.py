@@ -59,6 +59,7 @@ class DataConfig(_Strict):
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
     image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
+    extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
 
     def target_columns(self, labels: list[str]) -> list[str]:
         return [f"{self.target_prefix}{label}" for label in labels]
@@ -179,6 +180,28 @@ class ReleaseConfig(_Strict):
     ], description="Model card: known limitations, beyond those the gates measure.")
 
 
+class ReviewGateConfig(_Strict):
+    """When human verdicts approve a bundle for release (separate from the automated gates)."""
+
+    min_correct_share: float = Field(0.95, ge=0.0, le=1.0, description="Share of reviewed samples judged correct needed for approval.")
+    min_reviewed: int = Field(20, ge=1, description="Distinct samples that must carry a verdict before approval is possible.")
+    min_reviewers: int = Field(1, ge=1, description="Distinct reviewer names needed for approval.")
+
+
+class ReviewConfig(_Strict):
+    """The review packet each run writes for people who know pizza (artifacts/<run-id>/review/),
+    and the gate their verdicts must pass. Sample = stratified + worst errors + format disagreements."""
+
+    enabled: bool = Field(True, description="Write the review packet.")
+    per_stratum: int = Field(2, ge=0, le=1000, description="Samples per (topping, true count) stratum: every topping at every count is seen.")
+    worst_errors: int = Field(8, ge=0, le=1000, description="Test samples with the largest absolute count error (torch).")
+    format_disagreements: int = Field(4, ge=0, le=1000, description="Test samples where the exported formats differ most from torch.")
+    max_samples: int = Field(60, ge=1, le=5000, description="Upper bound of the packet size: worst errors and format disagreements first, the stratified draw fills the rest.")
+    seed: int = Field(11, description="Seed of the stratified draw: the same packet for the same run.")
+    image_scale: int = Field(3, ge=1, le=8, description="Images are shown enlarged this many times (pixelated, not smoothed).")
+    gate: ReviewGateConfig = Field(default_factory=ReviewGateConfig)
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -197,6 +220,7 @@ class ExperimentConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @field_validator("labels")
     @classmethod

@@ -30,6 +30,22 @@ CREATE TABLE IF NOT EXISTS runs (
 )
 """
 
+# Human verdicts on a run's review packet (flows.review): one row per (run, sample, reviewer), so a
+# reviewer re-importing a corrected file replaces their own verdicts and never another reviewer's.
+VERDICTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    corrected TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    reviewed_at TEXT NOT NULL,
+    source_file TEXT NOT NULL,
+    PRIMARY KEY (run_id, sample_id, reviewer)
+)
+"""
+
 
 @dataclass
 class RunRecord:
@@ -55,6 +71,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
     connection.execute(SCHEMA)
+    connection.execute(VERDICTS_SCHEMA)
     return connection
 
 
@@ -93,3 +110,27 @@ def load_runs(path: str | Path, run_ids: list[str] | None = None, last: int | No
             data[name] = json.loads(data[name])
         records.append(RunRecord(**data))
     return records
+
+
+def record_verdicts(path: str | Path, run_id: str, rows: list[dict]) -> int:
+    """Store verdict rows (keys as in the verdicts table; ``corrected`` a dict) for a registered run."""
+    path = Path(path)
+    load_runs(path, [run_id])  # an unknown run is an error naming it, before anything is written
+    with closing(_connect(path)) as connection, connection:
+        connection.executemany(
+            "INSERT OR REPLACE INTO verdicts (run_id, sample_id, reviewer, verdict, corrected, comment, reviewed_at,"
+            " source_file) VALUES (:run_id, :sample_id, :reviewer, :verdict, :corrected, :comment, :reviewed_at,"
+            " :source_file)",
+            [{**row, "run_id": run_id, "corrected": json.dumps(row["corrected"], sort_keys=True)} for row in rows])
+    return len(rows)
+
+
+def load_verdicts(path: str | Path, run_id: str) -> list[dict]:
+    """Every stored verdict of a run, oldest first."""
+    with closing(_connect(Path(path))) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = [dict(row) for row in connection.execute(
+            "SELECT * FROM verdicts WHERE run_id = ? ORDER BY reviewed_at, reviewer, sample_id", (run_id,))]
+    for row in rows:
+        row["corrected"] = json.loads(row["corrected"])
+    return rows

@@ -21,6 +21,7 @@ from tasks.package import package_task
 from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, report_task
+from tasks.review import review_packet_task
 from tasks.split import split_task
 from tasks.train import train_task
 from tasks.validate import validate_task
@@ -44,6 +45,7 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
+    review_packet_task(config, paths, splits, trained, evaluated, formats)
     summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
     record_task(config, paths, summary, started, decision.status)
     enforce_release_task(decision, bundle)

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig
+from doughflow.data.extra_sources import append_extra_sources
 from doughflow.data.fetch import DataManifest, fetch_source
 from doughflow.data.pizza import generate_pizza_dataset
 from doughflow.runs import RunPaths
@@ -45,7 +46,9 @@ def resolve_source(config: ExperimentConfig, paths: RunPaths) -> str:
 
 def fetch(config: ExperimentConfig, paths: RunPaths) -> DataManifest:
     url = resolve_source(config, paths)
-    return fetch_source(url, paths.stage("data/raw"), rows_per_shard=config.data.rows_per_shard)
+    manifest = fetch_source(url, paths.stage("data/raw"), rows_per_shard=config.data.rows_per_shard)
+    return append_extra_sources(manifest, config.data.extra_sources, paths.stage("data/raw"),
+                                id_column=config.data.id_column, rows_per_shard=config.data.rows_per_shard)
 
 
 fetch_task = io_task(name="fetch")(fetch)

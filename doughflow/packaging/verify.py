@@ -23,6 +23,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # the release was rejected: the bundle is intact but not for use
+    review: dict | None = None  # the human review approval (flows.review), apart from the automated release
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,7 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
         return report  # never load models out of a bundle whose bytes are not the ones written
     report.checked.append(f"{len(json.loads((bundle_dir / MANIFEST).read_text())['files'])} files match manifest hashes")
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    report.review = manifest.get("review")
     release = manifest.get("release")
     if release is None:
         report.problems.append("manifest has no release decision: bundle was not gated")

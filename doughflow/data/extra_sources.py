@@ -1,0 +1,70 @@
+"""Extra training sources (e.g. reviewed corrections) appended to the fetched main source.
+
+Kept apart from fetch.py on purpose: the fetch stage calls one function after copying the main source.
+Extra rows are written as more raw shards in the main source's schema (a column they lack is null,
+a column the main source lacks is dropped), so every later stage reads them like any other shard.
+What is dropped is not lost: the ids and every extra column (e.g. ``origin_*``) of each extra row,
+with the URL it came from, go to ``extra_origin.parquet`` beside the shards. The data fingerprint
+covers the extra sources too, so adding corrections changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from doughflow.data.fetch import DataManifest, list_parquet_files, source_fingerprint, write_shards
+
+log = logging.getLogger(__name__)
+
+ORIGIN_FILE = "extra_origin.parquet"
+
+
+def conform(table: pa.Table, schema: pa.Schema, url: str) -> pa.Table:
+    """``table`` in ``schema``'s columns and types; an uncastable column is an error naming both."""
+    columns = []
+    for target in schema:
+        if target.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, target.type))
+            continue
+        try:
+            columns.append(table.column(target.name).cast(target.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValueError(f"extra source {url}: column {target.name!r} cannot be read as {target.type}: {error}") from error
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def append_extra_sources(manifest: DataManifest, urls: list[str], out_dir: Path, *, id_column: str,
+                         rows_per_shard: int) -> DataManifest:
+    """Return ``manifest`` with every extra source's rows appended as shards (unchanged without urls)."""
+    if not urls:
+        return manifest
+    schema = pq.read_schema(manifest.shards[0].path) if manifest.shards else None
+    if schema is None:
+        raise ValueError(f"main source {manifest.source} has no rows: extra sources need its schema")
+    digest = hashlib.sha256(manifest.fingerprint.encode())
+    origins = []
+    for number, url in enumerate(urls):
+        fs, files, root = list_parquet_files(url)
+        digest.update(source_fingerprint(fs, files, root).encode())
+        table = ds.dataset(files, format="parquet", filesystem=fs).to_table()
+        if id_column not in table.column_names:
+            raise ValueError(f"extra source {url}: missing id column {id_column!r}; columns: {table.column_names}")
+        extra = [name for name in table.column_names if name not in schema.names]
+        origins.append(pa.table({"sample_id": table.column(id_column).cast(pa.string()),
+                                 "extra_source": pa.array([url] * table.num_rows, pa.string()),
+                                 **{name: table.column(name).cast(pa.string()) for name in extra}}))
+        manifest.shards += write_shards(conform(table, schema, url).to_batches(), schema, out_dir, rows_per_shard,
+                                        prefix=f"extra{number}")
+        log.info("appended %d rows of extra source %s", table.num_rows, url)
+    pq.write_table(pa.concat_tables(origins, promote_options="default"), out_dir / ORIGIN_FILE)
+    manifest.rows = sum(shard.rows for shard in manifest.shards)
+    manifest.source = " + ".join([manifest.source, *urls])
+    manifest.fingerprint = digest.hexdigest()
+    manifest.save(out_dir / "manifest.json")
+    return manifest

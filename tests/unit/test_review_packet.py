@@ -1,0 +1,67 @@
+"""The review page in a real headless browser: self-contained, fillable, exports verdicts as CSV."""
+
+import json
+import re
+
+import pytest
+
+from doughflow.review.packet import PACKET, csv_columns, load_packet
+from doughflow.review.verdicts import read_verdicts
+from tests.browser import browser_page
+from tests.review_fixtures import LABELS, export_from_page, fill_in_page, read_csv, synthetic_packet
+
+
+def test_packet_files_agree(tmp_path):
+    made = synthetic_packet(tmp_path / "review")
+    packet = load_packet(tmp_path / "review")
+    rows = read_csv(tmp_path / "review" / "verdicts_template.csv")
+    assert [r["sample_id"] for r in rows] == [r["sample_id"] for r in packet["rows"]] and len(rows) == made["result"].rows
+    assert list(rows[0]) == csv_columns(LABELS)
+    assert all(r["verdict"] == "" for r in rows)
+    page = (tmp_path / "review" / "review.html").read_text()
+    assert page.count('class="sample"') == len(rows)
+    assert page.count("data:image/png;base64,") == len(rows)
+    # nothing is fetched from anywhere: no http(s) URLs, no external src/href
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)
+    assert "http://" not in page and "https://" not in page
+    assert json.loads((tmp_path / "review" / PACKET).read_text())["strategy"]["max_samples"] == 60
+
+
+def test_page_in_browser_exports_filled_verdicts(tmp_path):
+    synthetic_packet(tmp_path / "review")
+    packet = load_packet(tmp_path / "review")
+    first, second, third = (row["sample_id"] for row in packet["rows"][:3])
+    predicted_third = packet["rows"][2]["predicted_rounded"]["olive"]
+    decisions = {first: ("correct", {}, ""),
+                 second: ("wrong", {"mushroom": 7}, 'two "mushrooms" hide, under basil, really'),
+                 third: ("wrong", {"olive": predicted_third + 1}, "")}
+    with browser_page(tmp_path) as (page, requests, errors):
+        page.goto((tmp_path / "review" / "review.html").as_uri())
+        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth === 64)")
+        assert page.locator("tr.sample").count() == len(packet["rows"])
+        fill_in_page(page, decisions, reviewer="Chef Ana")
+        assert page.text_content("#progress").startswith("3 of ")
+        target = export_from_page(page, tmp_path / "exported.csv")
+        suggested = page.evaluate("document.body.dataset.run")
+        assert not errors, errors
+        assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
+    rows = {row["sample_id"]: row for row in read_csv(target)}
+    assert len(rows) == len(packet["rows"]) and suggested == "pizza-test-run"
+    assert rows[first]["verdict"] == "correct"
+    assert rows[second]["corrected_mushroom"] == "7" and rows[second]["comment"].startswith('two "mushrooms"')
+    assert rows[third]["corrected_olive"] == str(predicted_third + 1)
+    assert int(rows[first]["predicted_pepperoni"]) == packet["rows"][0]["predicted_rounded"]["pepperoni"]
+    verdicts = {v.sample_id: v for v in read_verdicts(target, packet, "Chef Ana")}
+    assert set(verdicts) == {first, second, third}
+    assert verdicts[second].corrected == {"mushroom": 7} and verdicts[second].verdict == "wrong"
+
+
+def test_export_is_named_after_run_and_reviewer(tmp_path):
+    synthetic_packet(tmp_path / "review", n=12)
+    with browser_page(tmp_path) as (page, _, errors):
+        page.goto((tmp_path / "review" / "review.html").as_uri())
+        page.fill("#reviewer", "Chef Ana")
+        with page.expect_download() as info:
+            page.click("#export")
+        assert info.value.suggested_filename == "verdicts-pizza-test-run-Chef_Ana.csv"
+        assert not errors

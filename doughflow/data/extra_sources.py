@@ -6,6 +6,10 @@ a column the main source lacks is dropped), so every later stage reads them like
 What is dropped is not lost: the ids and every extra column (e.g. ``origin_*``) of each extra row,
 with the URL it came from, go to ``extra_origin.parquet`` beside the shards. The data fingerprint
 covers the extra sources too, so adding corrections changes it.
+
+A row with an ``origin_sample_id`` (a reviewed correction) supersedes that row of the main source:
+the main row is dropped, otherwise exact dedup (same image bytes, lowest id wins) would keep the
+old label and silently discard the correction.
 """
 
 from __future__ import annotations
@@ -15,14 +19,30 @@ import logging
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from doughflow.data.fetch import DataManifest, list_parquet_files, source_fingerprint, write_shards
+from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256, list_parquet_files, source_fingerprint, write_shards
 
 log = logging.getLogger(__name__)
 
 ORIGIN_FILE = "extra_origin.parquet"
+SUPERSEDES = "origin_sample_id"
+
+
+def drop_superseded(shards: list[ShardInfo], id_column: str, superseded: pa.Array) -> list[ShardInfo]:
+    """Rewrite the main shards without the superseded ids (shards without any are left untouched)."""
+    kept = []
+    for shard in shards:
+        table = pq.read_table(shard.path)
+        mask = pc.is_in(table.column(id_column).cast(pa.string()), value_set=superseded)
+        if pc.any(mask).as_py():
+            pq.write_table(table.filter(pc.invert(mask)), shard.path)
+            shard = ShardInfo(shard.path, table.num_rows - pc.sum(mask).as_py(), Path(shard.path).stat().st_size,
+                              file_sha256(Path(shard.path)))
+        kept.append(shard)
+    return kept
 
 
 def conform(table: pa.Table, schema: pa.Schema, url: str) -> pa.Table:
@@ -48,7 +68,7 @@ def append_extra_sources(manifest: DataManifest, urls: list[str], out_dir: Path,
     if schema is None:
         raise ValueError(f"main source {manifest.source} has no rows: extra sources need its schema")
     digest = hashlib.sha256(manifest.fingerprint.encode())
-    origins = []
+    main_shards, origins = list(manifest.shards), []
     for number, url in enumerate(urls):
         fs, files, root = list_parquet_files(url)
         digest.update(source_fingerprint(fs, files, root).encode())
@@ -62,7 +82,11 @@ def append_extra_sources(manifest: DataManifest, urls: list[str], out_dir: Path,
         manifest.shards += write_shards(conform(table, schema, url).to_batches(), schema, out_dir, rows_per_shard,
                                         prefix=f"extra{number}")
         log.info("appended %d rows of extra source %s", table.num_rows, url)
-    pq.write_table(pa.concat_tables(origins, promote_options="default"), out_dir / ORIGIN_FILE)
+    origin = pa.concat_tables(origins, promote_options="default")
+    if SUPERSEDES in origin.column_names:
+        superseded = pc.drop_null(origin.column(SUPERSEDES)).combine_chunks()
+        manifest.shards = drop_superseded(main_shards, id_column, superseded) + manifest.shards[len(main_shards):]
+    pq.write_table(origin, out_dir / ORIGIN_FILE)
     manifest.rows = sum(shard.rows for shard in manifest.shards)
     manifest.source = " + ".join([manifest.source, *urls])
     manifest.fingerprint = digest.hexdigest()

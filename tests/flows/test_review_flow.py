@@ -95,6 +95,8 @@ def test_review_round_trip(tiny_run, tmp_path):
     manifest = fetch(config, RunPaths(tmp_path / "next", "next-run"))
     extra_ids = pq.read_table(manifest.shards[-1].path).column("sample_id").to_pylist()
     assert f"review-{wrong['sample_id']}" in extra_ids
+    main_ids = {i for s in manifest.shards[:-1] for i in pq.read_table(s.path).column("sample_id").to_pylist()}
+    assert wrong["sample_id"] not in main_ids  # superseded by its correction
 
 
 @pytest.mark.slow

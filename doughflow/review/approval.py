@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from doughflow.config import ReviewGateConfig
@@ -29,11 +30,13 @@ def review_gate(figures: dict, gate: ReviewGateConfig, *, reviewed_at: str) -> d
     if len(figures["reviewers"]) < gate.min_reviewers:
         reasons.append(f"{len(figures['reviewers'])} reviewer(s), at least {gate.min_reviewers} needed")
     share = figures["share_correct"]
-    if share is None or share < gate.min_correct_share:
-        reasons.append(f"share judged correct {share if share is None else f'{share:.1%}'} is below "
-                       f"{gate.min_correct_share:.1%}")
+    if share is None:
+        reasons.append("no verdicts yet")
+    elif share < gate.min_correct_share:
+        reasons.append(f"share judged correct {share:.1%} is below {gate.min_correct_share:.1%}")
     return {"status": "approved" if not reasons else "not approved", "approved": not reasons,
-            "reviewers": figures["reviewers"], "reviewed_at": reviewed_at, "reasons": reasons,
+            "reviewers": figures["reviewers"], "reviewed_at": reviewed_at,
+            "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reasons": reasons,
             "gate": gate.model_dump(), "figures": figures}
 
 

@@ -43,7 +43,14 @@ def run_cli(module, *args):
 
 
 @pytest.mark.slow
-def test_review_round_trip(tiny_run, tmp_path):
+def test_review_round_trip(tiny_run, tmp_path, capsys):
+    from flows.verify import main as verify
+
+    def verify_json(*args):
+        code = verify([str(bundle), *args])
+        out = capsys.readouterr().out
+        return code, json.loads(out.strip().splitlines()[-1]), out
+
     review_dir, bundle = tiny_run / "review", tiny_run / "bundle"
     packet = load_packet(review_dir)
     reasons = " | ".join("; ".join(row["reasons"]) for row in packet["rows"])
@@ -51,7 +58,7 @@ def test_review_round_trip(tiny_run, tmp_path):
     for kind in ("stratum pepperoni=0", "worst error", "formats disagree"):
         assert kind in reasons, kind
     assert "review" not in json.loads((bundle / "manifest.json").read_text())
-    code, verified, _ = run_cli("flows.verify", bundle, "--require-review")
+    code, verified, _ = verify_json("--require-review")
     assert code == 4 and verified["review"]["status"] == "not reviewed"
 
     # a script fills in the template: every pizza correct except one, whose olives it corrects
@@ -77,10 +84,10 @@ def test_review_round_trip(tiny_run, tmp_path):
     assert "judged correct:" in proc.stdout and "olive:" in proc.stdout
 
     assert verify_bundle(bundle) == []
-    code, verified, proc = run_cli("flows.verify", bundle, "--require-review")
-    assert code == 0, proc.stderr
+    code, verified, out = verify_json("--require-review")
+    assert code == 0, out
     assert verified["ok"] and verified["review"]["approved"] and verified["review"]["reviewers"] == ["Chef Ana"]
-    assert "review: approved by Chef Ana" in proc.stdout
+    assert "review: approved by Chef Ana" in out
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["release"]["status"] == "released" and manifest["review"]["figures"]["samples"] == n
     card = (bundle / "model_card.md").read_text()

@@ -54,6 +54,8 @@ def test_gate_needs_share_count_and_reviewers():
     approval = review_gate(figures, gate, reviewed_at="t")
     assert not approval["approved"] and len(approval["reasons"]) == 3
     assert review_gate({"samples": 3, "reviewers": ["a", "b"], "share_correct": 0.9}, gate, reviewed_at="t")["approved"]
+    assert "no verdicts yet" in review_gate({"samples": 0, "reviewers": [], "share_correct": None}, gate,
+                                            reviewed_at="t")["reasons"]
 
 
 def test_import_gate_approval_and_reimport(run_dir, capsys):

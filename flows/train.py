@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect import flow
 
 from doughflow.cli import run_flow_cli
+from doughflow.caching import result_storage
 from doughflow.config import ExperimentConfig
 from doughflow.runs import RunPaths, new_run_id, run_summary
 from tasks.behaviour import behaviour_task
@@ -28,6 +29,12 @@ from tasks.validate import validate_task
 
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.")
 def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
+    """Binds the result storage the config names, then runs the pipeline in it."""
+    return pipeline.with_options(result_storage=result_storage(config.result_storage_url()))(config, run_id)
+
+
+@flow(name="train-pipeline")
+def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     started = time.time()
     paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
     raw = fetch_task(config, paths)

@@ -21,7 +21,7 @@ from tasks.formats import convert_formats_task
 from tasks.package import package_task
 from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
-from tasks.report import publish_report_task, report_task
+from tasks.report import publish_report_task, publish_run_task, report_task
 from tasks.split import split_task
 from tasks.train import train_task
 from tasks.validate import validate_task
@@ -52,6 +52,7 @@ def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
     summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
+    publish_run_task(summary)
     record_task(config, paths, summary, started, decision.status)
     enforce_release_task(decision, bundle)
     return summary

@@ -69,11 +69,18 @@ def stage_key(stage: str, config: BaseModel, sections: tuple[str, ...], upstream
 
 
 def result_storage(url: str):
-    """A Prefect storage block for a local folder or any fsspec URL (s3://, gs://, memory://...)."""
+    """A saved Prefect storage block for a local folder or any fsspec URL (s3://, gs://...).
+    Flows accept only saved blocks; the name derives from the location, so each is saved once."""
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
     if "://" in url and not url.startswith("file://"):
-        return RemoteFileSystem(basepath=url.rstrip("/") + "/")
-    local = Path(url.removeprefix("file://")).expanduser().resolve()
-    local.mkdir(parents=True, exist_ok=True)
-    return LocalFileSystem(basepath=str(local))
+        block = RemoteFileSystem(basepath=url.rstrip("/") + "/")
+        location = block.basepath
+    else:
+        local = Path(url.removeprefix("file://")).expanduser().resolve()
+        local.mkdir(parents=True, exist_ok=True)
+        block = LocalFileSystem(basepath=str(local))
+        location = str(local)
+    name = "doughflow-results-" + hashlib.sha256(location.encode()).hexdigest()[:16]
+    block.save(name, overwrite=True)
+    return block

@@ -180,6 +180,14 @@ class ReleaseConfig(_Strict):
     ], description="Model card: known limitations, beyond those the gates measure.")
 
 
+class OrchestrationConfig(_Strict):
+    """How Prefect runs the pipeline: where task results persist, and whether finished stages are
+    reused across runs."""
+
+    result_storage: str | None = Field(None, description="Folder or fsspec URL (s3://bucket/prefix) for persisted task results; empty: <artifacts_dir>/.prefect-results.")
+    cache: bool = Field(True, description="Reuse a stage's result when its inputs (config section, upstream data, code) are unchanged.")
+
+
 class ReviewGateConfig(_Strict):
     """When human verdicts approve a bundle for release (separate from the automated gates)."""
 
@@ -213,6 +221,7 @@ class ExperimentConfig(_Strict):
         description="Topping classes, in output order. The label map of the model and bundle.",
     )
     artifacts_dir: str = Field("artifacts", description="Where runs, bundles and cached data are written.")
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     registry_path: str | None = Field(None, description="SQLite run registry; empty: <artifacts_dir>/registry.sqlite.")
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -244,6 +253,9 @@ class ExperimentConfig(_Strict):
                     f"known toppings: {sorted(TOPPING_STYLES)}"
                 )
         return self
+
+    def result_storage_url(self) -> str:
+        return self.orchestration.result_storage or str(Path(self.artifacts_dir) / ".prefect-results")
 
     def registry_file(self) -> str:
         return self.registry_path or str(Path(self.artifacts_dir) / "registry.sqlite")

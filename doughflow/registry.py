@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT NOT NULL,
     metrics TEXT NOT NULL,
     gates TEXT NOT NULL,
-    stage_seconds TEXT NOT NULL
+    stage_seconds TEXT NOT NULL,
+    stage_states TEXT NOT NULL DEFAULT '{}'
 )
 """
 
@@ -62,9 +63,10 @@ class RunRecord:
     metrics: dict = field(default_factory=dict)
     gates: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)
+    stage_states: dict = field(default_factory=dict)
 
 
-JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds")
+JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

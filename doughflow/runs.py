@@ -9,6 +9,13 @@ from pathlib import Path
 
 
 def new_run_id(experiment: str) -> str:
+    """Inside a Prefect flow run the id derives from the flow run's, so a retry of that flow run
+    (``prefect flow-run retry``) writes into the same folder and resumes from its checkpoints."""
+    from prefect.runtime import flow_run
+
+    root_id = flow_run.root_flow_run_id or flow_run.id
+    if root_id:
+        return f"{experiment}-{str(root_id).replace('-', '')[:12]}"
     return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect import flow
 
 from doughflow.cli import run_flow_cli
+from doughflow.caching import result_storage
 from doughflow.config import ExperimentConfig
 from doughflow.runs import RunPaths, new_run_id, run_summary
 from tasks.behaviour import behaviour_task
@@ -20,7 +21,7 @@ from tasks.formats import convert_formats_task
 from tasks.package import package_task
 from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
-from tasks.report import publish_report_task, report_task
+from tasks.report import publish_report_task, publish_run_task, report_task
 from tasks.review import review_packet_task
 from tasks.split import split_task
 from tasks.train import train_task
@@ -29,6 +30,12 @@ from tasks.validate import validate_task
 
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.")
 def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
+    """Binds the result storage the config names, then runs the pipeline in it."""
+    return pipeline.with_options(result_storage=result_storage(config.result_storage_url()))(config, run_id)
+
+
+@flow(name="train-pipeline")
+def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     started = time.time()
     paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
     raw = fetch_task(config, paths)
@@ -45,8 +52,9 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)
-    review_packet_task(config, paths, splits, trained, evaluated, formats)
+    review_packet_task(config, paths, splits, trained, evaluated, formats, bundle)
     summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
+    publish_run_task(summary)
     record_task(config, paths, summary, started, decision.status)
     enforce_release_task(decision, bundle)
     return summary

@@ -1,12 +1,93 @@
-"""Defaults every stage task shares, in one place."""
+"""What every stage task shares: retries, timeouts, and cache keys, in one place.
+
+A stage listed in ``STAGE_SECTIONS`` is cached across runs: its key is the stage's code version,
+the config sections it reads, and the content of its upstream results (which carry the data
+fingerprint). The run id is not in the key, so a rerun with nothing changed skips every stage, and
+a change to ``train`` reruns training and what follows but not the data stages. Results are
+persisted to the storage the flow binds (``orchestration.result_storage``); a cached result
+points at the files of the run that computed it, so runs never write into each other's folders.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+import functools
+import inspect
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-# I/O stages retry transient failures; compute stages fail fast (a retry would repeat the same error).
-io_task = partial(task, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_jitter_factor=0.5)
-compute_task = partial(task, cache_policy=NO_CACHE)
+from doughflow.caching import stage_key
+
+# The config sections each cached stage reads. A stage not listed here is never cached
+# (publishing artifacts, recording the run and enforcing the release must run every time).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "fetch": ("data.source", "data.rows_per_shard", "labels", "data.extra_sources"),
+    "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count"),
+    "exact-dedup": ("labels", "data.id_column", "data.target_prefix"),
+    "split": ("split", "data.group_column"),
+    "train": ("train", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix"),
+    "evaluate": ("evaluate", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix"),
+    "export-onnx": ("export", "labels", "data.image_size"),
+    "deploy-formats": ("release", "export", "labels", "data.image_size"),
+    "behaviour-tests": ("release", "labels", "data.image_size"),
+    "release-gates": ("release", "evaluate", "export"),
+    "report": ("*",),
+    "package": ("*",),
+}
+
+# Upper bounds for stages that wait on the outside world; a hung read fails and is retried.
+STAGE_TIMEOUTS: dict[str, float] = {"fetch": 4 * 3600.0}
+
+NOT_IN_KEY = ("config", "paths")
+
+# Final state and seconds of each stage, per flow run, filled by task hooks in this process.
+# (Prefect writes task runs to its database asynchronously, so reading them back right after a
+# fast cached stage can miss it; the hooks see every state as it happens.)
+STAGE_LOG: dict[str, dict[str, dict]] = {}
+
+
+def _log_stage_state(task, task_run, state) -> None:
+    started = task_run.start_time
+    seconds = (state.timestamp - started).total_seconds() if started and state.timestamp else 0.0
+    STAGE_LOG.setdefault(str(task_run.flow_run_id), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
+
+
+def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
+    """The stage's cache key from its call parameters, or None (no caching) when caching is off."""
+    config = parameters["config"]
+    if stage not in STAGE_SECTIONS or not config.orchestration.cache:
+        return None
+    upstream = {name: value for name, value in parameters.items() if name not in NOT_IN_KEY}
+    return f"doughflow-{stage}-{stage_key(stage, config, STAGE_SECTIONS[stage], upstream)}"
+
+
+def _stage_task(defaults: dict, name: str, **options):
+    """``@task`` with the project's defaults, a cache key when the stage is cacheable, and
+    persisted results so that a later run (or a retry) can pick the result up."""
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        settings = {**defaults, **options}
+        if name in STAGE_SECTIONS:
+            settings.pop("cache_policy", None)
+            settings.setdefault("persist_result", True)
+
+            def key_fn(context, parameters: dict) -> str | None:
+                return cache_key_for(name, signature.bind_partial(**parameters).arguments)
+
+            settings["cache_key_fn"] = key_fn
+        settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]
+        settings["on_failure"] = [*settings.get("on_failure", []), _log_stage_state]
+        if name in STAGE_TIMEOUTS:
+            settings.setdefault("timeout_seconds", STAGE_TIMEOUTS[name])
+        return task(name=name, **settings)(fn)
+
+    return decorate
+
+
+# I/O stages retry transient failures with backoff and jitter; compute stages fail fast (a retry
+# would repeat the same error), except where a stage says otherwise.
+io_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": [2, 10, 30],
+                                          "retry_jitter_factor": 0.5})
+compute_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE})

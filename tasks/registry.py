@@ -10,32 +10,24 @@ from pathlib import Path
 from doughflow.config import ExperimentConfig
 from doughflow.registry import RunRecord, record_run
 from doughflow.runs import RunPaths
-from tasks.common import compute_task
+from tasks.common import STAGE_LOG, compute_task
 
 log = logging.getLogger(__name__)
 
 
-def stage_durations() -> dict[str, float]:
-    """Seconds per task of the current Prefect flow run, read back from the Prefect API; empty
-    outside a flow run, so the plain function also works in tests."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+def stage_runs() -> tuple[dict[str, float], dict[str, str]]:
+    """Seconds and final state ("Completed", "Cached", ...) of each stage of the current flow run;
+    empty outside a flow run, so the plain function also works in tests."""
     from prefect.runtime import flow_run
 
-    if not flow_run.id:
-        return {}
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-    durations: dict[str, float] = {}
-    for task_run in task_runs:
-        name = task_run.name.rsplit("-", 1)[0]
-        durations[name] = round(durations.get(name, 0.0) + task_run.total_run_time.total_seconds(), 3)
-    return durations
+    log = STAGE_LOG.get(str(flow_run.id), {}) if flow_run.id else {}
+    return {name: entry["seconds"] for name, entry in log.items()}, {name: entry["state"] for name, entry in log.items()}
 
 
 def record(config: ExperimentConfig, paths: RunPaths, summary: dict, started: float, status: str) -> str:
     manifest_path = Path(summary["bundle"]) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    seconds, states = stage_runs()
     entry = RunRecord(
         run_id=paths.run_id,
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -49,7 +41,8 @@ def record(config: ExperimentConfig, paths: RunPaths, summary: dict, started: fl
         config=config.model_dump(mode="json"),
         metrics=summary.get("metrics", {}),
         gates=manifest.get("release", {}),
-        stage_seconds=stage_durations(),
+        stage_seconds=seconds,
+        stage_states=states,
     )
     record_run(config.registry_file(), entry)
     log.info("recorded run %s in %s", paths.run_id, config.registry_file())

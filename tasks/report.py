@@ -138,5 +138,22 @@ def publish_report(report: ReportFiles, run_id: str) -> None:
     create_markdown_artifact(key=f"report-{key}", markdown=text, description=f"doughflow report for {run_id}")
 
 
+def publish_run(summary: dict) -> None:
+    """The run's headline metrics as a Prefect table artifact and a link to its bundle, so the UI
+    answers "how good is it and where is it" without opening files."""
+    from pathlib import Path
+
+    from prefect.artifacts import create_link_artifact, create_table_artifact
+
+    key = "".join(c if c.isalnum() else "-" for c in summary["run_id"].lower())[:90]
+    rows = [{"metric": name, "value": value} for name, value in summary.get("metrics", {}).items()
+            if isinstance(value, (int, float, str)) or value is None]
+    create_table_artifact(key=f"metrics-{key}", table=rows, description=f"headline metrics of {summary['run_id']}")
+    bundle = Path(summary["bundle"]).resolve()
+    create_link_artifact(key=f"bundle-{key}", link=bundle.as_uri(), link_text=str(bundle),
+                         description=f"release bundle of {summary['run_id']} ({summary.get('release', {}).get('status', 'n/a')})")
+
+
 report_task = compute_task(name="report")(build_report)
+publish_run_task = compute_task(name="publish-run")(publish_run)
 publish_report_task = compute_task(name="publish-report")(publish_report)

@@ -1,8 +1,16 @@
-"""Review stage: write the human review packet (artifacts/<run-id>/review/) from the test split."""
+"""Review stage: write the human review packet beside the bundle (artifacts/<run-id>/review/).
+
+Beside the bundle rather than in the current run's folder: when every stage came from the cache, the
+bundle is the earlier run's, and flows.review finds the packet as the bundle's sibling. A packet that
+is already there for that bundle is left alone (same inputs give the same packet, and a run never
+rewrites another run's folder).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +21,8 @@ from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
 from doughflow.export.deploy import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
-from doughflow.review.packet import PacketResult, write_packet
+from doughflow.packaging.bundle import MANIFEST, BundleResult
+from doughflow.review.packet import PACKET, PAGE, TEMPLATE, PacketResult, write_packet
 from doughflow.review.sampling import select_for_review
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
@@ -41,9 +50,14 @@ def format_predictions(config: ExperimentConfig, trained: TrainResult, formats: 
 
 
 def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult,
-                  evaluated: EvaluationResult, formats: DeployResult) -> PacketResult | None:
+                  evaluated: EvaluationResult, formats: DeployResult, bundle: BundleResult) -> PacketResult | None:
     if not config.review.enabled:
         return None
+    review_dir = Path(bundle.bundle_dir).parent / "review"
+    run_id = json.loads((Path(bundle.bundle_dir) / MANIFEST).read_text())["run_id"]
+    if (review_dir / PACKET).exists() and json.loads((review_dir / PACKET).read_text())["run_id"] == run_id:
+        rows = len(json.loads((review_dir / PACKET).read_text())["rows"])
+        return PacketResult(str(review_dir), str(review_dir / PAGE), str(review_dir / TEMPLATE), rows)
     data = config.data
     test = load_split_for(config, splits.manifests["test"], desc="decoding test for review")
     predictions = pq.read_table(evaluated.predictions_path).to_pydict()
@@ -59,7 +73,7 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
         [table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
          for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())])
     strategy = config.review.model_dump(exclude={"gate"})
-    return write_packet(paths.stage("review"), run_id=paths.run_id, labels=config.labels, ids=test.ids,
+    return write_packet(review_dir, run_id=run_id, labels=config.labels, ids=test.ids,
                         images=test.images, pred=pred, true=test.targets, selected=selected, originals=originals,
                         scale=config.review.image_scale, max_count=data.max_count, strategy=strategy)
 

@@ -121,3 +121,18 @@ def test_real_packet_in_browser(tiny_run, tmp_path):
     assert [row["sample_id"] for row in exported] == [row["sample_id"] for row in packet["rows"]]
     assert exported[0]["verdict"] == "wrong" and exported[0]["corrected_basil"] == "3"
     assert all(row["verdict"] == "" for row in exported[1:])
+
+
+@pytest.mark.slow
+def test_cached_rerun_leaves_the_packet_beside_the_cached_bundle(tiny_run, tmp_path, capsys):
+    """Every stage cached: the bundle is the first run's, so its packet stays where it is, untouched."""
+    from flows.train import train
+
+    packet = tiny_run / "review" / "packet.json"
+    before = packet.stat().st_mtime_ns
+    argv = ["--config", str(ROOT / "configs" / "pizza.yaml"), *TINY_OVERRIDES, *REVIEW,
+            f"artifacts_dir={tiny_run.parent}"]
+    summary = run_flow_cli(train, argv=argv)
+    assert Path(summary["bundle"]).parent == tiny_run and summary["run_id"] != tiny_run.name
+    assert packet.stat().st_mtime_ns == before
+    assert not (tiny_run.parent / summary["run_id"] / "review").exists()

@@ -61,7 +61,9 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
 
     import asyncio
 
-    assert any(key.startswith("report-") for key in asyncio.run(artifact_keys()))
+    keys = asyncio.run(artifact_keys())
+    for prefix in ("report-", "metrics-", "bundle-"):
+        assert any(key and key.startswith(prefix) for key in keys), (prefix, keys)
 
 
 def test_cli_rejects_bad_config_before_any_work(tmp_path):

@@ -91,20 +91,30 @@ def worker_skips(counts: list[int], batches_done: int) -> list[int]:
     The DataLoader takes one batch from each worker that still has one, in worker order (an
     exhausted worker is dropped from the cycle), so this is a plain simulation of that cycle.
     """
+    return resume_plan(counts, batches_done)[0]
+
+
+def resume_plan(counts: list[int], batches_done: int) -> tuple[list[int], int]:
+    """(batches each worker already delivered, the worker whose batch comes next).
+
+    A fresh DataLoader starts its cycle at worker 0, so a resumed epoch rotates the workers' roles
+    to make the cycle continue where the interrupted one stopped.
+    """
     done = [0] * len(counts)
-    remaining = batches_done
+    remaining, position = batches_done, 0
     while remaining > 0:
         progressed = False
-        for w, total in enumerate(counts):
+        for w in range(len(counts)):
             if remaining == 0:
                 break
-            if done[w] < total:
+            if done[w] < counts[w]:
                 done[w] += 1
                 remaining -= 1
                 progressed = True
+                position = (w + 1) % len(counts)
         if not progressed:
             raise ValueError(f"cannot skip {batches_done} batches: the workers only have {sum(counts)}")
-    return done
+    return done, position
 
 
 def file_sha256(path: str) -> str:
@@ -183,9 +193,11 @@ class ParquetStream(IterableDataset):
     # -- the worker side ----------------------------------------------------------------------
     def __iter__(self):
         info = get_worker_info()
-        worker = info.id if info is not None else 0
+        counts = self.counts(self.epoch)[self.rank]
+        skips, first = resume_plan(counts, self.skip_batches)
+        worker = (info.id + first) % len(counts) if info is not None else 0
         pieces = self.assignment(self.epoch)[self.rank][worker]
-        skip = worker_skips(self.counts(self.epoch)[self.rank], self.skip_batches)[worker] * self.batch_size
+        skip = skips[worker] * self.batch_size
         shuffle_rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
         augment_rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 2])
         rows = self._rows(pieces)

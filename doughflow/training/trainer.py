@@ -404,12 +404,12 @@ def run_training(job: TrainJob) -> TrainResult | None:
                     state.skipped_steps += 1
                     log.warning("skipping non-finite loss at %s (%d skipped)", where, state.skipped_steps)
                     if state.skipped_steps > cfg.max_skipped_steps:
-                        raise FloatingPointError(nan_message(float(loss), where, batch["ids"])
+                        raise FloatingPointError(nan_message(float(loss.detach()), where, batch["ids"])
                                                  + f"; more than train.max_skipped_steps={cfg.max_skipped_steps}")
                     state.batches_done = step + 1
                     continue
             elif not lazy_loss and not bool(torch.isfinite(loss)):
-                raise FloatingPointError(nan_message(float(loss), where, batch["ids"]))
+                raise FloatingPointError(nan_message(float(loss.detach()), where, batch["ids"]))
             engine.backward(loss)
             engine.step()
             losses.add(loss, where, batch["ids"])

@@ -13,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+try:
+    import yaml
+except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
+    yaml = None
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"

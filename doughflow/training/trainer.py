@@ -380,6 +380,9 @@ def run_training(job: TrainJob) -> TrainResult | None:
         engine.train()
         epoch_start = time.perf_counter()
         epoch_seen = 0
+        # Steady-state rate leaves out the first steps (worker start-up, shuffle-buffer fill, kernel autotuning).
+        warm_steps = min(10, max(1, (steps - first_step) // 5))
+        steady_start, steady_seen = None, 0
         bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    mininterval=2.0, disable=None if rank == 0 else True)
         batches = iter(make_loader(train_stream, cfg.loader, device))
@@ -421,6 +424,8 @@ def run_training(job: TrainJob) -> TrainResult | None:
                 rate = epoch_seen / max(1e-9, time.perf_counter() - epoch_start)
                 bar.set_postfix(loss=f"{value:.4f}" if value is not None else "-", img_s=f"{rate:.0f}")
             bar.update(1)
+            if step + 1 == first_step + warm_steps:
+                steady_start, steady_seen = time.perf_counter(), epoch_seen
             at_boundary = (step + 1) % accumulation == 0
             if (cfg.checkpoint_every_steps and at_boundary and step + 1 < steps
                     and engine.global_steps % cfg.checkpoint_every_steps == 0):
@@ -434,6 +439,9 @@ def run_training(job: TrainJob) -> TrainResult | None:
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
                   "lr": scheduler.get_last_lr()[0], "seconds": epoch_seconds,
                   "img_s": epoch_seen / epoch_seconds if epoch_seconds > 0 else 0.0, "global_step": engine.global_steps}
+        if steady_start is not None and epoch_seen > steady_seen:
+            record["steady_img_s"] = (epoch_seen - steady_seen) / max(1e-9, time.perf_counter() - steady_start)
+            record["steady_steps"] = steps - first_step - warm_steps
         flags = torch.zeros(2)
         if rank == 0:
             if len(job.val_shards):

@@ -67,3 +67,21 @@ def test_launcher_commands(tmp_path):
     assert f"--hostfile={hostfile}" in multi and "--num_nodes=2" in multi and "--num_gpus=8" in multi
     with pytest.raises(ValueError, match="hostfile"):
         launch_command(LauncherConfig(num_processes=8, num_nodes=2), job, 1)
+
+
+def test_cancel_kills_the_whole_process_group(tiny_shards, tmp_path):
+    import os
+    import time
+
+    from doughflow.training.launch import kill_group, start
+
+    cfg = tiny_train_config(epochs=50, launcher={"num_processes": 2})
+    job = TrainJob(tiny_shards[:2], [], pizza_columns(), 5, cfg, Preprocessing(64), str(tmp_path))
+    process = start(job, cfg.launcher)
+    time.sleep(3)  # torchrun has started its ranks
+    assert process.poll() is None
+    kill_group(process, grace_s=5)
+    assert process.poll() is not None
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no rank or loader worker of the group survives

@@ -6,6 +6,8 @@ Only crashes are retried: a rank that reported an error would fail the same way 
 
 from __future__ import annotations
 
+import logging
+
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
@@ -26,6 +28,7 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
 
 
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
+    logging.getLogger("doughflow.training").setLevel(logging.INFO)  # per-epoch metrics and progress in the run log
     return run_job(train_job(config, paths, splits), config.train.launcher)
 
 

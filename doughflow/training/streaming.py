@@ -246,16 +246,15 @@ class ParquetStream(IterableDataset):
                 "ids": ids, "bad_rows": bad, "worker": worker}
 
     def _rows(self, pieces: list[Piece]):
-        verified: dict[int, bool] = {}
         for piece in pieces:
             shard = self.shards[piece.shard]
             try:
-                if self.loader.verify_checksums and shard.sha256 and piece.shard not in verified:
+                # Only the worker holding a shard's first piece hashes it: once per shard and epoch, not per piece.
+                if self.loader.verify_checksums and shard.sha256 and piece.start == 0:
                     actual = file_sha256(shard.path)
                     if actual != shard.sha256:
                         raise CorruptShardError(f"shard {shard.path} has sha256 {actual[:12]}..., the split manifest "
                                                 f"says {shard.sha256[:12]}...: the file changed or is damaged")
-                    verified[piece.shard] = True
                 table = read_piece(shard.path, piece, self.columns)
             except CorruptShardError as error:
                 if self.loader.on_bad_row == "fail":

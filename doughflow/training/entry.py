@@ -15,7 +15,22 @@ import traceback
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this rank when its launcher dies. torchrun starts ranks in sessions of their own,
+    so killing the launcher's process group alone would leave them training as orphans."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the line above ran
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     args = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--local_rank")]
     if len(args) != 1:
         print("usage: python -m doughflow.training.entry JOB.json", file=sys.stderr)

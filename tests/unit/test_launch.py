@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,24 +14,41 @@ import torch
 
 from doughflow.config import LauncherConfig
 from doughflow.preprocessing import Preprocessing
-from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job
+from doughflow.training.checkpoint import latest_tag
+from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job, start
 from doughflow.training.sample_data import pizza_columns
 from doughflow.training.streaming import ShardRef
 from doughflow.training.trainer import TrainJob
 from tests.unit.conftest import tiny_train_config
 
 
-def test_two_cpu_processes_train_and_rank0_reports(tiny_shards, tmp_path):
-    cfg = tiny_train_config(epochs=1, checkpoint_every_steps=2, launcher={"num_processes": 2})
-    job = TrainJob(tiny_shards[:2], tiny_shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(tmp_path), "fp")
-    result = run_job(job, cfg.launcher)
+def _two_process_job(shards, out_dir) -> TrainJob:
+    cfg = tiny_train_config(epochs=2, checkpoint_every_steps=2, launcher={"num_processes": 2})
+    return TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out_dir), "fp")
+
+
+def test_two_cpu_processes_train_resume_after_sigkill_and_rank0_reports(tiny_shards, tmp_path):
+    job = _two_process_job(tiny_shards, tmp_path / "whole")
+    result = run_job(job, job.cfg.launcher)
     assert result.world_size == 2
-    # 200 rows cut in 40-row pieces: each rank gets 100 rows = 2 workers x (40 + 60 -> 2 + 3 batches of 16)... at least 4 steps
     assert result.global_steps >= 4 and len(result.history["step_loss"]) == result.global_steps
     assert json.loads(Path(result.ds_config_path).read_text())["doughflow"]["global_batch_size"] == 32
     assert "val_exact_count_accuracy" in result.history["epoch"][0]
     assert torch.load(result.model_path)  # rank 0 wrote the weights the task reads back
-    assert not list((tmp_path / "errors").glob("*.json"))
+    assert not list((tmp_path / "whole" / "errors").glob("*.json"))
+
+    # Kill the launcher and both ranks after the first checkpoint; the rerun must end where the whole run did.
+    killed = _two_process_job(tiny_shards, tmp_path / "killed")
+    process = start(killed, killed.cfg.launcher)
+    deadline = time.time() + 120
+    while latest_tag(tmp_path / "killed" / "checkpoints") is None and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (tmp_path / "killed" / "result.json").exists(), "the run finished before it could be killed"
+    resumed = run_job(killed, killed.cfg.launcher)
+    assert 0 < resumed.resumed_from_step < result.global_steps
+    assert resumed.weights_sha256 == result.weights_sha256
 
 
 def test_rank_error_is_reported_not_hidden(tmp_path):
@@ -70,18 +90,19 @@ def test_launcher_commands(tmp_path):
 
 
 def test_cancel_kills_the_whole_process_group(tiny_shards, tmp_path):
-    import os
-    import time
-
-    from doughflow.training.launch import kill_group, start
+    from doughflow.training.launch import kill_group
 
     cfg = tiny_train_config(epochs=50, launcher={"num_processes": 2})
     job = TrainJob(tiny_shards[:2], [], pizza_columns(), 5, cfg, Preprocessing(64), str(tmp_path))
+    import psutil
+
     process = start(job, cfg.launcher)
-    time.sleep(3)  # torchrun has started its ranks
-    assert process.poll() is None
+    deadline = time.time() + 60
+    while len(psutil.Process(process.pid).children(recursive=True)) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    tree = psutil.Process(process.pid).children(recursive=True)
+    assert len(tree) >= 2 and process.poll() is None  # torchrun has started its ranks
     kill_group(process, grace_s=5)
     assert process.poll() is not None
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)  # no rank or loader worker of the group survives
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert not alive, f"left running: {alive}"  # no rank or loader worker survives

@@ -101,3 +101,14 @@ def test_early_stopping_keeps_best_checkpoint(tiny_shards, tmp_path):
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
     assert state_dict_hash(torch.load(result.model_path)) == state_dict_hash(torch.load(tmp_path / "best_model.pt"))
     assert state_dict_hash(torch.load(result.model_path)) != result.weights_sha256
+
+
+def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_path):
+    cfg = tiny_train_config(epochs=1, gradient_accumulation_steps=2, zero_stage=2, precision="bf16",
+                            lr_schedule="linear", loader={"num_workers": 0})
+    result = run_training(_job(tiny_shards, tmp_path, cfg))
+    assert len(result.history["step_loss"]) == 12 and result.global_steps == 6  # 12 micro-batches, 6 updates
+    ds_config = json.loads(Path(result.ds_config_path).read_text())
+    assert ds_config["gradient_accumulation_steps"] == 2 and ds_config["zero_optimization"]["stage"] == 2
+    assert ds_config["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
+    assert ds_config["doughflow"]["scheduler"]["type"] == "warmup_linear"

@@ -87,8 +87,6 @@ def in_memory(args, device: torch.device, shards: list[ShardRef]) -> tuple[torch
     targets = np.concatenate([np.stack([pq.read_table(s.path, columns=list(columns)).column(c).to_numpy().astype(np.float32)
                                         for c in columns], axis=1) for s in shards])
     data = pre.to_tensor(torch.from_numpy(images)).to(device)
-    if device.type == "cuda":
-        data = data.contiguous(memory_format=torch.channels_last)
     return data, torch.from_numpy(targets).to(device)
 
 
@@ -107,8 +105,11 @@ def plain_run(device: torch.device, data: torch.Tensor, labels: torch.Tensor, cf
     start = None
     for step in range(steps):
         index = torch.randint(0, len(data), (cfg.micro_batch_size,), generator=generator).to(device)
+        batch = data[index]
+        if device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out = model(data[index])
+            out = model(batch)
         loss = torch.nn.functional.mse_loss(out.float(), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

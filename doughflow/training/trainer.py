@@ -454,16 +454,17 @@ def run_training(job: TrainJob) -> TrainResult | None:
                     and engine.global_steps % cfg.checkpoint_every_steps == 0):
                 losses.flush()
                 save(f"step-{engine.global_steps:08d}")
-        del batches
+        losses.flush()  # before the clock stops: on GPUs this waits for the last step to finish
+        steady_end = time.perf_counter()
+        del batches  # stops the loader workers (not part of the steady-state rate)
         bar.close()
-        losses.flush()
         epoch_seconds = time.perf_counter() - epoch_start
         epoch_losses = history["step_loss"][state.epoch_start_index:]
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
                   "lr": scheduler.get_last_lr()[0], "seconds": epoch_seconds,
                   "img_s": epoch_seen / epoch_seconds if epoch_seconds > 0 else 0.0, "global_step": engine.global_steps}
         if steady_start is not None and epoch_seen > steady_seen:
-            record["steady_img_s"] = (epoch_seen - steady_seen) / max(1e-9, time.perf_counter() - steady_start)
+            record["steady_img_s"] = (epoch_seen - steady_seen) / max(1e-9, steady_end - steady_start)
             record["steady_steps"] = steps - first_step - warm_steps
         flags = torch.zeros(2)
         if rank == 0:

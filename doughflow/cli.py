@@ -14,6 +14,7 @@ from doughflow.config import ConfigError, load_config
 def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="experiment YAML (default: configs/pizza.yaml)")
+    parser.add_argument("--run-id", default=None, help="reuse a run's folder: training resumes from its latest checkpoint")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="override any config field")
     return parser.parse_args(argv)
 
@@ -25,7 +26,7 @@ def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: 
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    result = flow_fn(config=config)
+    result = flow_fn(config=config, **({"run_id": args.run_id} if args.run_id else {}))
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
     return result

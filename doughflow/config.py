@@ -13,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+try:
+    import yaml
+except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
+    yaml = None
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
@@ -80,8 +83,52 @@ class SplitConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: Literal["density_cnn"] = Field("density_cnn", description="Registered model factory.")
+    name: str = Field("density_cnn", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered model factory: density_cnn (small CPU counter), resnet (ResNet-style, for GPUs), or your own (see import_module).")
     width: int = Field(24, ge=4, le=512, description="Channels of the first block; later blocks double it.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the model factory, e.g. {blocks: [2, 2, 2, 2]} for resnet.")
+    import_module: str | None = Field(None, description="Python module imported before the model is built (in every training process), so that its @register_model factories exist, e.g. my_project.models.")
+
+
+class AugmentConfig(_Strict):
+    """Per-sample augmentations applied in the loader workers; all of them leave the counts unchanged."""
+
+    rot90: bool = Field(True, description="Random multiple of 90 degree rotation.")
+    hflip: bool = Field(True, description="Random horizontal flip.")
+    vflip: bool = Field(False, description="Random vertical flip.")
+    brightness: float = Field(0.0, ge=0.0, le=0.9, description="Random brightness scale in [1 - b, 1 + b]; 0 disables.")
+
+
+class LoaderConfig(_Strict):
+    """The streaming Parquet loader: memory is bounded by shuffle_buffer encoded rows plus one row group per worker."""
+
+    num_workers: int = Field(2, ge=0, le=64, description="DataLoader worker processes that read, decode and augment; 0 reads in the training process.")
+    shuffle_buffer: int = Field(2048, ge=1, description="Rows held per worker for shuffling (encoded bytes, not pixels).")
+    piece_rows: int = Field(512, ge=1, description="Shards are cut into pieces of this many rows, the unit dealt to ranks and workers.")
+    prefetch_factor: int = Field(4, ge=1, description="Batches each worker prepares ahead.")
+    pin_memory: bool = Field(True, description="Pin batches for asynchronous host-to-GPU copies (GPU only).")
+    verify_checksums: bool = Field(True, description="Check each shard's sha256 against the split manifest before reading it.")
+    on_bad_row: Literal["fail", "skip"] = Field("fail", description="An undecodable image or non-finite label: fail naming shard, row and id, or skip it with a counted warning.")
+    max_bad_rows: int = Field(100, ge=0, description="With on_bad_row=skip, fail anyway after this many skipped rows per worker.")
+
+
+class LauncherConfig(_Strict):
+    """How many processes train. One runs in the task's process; more run under a launcher subprocess."""
+
+    num_processes: int = Field(1, ge=1, le=1024, description="Training processes per node: one per GPU, or several CPU processes (gloo).")
+    num_nodes: int = Field(1, ge=1, description="Nodes; more than one needs a hostfile and the deepspeed launcher.")
+    hostfile: str | None = Field(None, description="DeepSpeed hostfile ('host slots=N' lines) for multi-node runs.")
+    launcher: Literal["auto", "torchrun", "deepspeed"] = Field("auto", description="auto: deepspeed with a hostfile, torchrun otherwise.")
+    isolate: bool = Field(False, description="Run even a single process as a subprocess, so a crash cannot take the flow down and a retry resumes.")
+    master_addr: str = Field("127.0.0.1", description="Rendezvous address (rank 0's host for multi-node).")
+    master_port: int = Field(0, ge=0, le=65535, description="Rendezvous port; 0 picks a free one each run.")
+    timeout_minutes: int = Field(30, ge=1, description="Collective timeout (DEEPSPEED_TIMEOUT): a stuck peer fails the run instead of hanging.")
+
+
+class EarlyStoppingConfig(_Strict):
+    metric: str = Field("val_exact_count_accuracy", description="Epoch metric that picks the best checkpoint and drives early stopping (val_mae, val_exact_count_accuracy, train_loss).")
+    mode: Literal["max", "min"] = Field("max", description="Whether a larger metric is better.")
+    patience: int = Field(0, ge=0, description="Stop after this many epochs without improvement; 0 never stops early.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement.")
 
 
 class TrainConfig(_Strict):
@@ -99,6 +146,17 @@ class TrainConfig(_Strict):
     num_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
     log_every_steps: int = Field(10, ge=1)
     seed: int = Field(1234)
+    lr_schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Shape after the linear warm-up.")
+    min_lr_ratio: float = Field(0.02, ge=0.0, le=1.0, description="Final learning rate as a share of learning_rate.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    loader: LoaderConfig = Field(default_factory=LoaderConfig)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    checkpoint_every_steps: int = Field(100, ge=0, description="Optimizer steps between checkpoints (plus one per epoch); 0: per epoch only.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk; older ones are deleted.")
+    on_nan_loss: Literal["fail", "skip"] = Field("fail", description="A non-finite loss: fail naming epoch, step and samples, or skip that step with a counted warning.")
+    max_skipped_steps: int = Field(10, ge=0, description="With on_nan_loss=skip, fail anyway after this many skipped steps.")
+    deterministic: bool = Field(False, description="GPU: deterministic cuDNN/cuBLAS kernels (slower). CPU runs are deterministic anyway.")
 
 
 class EvaluateConfig(_Strict):

@@ -32,8 +32,8 @@ class Preprocessing:
     def to_tensor(self, pixels_nhwc: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 NHWC -> normalised float32 NCHW."""
         batch = torch.as_tensor(pixels_nhwc).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=batch.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=batch.device).view(1, 3, 1, 1)
         return (batch - mean) / std
 
     def to_json(self) -> dict:

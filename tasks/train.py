@@ -1,21 +1,44 @@
-"""Train stage: DeepSpeed in-process on the train split, validated each epoch."""
+"""Train stage: stream the split's shards into DeepSpeed, in-process or under a launcher.
+
+A retry (or a rerun with the same run id) resumes from the latest checkpoint in the stage folder.
+Only crashes are retried: a rank that reported an error would fail the same way again.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
-from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult, train_model
+from doughflow.training.launch import TrainingCrashed, run_job
+from doughflow.training.streaming import Columns, shard_refs
+from doughflow.training.trainer import TrainJob, TrainResult
 from tasks.common import compute_task
 
 
+def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainJob:
+    data = config.data
+    train_manifest = splits.manifests["train"]
+    return TrainJob(train_shards=shard_refs(train_manifest), val_shards=shard_refs(splits.manifests["val"]),
+                    columns=Columns(data.id_column, data.image_column, tuple(data.target_columns(config.labels))),
+                    num_classes=len(config.labels), cfg=config.train, preprocessing=preprocessing_for(config),
+                    out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint)
+
+
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
-    train_split = load_split_for(config, splits.manifests["train"], desc="decoding train")
-    val_split = load_split_for(config, splits.manifests["val"], desc="decoding val")
-    return train_model(train_split, val_split, len(config.labels), config.train, preprocessing_for(config),
-                       paths.stage("train"))
+    logging.getLogger("doughflow.training").setLevel(logging.INFO)  # per-epoch metrics and progress in the run log
+    return run_job(train_job(config, paths, splits), config.train.launcher)
 
 
-train_task = compute_task(name="train")(train)
+def retry_on_crash(task, task_run, state) -> bool:
+    """Prefect retry condition: only a crash (no error report from any rank) is worth another try."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:
+        return False
+    return isinstance(error, TrainingCrashed)
+
+
+train_task = compute_task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_on_crash)(train)

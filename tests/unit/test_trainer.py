@@ -1,76 +1,114 @@
-import json
+"""Training: determinism, resume after a real SIGKILL, NaN handling, early stopping, outputs."""
 
-import numpy as np
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
-from doughflow.config import TrainConfig
-from doughflow.data.pizza import draw_counts, render_pizza
 from doughflow.preprocessing import Preprocessing
-from doughflow.training.data import ArraySplit
-from doughflow.training.models import build_model
-from doughflow.training.trainer import deepspeed_config, load_trained_model, train_model
+from doughflow.training.checkpoint import latest_tag, state_dict_hash
+from doughflow.training.launch import run_job, start
+from doughflow.training.sample_data import pizza_columns
+from doughflow.training.trainer import TrainJob, run_training
+from tests.unit.conftest import tiny_train_config
 
-LABELS = ["pepperoni", "olive"]
 
-
-def _pizzas(n: int, seed: int) -> ArraySplit:
-    rng = np.random.default_rng(seed)
-    images, targets = [], []
-    for _ in range(n):
-        _, counts = draw_counts(LABELS, 3, rng, capacity=12)
-        images.append(render_pizza(counts, rng, 64))
-        targets.append([counts[label] for label in LABELS])
-    return ArraySplit([f"s{i}" for i in range(n)], np.stack(images), np.asarray(targets, np.float32))
+def _job(shards, out_dir: Path, cfg) -> TrainJob:
+    return TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out_dir), "fp-test")
 
 
 @pytest.fixture(scope="module")
-def small_data():
-    return _pizzas(192, 0), _pizzas(48, 1)
+def reference(tiny_shards, tmp_path_factory):
+    """One uninterrupted in-process run that several tests compare against."""
+    return run_training(_job(tiny_shards, tmp_path_factory.mktemp("ref"), tiny_train_config()))
 
 
-def _config(**changes) -> TrainConfig:
-    base = dict(epochs=6, micro_batch_size=32, warmup_steps=3, learning_rate=1e-2, model={"name": "density_cnn", "width": 8})
-    return TrainConfig(**(base | changes))
+def test_run_writes_outputs_metrics_and_checkpoints(reference):
+    out = Path(reference.model_path).parent
+    assert reference.global_steps == 2 * 12 and reference.epochs_run == 2
+    assert [e["epoch"] for e in reference.history["epoch"]] == [1, 2]
+    assert {"val_mae", "val_exact_count_accuracy", "img_s", "train_loss"} <= set(reference.history["epoch"][0])
+    assert len(reference.history["step_loss"]) == 24 and reference.final_loss < reference.first_loss
+    assert (out / "best_model.pt").exists() and reference.best_epoch in (1, 2)
+    ds_config = json.loads((out / "ds_config.json").read_text())
+    assert ds_config["train_micro_batch_size_per_gpu"] == 16 and ds_config["doughflow"]["world_size"] == 1
+    tags = sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir())
+    assert len(tags) == 2 and latest_tag(out / "checkpoints") == "step-00000024"  # keep_checkpoints=2, pruned
+    assert (out / "checkpoints" / "step-00000024" / "rng_rank0.pt").exists()
 
 
-def test_deepspeed_loss_falls_and_artifacts_are_written(small_data, tmp_path):
-    train, val = small_data
-    result = train_model(train, val, len(LABELS), _config(), Preprocessing(), tmp_path)
-    assert result.final_loss < 0.5 * result.first_loss
-    assert len(result.history["epoch"]) == 6 and "val_mae" in result.history["epoch"][0]
-    assert json.loads(open(result.ds_config_path).read())["zero_optimization"]["stage"] == 0
-    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "epoch-0006"
-    model = load_trained_model(result.model_path, len(LABELS), _config())
-    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+def test_same_data_config_seed_gives_identical_weights(reference, tiny_shards, tmp_path):
+    again = run_training(_job(tiny_shards, tmp_path, tiny_train_config()))
+    assert again.weights_sha256 == reference.weights_sha256
+    assert again.history["step_loss"] == reference.history["step_loss"]
+    other_seed = run_training(_job(tiny_shards, tmp_path / "seed", tiny_train_config(seed=99, epochs=1)))
+    assert other_seed.weights_sha256 != reference.weights_sha256
 
 
-def test_rerun_resumes_from_the_last_checkpoint(small_data, tmp_path):
-    train, val = small_data
-    first = train_model(train, val, len(LABELS), _config(epochs=1), Preprocessing(), tmp_path)
-    assert first.resumed_from_epoch == 0 and first.epochs_run == 1
-    resumed = train_model(train, val, len(LABELS), _config(epochs=2), Preprocessing(), tmp_path)
-    assert resumed.resumed_from_epoch == 1 and resumed.epochs_run == 1
-    assert len(resumed.history["epoch"]) == 2
+def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards, tmp_path):
+    cfg = tiny_train_config(launcher={"isolate": True})
+    job = _job(tiny_shards, tmp_path, cfg)
+    process = start(job, cfg.launcher)
+    deadline = time.time() + 120
+    while latest_tag(tmp_path / "checkpoints") is None and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the real thing: no handler, no cleanup
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert not (tmp_path / "result.json").exists(), "the run finished before it could be killed"
+    killed_at = latest_tag(tmp_path / "checkpoints")
+    resumed = run_job(job, cfg.launcher)  # the rerun a Prefect retry makes (same folder)
+    assert resumed.resumed_from_step == int(killed_at.split("-")[1]) > 0
+    assert resumed.resumed_from_step < reference.global_steps
+    assert resumed.weights_sha256 == reference.weights_sha256
+    assert state_dict_hash(torch.load(resumed.model_path)) == state_dict_hash(torch.load(reference.model_path))
+    assert resumed.history["step_loss"] == reference.history["step_loss"]
+    # a finished run is not trained again
+    assert run_job(job, cfg.launcher).epochs_run == 0
 
 
-def test_nan_loss_stops_with_a_clear_error(small_data, tmp_path):
-    train, val = small_data
-    poisoned = ArraySplit(train.ids, train.images, np.full_like(train.targets, np.nan))
-    with pytest.raises(FloatingPointError, match="loss is nan at epoch 1 step 0"):
-        train_model(poisoned, val, len(LABELS), _config(epochs=1), Preprocessing(), tmp_path)
+def test_resume_refuses_a_checkpoint_from_another_config(reference, tiny_shards):
+    from doughflow.training.checkpoint import CheckpointMismatchError
+
+    cfg = tiny_train_config(learning_rate=0.01)
+    with pytest.raises(CheckpointMismatchError, match="another config"):
+        run_training(_job(tiny_shards, Path(reference.model_path).parent, cfg))
 
 
-def test_deepspeed_config_follows_the_experiment():
-    config = deepspeed_config(_config(zero_stage=2, precision="bf16", gradient_accumulation_steps=4), torch.device("cpu"))
-    assert config["zero_optimization"]["stage"] == 2
-    assert config["gradient_accumulation_steps"] == 4
-    assert config["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
+def test_nan_loss_stops_naming_step_and_samples(tiny_shards, tmp_path):
+    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.unit.nan_model"})
+    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1 step 0 .*sample ids: pz-"):
+        run_training(_job(tiny_shards, tmp_path, cfg))
 
 
-def test_density_counter_sums_evidence():
-    model = build_model("density_cnn", num_classes=3, width=4).eval()
-    out = model(torch.randn(5, 3, 64, 64))
-    assert out.shape == (5, 3) and bool((out >= 0).all())
-    with pytest.raises(KeyError, match="unknown model"):
-        build_model("nope", num_classes=1)
+def test_nan_loss_skipped_and_counted_when_configured(tiny_shards, tmp_path):
+    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.unit.nan_model"},
+                            on_nan_loss="skip", max_skipped_steps=3)
+    with pytest.raises(FloatingPointError, match="max_skipped_steps=3"):
+        run_training(_job(tiny_shards, tmp_path, cfg))
+
+
+def test_early_stopping_keeps_best_checkpoint(tiny_shards, tmp_path):
+    # train_loss falls every epoch, so with mode=max epoch 1 stays best and patience 1 stops after epoch 2
+    cfg = tiny_train_config(epochs=4, early_stopping={"metric": "train_loss", "mode": "max", "patience": 1},
+                            loader={"num_workers": 0})
+    result = run_training(_job(tiny_shards, tmp_path, cfg))
+    assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
+    assert state_dict_hash(torch.load(result.model_path)) == state_dict_hash(torch.load(tmp_path / "best_model.pt"))
+    assert state_dict_hash(torch.load(result.model_path)) != result.weights_sha256
+
+
+def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_path):
+    cfg = tiny_train_config(epochs=1, gradient_accumulation_steps=2, zero_stage=2, precision="bf16",
+                            lr_schedule="linear", loader={"num_workers": 0})
+    result = run_training(_job(tiny_shards, tmp_path, cfg))
+    assert len(result.history["step_loss"]) == 12 and result.global_steps == 6  # 12 micro-batches, 6 updates
+    ds_config = json.loads(Path(result.ds_config_path).read_text())
+    assert ds_config["gradient_accumulation_steps"] == 2 and ds_config["zero_optimization"]["stage"] == 2
+    assert ds_config["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
+    assert ds_config["doughflow"]["scheduler"]["type"] == "warmup_linear"

@@ -12,6 +12,7 @@ from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
+from doughflow.training.progress_artifact import prefect_progress
 from doughflow.training.launch import TrainingCrashed, run_job
 from doughflow.training.streaming import Columns, shard_refs
 from doughflow.training.trainer import TrainJob, TrainResult
@@ -29,7 +30,10 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
 
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
     logging.getLogger("doughflow.training").setLevel(logging.INFO)  # per-epoch metrics and progress in the run log
-    return run_job(train_job(config, paths, splits), config.train.launcher)
+    job = train_job(config, paths, splits)
+    key = "train-progress-" + "".join(c if c.isalnum() else "-" for c in paths.run_id.lower())[:80]
+    with prefect_progress(job.out_dir, key):
+        return run_job(job, config.train.launcher)
 
 
 def retry_on_crash(task, task_run, state) -> bool:

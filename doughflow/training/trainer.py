@@ -34,6 +34,7 @@ from tqdm import tqdm
 from doughflow.config import TrainConfig
 from doughflow.preprocessing import Preprocessing
 from doughflow.training import checkpoint as ckpt
+from doughflow.training.progress import write_progress
 from doughflow.training.models import build_model
 from doughflow.training.streaming import Columns, ParquetStream, ShardRef, make_loader
 
@@ -441,6 +442,9 @@ def run_training(job: TrainJob) -> TrainResult | None:
                 value = losses.flush()
                 rate = epoch_seen / max(1e-9, time.perf_counter() - epoch_start)
                 bar.set_postfix(loss=f"{value:.4f}" if value is not None else "-", img_s=f"{rate:.0f}")
+                if rank == 0:
+                    write_progress(job.out_dir, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=steps,
+                                   loss=value, images_per_second=rate)
                 if bar.disable and rank == 0 and time.perf_counter() - last_report > 30:
                     # No terminal (Prefect, CI): a log line stands in for the progress bar.
                     last_report = time.perf_counter()
@@ -458,6 +462,9 @@ def run_training(job: TrainJob) -> TrainResult | None:
         steady_end = time.perf_counter()
         del batches  # stops the loader workers (not part of the steady-state rate)
         bar.close()
+        if rank == 0:
+            write_progress(job.out_dir, epoch=epoch, epochs=cfg.epochs, step=steps, steps=steps, loss=None,
+                           images_per_second=epoch_seen / max(1e-9, steady_end - epoch_start))
         epoch_seconds = time.perf_counter() - epoch_start
         epoch_losses = history["step_loss"][state.epoch_start_index:]
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),

@@ -62,7 +62,7 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     import asyncio
 
     keys = asyncio.run(artifact_keys())
-    for prefix in ("report-", "metrics-", "bundle-"):
+    for prefix in ("report-", "metrics-", "bundle-", "train-progress-"):
         assert any(key and key.startswith(prefix) for key in keys), (prefix, keys)
 
 

@@ -1,0 +1,123 @@
+"""Partition-level operations of the subsample stage, as plain pandas functions.
+
+Each runs on one Dask partition (before or after a shuffle) and is a pure function of its rows, so
+it can be tested directly and its result never depends on partitioning: every choice is by content
+hash, seeded rank or id, never by position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from doughflow.data.lsh import hamming, minhash_band_keys, pigeonhole_keys, star_edges
+from doughflow.data.sketch import rows_matrix
+
+REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
+
+
+def empty_removed() -> pd.DataFrame:
+    return pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"),
+                         "reason": pd.Series(dtype="object"), "kept_id": pd.Series(dtype="object"),
+                         "detail": pd.Series(dtype="object")})
+
+
+def alive(frame: pd.DataFrame, removed_keys: np.ndarray) -> pd.DataFrame:
+    """Rows not removed by an earlier step (removed_keys sorted)."""
+    if len(removed_keys) == 0:
+        return frame
+    return frame[~np.isin(frame["key"].to_numpy(), removed_keys, assume_unique=False)]
+
+
+def exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose content hash equals a row with a lower id; all rows of one hash must be here."""
+    ordered = frame.sort_values(["h1", "h2", "id"], kind="mergesort").reset_index(drop=True)
+    first = ordered.groupby(["h1", "h2"], sort=False)["id"].transform("first")
+    is_dup = (ordered["id"] != first).to_numpy()
+    dup = ordered[is_dup]
+    out = pd.DataFrame({"key": dup["key"].to_numpy(), "id": dup["id"].to_numpy(), "reason": "exact_duplicate",
+                        "kept_id": first.to_numpy()[is_dup], "detail": ""})
+    return out if len(out) else empty_removed()
+
+
+def band_rows(frame: pd.DataFrame, removed_keys: np.ndarray, kind: str, width: int, bands: int, rows: int,
+              max_hamming: int) -> pd.DataFrame:
+    """(bucket, key) for each band of each live row: rows sharing a bucket are candidates."""
+    frame = alive(frame, removed_keys)
+    if kind == "text":
+        keys = minhash_band_keys(rows_matrix(frame["sig"].to_numpy(), np.uint32, width), bands, rows)
+    else:
+        keys = pigeonhole_keys(rows_matrix(frame["sig"].to_numpy(), np.uint8, width), max_hamming)
+    n = len(frame)
+    return pd.DataFrame({"bucket": keys.reshape(-1), "key": np.tile(frame["key"].to_numpy(), keys.shape[0]) if n else
+                         np.zeros(0, np.int64)})
+
+
+def bucket_edges(frame: pd.DataFrame) -> pd.DataFrame:
+    return star_edges(frame)
+
+
+def endpoint_rows(frame: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """The sketch rows of edge ends in this partition, tagged with the edge number and side."""
+    parts = []
+    for side in ("a", "b"):
+        match = edges[["edge", side]].merge(frame[["key", "id", "sig"]], left_on=side, right_on="key")
+        parts.append(pd.DataFrame({"edge": match["edge"].to_numpy(), "side": side, "id": match["id"].to_numpy(),
+                                   "sig": match["sig"].to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def similarity(sig_a: np.ndarray, sig_b: np.ndarray, kind: str) -> np.ndarray:
+    """Text: share of equal MinHash values (estimated Jaccard). Images: Hamming distance."""
+    if kind == "text":
+        return (sig_a == sig_b).mean(axis=1)
+    return hamming(sig_a, sig_b).astype(np.float64)
+
+
+def verify_edges(frame: pd.DataFrame, kind: str, width: int) -> pd.DataFrame:
+    """Join the two ends of each edge (both are in this partition after the shuffle on edge)."""
+    a = frame[frame["side"] == "a"].set_index("edge")
+    b = frame[frame["side"] == "b"].set_index("edge")
+    both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    if both.empty:
+        return pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
+                             "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
+    dtype = np.uint32 if kind == "text" else np.uint8
+    score = similarity(rows_matrix(both["sig_a"].to_numpy(), dtype, width), rows_matrix(both["sig_b"].to_numpy(), dtype, width), kind)
+    return pd.DataFrame({"edge": both.index.to_numpy(), "id_a": both["id_a"].to_numpy(), "id_b": both["id_b"].to_numpy(),
+                         "score": score})
+
+
+def cap_excess(frame: pd.DataFrame, column: str, limit: int, reason: str) -> pd.DataFrame:
+    """Rows beyond the ``limit`` lowest (rank, id) of each ``column`` value. Applied once per
+    partition (a pre-cap that never drops a row the global cap would keep) and once after the
+    shuffle on ``column``, it keeps exactly min(limit, count) rows per value."""
+    if frame.empty:
+        return empty_removed()
+    ordered = frame.sort_values([column, "rank", "id"], kind="mergesort")
+    position = ordered.groupby(column, sort=False).cumcount()
+    excess = ordered[position.to_numpy() >= limit]
+    return pd.DataFrame({"key": excess["key"].to_numpy(), "id": excess["id"].to_numpy(), "reason": reason, "kept_id": "",
+                         "detail": excess[column].astype(str).to_numpy()}) if len(excess) else empty_removed()
+
+
+def precap(frame: pd.DataFrame, removed_keys: np.ndarray, column: str, limit: int) -> pd.DataFrame:
+    """Live rows with a flag: True when the partition alone already proves the row is over the cap."""
+    frame = alive(frame, removed_keys)
+    excess = cap_excess(frame, column, limit, "")
+    out = frame[["key", "id", "rank", column]].copy()
+    out["over"] = np.isin(out["key"].to_numpy(), excess["key"].to_numpy())
+    return out
+
+
+def assign_clusters(frame: pd.DataFrame, removed_keys: np.ndarray, centres: np.ndarray) -> pd.DataFrame:
+    """Nearest k-means centre of each live row's features."""
+    frame = alive(frame, removed_keys)
+    feats = rows_matrix(frame["feat"].to_numpy(), np.float32, centres.shape[1])
+    if len(feats):
+        distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
+        label = distance.argmin(axis=1).astype(np.int64)
+    else:
+        label = np.zeros(0, np.int64)
+    return pd.DataFrame({"key": frame["key"].to_numpy(), "id": frame["id"].to_numpy(), "rank": frame["rank"].to_numpy(),
+                         "cluster": label})

@@ -278,7 +278,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source=str(path))
+    return validate_config(raw, source=_display_path(path))
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def dump_config(config: ExperimentConfig) -> str:

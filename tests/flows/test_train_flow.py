@@ -1,0 +1,61 @@
+"""Smoke test of the whole training flow on a tiny pizza set, through the real command line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from doughflow.cli import run_flow_cli
+from doughflow.packaging.bundle import verify_bundle
+from tests.conftest import TINY_OVERRIDES
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE_FILES = {"model.onnx", "labels.json", "preprocessing.json", "metrics.json", "config.yaml", "report.md",
+                "report.html", "manifest.json", "ds_config.json", "loss_curve.png"}
+
+
+@pytest.mark.slow
+def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
+    from flows.train import train
+
+    argv = ["--config", str(ROOT / "configs" / "pizza.yaml"), *TINY_OVERRIDES, f"artifacts_dir={tmp_path}"]
+    run_flow_cli(train, argv=argv)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bundle = Path(summary["bundle"])
+
+    assert summary["metrics"]["final_loss"] < summary["metrics"]["first_loss"]
+    assert BUNDLE_FILES <= {p.name for p in bundle.iterdir()}
+    assert verify_bundle(bundle) == []
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert len(manifest["data_fingerprint"]) == 64 and manifest["parity"]["onnx"]["passed"]
+    assert json.loads((bundle / "labels.json").read_text())["labels"] == ["pepperoni", "mushroom", "olive", "basil", "pepper"]
+    assert summary["metrics"]["onnx_max_abs_diff"] <= 1e-3
+    report = (bundle / "report.md").read_text()
+    for heading in ("## Data", "## Training", "## Metrics", "## ONNX parity", "## Worst test examples"):
+        assert heading in report
+    assert "data:image/png;base64," in (bundle / "report.html").read_text()
+
+    run_dir = bundle.parent
+    quarantine = pq.read_table(run_dir / "data" / "valid" / "quarantine.parquet")
+    assert quarantine.num_rows == 4 and set(quarantine.column("_reason").to_pylist()) != {""}
+
+    from prefect.client.orchestration import get_client
+
+    async def artifact_keys():
+        async with get_client() as client:
+            return [a.key for a in await client.read_artifacts()]
+
+    import asyncio
+
+    assert any(key.startswith("report-") for key in asyncio.run(artifact_keys()))
+
+
+def test_cli_rejects_bad_config_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "flows.train", "train.epochs=-1", "train.nope=1",
+                             f"artifacts_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "train.epochs" in result.stderr and "train.nope: unknown field" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,64 @@
+import pytest
+
+from doughflow.config import DEFAULT_CONFIG, ConfigError, ExperimentConfig, load_config, parse_override
+
+
+def test_default_yaml_matches_model_defaults():
+    # The YAML is the experiment; the model's defaults are what the Prefect UI form shows.
+    assert load_config(DEFAULT_CONFIG) == ExperimentConfig()
+
+
+def test_overrides_reach_nested_fields_and_parse_types():
+    config = load_config(None, ["train.epochs=3", "train.learning_rate=1e-2", "labels=[olive, basil]",
+                                "data.source.generator.num_images=50"])
+    assert config.train.epochs == 3
+    assert config.train.learning_rate == pytest.approx(0.01)
+    assert config.labels == ["olive", "basil"]
+    assert config.data.source.generator.num_images == 50
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "message"),
+    [
+        ("train.epoch=3", "train.epoch", "unknown field"),
+        ("train.epochs=three", "train.epochs", "valid integer"),
+        ("train.epochs=0", "train.epochs", "greater than or equal to 1"),
+        ("split.train=0.9", "split", "must be 1.0"),
+        ("labels=[olive, olive]", "labels", "unique"),
+        ("labels=[olive, anchovy]", "<root>", "anchovy"),
+        ("train.precision=fp8", "train.precision", "fp32"),
+    ],
+)
+def test_bad_values_fail_naming_the_field(override, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [override])
+    text = str(caught.value)
+    assert f"{field}:" in text and message in text
+    assert "pizza.yaml" in text
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_override("train.epochs")
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        load_config(None, ["name.sub=1"])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        load_config(bad)
+
+
+def test_config_hash_tracks_every_field():
+    base = ExperimentConfig()
+    assert base.config_hash() == ExperimentConfig().config_hash()
+    assert base.config_hash() != load_config(None, ["train.seed=1"]).config_hash()
+
+
+def test_label_map_is_config():
+    config = load_config(None, ["labels=[pepperoni, olive, onion]"])
+    assert config.data.target_columns(config.labels) == ["count_pepperoni", "count_olive", "count_onion"]

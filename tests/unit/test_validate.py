@@ -1,0 +1,69 @@
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from doughflow.data.fetch import fetch_source
+from doughflow.data.validate import SchemaError, validate_shards
+
+TARGETS = [f"count_{label}" for label in ["pepperoni", "mushroom", "olive", "basil", "pepper"]]
+COLUMNS = dict(id_column="sample_id", image_column="image", group_column="customer_id", target_columns=TARGETS, max_count=20)
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_planted_corrupt_rows_are_quarantined_with_reasons(tiny_source, tmp_path):
+    raw = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)
+    result = validate_shards(raw, tmp_path / "valid", **COLUMNS)
+    quarantine = pq.read_table(result.quarantine_path).to_pylist()
+    assert result.rows_in == raw.rows
+    assert result.rows_valid + result.rows_quarantined == raw.rows  # nothing is lost
+    planted = {r["sample_id"] for r in pq.read_table(tiny_source).to_pylist() if r["defect"]}
+    assert {row["sample_id"] for row in quarantine} == planted
+    for row in quarantine:
+        assert row["_reason"] and row["_source_file"].endswith(".parquet") and row["_source_row"] >= 0
+        assert row["image"] is not None  # the original row is kept, bytes included
+    assert set(result.reasons) <= {"image: undecodable", "count_pepperoni: out of range"}
+
+
+def test_bad_rows_of_each_kind(tmp_path):
+    png = _png()
+    rows = {
+        "sample_id": ["a", "b", "c", "d", "a", "", "g"],
+        "customer_id": ["x", "x", None, "y", "y", "y", "y"],
+        "image": [png, png[:20], png, png, png, png, b""],
+        **{name: [1, 1, 1, 1, 1, 1, 1] for name in TARGETS},
+    }
+    rows["count_olive"] = [0, 1, 1, 2.5, 1, 1, 1]
+    (tmp_path / "src").mkdir()
+    pq.write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
+    raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw")
+    result = validate_shards(raw, tmp_path / "valid", **COLUMNS)
+    reasons = {row["sample_id"]: row["_reason"] for row in pq.read_table(result.quarantine_path).to_pylist()}
+    assert result.rows_valid == 1
+    assert "undecodable" in reasons["b"]
+    assert "missing group" in reasons["c"]
+    assert "not a whole number" in reasons["d"]
+    assert "duplicate id" in reasons["a"]
+    assert "missing id" in reasons[""]
+    assert "empty image" in reasons["g"]
+
+
+def test_missing_or_mistyped_columns_stop_naming_file_and_column(tmp_path):
+    (tmp_path / "src").mkdir()
+    pq.write_table(pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": [_png()]}), tmp_path / "src" / "p.parquet")
+    raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw")
+    with pytest.raises(SchemaError, match=r"part-00000\.parquet: missing column\(s\) \['count_pepperoni'"):
+        validate_shards(raw, tmp_path / "valid", **COLUMNS)
+    (tmp_path / "src" / "p.parquet").unlink()
+    pq.write_table(pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": ["not bytes"],
+                             **{n: [1] for n in TARGETS}}), tmp_path / "src" / "p.parquet")
+    raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw2")
+    with pytest.raises(SchemaError, match="column 'image' must hold encoded image bytes"):
+        validate_shards(raw, tmp_path / "valid2", **COLUMNS)

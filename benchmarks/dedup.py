@@ -122,7 +122,8 @@ def main(argv=None) -> dict:
     paths = sorted(corpus.glob("part-*.parquet"))
     manifest = DataManifest(str(corpus), "bench", args.rows, [ShardInfo(str(p), 0, 0, "") for p in paths],
                             ["doc_id", "customer_id", "text", "dup_of", "dup_kind", "true_jaccard"])
-    cfg = SubsampleConfig.model_validate({"near_dup": {"kind": "text", "threshold": args.threshold,
+    cfg = SubsampleConfig.model_validate({"max_per_id": None, "cluster": {"max_per_cluster": None},
+                                          "near_dup": {"kind": "text", "threshold": args.threshold,
                                                        "num_perm": args.num_perm}})
     out = work / f"out-{args.rows}"
     import shutil

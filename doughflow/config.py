@@ -46,10 +46,11 @@ class PizzaGeneratorConfig(_Strict):
 class SourceConfig(_Strict):
     """Where raw data comes from. With no url the built-in pizza generator writes it on first use."""
 
-    url: str | None = Field(None, description="fsspec URL of a Parquet file or folder (local path, file://, http(s)://, s3://...). Empty: use the built-in generator.")
+    url: str | None = Field(None, description="fsspec URL of a Parquet, CSV or JSONL file, a folder of them, or an image folder (local path, file://, http(s)://, s3://...). Empty: use the built-in generator.")
     format: Literal["auto", "parquet", "csv", "jsonl", "images"] = Field("auto", description="Source format; auto decides by file extension (a folder of .png/.jpg files is an image folder).")
     retries: int = Field(4, ge=0, le=20, description="Retries of a transient read error per source file, with exponential backoff.")
     backoff_seconds: float = Field(0.5, ge=0.0, le=60.0, description="First retry delay; doubles on each retry.")
+    labels: str | None = Field(None, description="Image folders: CSV of labels with a 'path' column (image path relative to the source, or file name); a URL or a path relative to the source. Empty: labels.csv at the source root if present.")
     generator: PizzaGeneratorConfig = Field(default_factory=PizzaGeneratorConfig)
 
 
@@ -86,7 +87,7 @@ class NearDupConfig(_Strict):
 class ClusterCapConfig(_Strict):
     """Cap over-represented looks: MiniBatchKMeans on cheap features, at most max_per_cluster each."""
 
-    max_per_cluster: int | None = Field(None, ge=1, description="Rows kept per cluster; empty disables clustering.")
+    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty disables clustering.")
     n_clusters: int = Field(16, ge=2, le=4096)
     sample_rows: int = Field(20000, ge=100, description="Rows the k-means is fitted on; the rest are assigned per partition.")
 
@@ -96,7 +97,7 @@ class SubsampleConfig(_Strict):
 
     exact_dedup: bool = Field(True, description="Drop rows whose normalised content equals a row with a lower id.")
     near_dup: NearDupConfig = Field(default_factory=NearDupConfig)
-    max_per_id: int | None = Field(None, ge=1, description="At most this many rows per id_cap_column value; empty disables.")
+    max_per_id: int | None = Field(300, ge=1, description="At most this many rows per id_cap_column value; empty disables.")
     id_cap_column: str | None = Field(None, description="Column the per-id cap counts by; empty: data.group_column.")
     cluster: ClusterCapConfig = Field(default_factory=ClusterCapConfig)
     seed: int = Field(29, description="Seed of the hash rank that decides which rows a cap keeps.")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.fetch import DataManifest, fetch_source
+from doughflow.data.fetch import DataManifest, FetchOptions, fetch_source
 from doughflow.data.pizza import generate_pizza_dataset
 from doughflow.runs import RunPaths
 from tasks.common import io_task
@@ -45,7 +45,10 @@ def resolve_source(config: ExperimentConfig, paths: RunPaths) -> str:
 
 def fetch(config: ExperimentConfig, paths: RunPaths) -> DataManifest:
     url = resolve_source(config, paths)
-    return fetch_source(url, paths.stage("data/raw"), rows_per_shard=config.data.rows_per_shard)
+    source, data = config.data.source, config.data
+    options = FetchOptions(format=source.format, retries=source.retries, backoff_seconds=source.backoff_seconds,
+                           id_column=data.id_column, image_column=data.image_column, labels=source.labels)
+    return fetch_source(url, paths.stage("data/raw"), rows_per_shard=data.rows_per_shard, options=options)
 
 
 fetch_task = io_task(name="fetch")(fetch)

@@ -31,7 +31,9 @@ def corpus(folder: Path, rows: list[dict], per_shard: int) -> DataManifest:
     return DataManifest(str(folder), "f", len(rows), shards, SCHEMA.names)
 
 
-CFG = SubsampleConfig.model_validate({"near_dup": {"kind": "text", "threshold": 0.7}, "max_per_id": 3})
+CFG = SubsampleConfig.model_validate({"near_dup": {"kind": "text", "threshold": 0.7}, "max_per_id": 3,
+                                      "cluster": {"max_per_cluster": None}})
+TEXT_ONLY = SubsampleConfig.model_validate({"near_dup": {"kind": "text"}, "max_per_id": None, "cluster": {"max_per_cluster": None}})
 
 
 def test_text_dedup_on_a_process_cluster_is_independent_of_partitioning(tmp_path, client):
@@ -55,7 +57,7 @@ def test_bad_text_rows_are_quarantined_with_file_and_row(tmp_path, client):
     rows = [{"doc_id": f"d{i}", "customer_id": "c", "text": t, "dup_of": "", "dup_kind": "", "true_jaccard": None}
             for i, t in enumerate(["a fine pizza", "", None, "  ...  ", "another one"])]
     manifest = corpus(tmp_path / "in", rows, 10)
-    result = subsample(manifest, tmp_path / "out", SubsampleConfig.model_validate({"near_dup": {"kind": "text"}}),
+    result = subsample(manifest, tmp_path / "out", TEXT_ONLY,
                        client, id_column="doc_id", group_column="customer_id")
     removed = pq.read_table(result.removed_path).to_pandas().set_index("id")
     assert result.rows_out == 2
@@ -68,5 +70,5 @@ def test_missing_column_names_file_and_column(tmp_path, client):
     pq.write_table(pa.table({"doc_id": ["a"], "body": ["x"]}), path)
     manifest = DataManifest("x", "f", 1, [ShardInfo(str(path), 1, 0, "")], ["doc_id", "body"])
     with pytest.raises(ValueError, match=r"bad\.parquet: missing column\(s\) \['text'\]"):
-        subsample(manifest, tmp_path / "out", SubsampleConfig.model_validate({"near_dup": {"kind": "text"}}), client,
+        subsample(manifest, tmp_path / "out", TEXT_ONLY, client,
                   id_column="doc_id", group_column="customer_id")

@@ -63,6 +63,8 @@ class DaskConfig(_Strict):
     threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per LocalCluster worker.")
     memory_limit: str = Field("1.5GiB", description="Memory limit per LocalCluster worker (Dask spills, then pauses, before it).")
     local_directory: str | None = Field(None, description="Spill and shuffle scratch folder; empty: the system temp folder.")
+    in_process_below_rows: int = Field(100_000, ge=0, description="With no address, a stage over fewer rows runs on an in-process cluster (threads): starting worker processes and moving data between them costs more than such work. 0: always worker processes.")
+    shuffle_method: Literal["auto", "tasks", "p2p", "disk"] = Field("auto", description="Dask DataFrame shuffle method; auto lets Dask choose (p2p on a distributed cluster).")
 
 
 class NearDupConfig(_Strict):
@@ -79,8 +81,13 @@ class NearDupConfig(_Strict):
     false_negative_weight: float = Field(0.9, gt=0.0, lt=1.0, description="Weight of misses vs false candidates when bands x rows are chosen from the threshold (datasketch's optimiser); verification removes the false candidates.")
     verify: Literal["signature", "exact", "none"] = Field("signature", description="Check candidate pairs: signature agreement (estimated Jaccard), exact Jaccard of shingles (gathers candidate texts), or not at all.")
     levenshtein_max_chars: int = Field(0, ge=0, description="With verify=exact, strings up to this length are compared by rapidfuzz ratio instead of Jaccard.")
-    image_hash_size: int = Field(8, ge=4, le=32, description="dHash grid side: the hash has side*side bits.")
-    max_hamming: int = Field(6, ge=0, le=64, description="Images: hashes within this Hamming distance are near-duplicates (pigeonhole: max_hamming+1 blocks).")
+    image_hash_size: int = Field(8, ge=4, le=32, description="Perceptual hash side: the hash has side*side bits.")
+    max_hamming: int = Field(10, ge=0, le=64, description="Images: hashes within this Hamming distance are candidates (pigeonhole: max_hamming+1 blocks).")
+    image_hash: Literal["phash_centred", "dhash"] = Field("phash_centred", description="Images: pHash of the image moved to its content centroid (survives small shifts), or plain dHash.")
+    bucket_pair_limit: int = Field(2048, ge=2, le=100_000, description="Images: LSH buckets up to this many rows are searched pair by pair (every pair within max_hamming is a candidate); larger buckets get star edges to their smallest key only.")
+    thumb_size: int = Field(64, ge=8, le=256, description="Images: side of the grayscale thumbnail candidate pairs are verified on.")
+    max_shift: int = Field(2, ge=0, le=16, description="Images: verification takes the best correlation over offsets up to this many thumbnail pixels.")
+    min_correlation: float = Field(0.95, gt=0.0, le=1.0, description="Images: candidates whose best thumbnail correlation reaches this are near-duplicates.")
     keep_per_component: int = Field(1, ge=1, description="Rows kept per near-duplicate component (lowest ids).")
 
 

@@ -13,7 +13,7 @@ from tasks.common import compute_task
 def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManifest) -> SubsampleResult:
     """The Dask graph is built here and submitted to our own client (see doughflow.data.cluster)."""
     data = config.data
-    with dask_client(config.dask) as client:
+    with dask_client(config.dask, rows=valid.rows) as client:
         return subsample(valid, paths.stage("data/subsample"), data.subsample, client, id_column=data.id_column,
                          group_column=data.group_column, image_column=data.image_column)
 

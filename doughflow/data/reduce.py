@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from doughflow.data.lsh import hamming, minhash_band_keys, pigeonhole_keys, star_edges
+from doughflow.data.imagesig import shift_correlation
+from doughflow.data.lsh import bucket_pairs, hamming, minhash_band_keys, pigeonhole_keys, star_edges
 from doughflow.data.sketch import rows_matrix
 
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
@@ -49,21 +50,29 @@ def band_rows(frame: pd.DataFrame, removed_keys: np.ndarray, kind: str, width: i
     else:
         keys = pigeonhole_keys(rows_matrix(frame["sig"].to_numpy(), np.uint8, width), max_hamming)
     n = len(frame)
-    return pd.DataFrame({"bucket": keys.reshape(-1), "key": np.tile(frame["key"].to_numpy(), keys.shape[0]) if n else
-                         np.zeros(0, np.int64)})
+    out = pd.DataFrame({"bucket": keys.reshape(-1), "key": np.tile(frame["key"].to_numpy(), keys.shape[0]) if n else
+                        np.zeros(0, np.int64)})
+    if kind != "text":  # image hashes are 8 bytes: carried along so buckets can check every pair
+        out["sig"] = np.tile(frame["sig"].to_numpy(), keys.shape[0]) if n else np.zeros(0, object)
+    return out
 
 
-def bucket_edges(frame: pd.DataFrame) -> pd.DataFrame:
-    return star_edges(frame)
+def bucket_edges(frame: pd.DataFrame, kind: str = "text", width: int = 8, max_hamming: int = 0,
+                 pair_limit: int = 0) -> pd.DataFrame:
+    """Text: star edges per bucket. Images: every close pair in buckets up to ``pair_limit`` rows."""
+    if kind == "text":
+        return star_edges(frame)
+    return bucket_pairs(frame, width, max_hamming, pair_limit)
 
 
-def endpoint_rows(frame: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """The sketch rows of edge ends in this partition, tagged with the edge number and side."""
+def endpoint_rows(frame: pd.DataFrame, edges: pd.DataFrame, payload: str = "sig") -> pd.DataFrame:
+    """The sketch rows of edge ends in this partition, tagged with the edge number and side; the
+    ``payload`` column (signature or thumbnail) travels as ``sig``."""
     parts = []
     for side in ("a", "b"):
-        match = edges[["edge", side]].merge(frame[["key", "id", "sig"]], left_on=side, right_on="key")
+        match = edges[["edge", side]].merge(frame[["key", "id", payload]], left_on=side, right_on="key")
         parts.append(pd.DataFrame({"edge": match["edge"].to_numpy(), "side": side, "id": match["id"].to_numpy(),
-                                   "sig": match["sig"].to_numpy()}))
+                                   "sig": match[payload].to_numpy()}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -74,16 +83,23 @@ def similarity(sig_a: np.ndarray, sig_b: np.ndarray, kind: str) -> np.ndarray:
     return hamming(sig_a, sig_b).astype(np.float64)
 
 
-def verify_edges(frame: pd.DataFrame, kind: str, width: int) -> pd.DataFrame:
-    """Join the two ends of each edge (both are in this partition after the shuffle on edge)."""
+def verify_edges(frame: pd.DataFrame, kind: str, width: int, max_shift: int = 0) -> pd.DataFrame:
+    """Join the two ends of each edge (both are in this partition after the shuffle on edge) and
+    score it: text, estimated Jaccard; images, the best thumbnail correlation (``width`` is the
+    thumbnail's pixel count)."""
     a = frame[frame["side"] == "a"].set_index("edge")
     b = frame[frame["side"] == "b"].set_index("edge")
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
     if both.empty:
         return pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                              "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-    dtype = np.uint32 if kind == "text" else np.uint8
-    score = similarity(rows_matrix(both["sig_a"].to_numpy(), dtype, width), rows_matrix(both["sig_b"].to_numpy(), dtype, width), kind)
+    if kind == "text":
+        score = similarity(rows_matrix(both["sig_a"].to_numpy(), np.uint32, width),
+                           rows_matrix(both["sig_b"].to_numpy(), np.uint32, width), kind)
+    else:
+        side = int(round(width ** 0.5))
+        score = shift_correlation(rows_matrix(both["sig_a"].to_numpy(), np.uint8, width).reshape(-1, side, side),
+                                  rows_matrix(both["sig_b"].to_numpy(), np.uint8, width).reshape(-1, side, side), max_shift)
     return pd.DataFrame({"edge": both.index.to_numpy(), "id_a": both["id_a"].to_numpy(), "id_b": both["id_b"].to_numpy(),
                          "score": score})
 

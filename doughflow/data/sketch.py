@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from doughflow.data.imagesig import colour_histogram, dhash_bits
+from doughflow.data.imagesig import colour_histogram, image_signatures
 from doughflow.data.minhash import MinHasher, normalise_text, text_signatures
 
 CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
@@ -38,6 +38,8 @@ class SketchSpec:
     seed: int = 1
     scheme: str = "affine32"
     image_hash_size: int = 8
+    image_hash: str = "phash_centred"
+    thumb_size: int = 64
     rank_seed: int = 29
     features: bool = False
 
@@ -71,19 +73,19 @@ def rows_matrix(values, dtype, width: int) -> np.ndarray:
     return np.frombuffer(b"".join(values), dtype=dtype).reshape(len(values), width)
 
 
-def _image_signals(images: list[bytes], spec: SketchSpec) -> tuple[list[bytes], np.ndarray, np.ndarray | None]:
+def _image_signals(images: list[bytes], spec: SketchSpec) -> tuple[list[bytes], np.ndarray, np.ndarray | None, np.ndarray]:
     from doughflow.data.pizza import decode_image
 
-    digests, hashes, feats = [], [], []
+    digests, feats, decoded = [], [], []
     for data in images:
         pixels = decode_image(data)
         digests.append(xxhash.xxh3_128_digest(np.ascontiguousarray(pixels).tobytes() + repr(pixels.shape).encode()))
-        hashes.append(dhash_bits(pixels, spec.image_hash_size))
+        if spec.kind == "image":
+            decoded.append(pixels)
         if spec.features:
             feats.append(colour_histogram(pixels))
-    size = (spec.image_hash_size ** 2 + 7) // 8
-    sig = np.stack(hashes) if hashes else np.zeros((0, size), np.uint8)
-    return digests, sig, (np.stack(feats) if feats else np.zeros((0, 64), np.float32)) if spec.features else None
+    sig, thumb = image_signatures(decoded, spec.image_hash, spec.image_hash_size, spec.thumb_size)
+    return digests, sig, (np.stack(feats) if feats else np.zeros((0, 64), np.float32)) if spec.features else None, thumb
 
 
 def text_features(texts: list[str], dims: int = 256) -> np.ndarray:
@@ -135,7 +137,7 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     out = {"key": id_keys(ids_kept), "id": ids_kept, "rank": rank_keys(ids_kept, spec.rank_seed)}
     if spec.cap_column:
         out["group"] = pc.cast(table.column(spec.cap_column), pa.string()).take(pa.array(index)).to_pylist()
-    sig = feats = None
+    sig = feats = thumbs = None
     if payload == spec.text_column:
         texts = normal.take(pa.array(index))
         digests = [xxhash.xxh3_128_digest(t.encode()) for t in texts.to_pylist()]
@@ -147,19 +149,21 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     else:
         images = table.column(payload).take(pa.array(index)).to_pylist()
         if spec.kind == "image" or spec.features or CONTENT_HASH not in table.column_names:
-            computed, sig, feats = _image_signals(images, spec)
+            computed, sig, feats, thumbs = _image_signals(images, spec)
         if CONTENT_HASH in table.column_names:
             digests = table.column(CONTENT_HASH).take(pa.array(index)).to_pylist()
         else:
             digests = computed
         if spec.kind != "image":
-            sig = None
+            sig = thumbs = None
     out["h1"], out["h2"] = _split128(digests)
     arrays = {name: pa.array(value) for name, value in out.items()}
     if sig is not None:
         arrays["sig"] = _binary_rows(sig)
     if feats is not None:
         arrays["feat"] = _binary_rows(feats)
+    if thumbs is not None:
+        arrays["thumb"] = _binary_rows(thumbs)
     pq.write_table(pa.table(arrays), out_path)
     frame = pd.DataFrame(quarantine, columns=["id", "reason", "source_file", "source_row"])
     return table.num_rows, frame

@@ -64,7 +64,8 @@ def spec_for(cfg, id_column: str, group_column: str, image_column: str) -> Sketc
     return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column, text_column=near.text_column,
                       cap_column=(cfg.id_cap_column or group_column) if cfg.max_per_id else None,
                       shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
-                      scheme=near.scheme, image_hash_size=near.image_hash_size, rank_seed=cfg.seed,
+                      scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
+                      thumb_size=near.thumb_size, rank_seed=cfg.seed,
                       features=cfg.cluster.max_per_cluster is not None)
 
 
@@ -116,12 +117,17 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
                  "shingle": f"{near.shingle} {near.shingle_size}-grams", "scheme": near.scheme}
     else:
         bands, rows = near.max_hamming + 1, 0
-        facts = {"kind": "image", "blocks": bands, "max_hamming": near.max_hamming, "hash_bits": near.image_hash_size ** 2}
+        facts = {"kind": "image", "hash": near.image_hash, "blocks": bands, "max_hamming": near.max_hamming,
+                 "hash_bits": near.image_hash_size ** 2, "bucket_pair_limit": near.bucket_pair_limit,
+                 "min_correlation": near.min_correlation, "thumb": f"{near.thumb_size}px +-{near.max_shift}px"}
     meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64")})
+    if near.kind != "text":
+        meta["sig"] = pd.Series(dtype="object")
     buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
                                                       near.max_hamming, meta=meta)
     edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
-    edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, meta=edge_meta).compute()
+    edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
+                                                     near.bucket_pair_limit, meta=edge_meta).compute()
     edges = edges.drop_duplicates().reset_index(drop=True)
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
     facts["candidate_edges"] = int(len(edges))
@@ -130,14 +136,17 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
     else:
         ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
                                   "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
-        ends = stage.sk[["key", "id", "sig"]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], meta=ends_meta)
+        payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
+        ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
+                                                               meta=ends_meta)
         ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                                  "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-        verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, width, meta=ver_meta).compute()
+        verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
+                                                       meta=ver_meta).compute()
         if near.verify == "exact" and near.kind == "text" and texts is not None:
             verified = verified.assign(score=texts.exact_scores(verified, near))
         if near.verify != "none":
-            ok = verified["score"] >= near.threshold if near.kind == "text" else verified["score"] <= near.max_hamming
+            ok = verified["score"] >= (near.threshold if near.kind == "text" else near.min_correlation)
             facts["rejected_edges"] = int((~ok).sum())
             verified = verified[ok]
     facts["verified_edges"] = int(len(verified))
@@ -386,13 +395,23 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
             i, seen = parent[i], seen + 1
         return i
 
-    correct = sum(root.get(r, r) == root.get(k, k) for r, k in zip(dedup["id"], dedup["kept_id"]))
+    right = np.array([root.get(r, r) == root.get(k, k) for r, k in zip(dedup["id"], dedup["kept_id"])], dtype=bool)
+    correct = int(right.sum())
+    kind_of = dict(zip(truth["id"], truth["dup_kind"].fillna("")))
+    removed_kind = np.array([kind_of.get(r, "") or "original" for r in dedup["id"]], dtype=object)
     planted = truth[(truth["dup_of"].fillna("") != "") & truth["dup_of"].isin(set(truth["id"]))]
     if threshold is not None and "true_jaccard" in planted:
         planted = planted[planted["true_jaccard"] >= threshold]
     found = np.array([rep(i) == rep(o) and (i in parent or o in parent) for i, o in zip(planted["id"], planted["dup_of"])])
     per_kind = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
                 for kind, g in planted.groupby("dup_kind")}
+    for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)
+        mine = removed_kind == kind
+        entry = per_kind.setdefault(kind, {"planted": 0, "found": 0})
+        entry.update(removed=int(mine.sum()), correct=int(right[mine].sum()))
+    for entry in per_kind.values():
+        entry["recall"] = entry["found"] / entry["planted"] if entry["planted"] else None
+        entry["precision"] = entry["correct"] / entry["removed"] if entry.get("removed") else None
     return {"planted_pairs": int(len(planted)), "found_pairs": int(found.sum()),
             "recall": float(found.mean()) if len(found) else 1.0,
             "removed_as_duplicates": int(len(dedup)), "correct_removals": int(correct),

@@ -26,12 +26,17 @@ def subsample_markdown(result: SubsampleResult) -> str:
         parts.append("Near-duplicate search: " + ", ".join(f"{k} {v}" for k, v in result.lsh.items()) + ".")
     truth = result.truth
     if truth:
-        kinds = [[kind, v["planted"], v["found"], v["found"] / v["planted"] if v["planted"] else float("nan")]
-                 for kind, v in truth["per_kind"].items()]
+        def share(value):
+            return "-" if value is None else f"{value:.3f}"
+
+        kinds = [[kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
+                 for kind, v in sorted(truth["per_kind"].items())]
         parts += [f"Against the planted ground truth: recall **{truth['recall']:.3f}** ({truth['found_pairs']} of "
                   f"{truth['planted_pairs']} planted pairs), precision **{truth['precision']:.3f}** "
                   f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
-                  table(["planted kind", "planted", "found", "recall"], kinds)]
+                  "Per kind: recall over planted copies of that kind; precision over removed rows that are "
+                  "that kind of copy (\"original\": a row that is not a planted copy).",
+                  table(["kind", "planted", "found", "recall", "removed", "precision"], kinds)]
     for reason, items in result.examples.items():
         if not items:
             continue

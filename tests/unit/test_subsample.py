@@ -72,3 +72,30 @@ def test_missing_column_names_file_and_column(tmp_path, client):
     with pytest.raises(ValueError, match=r"bad\.parquet: missing column\(s\) \['text'\]"):
         subsample(manifest, tmp_path / "out", TEXT_ONLY, client,
                   id_column="doc_id", group_column="customer_id")
+
+
+def test_pizza_image_near_dups_on_an_in_process_cluster(tiny_source, tmp_path):
+    """The default pizza settings (image near-dup, customer and cluster caps) on the tiny set, on the
+    in-process cluster that small stages get: planted copies of every kind are found."""
+    from doughflow.config import load_config
+    from doughflow.data.cluster import in_process
+    from doughflow.data.fetch import fetch_source
+    from doughflow.data.validate import validate_shards
+    from tests.unit.test_validate import COLUMNS
+
+    config = load_config(None, ["data.subsample.max_per_id=20", "data.subsample.cluster.max_per_cluster=60"])
+    raw = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)
+    valid = validate_shards(raw, tmp_path / "valid", **COLUMNS).manifest
+    assert in_process(config.dask, valid.rows)
+    with dask_client(config.dask, rows=valid.rows) as small:
+        assert all(w.startswith("inproc://") for w in small.scheduler_info()["workers"])
+        result = subsample(valid, tmp_path / "out", config.data.subsample, small, id_column="sample_id",
+                           group_column="customer_id")
+    truth = result.truth
+    near = {k: v for k, v in truth["per_kind"].items() if k in ("reencoded", "shifted", "recoloured")}
+    assert near and sum(v["planted"] for v in near.values()) > 0
+    assert all(v["found"] == v["planted"] for v in near.values()), truth
+    assert truth["precision"] >= 0.98 and truth["per_kind"]["exact"]["recall"] == 1.0
+    removed = pq.read_table(result.removed_path).to_pandas()
+    assert result.rows_out + len(removed) == result.rows_in
+    assert {"near_duplicate", "id_cap"} <= set(removed["reason"])

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.imagesig import colour_histogram, image_signatures
-from doughflow.data.minhash import MinHasher, normalise_text, text_signatures
+from doughflow.data.minhash import MinHasher, normalise_words, text_signatures
 
 CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
 
@@ -123,7 +123,8 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         kind = table.schema.field(payload).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise ValueError(f"{path}: column {payload!r} must be text (string), got {kind}")
-        normal = normalise_text(table.column(payload).combine_chunks())
+        words = normalise_words(table.column(payload).combine_chunks())
+        normal = pc.binary_join(words, " ")  # null for a text without words
         empty = pc.fill_null(pc.equal(pc.utf8_length(normal), 0), True).to_numpy(zero_copy_only=False)
         for row in np.nonzero(empty)[0]:
             quarantine.append((ids[row], f"{payload}: empty text", path, int(row)))
@@ -143,7 +144,7 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         digests = [xxhash.xxh3_128_digest(t.encode()) for t in texts.to_pylist()]
         if spec.kind == "text":
             sig = text_signatures(texts, kind=spec.shingle, size=spec.shingle_size,
-                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme))
+                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme), words=words.take(pa.array(index)))
         if spec.features:
             feats = text_features(texts.to_pylist())
     else:

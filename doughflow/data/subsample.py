@@ -173,7 +173,7 @@ class TextSource:
 
         from doughflow.data.minhash import reference_shingles
 
-        wanted = set(pairs["id_a"]) | set(pairs["id_b"])
+        wanted = self.client.scatter(pa.array(sorted(set(pairs["id_a"]) | set(pairs["id_b"])), pa.string()), broadcast=True)
         found = self.client.gather(self.client.map(_texts_of, self.paths, id_column=self.id_column,
                                                    text_column=self.text_column, wanted=wanted, pure=False))
         text = {k: v for part in found for k, v in part.items()}
@@ -189,13 +189,16 @@ class TextSource:
         return np.array(scores, dtype=np.float64)
 
 
-def _texts_of(path: str, id_column: str, text_column: str, wanted: set) -> dict[str, str]:
+def _texts_of(path: str, id_column: str, text_column: str, wanted: pa.Array) -> dict[str, str]:
+    """Normalised texts of the wanted ids in one shard: filtered in Arrow before any Python object
+    is made, so a shard with few candidates costs little more than reading two columns."""
     from doughflow.data.minhash import normalise_text
 
     table = pq.read_table(path, columns=[id_column, text_column])
-    ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
-    texts = normalise_text(table.column(text_column).combine_chunks()).to_pylist()
-    return {i: t for i, t in zip(ids, texts) if i in wanted}
+    ids = pc.cast(table.column(id_column), pa.string())
+    hit = table.filter(pc.is_in(ids, value_set=wanted))
+    texts = normalise_text(hit.column(text_column).combine_chunks()).to_pylist()
+    return dict(zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), texts))
 
 
 def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -385,24 +388,38 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
     truth = pd.concat([pq.read_table(p, columns=columns).to_pandas() for p in paths], ignore_index=True)
     truth = truth.rename(columns={id_column: "id"})
     truth["id"] = truth["id"].astype(str)
-    root = dict(zip(truth["id"], np.where(truth["dup_of"].fillna("") != "", truth["dup_of"], truth["id"])))
+    dup_of = truth["dup_of"].fillna("").astype(str)
+    ids = pd.Index(truth["id"])
+    root = pd.Series(np.where((dup_of != "") & dup_of.isin(ids), dup_of, truth["id"]), index=ids)
+    root = root[~root.index.duplicated()]
     dedup = removed[removed["reason"].isin(["exact_duplicate", "near_duplicate"])]
-    parent = dict(zip(dedup["id"], dedup["kept_id"]))
+    parent = pd.Series(dedup["kept_id"].to_numpy(), index=dedup["id"].to_numpy())
 
-    def rep(i: str) -> str:
-        seen = 0
-        while i in parent and seen < 1000:
-            i, seen = parent[i], seen + 1
-        return i
+    def rep(values: np.ndarray) -> np.ndarray:
+        """Follow removed -> kept until a kept row (chains are short: exact, then near)."""
+        current = values.astype(object)
+        for _ in range(100):
+            step = parent.reindex(current).to_numpy()
+            moved = pd.notna(step)
+            if not moved.any():
+                break
+            current = np.where(moved, step, current)
+        return current
 
-    right = np.array([root.get(r, r) == root.get(k, k) for r, k in zip(dedup["id"], dedup["kept_id"])], dtype=bool)
+    def root_of(values) -> np.ndarray:
+        found = root.reindex(values).to_numpy()
+        return np.where(pd.notna(found), found, np.asarray(values, dtype=object))
+
+    right = root_of(dedup["id"]) == root_of(dedup["kept_id"])
     correct = int(right.sum())
-    kind_of = dict(zip(truth["id"], truth["dup_kind"].fillna("")))
-    removed_kind = np.array([kind_of.get(r, "") or "original" for r in dedup["id"]], dtype=object)
-    planted = truth[(truth["dup_of"].fillna("") != "") & truth["dup_of"].isin(set(truth["id"]))]
+    kind_of = truth.drop_duplicates("id").set_index("id")["dup_kind"].fillna("")
+    removed_kind = kind_of.reindex(dedup["id"]).fillna("").replace("", "original").to_numpy(dtype=object)
+    planted = truth[(dup_of != "") & dup_of.isin(ids)]
     if threshold is not None and "true_jaccard" in planted:
         planted = planted[planted["true_jaccard"] >= threshold]
-    found = np.array([rep(i) == rep(o) and (i in parent or o in parent) for i, o in zip(planted["id"], planted["dup_of"])])
+    a, b = planted["id"].to_numpy(dtype=object), planted["dup_of"].to_numpy(dtype=object)
+    touched = pd.Index(a).isin(parent.index) | pd.Index(b).isin(parent.index)
+    found = (rep(a) == rep(b)) & touched
     per_kind = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
                 for kind, g in planted.groupby("dup_kind")}
     for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)

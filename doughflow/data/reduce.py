@@ -137,3 +137,47 @@ def assign_clusters(frame: pd.DataFrame, removed_keys: np.ndarray, centres: np.n
         label = np.zeros(0, np.int64)
     return pd.DataFrame({"key": frame["key"].to_numpy(), "id": frame["id"].to_numpy(), "rank": frame["rank"].to_numpy(),
                          "cluster": label})
+
+
+def write_band_parts(sketch_path: str, out_prefix: str, removed_keys: np.ndarray, width: int, bands: int, rows: int,
+                     parts: int) -> int:
+    """Map side of the text band shuffle: this shard's (bucket, key) pairs, split by bucket into
+    ``parts`` files of two int64 columns. Why not a DataFrame shuffle: 20 bands make 20 rows per
+    document, and moving them as numpy arrays through files cost a fraction of a p2p shuffle of
+    pandas frames (measured: the shuffle was 70% of near-dup time)."""
+    import pyarrow.parquet as pq
+
+    frame = alive(pq.read_table(sketch_path, columns=["key", "sig"]).to_pandas(), removed_keys)
+    keys = minhash_band_keys(rows_matrix(frame["sig"].to_numpy(), np.uint32, width), bands, rows).reshape(-1)
+    owner = np.tile(frame["key"].to_numpy(), bands)
+    part = (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(parts + 1))
+    for p in range(parts):
+        chosen = order[bounds[p]:bounds[p + 1]]
+        np.save(f"{out_prefix}-{p:05d}.npy", np.stack([keys[chosen], owner[chosen]]))
+    return len(frame)
+
+
+def band_part_edges(paths: list[str]) -> pd.DataFrame:
+    """Reduce side: every (bucket, key) pair whose bucket falls in this part -> star edges."""
+    import os
+
+    blocks = [np.load(p) for p in paths if os.path.exists(p)]
+    both = np.concatenate(blocks, axis=1) if blocks else np.zeros((2, 0), np.int64)
+    return sorted_star_edges(both[0], both[1])
+
+
+def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:
+    """``lsh.star_edges`` in numpy: one sort by bucket, the minimum key per bucket by reduceat
+    (5x faster than the pandas groupby on 2M pairs)."""
+    order = np.argsort(bucket, kind="stable")
+    bucket, key = bucket[order], key[order]
+    if len(bucket) == 0:
+        return pd.DataFrame({"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)})
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    sizes = np.diff(np.r_[starts, len(bucket)])
+    centre = np.repeat(np.minimum.reduceat(key, starts), sizes)
+    keep = centre != key
+    edges = pd.DataFrame({"a": centre[keep], "b": key[keep]})
+    return edges.drop_duplicates().reset_index(drop=True)

@@ -120,16 +120,19 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
         facts = {"kind": "image", "hash": near.image_hash, "blocks": bands, "max_hamming": near.max_hamming,
                  "hash_bits": near.image_hash_size ** 2, "bucket_pair_limit": near.bucket_pair_limit,
                  "min_correlation": near.min_correlation, "thumb": f"{near.thumb_size}px +-{near.max_shift}px"}
-    meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64")})
-    if near.kind != "text":
-        meta["sig"] = pd.Series(dtype="object")
-    buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
-                                                      near.max_hamming, meta=meta)
-    edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
-    edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
-                                                     near.bucket_pair_limit, meta=edge_meta).compute()
+    if near.kind == "text":
+        edges = text_band_edges(stage, removed_keys, width, bands, rows)
+    else:
+        meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64"),
+                             "sig": pd.Series(dtype="object")})
+        buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
+                                                          near.max_hamming, meta=meta)
+        edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
+        edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
+                                                         near.bucket_pair_limit, meta=edge_meta).compute()
     edges = edges.drop_duplicates().reset_index(drop=True)
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
+    timing = {"candidates": round(time.perf_counter() - started, 2)}
     facts["candidate_edges"] = int(len(edges))
     if len(edges) == 0:
         verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
@@ -143,17 +146,40 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
                                  "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
         verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
                                                        meta=ver_meta).compute()
+        timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         if near.verify == "exact" and near.kind == "text" and texts is not None:
             verified = verified.assign(score=texts.exact_scores(verified, near))
+            timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         if near.verify != "none":
             ok = verified["score"] >= (near.threshold if near.kind == "text" else near.min_correlation)
             facts["rejected_edges"] = int((~ok).sum())
             verified = verified[ok]
     facts["verified_edges"] = int(len(verified))
+    facts["seconds"] = timing
     removed, groups = component_removals(verified, near.keep_per_component)
     stage.record("near_dup", removed, started)
     facts["components"] = int(groups["group"].nunique()) if len(groups) else 0
     return facts, verified, groups
+
+
+def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
+    """Star edges of the MinHash band buckets, shuffled on the cluster through numpy files in the
+    stage's scratch folder (see reduce.write_band_parts); memory per task is one part's pairs."""
+    import shutil
+
+    client, paths = stage.client, stage.sketch_paths
+    scratch = Path(paths[0]).parent / "_bands"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    parts = max(1, len(paths))
+    removed = client.scatter(removed_keys, broadcast=True)
+    prefixes = [str(scratch / f"m{i:05d}") for i in range(len(paths))]
+    client.gather(client.map(R.write_band_parts, paths, prefixes, removed_keys=removed, width=width, bands=bands,
+                             rows=rows, parts=parts, pure=False))
+    inputs = [[f"{prefix}-{p:05d}.npy" for prefix in prefixes] for p in range(parts)]
+    found = client.gather(client.map(R.band_part_edges, inputs, pure=False))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"a": [], "b": []}, dtype="int64")
 
 
 @dataclass
@@ -317,6 +343,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
     stage = _Stage(dd.read_parquet(sketch_paths, split_row_groups=False), rows_in)
+    stage.client, stage.sketch_paths = client, sketch_paths
     bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
                         "reason": "quarantined", "kept_id": "",
                         "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})

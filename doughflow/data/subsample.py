@@ -172,7 +172,7 @@ def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     parts = max(1, len(paths))
-    removed = client.scatter(removed_keys, broadcast=True)
+    removed = client.scatter(removed_keys, broadcast=True, hash=False)
     prefixes = [str(scratch / f"m{i:05d}") for i in range(len(paths))]
     client.gather(client.map(R.write_band_parts, paths, prefixes, removed_keys=removed, width=width, bands=bands,
                              rows=rows, parts=parts, pure=False))
@@ -199,7 +199,7 @@ class TextSource:
 
         from doughflow.data.minhash import reference_shingles
 
-        wanted = self.client.scatter(pa.array(sorted(set(pairs["id_a"]) | set(pairs["id_b"])), pa.string()), broadcast=True)
+        wanted = self.client.scatter(pa.array(sorted(set(pairs["id_a"]) | set(pairs["id_b"])), pa.string()), broadcast=True, hash=False)
         found = self.client.gather(self.client.map(_texts_of, self.paths, id_column=self.id_column,
                                                    text_column=self.text_column, wanted=wanted, pure=False))
         text = {k: v for part in found for k, v in part.items()}
@@ -367,8 +367,8 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
 
     started = time.perf_counter()
     removed_keys = stage.keys()
-    removed_future = client.scatter(removed_keys, broadcast=True)
-    groups_future = client.scatter(groups, broadcast=True)
+    removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
+    groups_future = client.scatter(groups, broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
     written = client.gather(client.map(filter_shard, paths, sketch_paths, outs, id_column=id_column,
                                        removed_keys=removed_future, groups=groups_future, centres=centres, pure=False))

@@ -49,8 +49,69 @@ class PizzaGeneratorConfig(_Strict):
 class SourceConfig(_Strict):
     """Where raw data comes from. With no url the built-in pizza generator writes it on first use."""
 
-    url: str | None = Field(None, description="fsspec URL of a Parquet file or folder (local path, file://, http(s)://, s3://...). Empty: use the built-in generator.")
+    url: str | None = Field(None, description="fsspec URL of a Parquet, CSV or JSONL file, a folder of them, or an image folder (local path, file://, http(s)://, s3://...). Empty: use the built-in generator.")
+    format: Literal["auto", "parquet", "csv", "jsonl", "images"] = Field("auto", description="Source format; auto decides by file extension (a folder of .png/.jpg files is an image folder).")
+    retries: int = Field(4, ge=0, le=20, description="Retries of a transient read error per source file, with exponential backoff.")
+    backoff_seconds: float = Field(0.5, ge=0.0, le=60.0, description="First retry delay; doubles on each retry.")
+    labels: str | None = Field(None, description="Image folders: CSV of labels with a 'path' column (image path relative to the source, or file name); a URL or a path relative to the source. Empty: labels.csv at the source root if present.")
     generator: PizzaGeneratorConfig = Field(default_factory=PizzaGeneratorConfig)
+
+
+class DaskConfig(_Strict):
+    """Where the data stages compute. With no address a LocalCluster of worker processes on the
+    loopback interface is started for the stage and closed after it."""
+
+    address: str | None = Field(None, description="Scheduler address of an existing Dask cluster (tcp://host:8786). Empty: a LocalCluster.")
+    n_workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes.")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per LocalCluster worker.")
+    memory_limit: str = Field("1.5GiB", description="Memory limit per LocalCluster worker (Dask spills, then pauses, before it).")
+    local_directory: str | None = Field(None, description="Spill and shuffle scratch folder; empty: the system temp folder.")
+    in_process_below_rows: int = Field(100_000, ge=0, description="With no address, a stage over fewer rows runs on an in-process cluster (threads): starting worker processes and moving data between them costs more than such work. 0: always worker processes.")
+    shuffle_method: Literal["auto", "tasks", "p2p", "disk"] = Field("auto", description="Dask DataFrame shuffle method; auto lets Dask choose (p2p on a distributed cluster).")
+
+
+class NearDupConfig(_Strict):
+    """Near-duplicate removal: MinHash + LSH for text, perceptual hash + Hamming LSH for images."""
+
+    kind: Literal["none", "image", "text"] = Field("image", description="What the rows are compared on; none disables near-dup.")
+    text_column: str = Field("text", description="Text column for kind=text.")
+    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Text: Jaccard similarity at or above which two rows are near-duplicates.")
+    shingle: Literal["word", "char"] = Field("word", description="Text shingles: word n-grams or character n-grams.")
+    shingle_size: int = Field(3, ge=1, le=32, description="n of the n-gram shingles.")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations.")
+    scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch MinHash permutation scheme reproduced bit for bit.")
+    seed: int = Field(1, description="MinHash seed (datasketch's seed).")
+    false_negative_weight: float = Field(0.9, gt=0.0, lt=1.0, description="Weight of misses vs false candidates when bands x rows are chosen from the threshold (datasketch's optimiser); verification removes the false candidates.")
+    verify: Literal["signature", "exact", "none"] = Field("signature", description="Check candidate pairs: signature agreement (estimated Jaccard), exact Jaccard of shingles (gathers candidate texts), or not at all.")
+    levenshtein_max_chars: int = Field(0, ge=0, description="With verify=exact, strings up to this length are compared by rapidfuzz ratio instead of Jaccard.")
+    image_hash_size: int = Field(8, ge=4, le=32, description="Perceptual hash side: the hash has side*side bits.")
+    max_hamming: int = Field(10, ge=0, le=64, description="Images: hashes within this Hamming distance are candidates (pigeonhole: max_hamming+1 blocks).")
+    image_hash: Literal["phash_centred", "dhash"] = Field("phash_centred", description="Images: pHash of the image moved to its content centroid (survives small shifts), or plain dHash.")
+    bucket_pair_limit: int = Field(2048, ge=2, le=100_000, description="Images: LSH buckets up to this many rows are searched pair by pair (every pair within max_hamming is a candidate); larger buckets get star edges to their smallest key only.")
+    thumb_size: int = Field(64, ge=8, le=256, description="Images: side of the grayscale thumbnail candidate pairs are verified on.")
+    max_shift: int = Field(2, ge=0, le=16, description="Images: verification takes the best correlation over offsets up to this many thumbnail pixels.")
+    min_correlation: float = Field(0.95, gt=0.0, le=1.0, description="Images: candidates whose best thumbnail correlation reaches this are near-duplicates.")
+    keep_per_component: int = Field(1, ge=1, description="Rows kept per near-duplicate component (lowest ids).")
+
+
+class ClusterCapConfig(_Strict):
+    """Cap over-represented looks: MiniBatchKMeans on cheap features, at most max_per_cluster each."""
+
+    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty disables clustering.")
+    n_clusters: int = Field(16, ge=2, le=4096)
+    sample_rows: int = Field(20000, ge=100, description="Rows the k-means is fitted on; the rest are assigned per partition.")
+
+
+class SubsampleConfig(_Strict):
+    """Data reduction between validation and splitting; every removed row is recorded with a reason."""
+
+    exact_dedup: bool = Field(True, description="Drop rows whose normalised content equals a row with a lower id.")
+    near_dup: NearDupConfig = Field(default_factory=NearDupConfig)
+    max_per_id: int | None = Field(300, ge=1, description="At most this many rows per id_cap_column value; empty disables.")
+    id_cap_column: str | None = Field(None, description="Column the per-id cap counts by; empty: data.group_column.")
+    cluster: ClusterCapConfig = Field(default_factory=ClusterCapConfig)
+    seed: int = Field(29, description="Seed of the hash rank that decides which rows a cap keeps.")
+    report_examples: int = Field(6, ge=0, le=100, description="Example pairs and groups shown in the report.")
 
 
 class DataConfig(_Strict):
@@ -59,6 +120,7 @@ class DataConfig(_Strict):
     id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest.")
     group_column: str = Field("customer_id", description="Internal id that must never straddle splits.")
     rows_per_shard: int = Field(2000, ge=10, description="Rows per fetched/cleaned Parquet shard; bounds memory per step.")
+    subsample: SubsampleConfig = Field(default_factory=SubsampleConfig)
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
     image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
@@ -283,6 +345,7 @@ class ExperimentConfig(_Strict):
     registry_path: str | None = Field(None, description="SQLite run registry; empty: <artifacts_dir>/registry.sqlite.")
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    dask: DaskConfig = Field(default_factory=DaskConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)

@@ -71,3 +71,17 @@ def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, f
             "train_seconds": round(trained.seconds, 1),
         },
     }
+
+
+def data_summary(paths: RunPaths, raw, validated, subsampled, splits) -> dict:
+    """The JSON line ``flows.prepare`` ends with: rows per step and where the splits are."""
+    steps = {"fetched": raw.rows, "valid": validated.rows_valid, "quarantined": validated.rows_quarantined}
+    for step in subsampled.steps:
+        steps[step.step] = step.rows_out
+    return {
+        "run_id": paths.run_id,
+        "output": str(paths.run_dir / "data" / "split"),
+        "rows": {**steps, **{f"split_{name}": rows for name, rows in splits.rows.items()}},
+        "removed": subsampled.removed_path,
+        "subsample_report": subsampled.report_path,
+    }

@@ -1,4 +1,4 @@
-"""The training pipeline: fetch -> validate -> dedup -> split -> train -> evaluate -> export ->
+"""The training pipeline: fetch -> validate -> subsample -> split (the prepare-data sub-flow) -> train -> evaluate -> export ->
 report -> package. ``python -m flows.train --config configs/pizza.yaml key=value ...``"""
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ from doughflow.cli import run_flow_cli
 from doughflow.caching import result_storage
 from doughflow.config import ExperimentConfig
 from doughflow.runs import RunPaths, new_run_id, run_summary
+from flows.prepare import prepare_data
 from tasks.behaviour import behaviour_task
-from tasks.dedup import dedup_task
 from tasks.evaluate import evaluate_task
 from tasks.export import export_task
-from tasks.fetch import fetch_task
 from tasks.formats import convert_formats_task
 from tasks.package import package_task
 from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, publish_run_task, report_task
 from tasks.review import review_packet_task
-from tasks.split import split_task
 from tasks.train import train_task
-from tasks.validate import validate_task
 
 
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.")
@@ -38,17 +35,14 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = No
 def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     started = time.time()
     paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
-    raw = fetch_task(config, paths)
-    validated = validate_task(config, paths, raw)
-    deduped = dedup_task(config, paths, validated.manifest)
-    splits = split_task(config, paths, deduped.manifest)
+    raw, validated, subsampled, splits = prepare_data(config, paths)
     trained = train_task(config, paths, splits)
     evaluated = evaluate_task(config, paths, splits, trained)
     exported = export_task(config, paths, splits, trained)
     formats = convert_formats_task(config, paths, splits, trained, exported)
     behaviour = behaviour_task(config, paths, trained, formats)
     decision = release_gates_task(config, paths, evaluated, formats, behaviour)
-    report = report_task(config, paths, raw, validated, deduped, splits, trained, evaluated, exported,
+    report = report_task(config, paths, raw, validated, subsampled, splits, trained, evaluated, exported,
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     publish_report_task(report, paths.run_id)

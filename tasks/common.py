@@ -24,7 +24,8 @@ from doughflow.caching import stage_key
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.source", "data.rows_per_shard", "labels", "data.extra_sources"),
     "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count"),
-    "exact-dedup": ("labels", "data.id_column", "data.target_prefix"),
+    "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",
+                  "data.target_prefix"),
     "split": ("split", "data.group_column"),
     "train": ("train", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix"),
     "evaluate": ("evaluate", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix"),

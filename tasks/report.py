@@ -8,14 +8,15 @@ import logging
 import numpy as np
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.dedup import DedupResult
 from doughflow.data.fetch import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
+from doughflow.data.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.plots import example_grid, loss_curve
 from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
+from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
 from doughflow.training.trainer import TrainResult
@@ -40,7 +41,7 @@ def _counts(values, labels: list[str]) -> str:
 
 
 def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, validated: ValidationResult,
-                 deduped: DedupResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
+                 deduped: SubsampleResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
                  exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
     out = paths.stage("report")
     labels = config.labels
@@ -57,12 +58,16 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         example_grid(images, captions, out / "worst_examples.png")
         figures.append("worst_examples.png")
 
+    if removed_pairs_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
+                            out / "removed_pairs.png"):
+        figures.append("removed_pairs.png")
     test_metrics = evaluated.metrics.get("test", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
     data_rows = [
         ["fetched", raw.rows, f"{len(raw.shards)} shard(s) from `{raw.source}`"],
         ["quarantined", -validated.rows_quarantined, reasons],
-        ["exact duplicates removed", -deduped.rows_removed, f"{deduped.label_conflicts} with conflicting labels"],
+        *[[step.step, -(step.rows_in - step.rows_out), ", ".join(f"{k}: {v}" for k, v in step.reasons.items())]
+          for step in deduped.steps if step.rows_in != step.rows_out],
         *[[f"split {name}", splits.rows[name], f"{splits.groups[name]} customers"] for name in SPLITS],
     ]
     epoch_rows = [[e["epoch"], e["train_loss"], e.get("val_mae", float("nan")), e.get("val_exact_count_accuracy", float("nan")),
@@ -85,6 +90,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         "## Data",
         table(["step", "rows", "detail"], data_rows),
         f"Quarantined rows with their reasons: `{validated.quarantine_path}`; removed duplicates: `{deduped.removed_path}`.",
+        subsample_markdown(deduped),
+        *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
+          if "removed_pairs.png" in figures else []),
         "## Training",
         f"DeepSpeed ZeRO-{config.train.zero_stage}, {config.train.precision}, micro batch {config.train.micro_batch_size}, "
         f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "

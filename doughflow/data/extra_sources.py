@@ -18,18 +18,44 @@ import hashlib
 import logging
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256, list_parquet_files, source_fingerprint, write_shards
+from doughflow.data.fetch import HASH_CHUNK, DataManifest, ShardInfo, file_sha256, write_shards
 
 log = logging.getLogger(__name__)
 
 ORIGIN_FILE = "extra_origin.parquet"
 SUPERSEDES = "origin_sample_id"
 
+
+
+def list_parquet_files(url: str) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.exists(root):
+        raise FileNotFoundError(f"extra source {url} does not exist")
+    if fs.isdir(root):
+        files = sorted(path for path in fs.find(root) if path.endswith(".parquet"))
+        if not files:
+            raise FileNotFoundError(f"extra source {url} holds no .parquet files")
+    else:
+        files = [root]
+    return fs, files, root
+
+
+def source_fingerprint(fs: fsspec.AbstractFileSystem, files: list[str], root: str) -> str:
+    """SHA-256 over each file's relative name and bytes: the same content, the same fingerprint."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        relative = name[len(root):].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
+        digest.update(relative.encode() + b"\0")
+        with fs.open(name, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 def drop_superseded(shards: list[ShardInfo], id_column: str, superseded: pa.Array) -> list[ShardInfo]:
     """Rewrite the main shards without the superseded ids (shards without any are left untouched)."""

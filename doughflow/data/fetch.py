@@ -1,7 +1,11 @@
-"""Fetch: copy a Parquet source at any fsspec URL into local shards, streaming record batches.
+"""Fetch: copy a source at any fsspec URL (Parquet, CSV, JSONL or an image folder) into local
+Parquet shards, streaming record batches.
 
-Memory is bounded by one shard, whatever the source size. The manifest records every shard and a
-content fingerprint of the source, so later stages (and caches) can tell when the data changed.
+Memory is bounded by one shard, whatever the source size. The manifest records every source unit
+(file, or run of images) with its key, bytes, rows, content hash and shards, and a fingerprint of the
+whole source, so later stages (and caches) can tell when the data changed. A rerun into the same
+folder reuses every unit whose key and shards still match and fetches only the rest; transient read
+errors are retried per file with exponential backoff and jitter (doughflow.data.retry).
 """
 
 from __future__ import annotations
@@ -9,13 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import fsspec
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from doughflow.data.retry import with_retries
+from doughflow.data.sources import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
+                                    image_batch, list_files, plan_units, read_tabular)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,20 @@ class ShardInfo:
 
 
 @dataclass
+class UnitEntry:
+    """One fetched source unit: a rerun skips it while its key and shard hashes still match."""
+
+    name: str
+    key: str
+    format: str
+    files: int
+    source_bytes: int
+    sha256: str  # of the unit's source bytes (file names included for image runs)
+    rows: int
+    shards: list[str] = field(default_factory=list)
+
+
+@dataclass
 class DataManifest:
     """What a data stage wrote: shards, their sizes and hashes, and the source's fingerprint."""
 
@@ -39,15 +63,21 @@ class DataManifest:
     rows: int
     shards: list[ShardInfo] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    bytes: int = 0  # source bytes read (fetch) or 0
+    files: list[UnitEntry] = field(default_factory=list)
 
     def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), indent=2))
+        """Written to a temporary name and renamed, so an interrupted write never leaves half a file."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> "DataManifest":
         raw = json.loads(Path(path).read_text())
         raw["shards"] = [ShardInfo(**shard) for shard in raw["shards"]]
+        raw["files"] = [UnitEntry(**entry) for entry in raw.get("files", [])]
         return cls(**raw)
 
     def paths(self) -> list[Path]:
@@ -62,34 +92,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_fingerprint(fs: fsspec.AbstractFileSystem, files: list[str], root: str) -> str:
-    """SHA-256 over each source file's relative name and bytes, in sorted order: the same content
-    gives the same fingerprint wherever it is hosted."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        relative = name[len(root):].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
-        digest.update(relative.encode() + b"\0")
-        with fs.open(name, "rb") as handle:
-            while chunk := handle.read(HASH_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def list_parquet_files(url: str) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
-    fs, root = fsspec.core.url_to_fs(url)
-    if not fs.exists(root):
-        raise FileNotFoundError(f"data source {url} does not exist")
-    if fs.isdir(root):
-        files = sorted(path for path in fs.find(root) if path.endswith(".parquet"))
-        if not files:
-            raise FileNotFoundError(f"data source {url} holds no .parquet files")
-    else:
-        files = [root]
-    return fs, files, root
-
-
-def write_shards(batches, schema: pa.Schema, out_dir: Path, rows_per_shard: int, prefix: str = "part") -> list[ShardInfo]:
-    """Regroup a stream of record batches into shards of ``rows_per_shard`` rows."""
+def write_shards(batches, schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
+                 prefix: str = "part") -> list[ShardInfo]:
+    """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
+    the first batch's is used (CSV and JSONL readers infer it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shards: list[ShardInfo] = []
     pending: list[pa.RecordBatch] = []
@@ -107,6 +113,7 @@ def write_shards(batches, schema: pa.Schema, out_dir: Path, rows_per_shard: int,
         pending_rows = rest.num_rows
 
     for batch in batches:
+        schema = schema or batch.schema
         if batch.num_rows == 0:
             continue
         pending.append(batch)
@@ -118,18 +125,214 @@ def write_shards(batches, schema: pa.Schema, out_dir: Path, rows_per_shard: int,
     return shards
 
 
-def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000) -> DataManifest:
-    """Read a Parquet source out-of-core and write local shards plus ``manifest.json``."""
-    fs, files, root = list_parquet_files(url)
-    fingerprint = source_fingerprint(fs, files, root)
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to read a source: from ``data.source`` and the column names of ``data``."""
+
+    format: str = "auto"
+    retries: int = 4
+    backoff_seconds: float = 0.5
+    id_column: str = "sample_id"
+    image_column: str = "image"
+    labels: str | None = None  # image folders: labels CSV (URL, or path relative to the source)
+    storage_options: dict = field(default_factory=dict)
+
+
+class _Source:
+    """The listed source plus the retrying readers that pull bytes from it."""
+
+    def __init__(self, url: str, rows_per_shard: int, options: FetchOptions):
+        self.url, self.options = url, options
+        self.rng = random.Random()
+        self.fs, self.root = fsspec.core.url_to_fs(url, **options.storage_options)
+        files = self.retry(lambda: list_files(self.fs, self.root, url), f"listing {url}")
+        self.format, chosen = choose_format(files, options.format, url)
+        self.labels = ImageLabels()
+        self.folders = False
+        if self.format == "images":
+            self.labels = self._labels(files)
+            self.folders = any("/" in f.name for f in chosen)
+        self.units = plan_units(chosen, self.format, rows_per_shard, self.labels.version)
+
+    def retry(self, action, what: str):
+        return with_retries(action, retries=self.options.retries, backoff_seconds=self.options.backoff_seconds,
+                            what=what, rng=self.rng)
+
+    def read_bytes(self, fs: fsspec.AbstractFileSystem, path: str, what: str) -> bytes:
+        def once() -> bytes:
+            with fs.open(path, "rb") as handle:
+                return handle.read()
+
+        return self.retry(once, what)
+
+    def _labels(self, files: list[SourceFile]) -> ImageLabels:
+        wanted = self.options.labels
+        if wanted is None:
+            match = [f for f in files if f.name == LABELS_FILE]
+            if not match:
+                return ImageLabels()
+            fs, path, name = self.fs, match[0].path, match[0].name
+        elif "://" in wanted or wanted.startswith("/"):
+            fs, path = fsspec.core.url_to_fs(wanted, **self.options.storage_options)
+            name = wanted
+        else:
+            fs, path, name = self.fs, f"{self.root.rstrip('/')}/{wanted}", wanted
+        data = self.read_bytes(fs, path, f"labels file {name}")
+        return ImageLabels.read(data, name, hashlib.sha256(data).hexdigest(), self.options.id_column)
+
+    def is_plain_local(self) -> bool:
+        return type(self.fs) is LocalFileSystem
+
+    def stage_file(self, source: SourceFile, scratch: Path) -> tuple[str, str, bool]:
+        """(local path, sha256 of the bytes, whether the local path is a temporary copy). Remote
+        files are copied in chunks with retries, so the parser never sees a network error."""
+        what = f"source file {source.name}"
+        if self.is_plain_local():
+            def hash_only() -> str:
+                digest = hashlib.sha256()
+                with self.fs.open(source.path, "rb") as handle:
+                    while chunk := handle.read(HASH_CHUNK):
+                        digest.update(chunk)
+                return digest.hexdigest()
+
+            return source.path, self.retry(hash_only, what), False
+        scratch.mkdir(parents=True, exist_ok=True)
+        local = scratch / "incoming"
+
+        def copy() -> str:
+            digest = hashlib.sha256()
+            with self.fs.open(source.path, "rb") as handle, open(local, "wb") as out:
+                while chunk := handle.read(HASH_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            return digest.hexdigest()
+
+        return str(local), self.retry(copy, what), True
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-60:].strip("._") or "unit"
+
+
+def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int) -> UnitEntry:
+    prefix = f"{_safe(unit.name)}-{unit.key[:10]}"
+    label = FORMAT_NAMES.get(unit.format, unit.format)
+    if unit.format == "images":
+        digest = hashlib.sha256()
+        blobs = []
+        for f in unit.files:
+            data = source.read_bytes(source.fs, f.path, f"image file {f.name}")
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+            blobs.append(data)
+        batch = image_batch([f.name for f in unit.files], blobs, id_column=source.options.id_column,
+                            image_column=source.options.image_column, folders=source.folders,
+                            labels=source.labels, index=source.labels.lookup())
+        shards = write_shards([batch], None, out_dir, rows_per_shard, prefix)
+        sha = digest.hexdigest()
+    else:
+        (f,) = unit.files
+        local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
+        try:
+            shards = write_shards(read_tabular(local, unit.format, rows_per_shard), None, out_dir, rows_per_shard, prefix)
+        except (pa.ArrowException, OSError) as error:
+            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: {error}") from error
+        finally:
+            if temporary:
+                Path(local).unlink(missing_ok=True)
+    return UnitEntry(unit.name, unit.key, unit.format, len(unit.files), unit.bytes, sha,
+                     sum(s.rows for s in shards), [s.path for s in shards])
+
+
+def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> bool:
+    """True when a previous run's entry still has every shard on disk with its recorded hash."""
+    if entry is None:
+        return False
+    for path in entry.shards:
+        info = shards.get(path)
+        if info is None or not Path(path).is_file() or Path(path).stat().st_size != info.bytes or file_sha256(Path(path)) != info.sha256:
+            return False
+    return True
+
+
+def _previous(manifest_path: Path) -> DataManifest | None:
     try:
-        dataset = ds.dataset(files, format="parquet", filesystem=fs)
-        schema = dataset.schema
-        shards = write_shards(dataset.to_batches(batch_size=rows_per_shard), schema, out_dir, rows_per_shard)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise ValueError(f"cannot read Parquet source {url}: {error}") from error
-    manifest = DataManifest(source=url, fingerprint=fingerprint, rows=sum(s.rows for s in shards),
-                            shards=shards, columns=schema.names)
-    manifest.save(out_dir / "manifest.json")
-    log.info("fetched %d rows from %d file(s) of %s into %d shard(s)", manifest.rows, len(files), url, len(shards))
+        return DataManifest.load(manifest_path) if manifest_path.exists() else None
+    except (ValueError, TypeError, KeyError) as error:
+        log.warning("ignoring unreadable manifest %s (%s): fetching everything", manifest_path, error)
+        return None
+
+
+def _unify(shards: list[ShardInfo], source_of: dict[str, str]) -> tuple[list[ShardInfo], list[str]]:
+    """CSV/JSONL types are inferred per file (a column of nulls in one, strings in another): cast
+    the shards that differ to one schema, or say which source file does not fit."""
+    schemas = [pq.read_schema(s.path) for s in shards]
+    if not schemas:
+        return shards, []
+    unified = schemas[0]
+    for shard, schema in zip(shards[1:], schemas[1:]):
+        try:
+            unified = pa.unify_schemas([unified, schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise ValueError(f"source file {source_of.get(shard.path, shard.path)}: columns do not fit the files "
+                             f"before it ({error})") from error
+    out = []
+    for shard, schema in zip(shards, schemas):
+        if schema.remove_metadata() != unified.remove_metadata():
+            path = Path(shard.path)
+            try:
+                table = pq.read_table(path)
+                table = pa.table({name: (table.column(name) if name in table.column_names else pa.nulls(table.num_rows))
+                                  for name in unified.names}).cast(unified)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+                raise ValueError(f"{path.name}: columns do not fit the other files' ({error})") from error
+            pq.write_table(table, path)
+            shard = ShardInfo(str(path), table.num_rows, path.stat().st_size, file_sha256(path))
+        out.append(shard)
+    return out, unified.names
+
+
+def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: FetchOptions | None = None) -> DataManifest:
+    """Copy the source at ``url`` into Parquet shards plus ``manifest.json`` under ``out_dir``,
+    fetching only the units a previous run into the same folder does not already hold."""
+    options = options or FetchOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = _Source(url, rows_per_shard, options)
+    manifest_path = out_dir / "manifest.json"
+    previous = _previous(manifest_path)
+    old_entries = {e.key: e for e in previous.files} if previous else {}
+    old_shards = {s.path: s for s in previous.shards} if previous else {}
+    entries: list[UnitEntry] = []
+    shards: list[ShardInfo] = []
+    fetched = 0
+    for unit in source.units:
+        entry = old_entries.get(unit.key)
+        if _reusable(entry, old_shards):
+            unit_shards = [old_shards[p] for p in entry.shards]
+        else:
+            for path in entry.shards if entry else []:
+                Path(path).unlink(missing_ok=True)
+            entry = _fetch_unit(source, unit, out_dir, rows_per_shard)
+            unit_shards = [ShardInfo(p, pq.read_metadata(p).num_rows, Path(p).stat().st_size, file_sha256(Path(p)))
+                           for p in entry.shards]
+            fetched += 1
+            old_shards.update({s.path: s for s in unit_shards})
+        entries.append(entry)
+        shards.extend(unit_shards)
+        # progress survives an interruption: the next run resumes after the last finished unit
+        DataManifest(url, "", sum(e.rows for e in entries), shards, [], sum(e.source_bytes for e in entries),
+                     entries).save(manifest_path)
+    keep = {s.path for s in shards}
+    for stale in out_dir.glob("*.parquet"):
+        if str(stale) not in keep:
+            stale.unlink()
+    shards, columns = _unify(shards, {p: e.name for e in entries for p in e.shards})
+    fingerprint = hashlib.sha256("".join(f"{e.name}\0{e.sha256}\n" for e in sorted(entries, key=lambda e: e.name)).encode())
+    if source.labels.version:
+        fingerprint.update(f"labels\0{source.labels.version}".encode())
+    manifest = DataManifest(source=url, fingerprint=fingerprint.hexdigest(), rows=sum(s.rows for s in shards),
+                            shards=shards, columns=columns, bytes=sum(e.source_bytes for e in entries), files=entries)
+    manifest.save(manifest_path)
+    log.info("fetched %d of %d unit(s) of %s (%s; %d reused): %d rows in %d shard(s)", fetched, len(entries), url,
+             source.format, len(entries) - fetched, manifest.rows, len(shards))
     return manifest

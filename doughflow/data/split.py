@@ -42,14 +42,52 @@ def assign_split(group: str, seed: int, fractions: tuple[float, float, float]) -
     return "test"
 
 
+def linked_units(manifest: DataManifest, group_column: str, link_column: str | None) -> dict[str, str]:
+    """Group id -> the unit it is split with. Rows sharing a link (a near-duplicate component) tie
+    their groups together, so neither a customer nor a component can straddle splits; the unit is
+    named by its smallest group id so it is independent of row order. Reads two columns only."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for path in manifest.paths():
+        names = pq.read_schema(path).names
+        if not link_column or link_column not in names:
+            continue
+        table = pq.read_table(path, columns=[group_column, link_column])
+        for group, link in zip(pc.cast(table.column(group_column), pa.string()).to_pylist(),
+                               table.column(link_column).to_pylist()):
+            if link:
+                a, b = find(group), find("\0link:" + link)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)  # any root will do: units are named below
+    units: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    for node in list(parent):
+        if not node.startswith("\0link:"):
+            members.setdefault(find(node), []).append(node)
+    for nodes in members.values():
+        name = min(nodes)
+        for node in nodes:
+            units[node] = name
+    return units
+
+
 def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str, seed: int,
-                   fractions: tuple[float, float, float]) -> SplitResult:
+                   fractions: tuple[float, float, float], link_column: str | None = None) -> SplitResult:
+    units = linked_units(manifest, group_column, link_column)
     writers_shards: dict[str, list[ShardInfo]] = {name: [] for name in SPLITS}
     groups_seen: dict[str, set[str]] = {name: set() for name in SPLITS}
     for index, path in enumerate(manifest.paths()):
         table = pq.read_table(path)
         groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
-        assigned = [assign_split(group, seed, fractions) for group in groups]
+        assigned = [assign_split(units.get(group, group), seed, fractions) for group in groups]
         for name in SPLITS:
             mask = pa.array([a == name for a in assigned])
             part = table.filter(mask)

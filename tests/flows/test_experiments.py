@@ -9,7 +9,7 @@ from doughflow.config import load_config
 from doughflow.registry import load_runs
 from tests.conftest import TINY_OVERRIDES
 
-DATA_STAGES = {"fetch", "validate", "exact-dedup", "split"}
+DATA_STAGES = {"fetch", "validate", "subsample", "split"}
 MODEL_STAGES = {"train", "evaluate", "export-onnx", "deploy-formats", "behaviour-tests", "release-gates", "report", "package"}
 
 

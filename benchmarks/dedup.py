@@ -1,0 +1,169 @@
+"""Near-duplicate text dedup: the doughflow subsample stage on Dask vs straightforward datasketch.
+
+    python benchmarks/dedup.py --rows 1000000 --baseline-rows 50000
+
+One generated corpus (doughflow.data.textgen, cached under --work), Parquet in and Parquet out for
+the stage; the baseline (a MinHash per document with datasketch's defaults, MinHashLSH
+query-then-insert) runs on the first --baseline-rows rows of the same corpus because it needs
+~1k docs/s. Peak RSS sums this process and all children (the Dask workers). Prints a table, then one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+class PeakRSS:
+    """Samples the RSS of this process tree every 0.2 s."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def baseline(paths, rows: int, threshold: float, num_perm: int, shingle_size: int) -> dict:
+    import pyarrow.parquet as pq
+    from datasketch import MinHash, MinHashLSH
+
+    from doughflow.data.minhash import normalise_text, reference_shingles
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    kept_of: dict[str, str] = {}
+    seen = 0
+    started = time.perf_counter()
+    for path in paths:
+        table = pq.read_table(path, columns=["doc_id", "text"]).slice(0, rows - seen)
+        for doc_id, text in zip(table.column("doc_id").to_pylist(), normalise_text(table.column("text")).to_pylist()):
+            m = MinHash(num_perm=num_perm)
+            for s in reference_shingles(text, "word", shingle_size):
+                m.update(s.encode())
+            hits = lsh.query(m)
+            if hits:
+                kept_of[doc_id] = min(hits)
+            else:
+                lsh.insert(doc_id, m)
+        seen += table.num_rows
+        if seen >= rows:
+            break
+    seconds = time.perf_counter() - started
+    return {"docs_per_s": seen / seconds, "rows": seen, "removed": kept_of, "seconds": seconds}
+
+
+def baseline_scores(paths, rows: int, removed: dict, threshold: float) -> dict:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    truth = pd.concat([pq.read_table(p, columns=["doc_id", "dup_of", "true_jaccard"]).to_pandas() for p in paths])
+    truth = truth.iloc[:rows]
+    ids = set(truth["doc_id"])
+    root = {i: (d or i) for i, d in zip(truth["doc_id"], truth["dup_of"])}
+    correct = sum(root[r] == root.get(k, k) for r, k in removed.items())
+    planted = truth[(truth["dup_of"] != "") & truth["dup_of"].isin(ids) & (truth["true_jaccard"] >= threshold)]
+    found = sum(1 for i, o in zip(planted["doc_id"], planted["dup_of"]) if removed.get(i) and root[removed[i]] == root[o])
+    return {"precision": correct / max(len(removed), 1), "recall": found / max(len(planted), 1)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--baseline-rows", type=int, default=20_000)
+    parser.add_argument("--rows-per-shard", type=int, default=50_000)
+    parser.add_argument("--threshold", type=float, default=0.7)
+    parser.add_argument("--num-perm", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--memory-limit", default="1GiB")
+    parser.add_argument("--work", default="/tmp/doughflow-bench")
+    parser.add_argument("--verify", default="exact", choices=["exact", "signature", "none"],
+                        help="candidate check: true Jaccard of shingles (default) or the MinHash estimate")
+    parser.add_argument("--shuffle-method", default="auto", choices=["auto", "tasks", "p2p", "disk"])
+    args = parser.parse_args(argv)
+
+    from doughflow.config import DaskConfig, SubsampleConfig
+    from doughflow.data.cluster import dask_client
+    from doughflow.data.fetch import DataManifest, ShardInfo
+    from doughflow.data.subsample import subsample
+    from doughflow.data.textgen import TextCorpusSpec, generate_text_corpus
+
+    work = Path(args.work)
+    corpus = work / f"text-{args.rows}-{args.rows_per_shard}"
+    if not (corpus / "_SUCCESS").exists():
+        t = time.perf_counter()
+        generate_text_corpus(TextCorpusSpec(rows=args.rows), corpus, args.rows_per_shard)
+        (corpus / "_SUCCESS").write_text("ok")
+        print(f"generated {args.rows} rows in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    paths = sorted(corpus.glob("part-*.parquet"))
+    manifest = DataManifest(str(corpus), "bench", args.rows, [ShardInfo(str(p), 0, 0, "") for p in paths],
+                            ["doc_id", "customer_id", "text", "dup_of", "dup_kind", "true_jaccard"])
+    cfg = SubsampleConfig.model_validate({"max_per_id": None, "cluster": {"max_per_cluster": None},
+                                          "near_dup": {"kind": "text", "threshold": args.threshold,
+                                                       "num_perm": args.num_perm, "verify": args.verify}})
+    out = work / f"out-{args.rows}"
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    with PeakRSS() as peak:
+        started = time.perf_counter()
+        with dask_client(DaskConfig(n_workers=args.workers, memory_limit=args.memory_limit, local_directory=str(work / "scratch"),
+                                    shuffle_method=args.shuffle_method)) as client:
+            ready = time.perf_counter()
+            result = subsample(manifest, out, cfg, client, id_column="doc_id", group_column="customer_id",
+                               score_truth=False)
+        seconds = time.perf_counter() - started
+    # scored after the timed and measured part: scoring loads every id into this process
+    import pyarrow.parquet as pq
+
+    from doughflow.data.subsample import score_against_truth
+
+    truth = score_against_truth([str(p) for p in paths], "doc_id", pq.read_table(result.removed_path).to_pandas(),
+                                args.threshold)
+    base = baseline(paths, args.baseline_rows, args.threshold, args.num_perm, 3)
+    base_scores = baseline_scores(paths, base["rows"], base["removed"], args.threshold)
+    print(f"{'':28}{'doughflow (Dask)':>18}{'datasketch':>14}")
+    print(f"{'rows':28}{args.rows:>18}{base['rows']:>14}")
+    print(f"{'docs/s (incl. cluster start)':28}{args.rows / seconds:>18.0f}{base['docs_per_s']:>14.0f}")
+    print(f"{'docs/s (cluster running)':28}{args.rows / (seconds - (ready - started)):>18.0f}{'':>14}")
+    print(f"{'precision':28}{truth['precision']:>18.4f}{base_scores['precision']:>14.4f}")
+    print(f"{'recall (J >= threshold)':28}{truth['recall']:>18.4f}{base_scores['recall']:>14.4f}")
+    print(f"{'peak RSS all processes MB':28}{peak.peak / 2**20:>18.0f}{'':>14}")
+    print("steps: " + ", ".join(f"{s.step} {s.seconds}s -{s.rows_in - s.rows_out}" for s in result.steps))
+    print("lsh: " + json.dumps(result.lsh))
+    summary = {"docs_per_s": round(args.rows / seconds, 1), "baseline_docs_per_s": round(base["docs_per_s"], 1),
+               "peak_rss_mb": round(peak.peak / 2**20, 1), "precision": round(truth["precision"], 5),
+               "recall": round(truth["recall"], 5), "rows": args.rows, "baseline_rows": base["rows"]}
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""The subsample stage on Dask: exact dedup, near-dup, per-id cap and per-cluster cap, in that order.
+
+Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features), every decision
+is a Dask graph over sketches (shuffle on the decision key, then a pure per-partition function from
+doughflow.data.reduce), and only small things come back to this process: removed keys, the
+candidate edge list of near-duplicates (about one row per duplicate) and a k-means sample. A last
+pass filters every shard. Every removed row is written to ``removed.parquet`` with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from doughflow.data import reduce as R
+from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
+from doughflow.data.lsh import components, lsh_params
+from doughflow.data.sketch import SketchSpec, id_keys, rows_matrix, sketch_shard
+
+log = logging.getLogger(__name__)
+
+DUP_GROUP = "_dup_group"
+CLUSTER = "_cluster"
+
+
+@dataclass
+class StepCount:
+    step: str
+    rows_in: int
+    rows_out: int
+    reasons: dict[str, int]
+    seconds: float
+
+
+@dataclass
+class SubsampleResult:
+    manifest: DataManifest
+    removed_path: str
+    report_path: str
+    rows_in: int
+    rows_out: int
+    steps: list[StepCount] = field(default_factory=list)
+    examples: dict = field(default_factory=dict)
+    cluster_sizes: dict = field(default_factory=dict)
+    lsh: dict = field(default_factory=dict)
+    truth: dict = field(default_factory=dict)
+
+    @property
+    def rows_removed(self) -> int:
+        return self.rows_in - self.rows_out
+
+
+def spec_for(cfg, id_column: str, group_column: str, image_column: str) -> SketchSpec:
+    near = cfg.near_dup
+    return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column, text_column=near.text_column,
+                      cap_column=(cfg.id_cap_column or group_column) if cfg.max_per_id else None,
+                      shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
+                      scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
+                      thumb_size=near.thumb_size, rank_seed=cfg.seed,
+                      features=cfg.cluster.max_per_cluster is not None)
+
+
+def _sorted_keys(removed: pd.DataFrame) -> np.ndarray:
+    return np.sort(removed["key"].to_numpy(dtype=np.int64)) if len(removed) else np.zeros(0, np.int64)
+
+
+def _meta(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[:0]
+
+
+class _Stage:
+    """Holds the running state (removed rows, counts) while steps run one after another."""
+
+    def __init__(self, sketches, rows: int):
+        self.sk = sketches
+        self.removed = R.empty_removed()
+        self.steps: list[StepCount] = []
+        self.alive = rows
+
+    def record(self, step: str, removed: pd.DataFrame, started: float) -> None:
+        removed = removed[R.REMOVED_COLUMNS].reset_index(drop=True)
+        reasons = removed["reason"].value_counts().to_dict() if len(removed) else {}
+        self.steps.append(StepCount(step, self.alive, self.alive - len(removed), {k: int(v) for k, v in reasons.items()},
+                                    round(time.perf_counter() - started, 2)))
+        self.alive -= len(removed)
+        self.removed = pd.concat([self.removed, removed], ignore_index=True) if len(removed) else self.removed
+        log.info("%s: removed %d rows (%s)", step, len(removed), reasons)
+
+    def keys(self) -> np.ndarray:
+        return _sorted_keys(self.removed)
+
+
+def exact_step(stage: _Stage) -> None:
+    started = time.perf_counter()
+    frame = stage.sk[["key", "id", "h1", "h2"]].shuffle("h1")
+    removed = frame.map_partitions(R.exact_duplicates, meta=R.empty_removed()).compute()
+    stage.record("exact_dedup", removed, started)
+
+
+def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Candidates from LSH buckets, verified, then components; returns LSH facts and the verified
+    edges (for the report and the split)."""
+    started = time.perf_counter()
+    removed_keys = stage.keys()
+    if near.kind == "text":
+        bands, rows = lsh_params(near.threshold, near.num_perm, near.false_negative_weight)
+        facts = {"kind": "text", "bands": bands, "rows": rows, "threshold": near.threshold, "num_perm": near.num_perm,
+                 "shingle": f"{near.shingle} {near.shingle_size}-grams", "scheme": near.scheme}
+    else:
+        bands, rows = near.max_hamming + 1, 0
+        facts = {"kind": "image", "hash": near.image_hash, "blocks": bands, "max_hamming": near.max_hamming,
+                 "hash_bits": near.image_hash_size ** 2, "bucket_pair_limit": near.bucket_pair_limit,
+                 "min_correlation": near.min_correlation, "thumb": f"{near.thumb_size}px +-{near.max_shift}px"}
+    if near.kind == "text":
+        edges = text_band_edges(stage, removed_keys, width, bands, rows)
+    else:
+        meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64"),
+                             "sig": pd.Series(dtype="object")})
+        buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
+                                                          near.max_hamming, meta=meta)
+        edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
+        edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
+                                                         near.bucket_pair_limit, meta=edge_meta).compute()
+    edges = edges.drop_duplicates().reset_index(drop=True)
+    edges["edge"] = np.arange(len(edges), dtype=np.int64)
+    timing = {"candidates": round(time.perf_counter() - started, 2)}
+    facts["candidate_edges"] = int(len(edges))
+    if len(edges) == 0:
+        verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    else:
+        ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
+                                  "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
+        payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
+        ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
+                                                               meta=ends_meta)
+        ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
+                                 "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
+        verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
+                                                       meta=ver_meta).compute()
+        timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        if near.verify == "exact" and near.kind == "text" and texts is not None:
+            verified = verified.assign(score=texts.exact_scores(verified, near))
+            timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        if near.verify != "none":
+            ok = verified["score"] >= (near.threshold if near.kind == "text" else near.min_correlation)
+            facts["rejected_edges"] = int((~ok).sum())
+            verified = verified[ok]
+    facts["verified_edges"] = int(len(verified))
+    facts["seconds"] = timing
+    removed, groups = component_removals(verified, near.keep_per_component)
+    stage.record("near_dup", removed, started)
+    facts["components"] = int(groups["group"].nunique()) if len(groups) else 0
+    return facts, verified, groups
+
+
+def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
+    """Star edges of the MinHash band buckets, shuffled on the cluster through numpy files in the
+    stage's scratch folder (see reduce.write_band_parts); memory per task is one part's pairs."""
+    import shutil
+
+    client, paths = stage.client, stage.sketch_paths
+    scratch = Path(paths[0]).parent / "_bands"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    parts = max(1, len(paths))
+    removed = client.scatter(removed_keys, broadcast=True, hash=False)
+    prefixes = [str(scratch / f"m{i:05d}") for i in range(len(paths))]
+    client.gather(client.map(R.write_band_parts, paths, prefixes, removed_keys=removed, width=width, bands=bands,
+                             rows=rows, parts=parts, pure=False))
+    inputs = [[f"{prefix}-{p:05d}.npy" for prefix in prefixes] for p in range(parts)]
+    found = client.gather(client.map(R.band_part_edges, inputs, pure=False))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"a": [], "b": []}, dtype="int64")
+
+
+@dataclass
+class TextSource:
+    """Where the texts are, for exact verification of candidate pairs."""
+
+    client: object
+    paths: list[str]
+    id_column: str
+    text_column: str
+
+    def exact_scores(self, pairs: pd.DataFrame, near) -> np.ndarray:
+        """True Jaccard of shingle sets (or a rapidfuzz ratio for strings up to
+        ``levenshtein_max_chars``) per pair. Gathers the candidates' texts into this process: meant
+        for modest candidate counts; signature verification scales further."""
+        from rapidfuzz.fuzz import ratio
+
+        from doughflow.data.minhash import reference_shingles
+
+        wanted = self.client.scatter(pa.array(sorted(set(pairs["id_a"]) | set(pairs["id_b"])), pa.string()), broadcast=True, hash=False)
+        found = self.client.gather(self.client.map(_texts_of, self.paths, id_column=self.id_column,
+                                                   text_column=self.text_column, wanted=wanted, pure=False))
+        text = {k: v for part in found for k, v in part.items()}
+        scores = []
+        for a, b in zip(pairs["id_a"], pairs["id_b"]):
+            ta, tb = text[a], text[b]
+            if max(len(ta), len(tb)) <= near.levenshtein_max_chars:
+                scores.append(ratio(ta, tb) / 100.0)
+                continue
+            sa = set(reference_shingles(ta, near.shingle, near.shingle_size))
+            sb = set(reference_shingles(tb, near.shingle, near.shingle_size))
+            scores.append(len(sa & sb) / max(len(sa | sb), 1))
+        return np.array(scores, dtype=np.float64)
+
+
+def _texts_of(path: str, id_column: str, text_column: str, wanted: pa.Array) -> dict[str, str]:
+    """Normalised texts of the wanted ids in one shard: filtered in Arrow before any Python object
+    is made, so a shard with few candidates costs little more than reading two columns."""
+    from doughflow.data.minhash import normalise_text
+
+    table = pq.read_table(path, columns=[id_column, text_column])
+    ids = pc.cast(table.column(id_column), pa.string())
+    hit = table.filter(pc.is_in(ids, value_set=wanted))
+    texts = normalise_text(hit.column(text_column).combine_chunks()).to_pylist()
+    return dict(zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), texts))
+
+
+def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the ``keep`` lowest ids of each connected component; the rest are removed."""
+    if len(verified) == 0:
+        return R.empty_removed(), pd.DataFrame({"id": [], "group": []})
+    ids = pd.concat([verified["id_a"], verified["id_b"]]).to_numpy()
+    codes, uniques = pd.factorize(ids)
+    half = len(verified)
+    nodes, labels = components(codes[:half].astype(np.int64), codes[half:].astype(np.int64))
+    frame = pd.DataFrame({"id": uniques[nodes], "component": labels}).sort_values(["component", "id"], kind="mergesort")
+    first = frame.groupby("component")["id"].transform("first")
+    position = frame.groupby("component").cumcount().to_numpy()
+    frame["group"] = first.to_numpy()
+    gone = frame[position >= keep]
+    removed = pd.DataFrame({"key": id_keys(list(gone["id"])), "id": gone["id"].to_numpy(), "reason": "near_duplicate",
+                            "kept_id": gone["group"].to_numpy(), "detail": ""})
+    return (removed if len(removed) else R.empty_removed()), frame[["id", "group"]].reset_index(drop=True)
+
+
+def cap_step(stage: _Stage, frame, column: str, limit: int, reason: str, step: str) -> None:
+    """Exact cap on Dask: pre-cap inside each partition, shuffle the rest on the key, cap again."""
+    started = time.perf_counter()
+    flagged = frame
+    over = flagged[flagged["over"]]
+    rest = flagged[~flagged["over"]].shuffle(column)
+    excess = rest.map_partitions(R.cap_excess, column, limit, reason, meta=R.empty_removed())
+    first = over.map_partitions(lambda f: pd.DataFrame({"key": f["key"].to_numpy(), "id": f["id"].to_numpy(),
+                                                        "reason": reason, "kept_id": "",
+                                                        "detail": f[column].astype(str).to_numpy()}),
+                                meta=R.empty_removed())
+    import dask
+
+    a, b = dask.compute(first, excess)
+    stage.record(step, pd.concat([a, b], ignore_index=True), started)
+
+
+def id_cap_step(stage: _Stage, limit: int) -> None:
+    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
+                         "group": pd.Series(dtype="object"), "over": pd.Series(dtype="bool")})
+    flagged = stage.sk[["key", "id", "rank", "group"]].map_partitions(R.precap, stage.keys(), "group", limit, meta=meta)
+    cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
+
+
+def cluster_step(stage: _Stage, cfg, dims: int) -> tuple[np.ndarray, dict]:
+    """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row, cap each cluster."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    started = time.perf_counter()
+    removed_keys = stage.keys()
+    fraction = min(1.0, cfg.cluster.sample_rows / max(stage.alive, 1))
+    bound = np.uint64(min(int(fraction * 2**64), 2**64 - 1))
+
+    def sample(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = R.alive(frame, removed_keys)
+        return frame[frame["rank"].to_numpy().view(np.uint64) <= bound][["feat"]]
+
+    feats = stage.sk[["key", "rank", "feat"]].map_partitions(sample, meta=pd.DataFrame({"feat": pd.Series(dtype="object")})).compute()
+    matrix = rows_matrix(feats["feat"].to_numpy(), np.float32, dims)
+    k = min(cfg.cluster.n_clusters, max(1, len(matrix)))
+    model = MiniBatchKMeans(n_clusters=k, random_state=cfg.seed, n_init=3, batch_size=1024).fit(matrix)
+    centres = model.cluster_centers_.astype(np.float32)
+    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
+                         "cluster": pd.Series(dtype="int64")})
+    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres, meta=meta)
+    limit = cfg.cluster.max_per_cluster
+    flag_meta = meta.assign(over=pd.Series(dtype="bool"))
+    flagged = assigned.map_partitions(lambda f: R.precap(f, np.zeros(0, np.int64), "cluster", limit), meta=flag_meta)
+    sizes_before = assigned["cluster"].value_counts().compute().sort_index()
+    stage.steps_before = sizes_before
+    cap_step(stage, flagged, "cluster", limit, "cluster_cap", "cluster_cap")
+    stage.steps[-1].seconds = round(time.perf_counter() - started, 2)
+    return centres, {"before": {int(k): int(v) for k, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
+                     "n_clusters": int(k), "max_per_cluster": limit}
+
+
+def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
+                 groups: pd.DataFrame, centres: np.ndarray | None) -> tuple[int, dict]:
+    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report."""
+    table = pq.read_table(path)
+    ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
+    keys = id_keys([i or "" for i in ids])
+    keep = ~np.isin(keys, removed_keys)
+    kept = table.filter(pa.array(keep))
+    kept_ids = [i for i, k in zip(ids, keep) if k]
+    lookup = dict(zip(groups["id"], groups["group"])) if len(groups) else {}
+    kept = kept.append_column(DUP_GROUP, pa.array([lookup.get(i, "") for i in kept_ids], pa.string()))
+    sizes: dict = {}
+    if centres is not None:
+        sketch = pq.read_table(sketch_path, columns=["id", "feat"]).to_pandas()
+        sketch = sketch.set_index("id").reindex(kept_ids)
+        feats = rows_matrix(sketch["feat"].to_numpy(), np.float32, centres.shape[1])
+        distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
+        labels = distance.argmin(axis=1) if len(feats) else np.zeros(0, np.int64)
+        kept = kept.append_column(CLUSTER, pa.array(labels.astype(np.int32)))
+        sizes = {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
+    pq.write_table(kept, out_path)
+    return kept.num_rows, sizes
+
+
+def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: str, group_column: str,
+              image_column: str = "image", score_truth: bool = True) -> SubsampleResult:
+    """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
+    ``score_truth``: score against planted ground truth columns when present (loads every id into
+    this process: benchmarks score after timing instead)."""
+    import dask.dataframe as dd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sketch_dir = out_dir / "_sketch"
+    sketch_dir.mkdir(exist_ok=True)
+    spec = spec_for(cfg, id_column, group_column, image_column)
+    paths = [str(p) for p in manifest.paths()]
+    sketch_paths = [str(sketch_dir / f"sketch-{i:05d}.parquet") for i in range(len(paths))]
+    started = time.perf_counter()
+    done = client.gather(client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False))
+    rows_in = sum(n for n, _ in done)
+    quarantined = pd.concat([q for _, q in done], ignore_index=True)
+    stage = _Stage(dd.read_parquet(sketch_paths, split_row_groups=False), rows_in)
+    stage.client, stage.sketch_paths = client, sketch_paths
+    bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
+                        "reason": "quarantined", "kept_id": "",
+                        "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})
+    stage.record("sketch", bad, started)
+
+    near = cfg.near_dup
+    width = near.num_perm if near.kind == "text" else (near.image_hash_size ** 2 + 7) // 8
+    facts: dict = {}
+    groups = pd.DataFrame({"id": [], "group": []})
+    verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    if cfg.exact_dedup:
+        exact_step(stage)
+    if near.kind != "none":
+        texts = TextSource(client, paths, id_column, near.text_column) if near.kind == "text" else None
+        facts, verified, groups = near_step(stage, near, width, texts)
+    if cfg.max_per_id:
+        id_cap_step(stage, cfg.max_per_id)
+    centres, cluster_sizes = None, {}
+    if cfg.cluster.max_per_cluster:
+        centres, cluster_sizes = cluster_step(stage, cfg, 64 if near.kind != "text" else 256)
+
+    started = time.perf_counter()
+    removed_keys = stage.keys()
+    removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
+    groups_future = client.scatter(groups, broadcast=True, hash=False)
+    outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
+    written = client.gather(client.map(filter_shard, paths, sketch_paths, outs, id_column=id_column,
+                                       removed_keys=removed_future, groups=groups_future, centres=centres, pure=False))
+    if centres is not None:
+        after: dict[int, int] = {}
+        for _, sizes in written:
+            for k, v in sizes.items():
+                after[k] = after.get(k, 0) + v
+        cluster_sizes["after"] = dict(sorted(after.items()))
+    shards = [ShardInfo(p, n, Path(p).stat().st_size, file_sha256(Path(p))) for p, (n, _) in zip(outs, written)]
+    rows_out = sum(s.rows for s in shards)
+    stage.steps.append(StepCount("write", stage.alive, rows_out, {}, round(time.perf_counter() - started, 2)))
+
+    removed_path = out_dir / "removed.parquet"
+    pq.write_table(pa.Table.from_pandas(stage.removed[R.REMOVED_COLUMNS].astype({"id": str, "kept_id": str, "detail": str}),
+                                        preserve_index=False), removed_path)
+    columns = list(dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else [])))
+    out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
+    out_manifest.save(out_dir / "manifest.json")
+    result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,
+                             stage.steps, examples(stage.removed, verified, cfg.report_examples), cluster_sizes, facts)
+    if score_truth:
+        result.truth = score_against_truth(paths, id_column, stage.removed,
+                                           near.threshold if near.kind == "text" else None)
+    Path(result.report_path).write_text(json.dumps(
+        {k: v for k, v in asdict(result).items() if k != "manifest"}, indent=2, default=str))
+    return result
+
+
+def examples(removed: pd.DataFrame, verified: pd.DataFrame, n: int) -> dict:
+    """A few removed rows per reason, and the largest near-dup groups, for people to eyeball."""
+    out: dict = {}
+    for reason, part in removed.groupby("reason"):
+        out[reason] = part.sort_values("id").head(n)[["id", "kept_id", "detail"]].to_dict("records")
+    if len(verified):
+        out["near_pairs"] = verified.sort_values(["id_a", "id_b"]).head(n)[["id_a", "id_b", "score"]].to_dict("records")
+    return out
+
+
+def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame, threshold: float | None) -> dict:
+    """Recall and precision of exact + near-dup removal against planted ground truth (``dup_of``,
+    ``dup_kind`` and, for text, ``true_jaccard`` columns) when the data has it."""
+    schema = pq.read_schema(paths[0]) if paths else None
+    if schema is None or "dup_of" not in schema.names:
+        return {}
+    columns = [id_column, "dup_of", "dup_kind"] + (["true_jaccard"] if "true_jaccard" in schema.names else [])
+    truth = pd.concat([pq.read_table(p, columns=columns).to_pandas() for p in paths], ignore_index=True)
+    truth = truth.rename(columns={id_column: "id"})
+    truth["id"] = truth["id"].astype(str)
+    dup_of = truth["dup_of"].fillna("").astype(str)
+    ids = pd.Index(truth["id"])
+    root = pd.Series(np.where((dup_of != "") & dup_of.isin(ids), dup_of, truth["id"]), index=ids)
+    root = root[~root.index.duplicated()]
+    dedup = removed[removed["reason"].isin(["exact_duplicate", "near_duplicate"])]
+    parent = pd.Series(dedup["kept_id"].to_numpy(), index=dedup["id"].to_numpy())
+
+    def rep(values: np.ndarray) -> np.ndarray:
+        """Follow removed -> kept until a kept row (chains are short: exact, then near)."""
+        current = values.astype(object)
+        for _ in range(100):
+            step = parent.reindex(current).to_numpy()
+            moved = pd.notna(step)
+            if not moved.any():
+                break
+            current = np.where(moved, step, current)
+        return current
+
+    def root_of(values) -> np.ndarray:
+        found = root.reindex(values).to_numpy()
+        return np.where(pd.notna(found), found, np.asarray(values, dtype=object))
+
+    right = root_of(dedup["id"]) == root_of(dedup["kept_id"])
+    correct = int(right.sum())
+    kind_of = truth.drop_duplicates("id").set_index("id")["dup_kind"].fillna("")
+    removed_kind = kind_of.reindex(dedup["id"]).fillna("").replace("", "original").to_numpy(dtype=object)
+    planted = truth[(dup_of != "") & dup_of.isin(ids)]
+    if threshold is not None and "true_jaccard" in planted:
+        planted = planted[planted["true_jaccard"] >= threshold]
+    a, b = planted["id"].to_numpy(dtype=object), planted["dup_of"].to_numpy(dtype=object)
+    touched = pd.Index(a).isin(parent.index) | pd.Index(b).isin(parent.index)
+    found = (rep(a) == rep(b)) & touched
+    per_kind = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
+                for kind, g in planted.groupby("dup_kind")}
+    for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)
+        mine = removed_kind == kind
+        entry = per_kind.setdefault(kind, {"planted": 0, "found": 0})
+        entry.update(removed=int(mine.sum()), correct=int(right[mine].sum()))
+    for entry in per_kind.values():
+        entry["recall"] = entry["found"] / entry["planted"] if entry["planted"] else None
+        entry["precision"] = entry["correct"] / entry["removed"] if entry.get("removed") else None
+    return {"planted_pairs": int(len(planted)), "found_pairs": int(found.sum()),
+            "recall": float(found.mean()) if len(found) else 1.0,
+            "removed_as_duplicates": int(len(dedup)), "correct_removals": int(correct),
+            "precision": float(correct / len(dedup)) if len(dedup) else 1.0, "per_kind": per_kind,
+            "threshold": threshold}

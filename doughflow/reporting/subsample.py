@@ -1,0 +1,78 @@
+"""The subsampling part of the report: rows in and out per step with reasons, scores against any
+planted ground truth, example pairs and groups, the cluster size histogram, and removed image pairs
+side by side so a person can judge whether the removals were right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from doughflow.data.subsample import SubsampleResult
+from doughflow.reporting.plots import example_grid
+from doughflow.reporting.report import table
+
+
+def subsample_markdown(result: SubsampleResult) -> str:
+    rows = [[s.step, s.rows_in, s.rows_out, s.rows_in - s.rows_out,
+             ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-", s.seconds] for s in result.steps]
+    parts = ["### Subsampling",
+             table(["step", "rows in", "rows out", "removed", "reasons", "seconds"], rows),
+             f"Every removed row, with its reason and the row kept in its place: `{result.removed_path}`."]
+    if result.lsh:
+        parts.append("Near-duplicate search: " + ", ".join(f"{k} {v}" for k, v in result.lsh.items()) + ".")
+    truth = result.truth
+    if truth:
+        def share(value):
+            return "-" if value is None else f"{value:.3f}"
+
+        kinds = [[kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
+                 for kind, v in sorted(truth["per_kind"].items())]
+        parts += [f"Against the planted ground truth: recall **{truth['recall']:.3f}** ({truth['found_pairs']} of "
+                  f"{truth['planted_pairs']} planted pairs), precision **{truth['precision']:.3f}** "
+                  f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
+                  "Per kind: recall over planted copies of that kind; precision over removed rows that are "
+                  "that kind of copy (\"original\": a row that is not a planted copy).",
+                  table(["kind", "planted", "found", "recall", "removed", "precision"], kinds)]
+    for reason, items in result.examples.items():
+        if not items:
+            continue
+        headers = list(items[0].keys())
+        parts += [f"Examples: {reason}", table(headers, [[item[h] for h in headers] for item in items])]
+    sizes = result.cluster_sizes
+    if sizes:
+        after = sizes.get("after", {})
+        parts += [f"Cluster cap: {sizes['n_clusters']} MiniBatchKMeans clusters fitted on {sizes['sample_rows']} rows, "
+                  f"at most {sizes['max_per_cluster']} rows each.",
+                  table(["cluster", "rows before", "rows after"],
+                        [[k, v, after.get(k, after.get(str(k), 0))] for k, v in sizes["before"].items()])]
+    return "\n\n".join(parts)
+
+
+def removed_pairs_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,
+                         path: Path, limit: int = 6) -> Path | None:
+    """Removed near-duplicate images beside the image kept in their place."""
+    from doughflow.data.pizza import decode_image
+
+    pairs = [(e["id"], e["kept_id"]) for e in result.examples.get("near_duplicate", [])][:limit]
+    if not pairs:
+        return None
+    wanted = {i for pair in pairs for i in pair}
+    images: dict[str, np.ndarray] = {}
+    for shard in shards:
+        table = pq.read_table(shard, columns=[id_column, image_column])
+        ids = pc.cast(table.column(id_column), pa.string())
+        hit = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
+        for i, data in zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()):
+            images[i] = decode_image(data)
+    shown, captions = [], []
+    for removed, kept in pairs:
+        if removed in images and kept in images:
+            shown += [images[kept], images[removed]]
+            captions += [f"kept {kept}", f"removed {removed}"]
+    if not shown:
+        return None
+    return example_grid(shown, captions, path, columns=4)

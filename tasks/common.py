@@ -42,7 +42,7 @@ STAGE_TIMEOUTS: dict[str, float] = {"fetch": 4 * 3600.0}
 
 NOT_IN_KEY = ("config", "paths")
 
-# Final state and seconds of each stage, per flow run, filled by task hooks in this process.
+# Final state and seconds of each stage, per root flow run, filled by task hooks in this process.
 # (Prefect writes task runs to its database asynchronously, so reading them back right after a
 # fast cached stage can miss it; the hooks see every state as it happens.)
 STAGE_LOG: dict[str, dict[str, dict]] = {}
@@ -51,7 +51,11 @@ STAGE_LOG: dict[str, dict[str, dict]] = {}
 def _log_stage_state(task, task_run, state) -> None:
     started = task_run.start_time
     seconds = (state.timestamp - started).total_seconds() if started and state.timestamp else 0.0
-    STAGE_LOG.setdefault(str(task_run.flow_run_id), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
+    from prefect.runtime import flow_run
+
+    # Keyed by the root flow run, so stages inside sub-flows (prepare-data) count for the run.
+    run = flow_run.root_flow_run_id or task_run.flow_run_id
+    STAGE_LOG.setdefault(str(run), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
 
 
 def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:

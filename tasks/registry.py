@@ -20,7 +20,8 @@ def stage_runs() -> tuple[dict[str, float], dict[str, str]]:
     empty outside a flow run, so the plain function also works in tests."""
     from prefect.runtime import flow_run
 
-    log = STAGE_LOG.get(str(flow_run.id), {}) if flow_run.id else {}
+    run = flow_run.root_flow_run_id or flow_run.id
+    log = STAGE_LOG.get(str(run), {}) if run else {}
     return {name: entry["seconds"] for name, entry in log.items()}, {name: entry["state"] for name, entry in log.items()}
 
 

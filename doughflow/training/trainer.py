@@ -113,10 +113,12 @@ def _free_port() -> int:
 
 def ensure_single_process_env() -> None:
     """torch.distributed needs a rendezvous even alone; loopback with a free port never collides."""
-    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    launched = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_WORLD_SIZE" in os.environ
+    if launched or torch.distributed.is_initialized():
+        return  # a launcher's rendezvous, or the group this process already joined
+    # An inherited MASTER_PORT (a parent process's, or an exported one) would collide with any
+    # other run on this host, so a process training alone always takes a fresh port.
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
 
 
 def resolve_device(choice: str) -> torch.device:

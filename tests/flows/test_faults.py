@@ -27,7 +27,8 @@ def _command(artifacts: Path, run_id: str, *extra: str) -> list[str]:
 
 
 def _env(home: Path) -> dict:
-    return {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return {**inherited, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
 
 
 def _run(command: list[str], env: dict, log: Path) -> dict:

@@ -84,4 +84,6 @@ def test_text_band_shuffle_gives_the_star_edges_whatever_the_split(pairs, parts,
     part = frame["bucket"].to_numpy().view(np.uint64) % np.uint64(parts)
     got = pd.concat([R.sorted_star_edges(frame["bucket"].to_numpy()[part == p], frame["key"].to_numpy()[part == p])
                      for p in range(parts)], ignore_index=True)
-    assert sorted(zip(got["a"], got["b"])) == sorted(zip(expected["a"], expected["b"]))
+    # The same edge can come from two buckets that land in different parts; components only need
+    # the edge set, so duplicates across parts are harmless.
+    assert set(zip(got["a"], got["b"])) == set(zip(expected["a"], expected["b"]))

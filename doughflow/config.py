@@ -125,9 +125,15 @@ class DataConfig(_Strict):
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
     image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
+    adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")
+    label_column: str = Field("label", description="image_classification: the column with each row's class name (an image folder's top-level folder is the column 'folder'). Rows whose class is not in labels are quarantined.")
+    import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
 
     def target_columns(self, labels: list[str]) -> list[str]:
-        return [f"{self.target_prefix}{label}" for label in labels]
+        """The numeric target columns, one per label, that training and evaluation read (after validate)."""
+        from doughflow.data.adapters import adapter_for_data
+
+        return adapter_for_data(self, labels).target_columns
 
 
 class SplitConfig(_Strict):
@@ -224,6 +230,7 @@ class TrainConfig(_Strict):
 class EvaluateConfig(_Strict):
     worst_examples: int = Field(12, ge=0, le=200, description="Worst test images shown in the report.")
     min_exact_count_accuracy: float = Field(0.95, ge=0.0, le=1.0, description="Fail the run when test exact-count accuracy is below this (0 disables).")
+    min_metrics: dict[str, float] = Field(default_factory=dict, description="Release gates on test-split metrics: metric name -> the least value that releases, e.g. {accuracy: 0.9, macro_f1: 0.85} for classification (min_exact_count_accuracy applies to count tasks only).")
 
 
 class ExportConfig(_Strict):
@@ -373,6 +380,19 @@ class ExperimentConfig(_Strict):
                     f"labels {unknown} cannot be drawn by the built-in generator; "
                     f"known toppings: {sorted(TOPPING_STYLES)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_is_registered(self) -> "ExperimentConfig":
+        from doughflow.data.adapters import adapter_for
+
+        try:
+            adapter = adapter_for(self)
+        except (KeyError, ImportError) as error:
+            raise ValueError(f"data.adapter: {error.args[0] if error.args else error}") from None
+        if adapter.task == "classification" and self.data.source.url is None:
+            raise ValueError(f"data.adapter {self.data.adapter!r} is a classification adapter: set data.source.url "
+                             "(the built-in generator draws pizzas with counts)")
         return self
 
     def result_storage_url(self) -> str:

@@ -20,6 +20,11 @@ class Preprocessing:
     image_size: int = 64
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    task: str = "count"  # count | classification: names the output and how to read it
+
+    @property
+    def output_name(self) -> str:
+        return "logits" if self.task == "classification" else "counts"
 
     def decode(self, data: bytes) -> np.ndarray:
         """Encoded bytes -> HxWx3 uint8 at the model's size."""
@@ -39,7 +44,8 @@ class Preprocessing:
     def to_json(self) -> dict:
         return {
             "input_name": "images",
-            "output_name": "counts",
+            "task": self.task,
+            "output_name": self.output_name,
             "layout": "NCHW",
             "dtype": "float32",
             "color_order": "RGB",
@@ -49,10 +55,18 @@ class Preprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "formula": "x = (pixel / 255 - mean[c]) / std[c]",
-            "postprocess": "counts are non-negative floats; round to the nearest integer for a count",
+            "postprocess": POSTPROCESS.get(self.task, POSTPROCESS["count"]),
             **{"params": asdict(self)},
         }
 
 
+POSTPROCESS = {
+    "count": "counts are non-negative floats; round to the nearest integer for a count",
+    "classification": "logits, one per label in labels.json order: softmax for probabilities, argmax for the class",
+}
+
+
 def preprocessing_for(config) -> Preprocessing:
-    return Preprocessing(image_size=config.data.image_size)
+    from doughflow.data.adapters import task_of
+
+    return Preprocessing(image_size=config.data.image_size, task=task_of(config))

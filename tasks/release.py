@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from doughflow.config import ExperimentConfig
-from doughflow.evaluation.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release
+from doughflow.data.adapters import task_of
+from doughflow.evaluation.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release, metric_gates
 from doughflow.export.deploy import DeployResult
 from doughflow.packaging.bundle import BundleResult
 from doughflow.runs import RunPaths
@@ -19,8 +20,9 @@ def release_gates(config: ExperimentConfig, paths: RunPaths, evaluated: Evaluati
     skips = dict(behaviour.skipped)
     if not config.release.properties.enabled:
         skips = {}
-    decision = decide_release(formats.formats, [accuracy_gate(evaluated.metrics, config.evaluate.min_exact_count_accuracy)],
-                              behaviour.results, skips)
+    gates = [accuracy_gate(evaluated.metrics, config.evaluate.min_exact_count_accuracy)] if task_of(config) == "count" else []
+    gates += metric_gates(evaluated.metrics, config.evaluate.min_metrics)
+    decision = decide_release(formats.formats, gates, behaviour.results, skips)
     (paths.stage("export") / "release.json").write_text(json.dumps(decision.to_json(), indent=2))
     return decision
 

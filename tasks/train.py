@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from doughflow.config import ExperimentConfig
+from doughflow.data.adapters import task_of
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
@@ -25,7 +26,8 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
     return TrainJob(train_shards=shard_refs(train_manifest), val_shards=shard_refs(splits.manifests["val"]),
                     columns=Columns(data.id_column, data.image_column, tuple(data.target_columns(config.labels))),
                     num_classes=len(config.labels), cfg=config.train, preprocessing=preprocessing_for(config),
-                    out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint)
+                    out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint,
+                    task=task_of(config))
 
 
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:

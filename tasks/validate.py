@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
+from doughflow.data.adapters import adapter_for
 from doughflow.data.fetch import DataManifest
 from doughflow.data.validate import ValidationResult, validate_shards
 from doughflow.runs import RunPaths
@@ -13,7 +14,7 @@ def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> Va
     data = config.data
     return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
                            group_column=data.group_column, target_columns=data.target_columns(config.labels),
-                           max_count=data.max_count)
+                           max_count=data.max_count, adapter=adapter_for(config))
 
 
 validate_task = compute_task(name="validate")(validate)

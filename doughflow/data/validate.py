@@ -9,6 +9,7 @@ we hash the pixels, so exact dedup compares content rather than encodings at no 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
+from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, count_label_problem
 from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
 from doughflow.data.pizza import decode_image
 
@@ -41,17 +43,24 @@ class ValidationResult:
 
 
 def check_schema(schema: pa.Schema, path: str, id_column: str, image_column: str, group_column: str,
-                 target_columns: list[str]) -> None:
+                 target_columns: list[str], adapter: DatasetAdapter | None = None) -> None:
+    """``target_columns`` are the source's label columns; ``adapter`` checks their types (default:
+    numeric counts)."""
     missing = [name for name in [id_column, image_column, group_column, *target_columns] if name not in schema.names]
     if missing:
         raise SchemaError(f"{path}: missing column(s) {missing}; columns present: {schema.names}")
     image_type = schema.field(image_column).type
     if not (pa.types.is_binary(image_type) or pa.types.is_large_binary(image_type)):
         raise SchemaError(f"{path}: column {image_column!r} must hold encoded image bytes (binary), got {image_type}")
-    for name in target_columns:
-        kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-            raise SchemaError(f"{path}: label column {name!r} must be numeric, got {kind}")
+    try:
+        (adapter or columns_adapter(target_columns)).check_schema_types(schema, path)
+    except AdapterSchemaError as error:
+        raise SchemaError(str(error)) from None
+
+
+def columns_adapter(target_columns: list[str], max_count: int = 0) -> CountColumns:
+    """The count adapter over these exact column names (no prefix), for callers that name columns."""
+    return CountColumns(target_columns, target_prefix="", max_count=max_count)
 
 
 def content_hash(pixels: np.ndarray) -> bytes:
@@ -60,20 +69,19 @@ def content_hash(pixels: np.ndarray) -> bytes:
 
 
 def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
-                target_columns: list[str], image_column: str) -> tuple[str | None, str | None, bytes | None]:
+                target_columns: list[str], image_column: str,
+                label_problem: Callable[[list], tuple[str, str] | None] | None = None) -> tuple[str | None, str | None, bytes | None]:
     """The first thing wrong with a row as (category, detail), or (None, None, content hash).
-    The category ("column: kind") is what the report counts; the detail is kept per row."""
+    The category ("column: kind") is what the report counts; the detail is kept per row.
+    ``counts`` are the row's label values; ``label_problem`` (a dataset adapter's) judges them,
+    by default as counts of ``target_columns`` within 0..max_count."""
     if sample_id is None or str(sample_id) == "":
         return "id: missing", "missing id", None
     if group is None or str(group) == "":
         return "group: missing", "missing group id", None
-    for name, value in zip(target_columns, counts):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return f"{name}: missing label", f"{name}: missing label", None
-        if float(value) != int(value):
-            return f"{name}: not a whole number", f"{name}: count {value} is not a whole number", None
-        if not 0 <= value <= max_count:
-            return f"{name}: out of range", f"{name}: count {value} outside 0..{max_count}", None
+    problem = label_problem(counts) if label_problem else count_label_problem(counts, target_columns, max_count)
+    if problem is not None:
+        return problem[0], problem[1], None
     if image is None or len(image) == 0:
         return f"{image_column}: empty", f"{image_column}: empty image", None
     try:
@@ -86,8 +94,14 @@ def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: 
 
 
 def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, image_column: str,
-                    group_column: str, target_columns: list[str], max_count: int) -> ValidationResult:
-    """Split every fetched shard into valid rows (plus a content hash) and quarantined rows."""
+                    group_column: str, target_columns: list[str], max_count: int,
+                    adapter: DatasetAdapter | None = None) -> ValidationResult:
+    """Split every fetched shard into valid rows (plus a content hash) and quarantined rows. With an
+    ``adapter``, its source columns are the labels it judges, and the target columns it derives are
+    appended to the valid rows; without, ``target_columns`` are counts within 0..max_count."""
+    adapter = adapter or columns_adapter(target_columns, max_count)
+    label_columns = adapter.source_columns
+    derived = [name for name in adapter.target_columns if name not in label_columns]
     out_dir.mkdir(parents=True, exist_ok=True)
     seen_ids: set[str] = set()
     quarantine_tables: list[pa.Table] = []
@@ -99,19 +113,19 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
             table = pq.read_table(shard.path)
         except (pa.ArrowInvalid, OSError) as error:
             raise SchemaError(f"{shard.path}: unreadable Parquet shard ({error})") from error
-        check_schema(table.schema, shard.path, id_column, image_column, group_column, target_columns)
+        check_schema(table.schema, shard.path, id_column, image_column, group_column, label_columns, adapter)
         rows_in += table.num_rows
         ids = table.column(id_column).to_pylist()
         groups = table.column(group_column).to_pylist()
         images = table.column(image_column).to_pylist()
-        labels = [table.column(name).to_pylist() for name in target_columns]
+        labels = [table.column(name).to_pylist() for name in label_columns]
         keep = np.zeros(table.num_rows, dtype=bool)
         hashes: list[bytes] = []
         bad_rows: list[int] = []
         bad_reasons: list[str] = []
         for row in range(table.num_rows):
             category, reason, digest = row_problem(images[row], ids[row], groups[row], [column[row] for column in labels],
-                                                   max_count, target_columns, image_column)
+                                                   max_count, label_columns, image_column, adapter.label_problem)
             if reason is None and str(ids[row]) in seen_ids:
                 category, reason = f"{id_column}: duplicate", f"{id_column}: duplicate id {ids[row]!r}"
             if reason is None:
@@ -124,6 +138,8 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
                 reasons[category] = reasons.get(category, 0) + 1
                 log.warning("quarantined %s row %d (%s=%s): %s", shard.path, row, id_column, ids[row], reason)
         valid = table.filter(pa.array(keep))
+        for name, column in adapter.derived_columns(valid).items():
+            valid = valid.append_column(name, column)
         valid = valid.append_column(CONTENT_HASH, pa.array(hashes, type=pa.binary(16)))
         path = out_dir / f"part-{shard_index:05d}.parquet"
         pq.write_table(valid, path)
@@ -142,6 +158,6 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
         pq.write_table(empty_schema.empty_table(), quarantine_path)
     rows_valid = sum(s.rows for s in valid_shards)
     out_manifest = DataManifest(source=manifest.source, fingerprint=manifest.fingerprint, rows=rows_valid,
-                                shards=valid_shards, columns=manifest.columns + [CONTENT_HASH])
+                                shards=valid_shards, columns=manifest.columns + derived + [CONTENT_HASH])
     out_manifest.save(out_dir / "manifest.json")
     return ValidationResult(out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons)

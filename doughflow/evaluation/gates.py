@@ -52,6 +52,22 @@ def accuracy_gate(metrics: dict, bar: float) -> Gate:
     return Gate("test accuracy bar", "torch", status, f"exact-count accuracy {achieved:.4f} (bar {bar})")
 
 
+def metric_gates(metrics: dict, bars: dict[str, float]) -> list[Gate]:
+    """One gate per configured bar (evaluate.min_metrics): the test-split metric must reach it. A metric
+    the task does not measure fails, naming those it does, so a typo cannot pass silently."""
+    test = metrics.get("test", {})
+    gates = []
+    for name, bar in bars.items():
+        achieved = test.get(name)
+        if not isinstance(achieved, (int, float)):
+            measured = sorted(k for k, v in test.items() if isinstance(v, float))
+            gates.append(Gate(f"test {name} bar", "torch", FAILED, f"{name} is not measured for this task (measured: {measured})"))
+            continue
+        status = PASSED if achieved >= bar else FAILED
+        gates.append(Gate(f"test {name} bar", "torch", status, f"{name} {achieved:.4f} (bar {bar})"))
+    return gates
+
+
 def parity_gate(result: FormatResult) -> Gate:
     if result.name == "torch":
         return Gate("parity vs torch", "torch", PASSED, "reference")
@@ -61,7 +77,7 @@ def parity_gate(result: FormatResult) -> Gate:
     if parity is None:
         return Gate("parity vs torch", result.name, SKIPPED, result.parity_method or "not measured")
     detail = (f"{parity.samples} held-out images, max |diff| {parity.max_abs_diff:.3g} (atol {parity.atol}), "
-              f"rounded counts equal {parity.rounded_agreement:.2%} (need {parity.min_rounded_agreement:.0%}); "
+              f"{parity.agreement} equal {parity.rounded_agreement:.2%} (need {parity.min_rounded_agreement:.0%}); "
               f"{result.parity_method}")
     return Gate("parity vs torch", result.name, PASSED if parity.passed else FAILED, detail)
 

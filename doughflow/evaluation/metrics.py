@@ -48,3 +48,68 @@ def worst_examples(ids: list[str], pred: np.ndarray, target: np.ndarray, k: int)
     order = sorted(range(len(ids)), key=lambda i: (-totals[i], ids[i]))[:k]
     return [WorstExample(ids[i], int(i), float(totals[i]), [float(v) for v in pred[i]], [int(v) for v in target[i]])
             for i in order]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def confusion_matrix(true_index: np.ndarray, pred_index: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (true_index, pred_index), 1)
+    return matrix
+
+
+def classification_metrics(logits: np.ndarray, onehot: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    A class never predicted has precision 0 and one absent from the split has recall 0 (and is left out of
+    macro-F1 only when it is absent: it cannot be scored, while a class the model never predicts must count).
+    """
+    if len(onehot) == 0:
+        return {"n": 0}
+    true = onehot.argmax(axis=1)
+    pred = logits.argmax(axis=1)
+    matrix = confusion_matrix(true, pred, len(labels))
+    per_class, f1s = {}, []
+    for k, label in enumerate(labels):
+        tp = int(matrix[k, k])
+        predicted, support = int(matrix[:, k].sum()), int(matrix[k, :].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+        if support:
+            f1s.append(f1)
+    return {
+        "n": int(len(onehot)),
+        "accuracy": float((true == pred).mean()),
+        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def task_metrics(task: str, pred: np.ndarray, target: np.ndarray, labels: list[str]) -> dict:
+    """The metrics of a task: counting or classification (see doughflow.data.adapters)."""
+    if task == "classification":
+        return classification_metrics(pred, target, labels)
+    return count_metrics(pred, target, labels)
+
+
+def headline_metric(task: str) -> str:
+    """The one number a table of formats or runs shows per row."""
+    return "accuracy" if task == "classification" else "exact_count_accuracy"
+
+
+def worst_classified(ids: list[str], logits: np.ndarray, onehot: np.ndarray, k: int) -> list[WorstExample]:
+    """The k images whose true class got the least probability; ``total_abs_error`` is 1 - p(true),
+    ``predicted`` the class probabilities and ``true`` the one-hot target."""
+    probs = softmax(logits) if len(logits) else logits
+    miss = 1.0 - (probs * onehot).sum(axis=1) if len(logits) else np.zeros(0)
+    order = sorted(range(len(ids)), key=lambda i: (-miss[i], ids[i]))[:k]
+    return [WorstExample(ids[i], int(i), float(miss[i]), [float(v) for v in probs[i]], [int(v) for v in onehot[i]])
+            for i in order]

@@ -35,6 +35,7 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     ct = _coremltools()
+    output_name = preprocessing.get("output_name", "counts")
     model = model.eval().cpu()
     example = torch.zeros(1, 3, image_size, image_size)
     with torch.no_grad():
@@ -45,15 +46,20 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
         converted = ct.convert(
             traced,
             inputs=[ct.TensorType(name="images", shape=shape, dtype=np.float32)],
-            outputs=[ct.TensorType(name="counts", dtype=np.float32)],
+            outputs=[ct.TensorType(name=output_name, dtype=np.float32)],
             convert_to="mlprogram",
             compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
             minimum_deployment_target=getattr(ct.target, deployment_target),
         )
-    converted.short_description = f"Counts of {', '.join(labels)} on a {image_size}x{image_size} pizza photo ({precision})."
+    if output_name == "counts":
+        converted.short_description = f"Counts of {', '.join(labels)} on a {image_size}x{image_size} pizza photo ({precision})."
+        meaning = "expected count per label, in labels order"
+    else:
+        converted.short_description = f"Classifies a {image_size}x{image_size} image as one of {', '.join(labels)} ({precision})."
+        meaning = "one logit per label, in labels order (softmax: probabilities, argmax: the class)"
     converted.input_description["images"] = (f"float32 [batch, 3, {image_size}, {image_size}] RGB, "
                                              f"{preprocessing.get('formula', 'normalised')}")
-    converted.output_description["counts"] = f"float32 [batch, {len(labels)}]: expected count per label, in labels order"
+    converted.output_description[output_name] = f"float32 [batch, {len(labels)}]: {meaning}"
     converted.user_defined_metadata["labels"] = json.dumps(labels)
     converted.user_defined_metadata["preprocessing"] = json.dumps(preprocessing, sort_keys=True)
     converted.user_defined_metadata["precision"] = precision
@@ -62,7 +68,8 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
     return path
 
 
-def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision: str) -> list[str]:
+def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision: str,
+                   output_name: str = "counts") -> list[str]:
     """Reload the package's spec and list every way it differs from the contract; empty means valid."""
     ct = _coremltools()
     path = Path(path)
@@ -78,8 +85,8 @@ def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision:
     outputs = {item.name: item for item in description.output}
     if list(inputs) != ["images"]:
         problems.append(f"inputs are {list(inputs)}, expected ['images']")
-    if list(outputs) != ["counts"]:
-        problems.append(f"outputs are {list(outputs)}, expected ['counts']")
+    if list(outputs) != [output_name]:
+        problems.append(f"outputs are {list(outputs)}, expected [{output_name!r}]")
     float32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
     if "images" in inputs:
         array = inputs["images"].type.multiArrayType
@@ -90,8 +97,8 @@ def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision:
         ranges = [(r.lowerBound, r.upperBound) for r in array.shapeRange.sizeRanges]
         if not ranges or ranges[0][0] != 1 or not (ranges[0][1] == -1 or ranges[0][1] > 1):
             problems.append(f"input images batch is not flexible: ranges {ranges}")
-    if "counts" in outputs and outputs["counts"].type.multiArrayType.dataType != float32:
-        problems.append("output counts is not FLOAT32")
+    if output_name in outputs and outputs[output_name].type.multiArrayType.dataType != float32:
+        problems.append(f"output {output_name} is not FLOAT32")
     metadata = dict(description.metadata.userDefined)
     try:
         if json.loads(metadata.get("labels", "null")) != labels:

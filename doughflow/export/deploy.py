@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from doughflow.config import ExperimentConfig, FormatTolerance
-from doughflow.evaluation.metrics import count_metrics
+from doughflow.data.adapters import task_of
+from doughflow.evaluation.metrics import task_metrics
 from doughflow.export import coreml_export, quantize
 from doughflow.export.onnx_export import ParityReport, compare_outputs
 from doughflow.export.runtimes import (Predictor, RuntimeUnavailable, coreml_can_predict, coreml_predictor,
@@ -64,12 +65,14 @@ def path_size(path: Path) -> int:
 
 def _measure(result: FormatResult, predictor: Predictor, inputs: np.ndarray, reference: np.ndarray,
              targets: np.ndarray, ids: list[str], labels: list[str], tolerance: FormatTolerance, method: str,
-             latency_input: np.ndarray | None, repeats: int) -> None:
+             latency_input: np.ndarray | None, repeats: int, task: str = "count") -> None:
     candidate = predictor(inputs)
-    result.parity = compare_outputs(reference, candidate, ids, tolerance.atol, tolerance.min_rounded_agreement)
+    result.parity = compare_outputs(reference, candidate, ids, tolerance.atol, tolerance.min_rounded_agreement,
+                                    task=task)
     result.parity_method = method
-    result.metrics = count_metrics(candidate, targets, labels)
-    result.metrics.pop("per_topping", None)
+    result.metrics = task_metrics(task, candidate, targets, labels)
+    for detail in ("per_topping", "per_class", "confusion_matrix"):
+        result.metrics.pop(detail, None)
     if latency_input is not None:
         result.latency_ms = quantize.median_latency_ms(predictor, latency_input, repeats)
 
@@ -80,6 +83,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
     """Convert and measure. ``inputs`` are normalised held-out images (NCHW float32), ``calibration``
     normalised training images. A conversion that raises becomes a format with ``error`` set."""
     release, labels = config.release, config.labels
+    task = task_of(config)
     size = config.data.image_size
     quant = release.quantization
     latency_input = inputs[:quant.latency_batch] if len(inputs) else None
@@ -90,12 +94,12 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
 
     torch_result = FormatResult("torch", "model.pt", None, primary=True)
     _measure(torch_result, lambda x: reference if x is inputs else torch_run(x), inputs, reference, targets, ids,
-             labels, fp32_tol, "reference", latency_input, quant.latency_repeats)
+             labels, fp32_tol, "reference", latency_input, quant.latency_repeats, task=task)
     results = [torch_result]
 
     onnx_result = FormatResult("onnx", "model.onnx", str(onnx_path), primary=True, size_bytes=path_size(onnx_path))
     _measure(onnx_result, onnx_predictor(onnx_path), inputs, reference, targets, ids, labels, fp32_tol,
-             "measured with onnxruntime (CPU)", latency_input, quant.latency_repeats)
+             "measured with onnxruntime (CPU)", latency_input, quant.latency_repeats, task=task)
     results.append(onnx_result)
 
     can_predict, why_not = coreml_can_predict()
@@ -117,18 +121,19 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
             result.error, result.path = f"{type(error).__name__}: {error}", None
             continue
         result.size_bytes = path_size(target)
-        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=labels, precision=precision)
+        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=labels, precision=precision,
+                                                            output_name=preprocessing.get("output_name", "counts"))
         tolerance = getattr(release.tolerances, name)
         if can_predict:
             try:
                 _measure(result, coreml_predictor(target), inputs, reference, targets, ids, labels, tolerance,
-                         "measured with CoreML", latency_input, quant.latency_repeats)
+                         "measured with CoreML", latency_input, quant.latency_repeats, task=task)
                 continue
             except RuntimeUnavailable as error:  # pragma: no cover - macOS without a usable runtime
                 why_not = str(error)
         if precision == "fp16":
             _measure(result, fp16_emulated_predictor(model), inputs, reference, targets, ids, labels, tolerance,
-                     f"estimated: torch with weights and activations rounded through fp16 ({why_not})", None, 1)
+                     f"estimated: torch with weights and activations rounded through fp16 ({why_not})", None, 1, task=task)
         else:
             result.parity_method = f"skipped: {why_not}"
 
@@ -156,7 +161,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         result.size_bytes = path_size(target)
         _measure(result, onnx_predictor(target), inputs, reference, targets, ids, labels,
                  getattr(release.tolerances, name), "measured with onnxruntime (CPU)", latency_input,
-                 quant.latency_repeats)
+                 quant.latency_repeats, task=task)
     return results
 
 

@@ -96,4 +96,5 @@ def coreml_predictor(path: str | Path, batch_size: int = 64) -> Predictor:
     import coremltools as ct
 
     model = ct.models.MLModel(str(path))
-    return _batched(lambda batch: np.asarray(model.predict({"images": batch})["counts"]), batch_size)
+    output_name = model.get_spec().description.output[0].name  # counts, or logits for classification
+    return _batched(lambda batch: np.asarray(model.predict({"images": batch})[output_name]), batch_size)

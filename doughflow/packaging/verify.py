@@ -54,11 +54,11 @@ def _check_onnx(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: floa
 
 
 def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str],
-                  image_size: int, precision: str) -> tuple[str | None, str]:
+                  image_size: int, precision: str, output_name: str = "counts") -> tuple[str | None, str]:
     from doughflow.export.coreml_export import inspect_coreml
     from doughflow.export.runtimes import coreml_can_predict, coreml_predictor
 
-    problems = inspect_coreml(path, image_size=image_size, labels=labels, precision=precision)
+    problems = inspect_coreml(path, image_size=image_size, labels=labels, precision=precision, output_name=output_name)
     if problems:
         return "; ".join(problems), ""
     can, why_not = coreml_can_predict()
@@ -104,7 +104,7 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
                 problem, note = _check_onnx(path, inputs, expected, entry["atol"]), "loaded and predicted"
             elif entry["runtime"] == "coreml":
                 problem, note = _check_coreml(path, inputs, expected, entry["atol"], labels, spec["image_size"][0],
-                                              entry.get("precision", "fp32"))
+                                              entry.get("precision", "fp32"), spec.get("output_name", "counts"))
             else:
                 problem, note = f"unknown runtime {entry['runtime']!r}", ""
         except Exception as error:  # noqa: BLE001 - any failure to load or run is the finding

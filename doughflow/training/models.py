@@ -1,4 +1,4 @@
-"""Counting models in plain torch, built by name from the config.
+"""Counting (and classification) models in plain torch, built by name from the config.
 
 A counter should add up evidence over the image rather than average it, so the default model
 predicts a non-negative density map per topping and sums it: a pizza with twice the olives gets
@@ -8,6 +8,7 @@ CPU in minutes.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -31,11 +32,33 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class DensityCounter(nn.Module):
-    """Conv features -> per-class non-negative density at 1/4 resolution -> sum = counts."""
+HEADS = ("density", "logits")
 
-    def __init__(self, num_classes: int, width: int = 32):
+
+class LogitsHead(nn.Module):
+    """Classification head: global average of the features -> one logit per class. Averaging (not
+    summing) because a class is a property of the whole image, wherever and however large it is."""
+
+    def __init__(self, channels: int, num_classes: int):
         super().__init__()
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.mean(dim=(2, 3)))
+
+
+def _check_head(head: str) -> None:
+    if head not in HEADS:
+        raise ValueError(f"model head must be one of {HEADS}, got {head!r} (train.model.options.head)")
+
+
+class DensityCounter(nn.Module):
+    """Conv features -> per-class non-negative density at 1/4 resolution -> sum = counts.
+    With ``head="logits"`` the same features end in a :class:`LogitsHead` (classification)."""
+
+    def __init__(self, num_classes: int, width: int = 32, head: str = "density"):
+        super().__init__()
+        _check_head(head)
         self.features = nn.Sequential(
             _conv_block(3, width),
             nn.MaxPool2d(2),
@@ -44,19 +67,25 @@ class DensityCounter(nn.Module):
             _conv_block(width * 2, width * 2),
             _conv_block(width * 2, width * 2),
         )
+        self.head = head
+        if head == "logits":
+            self.classifier = LogitsHead(width * 2, num_classes)
+            return
         self.density = nn.Conv2d(width * 2, num_classes, 1)
         # Start the density near zero so that initial predictions are small counts, not noise.
         nn.init.normal_(self.density.weight, std=1e-3)
         nn.init.constant_(self.density.bias, -4.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.head == "logits":
+            return self.classifier(self.features(images))
         density = nn.functional.softplus(self.density(self.features(images)))
         return density.sum(dim=(2, 3))
 
 
 @register_model("density_cnn")
-def density_cnn(num_classes: int, width: int = 32) -> nn.Module:
-    return DensityCounter(num_classes=num_classes, width=width)
+def density_cnn(num_classes: int, width: int = 32, head: str = "density") -> nn.Module:
+    return DensityCounter(num_classes=num_classes, width=width, head=head)
 
 
 class BasicBlock(nn.Module):
@@ -80,8 +109,11 @@ class ResNetCounter(nn.Module):
     """ResNet-style backbone (ResNet-18 layout with blocks=[2, 2, 2, 2], width=64) with the same
     density head as the small counter, so it sums evidence too. Sized for GPUs; plain torch."""
 
-    def __init__(self, num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2)):
+    def __init__(self, num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
+                 head: str = "density"):
         super().__init__()
+        _check_head(head)
+        self.head = head
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         layers, cin = [], width
         for i, count in enumerate(blocks):
@@ -90,22 +122,43 @@ class ResNetCounter(nn.Module):
                 layers.append(BasicBlock(cin, cout, stride=2 if (j == 0 and 0 < i < 3) else 1))
                 cin = cout
         self.layers = nn.Sequential(*layers)
+        if head == "logits":
+            self.classifier = LogitsHead(cin, num_classes)
+            return
         self.density = nn.Conv2d(cin, num_classes, 1)
         nn.init.normal_(self.density.weight, std=1e-3)
         nn.init.constant_(self.density.bias, -4.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.head == "logits":
+            return self.classifier(self.layers(self.stem(images)))
         density = nn.functional.softplus(self.density(self.layers(self.stem(images))))
         return density.sum(dim=(2, 3))
 
 
 @register_model("resnet")
-def resnet(num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2)) -> nn.Module:
-    return ResNetCounter(num_classes=num_classes, width=width, blocks=blocks)
+def resnet(num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
+           head: str = "density") -> nn.Module:
+    return ResNetCounter(num_classes=num_classes, width=width, blocks=blocks, head=head)
 
 
-def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+def accepts_head(factory: ModelFactory) -> bool:
+    """Whether a factory takes ``head`` (by name or **kwargs): then a classification run asks it for logits."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "head" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def build_model(name: str, num_classes: int, task: str = "count", **kwargs) -> nn.Module:
+    """Call the registered factory with ``num_classes`` and ``kwargs``. For ``task="classification"`` a
+    factory that takes ``head`` gets ``head="logits"`` (unless the options name one); one that does not
+    must itself return ``[batch, num_classes]`` logits."""
     if name not in MODEL_REGISTRY:
         raise KeyError(f"unknown model {name!r} (train.model.name); registered: {sorted(MODEL_REGISTRY)}. "
                        f"Register your own with @register_model and name its module in train.model.import_module")
-    return MODEL_REGISTRY[name](num_classes=num_classes, **kwargs)
+    factory = MODEL_REGISTRY[name]
+    if task == "classification" and "head" not in kwargs and accepts_head(factory):
+        kwargs["head"] = "logits"
+    return factory(num_classes=num_classes, **kwargs)

@@ -79,13 +79,15 @@ class TrainJob:
     preprocessing: Preprocessing
     out_dir: str
     data_fingerprint: str = ""
+    task: str = "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
 
     def to_json(self) -> str:
         return json.dumps({"train_shards": [asdict(s) for s in self.train_shards],
                            "val_shards": [asdict(s) for s in self.val_shards],
                            "columns": asdict(self.columns), "num_classes": self.num_classes,
                            "cfg": self.cfg.model_dump(mode="json"), "preprocessing": asdict(self.preprocessing),
-                           "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint}, indent=1)
+                           "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint, "task": self.task},
+                          indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainJob":
@@ -95,8 +97,8 @@ class TrainJob:
         return cls([ShardRef(**s) for s in raw["train_shards"]], [ShardRef(**s) for s in raw["val_shards"]],
                    Columns(columns["id"], columns["image"], tuple(columns["targets"])), raw["num_classes"],
                    TrainConfig.model_validate(raw["cfg"]),
-                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"])), raw["out_dir"],
-                   raw.get("data_fingerprint", ""))
+                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("task", "count")), raw["out_dir"],
+                   raw.get("data_fingerprint", ""), raw.get("task", "count"))
 
 
 def seed_everything(seed: int) -> None:
@@ -180,9 +182,16 @@ def import_model_module(cfg: TrainConfig) -> None:
         importlib.import_module(cfg.model.import_module)
 
 
-def make_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+def make_model(cfg: TrainConfig, num_classes: int, task: str = "count") -> torch.nn.Module:
     import_model_module(cfg)
-    return build_model(cfg.model.name, num_classes=num_classes, width=cfg.model.width, **cfg.model.options)
+    return build_model(cfg.model.name, num_classes=num_classes, task=task, width=cfg.model.width, **cfg.model.options)
+
+
+def task_loss(task: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE on counts; cross-entropy of logits against one-hot targets (class probabilities) for classification."""
+    if task == "classification":
+        return torch.nn.functional.cross_entropy(outputs, targets)
+    return torch.nn.functional.mse_loss(outputs, targets)
 
 
 @torch.no_grad()
@@ -208,7 +217,7 @@ def quick_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
-             autocast_dtype: torch.dtype | None) -> dict[str, float]:
+             autocast_dtype: torch.dtype | None, task: str = "count") -> dict[str, float]:
     """Streamed val metrics: sums per batch, so the val split never sits in memory."""
     model.eval()
     abs_error, exact, cells = 0.0, 0, 0
@@ -217,12 +226,19 @@ def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             pred = model(inputs).float()
         target = batch["targets"].to(device)
+        if task == "classification":
+            abs_error += float(torch.nn.functional.cross_entropy(pred, target, reduction="sum"))
+            exact += int((pred.argmax(dim=1) == target.argmax(dim=1)).sum())
+            cells += len(target)
+            continue
         abs_error += float((pred - target).abs().sum())
         exact += int((torch.round(pred.clamp(min=0)) == target).sum())
         cells += target.numel()
     model.train()
     if cells == 0:
         return {}
+    if task == "classification":
+        return {"loss": abs_error / cells, "accuracy": exact / cells}
     return {"mae": abs_error / cells, "exact_count_accuracy": exact / cells}
 
 
@@ -339,7 +355,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
                          f"x world size {world_size}: lower train.micro_batch_size or train.loader.piece_rows")
     total_updates = max(1, sum(epoch_steps) // accumulation)
 
-    model = make_model(cfg, job.num_classes).to(device)
+    model = make_model(cfg, job.num_classes, job.task).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -354,7 +370,8 @@ def run_training(job: TrainJob) -> TrainResult | None:
                                  "master_addr", "timeout_minutes", "launcher", "hostfile"}, "log_every_steps": True,
                                  "num_threads": True}),
                                  "data": [asdict(s) for s in job.train_shards], "fingerprint": job.data_fingerprint,
-                                 "world_size": world_size, "num_classes": job.num_classes})
+                                 "world_size": world_size, "num_classes": job.num_classes,
+                                 **({"task": job.task} if job.task != "count" else {})})
     state = ckpt.LoopState(fingerprint=expected)
     tag = ckpt.latest_tag(checkpoint_dir)
     if tag:
@@ -418,7 +435,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
             inputs = normalize(batch["images"].to(device, non_blocking=True))
             targets = batch["targets"].to(device, non_blocking=True)
             outputs = engine(inputs)
-            loss = torch.nn.functional.mse_loss(outputs.float(), targets)
+            loss = task_loss(job.task, outputs.float(), targets)
             where = f"epoch {epoch + 1} step {step} (global step {engine.global_steps}, rank {rank})"
             if cfg.on_nan_loss == "skip":
                 bad = torch.tensor([0.0 if bool(torch.isfinite(loss)) else 1.0])
@@ -479,7 +496,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
         if rank == 0:
             if len(job.val_shards):
                 metrics = validate(engine.module, make_loader(val_stream, cfg.loader, device), normalize, device,
-                                   autocast_dtype)
+                                   autocast_dtype, job.task)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
             metric, mode = cfg.early_stopping.metric, cfg.early_stopping.mode
             if metric not in record:
@@ -539,7 +556,7 @@ def load_result(out_dir: str | Path) -> TrainResult:
     return TrainResult(**json.loads((Path(out_dir) / "result.json").read_text()))
 
 
-def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig) -> torch.nn.Module:
-    model = make_model(cfg, num_classes)
+def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig, task: str = "count") -> torch.nn.Module:
+    model = make_model(cfg, num_classes, task)
     model.load_state_dict(torch.load(model_path, map_location="cpu"))
     return model.eval()

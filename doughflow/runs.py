@@ -53,6 +53,7 @@ def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, f
             "status": decision.status, "shipped": decision.shipped, "excluded": sorted(decision.excluded),
             "formats": {f.name: {"bytes": f.size_bytes, "latency_ms": f.latency_ms,
                                  "exact_count_accuracy": f.metrics.get("exact_count_accuracy"),
+                                 **({"accuracy": f.metrics["accuracy"]} if "accuracy" in f.metrics else {}),
                                  "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
                                  "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
                         for f in formats.formats}}}
@@ -64,6 +65,7 @@ def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, f
             "test_exact_count_accuracy": test.get("exact_count_accuracy"),
             "test_image_exact_accuracy": test.get("image_exact_accuracy"),
             "test_mae": test.get("mae"),
+            **{f"test_{name}": test[name] for name in ("accuracy", "macro_f1") if name in test},
             "val_exact_count_accuracy": evaluated.metrics.get("val", {}).get("exact_count_accuracy"),
             "onnx_max_abs_diff": exported.parity.max_abs_diff,
             "first_loss": trained.first_loss,

@@ -40,7 +40,7 @@ def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     evaluated = evaluate_task(config, paths, splits, trained)
     exported = export_task(config, paths, splits, trained)
     formats = convert_formats_task(config, paths, splits, trained, exported)
-    behaviour = behaviour_task(config, paths, trained, formats)
+    behaviour = behaviour_task(config, paths, trained, formats, splits)
     decision = release_gates_task(config, paths, evaluated, formats, behaviour)
     report = report_task(config, paths, raw, validated, subsampled, splits, trained, evaluated, exported,
                          formats, behaviour, decision)

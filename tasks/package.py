@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig, dump_config
+from doughflow.data.adapters import adapter_for
 from doughflow.data.fetch import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.evaluation.gates import ReleaseDecision
@@ -21,12 +22,8 @@ from tasks.export import ExportResult
 
 
 def label_map(config: ExperimentConfig) -> dict:
-    return {
-        "task": "count_regression",
-        "labels": config.labels,
-        "index": {label: i for i, label in enumerate(config.labels)},
-        "output": "counts[batch, len(labels)]: expected number of each topping",
-    }
+    """What the outputs mean, from the dataset adapter (count_regression or classification)."""
+    return adapter_for(config).label_map()
 
 
 def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, trained: TrainResult,

@@ -8,11 +8,13 @@ import logging
 import numpy as np
 
 from doughflow.config import ExperimentConfig
+from doughflow.data.adapters import task_of
 from doughflow.data.fetch import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.preprocessing import preprocessing_for
+from doughflow.reporting import classification as cls_report
 from doughflow.reporting.plots import example_grid, loss_curve
 from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
@@ -45,7 +47,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
                  exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
     out = paths.stage("report")
     labels = config.labels
-    loss_curve(trained.history, out / "loss_curve.png")
+    classify = task_of(config) == "classification"
+    loss_curve(trained.history, out / "loss_curve.png", loss_name="cross-entropy" if classify else "MSE")
 
     figures = ["loss_curve.png"]
     worst = evaluated.worst
@@ -54,7 +57,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         index = {sample_id: i for i, sample_id in enumerate(test.ids)}
         images = [test.images[index[w["sample_id"]]] for w in worst]
         captions = [f"{w['sample_id']}\npred {_counts(np.rint(np.clip(w['predicted'], 0, None)).astype(int), labels)}"
-                    f"\ntrue {_counts(w['true'], labels)}" for w in worst]
+                    f"\ntrue {_counts(w['true'], labels)}" for w in worst] if not classify else \
+            [f"{w['sample_id']}\npred %s\ntrue %s" % cls_report.class_caption(w["predicted"], w["true"], labels)
+             for w in worst]
         example_grid(images, captions, out / "worst_examples.png")
         figures.append("worst_examples.png")
 
@@ -74,13 +79,20 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
                    e["seconds"]] for e in trained.history.get("epoch", [])]
     parity = exported.parity
     worst_rows = [[w["sample_id"], _counts(np.rint(np.clip(w["predicted"], 0, None)).astype(int), labels),
-                   _counts(w["true"], labels), w["total_abs_error"]] for w in worst]
+                   _counts(w["true"], labels), w["total_abs_error"]] for w in worst] if not classify else \
+        [[w["sample_id"], *cls_report.class_caption(w["predicted"], w["true"], labels), w["total_abs_error"]] for w in worst]
+    if classify and test_metrics.get("confusion_matrix"):
+        cls_report.confusion_plot(np.asarray(test_metrics["confusion_matrix"]), labels, out / "confusion_matrix.png")
+        figures.append("confusion_matrix.png")
     sections = [
         f"# doughflow run `{paths.run_id}`",
-        f"Experiment **{config.name}**: counting {', '.join(labels)}. Config hash `{config.config_hash()[:16]}`, "
-        f"data fingerprint `{raw.fingerprint[:16]}`.",
+        f"Experiment **{config.name}**: "
+        + (f"classifying images as {', '.join(labels)} (dataset adapter `{config.data.adapter}`)" if classify
+           else f"counting {', '.join(labels)}")
+        + f". Config hash `{config.config_hash()[:16]}`, data fingerprint `{raw.fingerprint[:16]}`.",
         "## Headline",
-        table(["metric", "value"], [
+        table(["metric", "value"], cls_report.headline_rows(test_metrics, exported.parity, trained.images_per_second))
+        if classify else table(["metric", "value"], [
             ["test exact-count accuracy", test_metrics.get("exact_count_accuracy", float("nan"))],
             ["test image exact accuracy", test_metrics.get("image_exact_accuracy", float("nan"))],
             ["test MAE", test_metrics.get("mae", float("nan"))],
@@ -98,16 +110,20 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "
         f"{trained.seconds:.1f} s. Loss fell from {trained.first_loss:.4f} to {trained.final_loss:.4f}.",
         "![loss curve](loss_curve.png)",
+        table(cls_report.EPOCH_HEADERS, cls_report.epoch_rows(trained.history)) if classify else
         table(["epoch", "train loss", "val MAE", "val exact-count acc", "seconds"], epoch_rows),
         "## Metrics",
-        metrics_section(evaluated.metrics, labels),
+        cls_report.metrics_section(evaluated.metrics, labels) if classify else metrics_section(evaluated.metrics, labels),
+        *(["![confusion matrix](confusion_matrix.png)"] if "confusion_matrix.png" in figures else []),
         "## ONNX parity",
         f"{parity.samples} test images, max |onnx - torch| {parity.max_abs_diff:.3g} (tolerance {parity.atol}), "
-        f"rounded counts equal on {parity.rounded_agreement:.2%} (required {parity.min_rounded_agreement:.0%}): "
+        f"{parity.agreement} equal on {parity.rounded_agreement:.2%} (required {parity.min_rounded_agreement:.0%}): "
         f"**{'passed' if parity.passed else 'FAILED'}**.",
         "## Worst test examples",
+        "Predicted class (its probability) vs true class, least probability on the true class first." if classify else
         "Rounded predicted vs true counts, largest total error first.",
-        table(["sample", "predicted", "true", "total abs error"], worst_rows) if worst_rows else "No test examples.",
+        (table(["sample", "predicted", "true", "1 - p(true)"] if classify else ["sample", "predicted", "true", "total abs error"],
+               worst_rows) if worst_rows else "No test examples."),
     ]
     if "worst_examples.png" in figures:
         sections.append("![worst examples](worst_examples.png)")
@@ -122,12 +138,17 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
 def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: EvaluationResult, formats, behaviour,
                      decision, out, figures: list[str]) -> list[str]:
     """Release decision, deploy formats, behavioural tests and error analysis; appends its figures."""
-    test = load_split_for(config, splits.manifests["test"], desc="decoding test")
-    images = dict(zip(test.ids, test.images))
-    analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
-                                                     config.release.grid_examples,
-                                                     lambda values, _labels: " ".join(str(int(v)) for v in values))
-    figures.extend(extra_figures)
+    if task_of(config) == "classification":
+        matrix = np.asarray(evaluated.metrics.get("test", {}).get("confusion_matrix", np.zeros((0, 0))))
+        analysis = ("Most confused class pairs on the test split:\n\n" + cls_report.confused_pairs(matrix, config.labels)
+                    if matrix.size else "No test predictions.")
+    else:
+        test = load_split_for(config, splits.manifests["test"], desc="decoding test")
+        images = dict(zip(test.ids, test.images))
+        analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
+                                                         config.release.grid_examples,
+                                                         lambda values, _labels: " ".join(str(int(v)) for v in values))
+        figures.extend(extra_figures)
     return ["## Release decision", decision_section(decision),
             "## Deploy formats", formats_section(formats, decision),
             "## Behavioural tests", behaviour_section(behaviour, config.labels),

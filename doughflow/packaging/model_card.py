@@ -8,15 +8,17 @@ from __future__ import annotations
 from doughflow.reporting.report import table
 
 
-def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str]) -> list[list]:
-    """Rows per split: images, then mean count and share of zero per topping (data after cleaning,
-    dedup and any subsampling: exactly what the model was trained and tested on)."""
+def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], task: str = "count") -> list[list]:
+    """Rows per split: images, then mean count and share of zero per topping, or the share of each class
+    (data after cleaning, dedup and any subsampling: exactly what the model was trained and tested on)."""
     rows = []
     for name, targets in splits_targets.items():
         n = len(targets)
         cells = [name, n]
         for k, _ in enumerate(labels):
-            if n:
+            if n and task == "classification":
+                cells.append(f"{int(targets[:, k].sum())} ({targets[:, k].mean():.0%})")
+            elif n:
                 cells.append(f"{targets[:, k].mean():.2f} / {(targets[:, k] == 0).mean():.0%}")
             else:
                 cells.append("-")
@@ -26,25 +28,39 @@ def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str]) -
 
 def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerprint: str, config_hash: str,
                       image_size: int, dataset_rows: list[list], metrics: dict, decision, formats: list,
-                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict]) -> str:
+                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict], task: str = "count") -> str:
     status = decision.status.upper()
     lines = [f"# Model card: {name} (`{run_id}`)", "",
              f"**Release status: {status}**" + ("" if decision.released else " - do not deploy."), ""]
     if decision.reasons:
         lines += ["Reasons:", *[f"- {reason}" for reason in decision.reasons], ""]
+    if task == "classification":
+        model_text = (f"Classifies an RGB image resized to {image_size}x{image_size} as one of {', '.join(labels)}; output "
+                      f"`logits[batch, {len(labels)}]`: softmax for probabilities, argmax for the class. ")
+        stats_text = "Statistics after cleaning, deduplication and subsampling (cell: images of the class and their share):"
+    else:
+        model_text = (f"Counts {', '.join(labels)} on an RGB image resized to {image_size}x{image_size}; output "
+                      f"`counts[batch, {len(labels)}]`, non-negative floats, round for an integer count. ")
+        stats_text = ("Statistics after cleaning, deduplication and subsampling (cell: mean count / share of images "
+                      "without it):")
     lines += ["## Model", "",
-              f"Counts {', '.join(labels)} on an RGB image resized to {image_size}x{image_size}; output "
-              f"`counts[batch, {len(labels)}]`, non-negative floats, round for an integer count. "
-              "Preprocessing in `preprocessing.json`, labels in `labels.json`.", "",
+              model_text + "Preprocessing in `preprocessing.json`, labels in `labels.json`.", "",
               "## Intended use", "", intended_use, "",
               "## Data", "",
               f"Data fingerprint `{data_fingerprint}`, config hash `{config_hash}`.", "",
-              "Statistics after cleaning, deduplication and subsampling (cell: mean count / share of images without it):", "",
+              stats_text, "",
               table(["split", "images", *labels], dataset_rows), "",
               "## Metrics", ""]
-    metric_rows = [[split, m.get("n", 0), m.get("mae", float("nan")), m.get("exact_count_accuracy", float("nan")),
-                    m.get("image_exact_accuracy", float("nan"))] for split, m in metrics.items()]
-    lines += [table(["split", "images", "MAE", "exact-count accuracy", "image exact accuracy"], metric_rows), "",
+    if task == "classification":
+        metric_table = table(["split", "images", "accuracy", "macro-F1"],
+                             [[split, m.get("n", 0), m.get("accuracy", float("nan")), m.get("macro_f1", float("nan"))]
+                              for split, m in metrics.items()])
+    else:
+        metric_rows = [[split, m.get("n", 0), m.get("mae", float("nan")), m.get("exact_count_accuracy", float("nan")),
+                        m.get("image_exact_accuracy", float("nan"))] for split, m in metrics.items()]
+        metric_table = table(["split", "images", "MAE", "exact-count accuracy", "image exact accuracy"], metric_rows)
+    headline = "accuracy" if task == "classification" else "exact_count_accuracy"
+    lines += [metric_table, "",
               "## Release gates", "",
               table(["format", "gate", "result", "detail"], [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]),
               "", "## Formats", ""]
@@ -58,8 +74,9 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
         note = "shipped" if shipped else decision.excluded.get(result.name, "not released" if not decision.released else "not built")
         format_rows.append([result.name, where, result.size_bytes,
                             "-" if result.latency_ms is None else f"{result.latency_ms:.2f}",
-                            result.metrics.get("exact_count_accuracy", "-") if result.metrics else "-", note])
-    lines += [table(["format", "file", "bytes", "latency ms (batch 1, CPU)", "exact-count acc (held-out)", "status"],
+                            result.metrics.get(headline, "-") if result.metrics else "-", note])
+    lines += [table(["format", "file", "bytes", "latency ms (batch 1, CPU)",
+                     f"{'accuracy' if task == 'classification' else 'exact-count acc'} (held-out)", "status"],
                     format_rows), "",
               "## Limitations", "", *[f"- {item}" for item in limitations]]
     skipped = [g for g in decision.gates if g.status == "skipped"]

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def loss_curve(history: dict, path: Path) -> Path:
+def loss_curve(history: dict, path: Path, loss_name: str = "MSE") -> Path:
     steps = np.asarray(history.get("step_loss", []), dtype=float)
     epochs = history.get("epoch", [])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -21,7 +21,7 @@ def loss_curve(history: dict, path: Path) -> Path:
         smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
         axes[0].plot(np.arange(window, len(steps) + 1), smooth, label=f"mean of {window}")
         axes[0].set_yscale("log")
-    axes[0].set(title="training loss (MSE)", xlabel="step")
+    axes[0].set(title=f"training loss ({loss_name})", xlabel="step")
     axes[0].legend()
     if epochs:
         x = [e["epoch"] for e in epochs]
@@ -29,6 +29,9 @@ def loss_curve(history: dict, path: Path) -> Path:
         if "val_mae" in epochs[0]:
             axes[1].plot(x, [e["val_mae"] for e in epochs], marker="o", label="val MAE")
             axes[1].plot(x, [e["val_exact_count_accuracy"] for e in epochs], marker="o", label="val exact-count acc")
+        if "val_accuracy" in epochs[0]:
+            axes[1].plot(x, [e["val_loss"] for e in epochs], marker="o", label="val loss")
+            axes[1].plot(x, [e["val_accuracy"] for e in epochs], marker="o", label="val accuracy")
         axes[1].set(title="per epoch", xlabel="epoch")
         axes[1].legend()
     fig.tight_layout()

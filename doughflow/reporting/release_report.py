@@ -29,11 +29,12 @@ def decision_section(decision) -> str:
 def formats_section(formats, decision) -> str:
     by_name = {f.name: f for f in formats.formats}
     base = by_name.get("onnx") or by_name.get("torch")
-    base_acc = base.metrics.get("exact_count_accuracy") if base and base.metrics else None
+    key = "accuracy" if base and "accuracy" in base.metrics else "exact_count_accuracy"  # classification or counting
+    base_acc = base.metrics.get(key) if base and base.metrics else None
     base_latency = base.latency_ms if base else None
     rows = []
     for f in formats.formats:
-        acc = f.metrics.get("exact_count_accuracy") if f.metrics else None
+        acc = f.metrics.get(key) if f.metrics else None
         parity = f.parity
         status = ("reference" if f.name == "torch" else "shipped" if f.name in decision.shipped and decision.released
                   else decision.excluded.get(f.name, "not built: " + f.error if f.error else "in rejected bundle"))
@@ -49,8 +50,9 @@ def formats_section(formats, decision) -> str:
         ])
     text = (f"{formats.parity_samples} held-out test images; latency is the median of batch-1 calls on this CPU; "
             "deltas are against fp32 ONNX.\n\n")
-    text += table(["format", "bytes", "latency ms", "speed vs fp32", "exact-count acc", "delta acc", "max |diff|",
-                   "rounded equal", "how measured", "status"], rows)
+    text += table(["format", "bytes", "latency ms", "speed vs fp32", "accuracy" if key == "accuracy" else "exact-count acc",
+                   "delta acc", "max |diff|", "argmax equal" if key == "accuracy" else "rounded equal", "how measured",
+                   "status"], rows)
     worst_rows = []
     for f in formats.formats:
         if f.parity is None or f.name == "torch":
@@ -65,7 +67,8 @@ def formats_section(formats, decision) -> str:
 
 
 def behaviour_section(behaviour, labels: list[str]) -> str:
-    if not behaviour.results and not behaviour.skipped:
+    skipped_props = getattr(behaviour, "skipped_properties", {})
+    if not behaviour.results and not behaviour.skipped and not skipped_props:
         return "Behavioural tests are disabled (release.properties.enabled)."
     formats = list(behaviour.results)
     props: list[str] = []
@@ -80,14 +83,20 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
             r = lookup.get((fmt, prop))
             cells.append("-" if r is None else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {r.worst_value:.2f})")
         rows.append(cells)
-    text = (f"{behaviour.cases} generated pizzas (Hypothesis, fixed seed). Cell: failures/examples and the worst "
-            "violation measure (|pred - true| for minimum functionality, |pred change| for invariance, rise "
-            "shortfall or other change for directional).\n\n")
+    if skipped_props:  # classification: held-out images under the invariances the augmentations promise
+        text = (f"{behaviour.cases} cases of held-out test images under each transform. Cell: failures/examples and the "
+                "worst |class probability change|; a case fails when the predicted class changes.\n\n")
+    else:
+        text = (f"{behaviour.cases} generated pizzas (Hypothesis, fixed seed). Cell: failures/examples and the worst "
+                "violation measure (|pred - true| for minimum functionality, |pred change| for invariance, rise "
+                "shortfall or other change for directional).\n\n")
     text += table(["property", "kind", *formats], rows)
     for fmt, how in behaviour.runtimes.items():
         text += f"\n- {fmt}: run with {how}"
     for fmt, why in behaviour.skipped.items():
         text += f"\n- {fmt}: not tested ({why})"
+    if skipped_props:
+        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"], list(skipped_props.items()))
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]
     if failing:
         text += "\n\nWorst failing examples:\n\n"

@@ -73,7 +73,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         ["quarantined", -validated.rows_quarantined, reasons],
         *[[step.step, -(step.rows_in - step.rows_out), ", ".join(f"{k}: {v}" for k, v in step.reasons.items())]
           for step in deduped.steps if step.rows_in != step.rows_out],
-        *[[f"split {name}", splits.rows[name], f"{splits.groups[name]} customers"] for name in SPLITS],
+        *[[f"split {name}", splits.rows[name], f"{splits.groups[name]} "
+           + ("customers" if config.data.group_column == "customer_id" else f"groups ({config.data.group_column})")]
+          for name in SPLITS],
     ]
     epoch_rows = [[e["epoch"], e["train_loss"], e.get("val_mae", float("nan")), e.get("val_exact_count_accuracy", float("nan")),
                    e["seconds"]] for e in trained.history.get("epoch", [])]

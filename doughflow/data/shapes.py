@@ -4,7 +4,7 @@ It is the worked example of "bring your own data" (README): an ordinary image fo
 class and a ``labels.csv`` (path, label, artist), the layout many real datasets ship in, that the fetch
 stage reads without any code of ours. Each image depends on ``(seed, index)`` alone, so every machine
 writes the same bytes. Shapes vary in colour, size, position and rotation over a noisy background of
-another colour, so neither colour nor position gives the class away. ``other`` extra images of a class
+a darker colour, so neither colour nor position gives the class away. ``other`` extra images of a class
 outside the label map (ellipses) show validate quarantining rows whose class the config does not know.
 
 ``python -m doughflow.data.shapes --out data/shapes --n 1500``
@@ -44,14 +44,14 @@ def _outline(name: str) -> list[tuple[float, float]] | None:
     return None
 
 
-def draw_shape(name: str, seed: int, index: int, size: int = 64) -> np.ndarray:
+def draw_shape(name: str, seed: int, index: int, size: int = 64, noise_sd: float = 10.0) -> np.ndarray:
     """HxWx3 uint8 image of one ``name`` shape; the same (seed, index) always gives the same pixels."""
     rng = np.random.default_rng([seed, index])
     big = size * SUPERSAMPLE
-    background = rng.integers(0, 256, size=3)
-    colour = rng.integers(0, 256, size=3)
-    while np.abs(colour.astype(int) - background.astype(int)).sum() < 180:  # keep the shape visible
-        colour = rng.integers(0, 256, size=3)
+    # Any hue, but a light shape on a darker ground (like chalk on a board): colour never tells the class,
+    # and the contrast is always there to see.
+    background = rng.integers(0, 110, size=3)
+    colour = rng.integers(140, 256, size=3)
     image = Image.new("RGB", (big, big), tuple(int(c) for c in background))
     draw = ImageDraw.Draw(image)
     r = rng.uniform(0.16, 0.3) * big
@@ -67,12 +67,12 @@ def draw_shape(name: str, seed: int, index: int, size: int = 64) -> np.ndarray:
         points = [(math.cos(t), 0.5 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 48, endpoint=False)]
         draw.polygon(_polygon(points, cx, cy, r, angle), fill=fill)
     pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.int16)
-    noise = rng.normal(0, 12, size=pixels.shape)
+    noise = rng.normal(0, noise_sd, size=pixels.shape)
     return np.clip(pixels + noise, 0, 255).astype(np.uint8)
 
 
 def generate_shapes(out_dir: Path, n: int, *, seed: int = 3, size: int = 64, classes: tuple[str, ...] = CLASSES,
-                    other: int = 0, artists: int = 40) -> Path:
+                    other: int = 0, artists: int = 40, noise_sd: float = 10.0) -> Path:
     """Write ``n`` images (classes in turn) plus ``other`` ellipses to ``out_dir/<class>/`` and
     ``out_dir/labels.csv`` (path, label, artist). The artist is the group id splits keep together."""
     out_dir = Path(out_dir)
@@ -82,7 +82,7 @@ def generate_shapes(out_dir: Path, n: int, *, seed: int = 3, size: int = 64, cla
     for index, name in enumerate(names):
         path = f"{name}/{name}-{index:05d}.png"
         (out_dir / name).mkdir(exist_ok=True)
-        (out_dir / path).write_bytes(encode_png(draw_shape(name, seed, index, size)))
+        (out_dir / path).write_bytes(encode_png(draw_shape(name, seed, index, size, noise_sd)))
         rows.append((path, name, f"artist-{int(np.random.default_rng([seed, index, 1]).integers(artists)):03d}"))
     with open(out_dir / "labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -89,7 +89,7 @@ def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str, 
         groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
         assigned = [assign_split(units.get(group, group), seed, fractions) for group in groups]
         for name in SPLITS:
-            mask = pa.array([a == name for a in assigned])
+            mask = pa.array([a == name for a in assigned], pa.bool_())  # typed: a shard may be empty
             part = table.filter(mask)
             if part.num_rows == 0:
                 continue

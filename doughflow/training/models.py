@@ -41,10 +41,10 @@ class LogitsHead(nn.Module):
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
-        self.linear = nn.Linear(channels, num_classes)
+        self.linear = nn.Linear(2 * channels, num_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features.mean(dim=(2, 3)))
+        return self.linear(torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1))
 
 
 def _check_head(head: str) -> None:

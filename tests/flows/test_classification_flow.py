@@ -1,0 +1,73 @@
+"""The bring-your-own-data example end to end: a tiny shapes image folder through configs/shapes.yaml,
+with the same stages, gates and bundle as the pizza flow."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from doughflow.cli import run_flow_cli
+from doughflow.data.shapes import CLASSES, generate_shapes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Small enough for a 2-core CI box: 32 px images, three short epochs, CoreML left to the pizza test.
+TINY_SHAPES_OVERRIDES = [
+    "data.image_size=32",
+    "data.rows_per_shard=100",
+    "train.epochs=3",
+    "train.micro_batch_size=16",
+    "train.warmup_steps=5",
+    "train.learning_rate=0.005",
+    "evaluate.worst_examples=4",
+    "evaluate.min_metrics={accuracy: 0.3}",
+    "release.coreml.enabled=false",
+    "release.properties.examples=8",
+    "release.properties.max_failure_rate=1.0",
+    "release.quantization.calibration_samples=16",
+    "release.quantization.latency_repeats=2",
+]
+
+
+@pytest.mark.slow
+def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
+    from flows.train import train
+    from flows.verify import main as verify
+
+    source = generate_shapes(tmp_path / "shapes", 240, size=32, other=6)
+    argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,
+            f"data.source.url={source}", f"artifacts_dir={tmp_path / 'artifacts'}"]
+    run_flow_cli(train, argv=argv)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bundle = Path(summary["bundle"])
+
+    assert summary["metrics"]["final_loss"] < summary["metrics"]["first_loss"]
+    assert verify([str(bundle)]) == 0  # hashes, release status, and the ONNX model predicts the bundled sample
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["release"]["status"] == "released"
+    assert manifest["parity"]["onnx"]["passed"]
+    labels = json.loads((bundle / "labels.json").read_text())
+    assert labels["labels"] == list(CLASSES) and labels["task"] == "classification"
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text())
+    assert preprocessing["task"] == "classification" and preprocessing["output_name"] == "logits"
+
+    metrics = json.loads((bundle / "metrics.json").read_text())["test"]
+    chance = 1 / len(CLASSES)
+    assert metrics["accuracy"] > chance + 0.1 and metrics["macro_f1"] > chance
+    assert set(metrics["per_class"]) == set(CLASSES)
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
+    gates = {(g["fmt"], g["name"]): g for g in manifest["release"]["gates"]}
+    assert gates[("torch", "test accuracy bar")]["status"] == "passed"
+    assert "argmax class equal" in gates[("onnx", "parity vs torch")]["detail"]
+
+    report = (bundle / "report.md").read_text()
+    for text in ("## Metrics", "Confusion matrix", "![confusion matrix](confusion_matrix.png)", "## Behavioural tests",
+                 "add_one_topping | count-specific", "invariance_flip_vertical"):
+        assert text in report, text
+    assert "confusion_matrix.png" in manifest["files"]
+
+    # The six ellipses are not in the label map: quarantined with the value named, the rest went on.
+    quarantine = pq.read_table(bundle.parent / "data" / "valid" / "quarantine.parquet").to_pylist()
+    assert len(quarantine) == 6
+    assert all("'ellipse' is not in the label map" in row["_reason"] and row["_source_row"] >= 0 for row in quarantine)

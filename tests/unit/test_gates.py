@@ -69,3 +69,17 @@ def test_accuracy_gate():
     assert accuracy_gate({"test": {"exact_count_accuracy": 0.97}}, 0.95).status == PASSED
     assert accuracy_gate({"test": {"exact_count_accuracy": 0.90}}, 0.95).status == FAILED
     assert accuracy_gate({"test": {"exact_count_accuracy": 0.10}}, 0.0).status == PASSED
+
+
+def test_metric_gates_compare_test_metrics_with_their_bars():
+    from doughflow.evaluation.gates import metric_gates
+
+    metrics = {"test": {"n": 40, "accuracy": 0.92, "macro_f1": 0.88, "per_class": {}}}
+    gates = {g.name: g for g in metric_gates(metrics, {"accuracy": 0.9, "macro_f1": 0.9, "acuracy": 0.5})}
+    assert gates["test accuracy bar"].status == PASSED and "0.9200 (bar 0.9)" in gates["test accuracy bar"].detail
+    assert gates["test macro_f1 bar"].status == FAILED
+    typo = gates["test acuracy bar"]
+    assert typo.status == FAILED and "not measured" in typo.detail and "accuracy" in typo.detail  # never passes silently
+    decision = decide_release(formats(), list(gates.values()), {}, {})
+    assert decision.status == "rejected" and any("macro_f1" in reason for reason in decision.reasons)
+    assert metric_gates(metrics, {}) == []

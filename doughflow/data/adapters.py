@@ -42,6 +42,11 @@ class DatasetAdapter(ABC):
     def __init__(self, labels: list[str]):
         self.labels = list(labels)
 
+    @classmethod
+    def from_data(cls, data, labels: list[str]) -> "DatasetAdapter":
+        """Build from the ``DataConfig`` fields this adapter uses (override to read more than labels)."""
+        return cls(labels)
+
     @property
     @abstractmethod
     def source_columns(self) -> list[str]:
@@ -100,6 +105,10 @@ class CountColumns(DatasetAdapter):
         self.target_prefix = target_prefix
         self.max_count = max_count
 
+    @classmethod
+    def from_data(cls, data, labels: list[str]) -> "CountColumns":
+        return cls(labels, data.target_prefix, data.max_count)
+
     @property
     def source_columns(self) -> list[str]:
         return [f"{self.target_prefix}{label}" for label in self.labels]
@@ -131,6 +140,10 @@ class ImageClassification(DatasetAdapter):
         super().__init__(labels)
         self.label_column = label_column
         self.index = {label: i for i, label in enumerate(self.labels)}
+
+    @classmethod
+    def from_data(cls, data, labels: list[str]) -> "ImageClassification":
+        return cls(labels, data.label_column)
 
     @property
     def source_columns(self) -> list[str]:
@@ -172,7 +185,7 @@ class ImageClassification(DatasetAdapter):
 
 def register_adapter(name: str) -> Callable[[type[DatasetAdapter]], type[DatasetAdapter]]:
     """Class decorator that makes an adapter selectable as ``data.adapter`` in the config. The class is
-    built with :func:`adapter_for`'s keyword arguments that its ``__init__`` accepts via ``from_data``."""
+    built by its ``from_data(data, labels)`` classmethod (the default passes ``labels`` alone)."""
 
     def decorate(cls: type[DatasetAdapter]) -> type[DatasetAdapter]:
         if cls.task not in TASKS:
@@ -197,16 +210,8 @@ def adapter_class(name: str, import_module: str | None = None) -> type[DatasetAd
 
 
 def adapter_for_data(data, labels: list[str]) -> DatasetAdapter:
-    """The adapter a ``DataConfig`` names, built from the fields it uses. A custom adapter may define
-    ``from_data(data, labels)``; otherwise it is built with ``labels`` alone."""
-    cls = adapter_class(data.adapter, data.import_module)
-    if hasattr(cls, "from_data"):
-        return cls.from_data(data, labels)
-    if cls is CountColumns:
-        return CountColumns(labels, data.target_prefix, data.max_count)
-    if cls is ImageClassification:
-        return ImageClassification(labels, data.label_column)
-    return cls(labels)
+    """The adapter a ``DataConfig`` names, built by its ``from_data`` from the fields it uses."""
+    return adapter_class(data.adapter, data.import_module).from_data(data, labels)
 
 
 def adapter_for(config) -> DatasetAdapter:

@@ -132,10 +132,6 @@ def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatc
         class UpperCase(ImageClassification):
             """Class names arrive upper-case; the label map is lower-case."""
 
-            @classmethod
-            def from_data(cls, data, labels):
-                return cls(labels, data.label_column)
-
             def label_problem(self, values):
                 return super().label_problem([str(values[0]).lower()] if values[0] is not None else values)
 

@@ -36,15 +36,22 @@ HEADS = ("density", "logits")
 
 
 class LogitsHead(nn.Module):
-    """Classification head: global average of the features -> one logit per class. Averaging (not
-    summing) because a class is a property of the whole image, wherever and however large it is."""
+    """Classification head: the features' global mean and global max -> one logit per class. The mean
+    says how much of a pattern there is, the max whether it occurs anywhere (a corner, a point); a class
+    is a property of the whole image, wherever and however large its object is. Two linear maps added
+    rather than one over concatenated features: the same function, and ONNX Runtime's shape inference
+    (run before int8 quantization) fails on that Concat."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
-        self.linear = nn.Linear(2 * channels, num_classes)
+        self.from_mean = nn.Linear(channels, num_classes)
+        self.from_max = nn.Linear(channels, num_classes, bias=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1))
+        # The max as a MaxPool over the whole map (the image size is fixed at export): ONNX Runtime's
+        # shape inference, which int8 quantization runs first, cannot follow an opset-18 ReduceMax.
+        peak = nn.functional.max_pool2d(features, kernel_size=features.shape[2:]).flatten(1)
+        return self.from_mean(features.mean(dim=(2, 3))) + self.from_max(peak)
 
 
 def _check_head(head: str) -> None:

@@ -76,3 +76,8 @@ def test_classifier_exports_logits_that_match_torch(tmp_path):
     got = onnx_predict(path, x.numpy())
     report = compare_outputs(model(x).detach().numpy(), got, [str(i) for i in range(5)], 1e-4, 1.0, task="classification")
     assert report.passed and report.rounded_agreement == 1.0
+    from doughflow.export.quantize import quantize_dynamic_int8, quantize_static_qdq
+
+    int8 = quantize_static_qdq(path, tmp_path / "classifier_int8.onnx", x.numpy())  # ORT's shape inference follows the head
+    assert onnx_predict(int8, x.numpy()).shape == (5, 4)
+    assert onnx_predict(quantize_dynamic_int8(path, tmp_path / "dyn.onnx"), x.numpy()).shape == (5, 4)

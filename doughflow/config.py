@@ -22,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
 
 
+# The built-in experiment's label map, and the menu of its historical photos.
+DEFAULT_TOPPINGS = ("pepperoni", "mushroom", "olive", "basil", "pepper")
+
+
 class ConfigError(ValueError):
     """Raised for any configuration problem; the message names the file and the field."""
 
@@ -44,7 +48,7 @@ class PizzaGeneratorConfig(_Strict):
     corrupt_rows: int = Field(4, ge=0, description="Rows with undecodable images or impossible labels, to exercise quarantine.")
     rows_per_shard: int = Field(2000, ge=10, description="Rows per generated Parquet shard.")
     seed: int = Field(7, description="Generator seed; changes every image.")
-    base_menu: list[str] | None = Field(None, description="Toppings on the menu when the historical photos were taken; the base set is drawn with these alone, so adding a label does not redraw it. Each label beyond them is a new recipe: its own batch of new_recipe_images pizzas is drawn (with the menu of its time) and appended, and older photos count it as 0. Empty: the labels themselves (no menu history).")
+    base_menu: list[str] | None = Field(default_factory=lambda: list(DEFAULT_TOPPINGS), description="Toppings on the menu when the historical photos were taken; the base set is drawn with these alone, so adding a label does not redraw it. Each label beyond them is a new recipe: its own batch of new_recipe_images pizzas is drawn (with the menu of its time) and appended, and older photos count it as 0. Empty: the labels themselves (no menu history).")
     new_recipe_images: int = Field(1500, ge=10, le=2_000_000, description="Pizzas drawn for each topping added after base_menu (its recipes are featured in that batch).")
 
 
@@ -339,7 +343,7 @@ class ExperimentConfig(_Strict):
 
     name: str = Field("pizza", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name; part of run ids.")
     labels: list[str] = Field(
-        default_factory=lambda: ["pepperoni", "mushroom", "olive", "basil", "pepper"],
+        default_factory=lambda: list(DEFAULT_TOPPINGS),
         min_length=1,
         description="Topping classes, in output order. The label map of the model and bundle.",
     )

@@ -16,7 +16,7 @@ def test_each_label_beyond_the_base_menu_is_an_era_with_the_menu_of_its_time():
     eras = menu_history(config, ["olive", "onion", "pepperoni", "ham"])
     assert eras == [MenuEra(("pepperoni", "olive")), MenuEra(("pepperoni", "olive", "onion"), "onion"),
                     MenuEra(("pepperoni", "olive", "onion", "ham"), "ham")]
-    assert menu_history(PizzaGeneratorConfig(**SMALL), ["olive", "onion"]) == [MenuEra(("olive", "onion"))]
+    assert menu_history(PizzaGeneratorConfig(base_menu=None, **SMALL), ["olive", "onion"]) == [MenuEra(("olive", "onion"))]
     assert missing_label_defaults(config, ["olive", "onion", "pepperoni", "ham"]) == {"onion": 0.0, "ham": 0.0}
 
 

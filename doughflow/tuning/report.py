@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import optuna  # noqa: E402
 
 from doughflow.config import ExperimentConfig, dump_config  # noqa: E402
@@ -83,6 +84,8 @@ def history_plot(study: optuna.Study, metric: str, path: Path) -> Path:
             curves.plot(epochs, [t.intermediate_values[e] for e in epochs], marker="o", markersize=3,
                         linestyle="--" if t.state == State.PRUNED else "-", label=f"#{t.number} {t.state.name.lower()}")
     curves.set(title="per-epoch value (pruning input)", xlabel="epoch", ylabel=metric)
+    for ax in (history, curves):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any(t.intermediate_values for t in trials):
         curves.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -113,9 +116,9 @@ def importance_plot(values: dict[str, float], path: Path) -> Path:
     return path
 
 
-def _seconds(trial: optuna.trial.FrozenTrial) -> float | str:
+def _seconds(trial: optuna.trial.FrozenTrial) -> str:
     if trial.datetime_start and trial.datetime_complete:
-        return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)
+        return f"{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}"
     return ""
 
 
@@ -125,15 +128,19 @@ def trial_rows(study: optuna.Study) -> list[list]:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         detail = t.user_attrs.get("error") or (f"after epoch {t.user_attrs['pruned_after_epoch']}"
                                                if "pruned_after_epoch" in t.user_attrs else "")
+        if t.state == State.WAITING:
+            continue
         rows.append([t.number, t.state.name, t.value if t.value is not None else "", params, _seconds(t),
                      t.user_attrs.get("run_id", ""), detail])
     return rows
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state; n_trials counts those started (enqueued ones still waiting are n_waiting)."""
     trials = study.get_trials(deepcopy=False)
-    return {f"n_{state.name.lower()}": sum(t.state == state for t in trials)
-            for state in (State.COMPLETE, State.PRUNED, State.FAIL, State.RUNNING)} | {"n_trials": len(trials)}
+    found = {f"n_{state.name.lower()}": sum(t.state == state for t in trials)
+             for state in (State.COMPLETE, State.PRUNED, State.FAIL, State.RUNNING, State.WAITING)}
+    return found | {"n_trials": len(trials) - found["n_waiting"]}
 
 
 def build_tune_report(config: ExperimentConfig, study: optuna.Study, ref: StudyRef, best: BestConfig,

@@ -89,7 +89,7 @@ def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
     for index, params in enumerate(enqueue):
         unknown = sorted(set(params) - set(space))
         if unknown:
-            raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space")
+            raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space (fix the keys, or drop the baseline with tune.enqueue=[])")
 
 
 def suggest(trial, space: dict[str, SearchParamConfig]) -> dict[str, Any]:

@@ -367,15 +367,20 @@ class PrunerConfig(_Strict):
 
     kind: Literal["median", "none"] = Field("median", description="median: Optuna's MedianPruner; none: every trial runs all its epochs.")
     n_startup_trials: int = Field(3, ge=0, description="No pruning until this many trials have finished.")
-    n_warmup_steps: int = Field(0, ge=0, description="No pruning within a trial's first this many epochs.")
+    n_warmup_steps: int = Field(2, ge=0, description="No pruning within a trial's first this many epochs.")
     interval_steps: int = Field(1, ge=1, description="Judge every this many epochs.")
 
 
 class TuneConfig(_Strict):
     """``python -m flows.tune``: an Optuna study over config fields, each trial a training run on the cached data."""
 
-    search_space: dict[str, SearchParamConfig] = Field(default_factory=dict, description="Dotted config path (e.g. train.learning_rate) -> how to sample it.")
-    n_trials: int = Field(20, ge=1, le=100_000, description="Trials in the study in total; a rerun resumes and adds trials up to this.")
+    search_space: dict[str, SearchParamConfig] = Field(default_factory=lambda: {
+        "train.learning_rate": SearchParamConfig(type="float", low=3e-4, high=1e-2, log=True),
+        "train.weight_decay": SearchParamConfig(type="float", low=1e-6, high=1e-2, log=True),
+        "train.model.width": SearchParamConfig(type="categorical", choices=[16, 24, 32]),
+        "train.augment.brightness": SearchParamConfig(type="float", low=0.0, high=0.3),
+    }, description="Dotted config path (e.g. train.learning_rate) -> how to sample it.")
+    n_trials: int = Field(12, ge=1, le=100_000, description="Trials in the study in total; a rerun resumes and adds trials up to this.")
     timeout_seconds: float | None = Field(None, gt=0.0, description="Start no new trial after this many seconds of this invocation; empty: no limit.")
     metric: Literal["val_exact_count_accuracy", "val_mae", "train_loss"] = Field("val_exact_count_accuracy", description="Epoch metric the trainer computes: reported each epoch for pruning; a trial's value is it at the epoch the trainer keeps.")
     direction: Literal["maximize", "minimize"] = Field("maximize", description="Whether a larger metric is better.")
@@ -383,7 +388,9 @@ class TuneConfig(_Strict):
     study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Study name in the storage; empty: the experiment name.")
     seed: int = Field(42, description="TPE sampler seed.")
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
-    enqueue: list[dict[str, Any]] = Field(default_factory=list, description="Trials to run first with these params ({dotted path: value}), e.g. the current config as a baseline; skipped when the study already has them.")
+    enqueue: list[dict[str, Any]] = Field(default_factory=lambda: [
+        {"train.learning_rate": 3e-3, "train.weight_decay": 1e-4, "train.model.width": 24, "train.augment.brightness": 0.0},
+    ], description="Trials to run first with these params ({dotted path: value}), e.g. the current config as a baseline; skipped when the study already has them.")
 
     @model_validator(mode="after")
     def _direction_matches_metric(self) -> "TuneConfig":

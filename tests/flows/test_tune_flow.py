@@ -93,6 +93,14 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
     assert "![optimisation history](history.png)" in markdown and "data:image/png;base64," in report.read_text()
     assert "| 1 | PRUNED |" in markdown and "after epoch 1" in markdown
 
+    from prefect.client.orchestration import get_client
+
+    async def artifact_keys():
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts()}
+
+    assert "tune-pizza" in asyncio.run(artifact_keys())  # the study report, as a Prefect markdown artifact
+
     states = _trial_data_stage_states()
     assert set(states["trial-0"].values()) <= {"Completed", "Cached"}, states
     # The second trial (a new invocation, resuming the study) got the data stages from Prefect's cache.

@@ -41,6 +41,7 @@ def test_prune_verdict_stops_in_process_training_after_that_epoch(tiny_shards, t
     assert json.loads((tmp_path / "control" / "verdict-00001.json").read_text())["stop"] is True
 
 
+@pytest.mark.slow  # ~25 s: a fresh Python process imports torch and DeepSpeed
 def test_prune_verdict_reaches_a_launched_training_process(tiny_shards, tmp_path):
     cfg = tiny_train_config(epochs=3, launcher={"isolate": True})
     job = _job(tiny_shards, tmp_path, cfg)

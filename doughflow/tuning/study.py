@@ -52,8 +52,10 @@ def storage_url(config: ExperimentConfig) -> str:
 def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
     if tune.pruner.kind == "none":
         return optuna.pruners.NopPruner()
+    # Steps are epochs counted from 1 and Optuna prunes from step == n_warmup_steps on: +1 protects
+    # exactly the first n_warmup_steps epochs.
     return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner.n_startup_trials,
-                                       n_warmup_steps=tune.pruner.n_warmup_steps,
+                                       n_warmup_steps=tune.pruner.n_warmup_steps + 1,
                                        interval_steps=tune.pruner.interval_steps)
 
 
@@ -61,8 +63,12 @@ def load_study(ref: StudyRef, tune: TuneConfig | None = None) -> optuna.Study:
     """Open (or create) the study; sampler and pruner are not stored, so every opener passes them."""
     tune = tune or TuneConfig(metric=ref.metric, direction=ref.direction)
     storage = optuna.storages.RDBStorage(ref.storage, engine_kwargs=_engine_kwargs(ref.storage))
-    return optuna.create_study(storage=storage, study_name=ref.name, direction=ref.direction, load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=tune.seed), pruner=make_pruner(tune))
+    sampler, pruner = optuna.samplers.TPESampler(seed=tune.seed), make_pruner(tune)
+    try:  # load first: create_study(load_if_exists=True) logs a line on every reopen
+        return optuna.load_study(study_name=ref.name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        return optuna.create_study(storage=storage, study_name=ref.name, direction=ref.direction, sampler=sampler,
+                                   pruner=pruner, load_if_exists=True)
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -95,6 +101,9 @@ def ask(ref: StudyRef, tune: TuneConfig) -> TrialPlan:
     from doughflow.tuning.space import suggest
 
     study = load_study(ref, tune)
+    # Every ask reopens the study with a new sampler: seeded alike, each would repeat the same first
+    # random draw. Offsetting the seed by the trials so far keeps draws reproducible and distinct.
+    study.sampler = optuna.samplers.TPESampler(seed=tune.seed + len(study.get_trials(deepcopy=False)))
     trial = study.ask()
     # The storage's trial id (not the number) is what reopening a trial needs; Optuna keeps it private.
     return TrialPlan(trial.number, trial._trial_id, suggest(trial, tune.search_space))

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from doughflow.config import load_config
-from doughflow.tuning.study import ask, load_study, open_study, storage_url, tell, trials_left
+from doughflow.tuning.study import ask, load_study, make_pruner, open_study, storage_url, tell, trials_left
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -55,3 +55,37 @@ def test_a_study_created_for_the_other_direction_is_refused(tmp_path):
     open_study(_config(tmp_path))
     with pytest.raises(ValueError, match="created to maximize"):
         open_study(_config(tmp_path, "tune.metric=val_mae", "tune.direction=minimize"))
+
+
+def test_each_ask_draws_new_values_reproducibly(tmp_path):
+    def draws(folder) -> list[dict]:
+        config = _config(folder, "tune.enqueue=[]")
+        ref = open_study(config)
+        plans = []
+        for _ in range(3):
+            plans.append(ask(ref, config.tune))
+            tell(ref, plans[-1], {"state": "complete", "value": 0.5})
+        return [plan.params for plan in plans]
+
+    first = draws(tmp_path / "a")
+    assert len({tuple(sorted(p.items())) for p in first}) == 3  # not the same draw three times
+    assert draws(tmp_path / "b") == first  # the same seed, the same study
+
+
+@pytest.mark.parametrize("warmup, first_prunable_epoch", [(0, 1), (2, 3)])
+def test_warmup_protects_exactly_the_first_epochs(tmp_path, warmup, first_prunable_epoch):
+    config = _config(tmp_path, "tune.pruner.kind=median", "tune.pruner.n_startup_trials=1",
+                     f"tune.pruner.n_warmup_steps={warmup}")
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(config.tune))
+    good = study.ask()
+    for epoch in range(1, 5):
+        good.report(0.9, epoch)
+    study.tell(good, 0.9)
+    bad = study.ask()
+    pruned_at = None
+    for epoch in range(1, 5):
+        bad.report(0.1, epoch)
+        if bad.should_prune():
+            pruned_at = epoch
+            break
+    assert pruned_at == first_prunable_epoch

@@ -4,6 +4,7 @@ any work, and one JSON object as the last line of stdout so scripts can read the
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -11,22 +12,25 @@ from collections.abc import Callable
 from doughflow.config import ConfigError, load_config
 
 
-def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, description: str | None, takes_run_id: bool = True) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="experiment YAML (default: configs/pizza.yaml)")
-    parser.add_argument("--run-id", default=None, help="reuse a run's folder: training resumes from its latest checkpoint")
+    if takes_run_id:  # only flows that own one run folder can resume into it
+        parser.add_argument("--run-id", default=None, help="reuse a run's folder: training resumes from its latest checkpoint")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="override any config field")
     return parser.parse_args(argv)
 
 
 def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None) -> dict:
-    args = parse_args(argv, description)
+    takes_run_id = "run_id" in inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters
+    args = parse_args(argv, description, takes_run_id)
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    result = flow_fn(config=config, **({"run_id": args.run_id} if args.run_id else {}))
+    run_id = getattr(args, "run_id", None)
+    result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
     return result

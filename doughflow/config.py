@@ -344,6 +344,79 @@ class ReviewConfig(_Strict):
     gate: ReviewGateConfig = Field(default_factory=ReviewGateConfig)
 
 
+class SearchParamConfig(_Strict):
+    """One tuned field: a float or int range (optionally log-scaled or stepped) or a list of choices."""
+
+    type: Literal["float", "int", "categorical"] = Field(..., description="How Optuna samples it: suggest_float, suggest_int or suggest_categorical.")
+    low: float | None = Field(None, description="float/int: smallest value.")
+    high: float | None = Field(None, description="float/int: largest value (included).")
+    log: bool = Field(False, description="float/int: sample uniformly in log space (learning rates, weight decay).")
+    step: float | None = Field(None, gt=0.0, description="float/int: sample only low + k*step; cannot be combined with log.")
+    choices: list[Any] | None = Field(None, min_length=1, description="categorical: the values (None, bool, int, float or str).")
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> "SearchParamConfig":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs choices")
+            bad = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+            if bad:
+                raise ValueError(f"choices must be None, bool, int, float or str (Optuna stores them), got {bad}")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs low and high")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        if self.type == "int" and any(v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):
+            raise ValueError("an int parameter needs whole-number low, high and step")
+        return self
+
+
+class PrunerConfig(_Strict):
+    """Stops trials whose per-epoch validation metric is worse than the median of earlier trials at the same epoch."""
+
+    kind: Literal["median", "none"] = Field("median", description="median: Optuna's MedianPruner; none: every trial runs all its epochs.")
+    n_startup_trials: int = Field(3, ge=0, description="No pruning until this many trials have finished.")
+    n_warmup_steps: int = Field(2, ge=0, description="No pruning within a trial's first this many epochs.")
+    interval_steps: int = Field(1, ge=1, description="Judge every this many epochs.")
+
+
+class TuneConfig(_Strict):
+    """``python -m flows.tune``: an Optuna study over config fields, each trial a training run on the cached data."""
+
+    search_space: dict[str, SearchParamConfig] = Field(default_factory=lambda: {
+        "train.learning_rate": SearchParamConfig(type="float", low=3e-4, high=1e-2, log=True),
+        "train.weight_decay": SearchParamConfig(type="float", low=1e-6, high=1e-2, log=True),
+        "train.model.width": SearchParamConfig(type="categorical", choices=[16, 24, 32]),
+        "train.augment.brightness": SearchParamConfig(type="float", low=0.0, high=0.3),
+    }, description="Dotted config path (e.g. train.learning_rate) -> how to sample it.")
+    n_trials: int = Field(12, ge=1, le=100_000, description="Trials in the study in total; a rerun resumes and adds trials up to this.")
+    timeout_seconds: float | None = Field(None, gt=0.0, description="Start no new trial after this many seconds of this invocation; empty: no limit.")
+    metric: Literal["val_exact_count_accuracy", "val_mae", "train_loss"] = Field("val_exact_count_accuracy", description="Epoch metric the trainer computes: reported each epoch for pruning; a trial's value is it at the epoch the trainer keeps.")
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="Whether a larger metric is better.")
+    storage: str | None = Field(None, description="Optuna storage URL (sqlite:///..., postgresql://user:pw@host/db); empty: sqlite:///<artifacts_dir>/tune/<study_name>.sqlite3.")
+    study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Study name in the storage; empty: the experiment name.")
+    seed: int = Field(42, description="TPE sampler seed.")
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    enqueue: list[dict[str, Any]] = Field(default_factory=lambda: [
+        {"train.learning_rate": 3e-3, "train.weight_decay": 1e-4, "train.model.width": 24, "train.augment.brightness": 0.0},
+    ], description="Trials to run first with these params ({dotted path: value}), e.g. the current config as a baseline; skipped when the study already has them.")
+
+    @model_validator(mode="after")
+    def _direction_matches_metric(self) -> "TuneConfig":
+        wanted = "maximize" if self.metric == "val_exact_count_accuracy" else "minimize"
+        if self.direction != wanted:
+            raise ValueError(f"tune.metric {self.metric} should be {wanted}d, not {self.direction}d")
+        return self
+
+    def study(self, experiment: str) -> str:
+        return self.study_name or experiment
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -365,6 +438,7 @@ class ExperimentConfig(_Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("labels")
     @classmethod
@@ -405,6 +479,15 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"data.adapter {self.data.adapter!r} is a classification adapter: set data.source.url "
                              "(the built-in generator draws pizzas with counts)")
         return self
+
+    @field_validator("tune")
+    @classmethod
+    def _search_space_paths_exist(cls, tune: TuneConfig) -> TuneConfig:
+        if tune.search_space or tune.enqueue:
+            from doughflow.tuning.space import check_space
+
+            check_space(cls, tune.search_space, tune.enqueue)
+        return tune
 
     def result_storage_url(self) -> str:
         return self.orchestration.result_storage or str(Path(self.artifacts_dir) / ".prefect-results")

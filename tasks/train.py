@@ -31,8 +31,12 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
 
 
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
+    return run_train_job(train_job(config, paths, splits), config, paths)
+
+
+def run_train_job(job: TrainJob, config: ExperimentConfig, paths: RunPaths) -> TrainResult:
+    """Run a job with its progress mirrored into Prefect (the tuner passes a job with a control folder)."""
     logging.getLogger("doughflow.training").setLevel(logging.INFO)  # per-epoch metrics and progress in the run log
-    job = train_job(config, paths, splits)
     key = "train-progress-" + "".join(c if c.isalnum() else "-" for c in paths.run_id.lower())[:80]
     with prefect_progress(job.out_dir, key):
         return run_job(job, config.train.launcher)

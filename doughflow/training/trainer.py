@@ -34,6 +34,7 @@ from tqdm import tqdm
 from doughflow.config import TrainConfig
 from doughflow.preprocessing import Preprocessing
 from doughflow.training import checkpoint as ckpt
+from doughflow.training.control import await_verdict, publish_epoch
 from doughflow.training.progress import write_progress
 from doughflow.training.models import build_model
 from doughflow.training.streaming import Columns, ParquetStream, ShardRef, make_loader
@@ -79,6 +80,8 @@ class TrainJob:
     preprocessing: Preprocessing
     out_dir: str
     data_fingerprint: str = ""
+    # A folder for the epoch handshake with a tuner (doughflow.training.control); empty: none.
+    control_dir: str = ""
     task: str = "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
 
     def to_json(self) -> str:
@@ -86,8 +89,8 @@ class TrainJob:
                            "val_shards": [asdict(s) for s in self.val_shards],
                            "columns": asdict(self.columns), "num_classes": self.num_classes,
                            "cfg": self.cfg.model_dump(mode="json"), "preprocessing": asdict(self.preprocessing),
-                           "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint, "task": self.task},
-                          indent=1)
+                           "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint,
+                           "control_dir": self.control_dir, "task": self.task}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainJob":
@@ -97,8 +100,8 @@ class TrainJob:
         return cls([ShardRef(**s) for s in raw["train_shards"]], [ShardRef(**s) for s in raw["val_shards"]],
                    Columns(columns["id"], columns["image"], tuple(columns["targets"])), raw["num_classes"],
                    TrainConfig.model_validate(raw["cfg"]),
-                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("task", "count")), raw["out_dir"],
-                   raw.get("data_fingerprint", ""), raw.get("task", "count"))
+                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("task", "count")),
+                   raw["out_dir"], raw.get("data_fingerprint", ""), raw.get("control_dir", ""), raw.get("task", "count"))
 
 
 def seed_everything(seed: int) -> None:
@@ -511,6 +514,11 @@ def run_training(job: TrainJob) -> TrainResult | None:
             if patience and state.epochs_without_improvement >= patience and epoch + 1 < cfg.epochs:
                 flags[1] = 1
                 log.info("early stopping after epoch %d: %s has not improved for %d epochs", epoch + 1, metric, patience)
+            if job.control_dir:  # a tuner judges every epoch; its stop lands at this boundary, like early stopping
+                publish_epoch(job.control_dir, record)
+                if epoch + 1 < cfg.epochs and await_verdict(job.control_dir, epoch + 1):
+                    flags[1] = 1
+                    log.info("stopped after epoch %d: the tuner pruned this run", epoch + 1)
             history["epoch"].append(record)
             log.info("epoch %d: %s", epoch + 1, json.dumps(record))
         if world_size > 1:

@@ -1,0 +1,1 @@
+"""Hyper-parameter tuning with Optuna: search space, study, trials' pruning monitor, report."""

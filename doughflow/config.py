@@ -396,7 +396,7 @@ class TuneConfig(_Strict):
     }, description="Dotted config path (e.g. train.learning_rate) -> how to sample it.")
     n_trials: int = Field(12, ge=1, le=100_000, description="Trials in the study in total; a rerun resumes and adds trials up to this.")
     timeout_seconds: float | None = Field(None, gt=0.0, description="Start no new trial after this many seconds of this invocation; empty: no limit.")
-    metric: Literal["val_exact_count_accuracy", "val_mae", "train_loss"] = Field("val_exact_count_accuracy", description="Epoch metric the trainer computes: reported each epoch for pruning; a trial's value is it at the epoch the trainer keeps.")
+    metric: Literal["val_exact_count_accuracy", "val_mae", "train_loss", "val_accuracy", "val_loss"] = Field("val_exact_count_accuracy", description="Epoch metric the trainer computes: reported each epoch for pruning; a trial's value is it at the epoch the trainer keeps (classification: val_accuracy, val_loss).")
     direction: Literal["maximize", "minimize"] = Field("maximize", description="Whether a larger metric is better.")
     storage: str | None = Field(None, description="Optuna storage URL (sqlite:///..., postgresql://user:pw@host/db); empty: sqlite:///<artifacts_dir>/tune/<study_name>.sqlite3.")
     study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Study name in the storage; empty: the experiment name.")
@@ -408,7 +408,7 @@ class TuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _direction_matches_metric(self) -> "TuneConfig":
-        wanted = "maximize" if self.metric == "val_exact_count_accuracy" else "minimize"
+        wanted = "maximize" if self.metric in ("val_exact_count_accuracy", "val_accuracy") else "minimize"
         if self.direction != wanted:
             raise ValueError(f"tune.metric {self.metric} should be {wanted}d, not {self.direction}d")
         return self

@@ -17,17 +17,35 @@ from doughflow.data.sketch import rows_matrix
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
 
 
+def removed_arrow(removed: pd.DataFrame):
+    """A removed-rows frame as an Arrow table with the one schema every removed file has."""
+    import pyarrow as pa
+
+    schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("reason", pa.string()), ("kept_id", pa.string()),
+                        ("detail", pa.string())])
+    frame = removed[REMOVED_COLUMNS].astype({"key": "int64", "id": str, "reason": str, "kept_id": str, "detail": str})
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
 def empty_removed() -> pd.DataFrame:
     return pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"),
                          "reason": pd.Series(dtype="object"), "kept_id": pd.Series(dtype="object"),
                          "detail": pd.Series(dtype="object")})
 
 
+def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a sorted right side: one binary search per value, no sort of both sides."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
+
+
 def alive(frame: pd.DataFrame, removed_keys: np.ndarray) -> pd.DataFrame:
     """Rows not removed by an earlier step (removed_keys sorted)."""
     if len(removed_keys) == 0:
         return frame
-    return frame[~np.isin(frame["key"].to_numpy(), removed_keys, assume_unique=False)]
+    return frame[~in_sorted(frame["key"].to_numpy(), removed_keys)]
 
 
 def exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,3 +199,34 @@ def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:
     keep = centre != key
     edges = pd.DataFrame({"a": centre[keep], "b": key[keep]})
     return edges.drop_duplicates().reset_index(drop=True)
+
+
+def exact_part(map_paths: list[str], part: int, out_path: str) -> np.ndarray:
+    """Reduce side of the exact-dedup file shuffle: this part's duplicates, written to ``out_path``
+    (Parquet, REMOVED_COLUMNS); returns their keys. Rows of one content hash all land here."""
+    import pyarrow.parquet as pq
+
+    from doughflow.data.fileshuffle import read_part
+
+    table = read_part(map_paths, part)
+    frame = table.to_pandas() if table is not None else pd.DataFrame({"key": [], "id": [], "h1": [], "h2": []})
+    removed = exact_duplicates(frame) if len(frame) else empty_removed()
+    pq.write_table(removed_arrow(removed), out_path)
+    return removed["key"].to_numpy(dtype=np.int64)
+
+
+def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce side of the LSH band file shuffle: star edges (a, b) of this part's buckets, over rows
+    no earlier step removed (``removed_keys`` sorted)."""
+    from doughflow.data.fileshuffle import read_part
+
+    table = read_part(map_paths, part)
+    if table is None or table.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    bucket = table.column("bucket").to_numpy()
+    key = table.column("key").to_numpy()
+    if len(removed_keys):
+        live = ~in_sorted(key, removed_keys)
+        bucket, key = bucket[live], key[live]
+    edges = sorted_star_edges(bucket, key)
+    return edges["a"].to_numpy(), edges["b"].to_numpy()

@@ -109,15 +109,65 @@ def word_arrays(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     doc_offsets = words.offsets.to_numpy().astype(np.int64)
     doc_offsets = doc_offsets - doc_offsets[0]
     data, offsets = _string_buffers(words.flatten())
-    return K.word_hashes(data, offsets), doc_offsets
+    return K.word_hashes(data, offsets[:-1], offsets[1:]), doc_offsets
 
 
-def word_shingle_hashes64(words: pa.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit hash per shingle, shingles per document) for a list<string> array of words."""
+def murmur64a(data: bytes, seed: int = 0) -> int:
+    """Reference MurmurHash64A (textkernels.murmur64a computes the same in bulk)."""
+    m, mask = 0xC6A4A7935BD1E995, _M64
+    h = (seed ^ (len(data) * m)) & mask
+    blocks = len(data) // 8
+    for i in range(blocks):
+        k = int.from_bytes(data[8 * i:8 * i + 8], "little")
+        k = (k * m) & mask
+        k ^= k >> 47
+        k = (k * m) & mask
+        h = ((h ^ k) * m) & mask
+    tail = data[8 * blocks:]
+    if tail:
+        h = ((h ^ int.from_bytes(tail, "little")) * m) & mask
+    h ^= h >> 47
+    h = (h * m) & mask
+    return h ^ (h >> 47)
+
+
+def normalised_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(normalised texts, 64-bit hash per word, word offsets per text) of raw texts. All-ASCII
+    input takes one compiled pass (textkernels.normalise_ascii, equal to the Arrow kernels on
+    ASCII: tested); anything else goes through Arrow's Unicode kernels."""
     from doughflow.data import textkernels as K
 
-    hashes, doc_offsets = word_arrays(words)
-    return K.shingle_hashes64(hashes, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if pa.types.is_large_string(texts.type):
+        texts = texts.cast(pa.string())
+    if texts.null_count:
+        texts = pc.fill_null(texts, "")
+    if len(texts) and pc.all(pc.fill_null(pc.string_is_ascii(texts), True)).as_py():
+        data, offsets = _string_buffers(texts)
+        norm, text_offsets, starts, ends, doc_words = K.normalise_ascii(data, offsets)
+        normal = pa.StringArray.from_buffers(len(texts), pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(norm))
+        return normal, K.word_hashes(norm, starts, ends), doc_words
+    words = normalise_words(texts)
+    normal = pc.fill_null(pc.binary_join(words, " "), "")
+    word_hash, doc_offsets = word_arrays(words)
+    return normal, word_hash, doc_offsets
+
+
+def word_shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash per shingle, shingles per document) from word hashes and word offsets."""
+    from doughflow.data import textkernels as K
+
+    return K.shingle_hashes64(word_hash, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
+
+
+def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: "MinHasher") -> np.ndarray:
+    """MinHash rows from word hashes and word offsets per document."""
+    from doughflow.data import textkernels as K
+
+    out = np.full((len(doc_offsets) - 1, hasher.num_perm), hasher.empty, dtype=np.uint32)
+    K.signatures(word_hash, doc_offsets, size, hasher.a, hasher.b, hasher.scheme == "affine32", out)
+    return out
 
 
 def char_shingle_hashes(texts: pa.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -189,9 +239,5 @@ def text_signatures(texts: pa.Array | None, *, kind: str, size: int, hasher: Min
     if kind == "char":
         hashes, per_doc = char_shingle_hashes(texts, size)
         return hasher.signatures(hashes, per_doc)
-    from doughflow.data import textkernels as K
-
     word_hash, doc_offsets = word_arrays(split_words(texts) if words is None else words)
-    out = np.full((len(doc_offsets) - 1, hasher.num_perm), hasher.empty, dtype=np.uint32)
-    K.signatures(word_hash, doc_offsets, size, hasher.a, hasher.b, hasher.scheme == "affine32", out)
-    return out
+    return word_signatures(word_hash, doc_offsets, size, hasher)

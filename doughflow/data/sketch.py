@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.imagesig import colour_histogram, image_signatures
-from doughflow.data.minhash import MinHasher, normalise_words, text_signatures
+from doughflow.data.minhash import MinHasher, normalised_words, text_signatures, word_signatures
 
 CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
 
@@ -49,40 +49,43 @@ class SketchSpec:
     parts: int = 0  # > 0: also write the exact-dedup and LSH shuffle files beside the sketch
 
 
-def _utf8_views(values) -> list:
-    """One bytes-like view per string of an Arrow string array, or the encoded strings of a list."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        if pa.types.is_large_string(values.type):
-            values = values.cast(pa.string())
-        if len(values) == 0:
-            return []
-        _, offsets_buf, data_buf = values.buffers()
-        offsets = np.frombuffer(offsets_buf, np.int32, len(values) + 1, 4 * values.offset).tolist()
-        data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
-        return [data[a:b] for a, b in zip(offsets, offsets[1:])]
-    return [i.encode() for i in values]
+def _string_array(values) -> pa.Array:
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_large_string(array.type):
+        array = array.cast(pa.string())
+    return pc.fill_null(array, "") if array.null_count else array
+
+
+def string_keys(values, seed: int = 0) -> np.ndarray:
+    """MurmurHash64A of each string's UTF-8 bytes (a list of str or an Arrow string array), in one
+    compiled loop over Arrow's buffers: no Python object per row."""
+    from doughflow.data.minhash import _string_buffers
+    from doughflow.data.textkernels import string_hashes
+
+    array = _string_array(values)
+    if len(array) == 0:
+        return np.zeros(0, np.int64)
+    data, offsets = _string_buffers(array)
+    return string_hashes(data, offsets, seed).view(np.int64)
 
 
 def id_keys(ids) -> np.ndarray:
-    """xxh3-64 of each id's UTF-8 bytes: a list of str or an Arrow string array (no Python strings
-    made: 3x faster on a 50k-row shard)."""
-    views = _utf8_views(ids)
-    return np.fromiter(map(xxhash.xxh3_64_intdigest, views), dtype=np.uint64, count=len(views)).view(np.int64)
-
-
-def content_digests(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The 128-bit xxh3 of each (normalised) text as two int64 columns."""
-    views = _utf8_views(texts)
-    return _split128(list(map(xxhash.xxh3_128_digest, views)))
+    """The 64-bit key of each id: what every step joins and filters on."""
+    return string_keys(ids, 0)
 
 
 def rank_keys(ids, seed: int) -> np.ndarray:
     """A seeded pseudo-random rank per id: caps keep the lowest ranks, reproducibly."""
     prefix = f"{seed}:".encode()
-    views = _utf8_views(ids)
-    return np.fromiter((xxhash.xxh3_64_intdigest(prefix + bytes(i)) for i in views), dtype=np.uint64,
-                       count=len(views)).view(np.int64)
+    ids = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
+    return np.fromiter((xxhash.xxh3_64_intdigest(prefix + i.encode()) for i in ids), dtype=np.uint64, count=len(ids)).view(np.int64)
+
+
+def content_digests(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A 128-bit hash of each (normalised) text, as two int64 columns: MurmurHash64A under two seeds."""
+    return string_keys(texts, 0x5EED0001), string_keys(texts, 0x5EED0002)
 
 
 def _split128(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +159,8 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         kind = table.schema.field(payload).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise ValueError(f"{path}: column {payload!r} must be text (string), got {kind}")
-        words = normalise_words(table.column(payload).combine_chunks())
-        normal = pc.binary_join(words, " ")  # null for a text without words
-        empty = pc.fill_null(pc.equal(pc.utf8_length(normal), 0), True).to_numpy(zero_copy_only=False)
+        normal, word_hash, doc_offsets = normalised_words(table.column(payload))
+        empty = np.diff(doc_offsets) == 0
         for row in np.nonzero(empty & keep)[0]:
             quarantine.append((ids[row].as_py(), f"{payload}: empty text", path, int(row)))
         keep &= ~empty
@@ -179,9 +181,12 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     if payload == spec.text_column:
         texts = normal.take(index)
         out["h1"], out["h2"] = content_digests(texts)
-        if spec.kind == "text":
+        if spec.kind == "text" and spec.shingle == "word":
+            hasher = MinHasher(spec.num_perm, spec.seed, spec.scheme)
+            sig = word_signatures(word_hash, doc_offsets, spec.shingle_size, hasher)[index.to_numpy()]
+        elif spec.kind == "text":
             sig = text_signatures(texts, kind=spec.shingle, size=spec.shingle_size,
-                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme), words=words.take(index))
+                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme))
         if spec.features:
             feats = text_features(texts.to_pylist())
     else:

@@ -30,17 +30,100 @@ def fmix64(h):
 
 
 @njit(cache=True, nogil=True)
-def word_hashes(data, offsets):
-    """64-bit hash per string: FNV-1a over its UTF-8 bytes, then murmur3's fmix64 so every bit
-    depends on every byte. ``offsets`` (len n+1) index ``data`` (uint8) as in an Arrow string array."""
-    n = len(offsets) - 1
-    out = np.empty(n, np.uint64)
-    for i in range(n):
+def word_hashes(data, starts, ends):
+    """64-bit hash per string ``data[starts[i]:ends[i]]``: FNV-1a over its UTF-8 bytes, then
+    murmur3's fmix64 so every bit depends on every byte."""
+    out = np.empty(len(starts), np.uint64)
+    for i in range(len(starts)):
         h = FNV_OFFSET
-        for k in range(offsets[i], offsets[i + 1]):
+        for k in range(starts[i], ends[i]):
             h = (h ^ np.uint64(data[k])) * FNV_PRIME
         out[i] = fmix64(h)
     return out
+
+
+@njit(cache=True, nogil=True)
+def murmur64a(data, start, stop, seed):
+    """MurmurHash64A of ``data[start:stop]`` (Austin Appleby's, public domain)."""
+    m = np.uint64(0xC6A4A7935BD1E995)
+    r = np.uint64(47)
+    length = stop - start
+    h = np.uint64(seed) ^ (np.uint64(length) * m)
+    blocks = length // 8
+    for i in range(blocks):
+        k = np.uint64(0)
+        base = start + 8 * i
+        for j in range(8):
+            k |= np.uint64(data[base + j]) << np.uint64(8 * j)
+        k *= m
+        k ^= k >> r
+        k *= m
+        h ^= k
+        h *= m
+    tail = length & 7
+    if tail:
+        base = start + 8 * blocks
+        for j in range(tail):
+            h ^= np.uint64(data[base + j]) << np.uint64(8 * j)
+        h *= m
+    h ^= h >> r
+    h *= m
+    h ^= h >> r
+    return h
+
+
+@njit(cache=True, nogil=True)
+def string_hashes(data, offsets, seed):
+    """MurmurHash64A of every string of an Arrow string array's (bytes, offsets)."""
+    out = np.empty(len(offsets) - 1, np.uint64)
+    for i in range(len(out)):
+        out[i] = murmur64a(data, offsets[i], offsets[i + 1], seed)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def normalise_ascii(data, offsets):
+    """The Arrow normalisation (utf8_lower, drop RE2 ``[^\\w\\s]+``, split on whitespace, join with
+    one space) for ASCII texts, in one pass: RE2's \\w and \\s are ASCII classes, so on ASCII input
+    a word is a run of [0-9a-z_] after lowering, [ \\t\\n\\f\\r] separate words and every other
+    byte is dropped without separating. Returns (normalised bytes, text offsets, word starts, word
+    ends, word offsets per text)."""
+    n = len(offsets) - 1
+    out = np.empty(len(data), np.uint8)
+    text_offsets = np.empty(n + 1, np.int64)
+    starts = np.empty(len(data) + 1, np.int64)
+    ends = np.empty(len(data) + 1, np.int64)
+    doc_words = np.empty(n + 1, np.int64)
+    k = 0
+    w = 0
+    for d in range(n):
+        text_offsets[d] = k
+        doc_words[d] = w
+        in_word = False
+        for i in range(offsets[d], offsets[d + 1]):
+            c = data[i]
+            if 65 <= c <= 90:
+                c += 32
+            if (48 <= c <= 57) or (97 <= c <= 122) or c == 95:
+                if not in_word:
+                    if k > text_offsets[d]:
+                        out[k] = 32
+                        k += 1
+                    starts[w] = k
+                    in_word = True
+                out[k] = c
+                k += 1
+            elif c == 32 or c == 9 or c == 10 or c == 12 or c == 13:
+                if in_word:
+                    ends[w] = k
+                    w += 1
+                    in_word = False
+        if in_word:
+            ends[w] = k
+            w += 1
+    text_offsets[n] = k
+    doc_words[n] = w
+    return out[:k], text_offsets, starts[:w], ends[:w], doc_words
 
 
 @njit(cache=True, nogil=True)

@@ -18,17 +18,17 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.fileshuffle import read_part, write_parts
-from doughflow.data.minhash import normalise_words, reference_shingles, word_shingle_hashes64
+from doughflow.data.minhash import normalised_words, reference_shingles, word_shingle_hashes64
 from doughflow.data.reduce import in_sorted
 from doughflow.data.sketch import id_keys
 
 
-def _shingle_lists(words: pa.Array, kind: str, size: int) -> pa.ListArray:
+def _shingle_lists(normal: pa.Array, word_hash: np.ndarray, doc_offsets: np.ndarray, kind: str, size: int) -> pa.ListArray:
     """One list of 64-bit shingle hashes per document."""
     if kind == "word":
-        hashes, per_doc = word_shingle_hashes64(words, size)
+        hashes, per_doc = word_shingle_hashes64(word_hash, doc_offsets, size)
     else:  # character shingles: a Python loop, meant for short strings
-        texts = pc.binary_join(words, " ").to_pylist()
+        texts = normal.to_pylist()
         lists = [[xxhash.xxh3_64_intdigest(s.encode()) for s in reference_shingles(t or "", "char", size)] for t in texts]
         per_doc = np.array([len(x) for x in lists], np.int64)
         hashes = np.fromiter((h for x in lists for h in x), np.uint64, int(per_doc.sum()))
@@ -47,8 +47,8 @@ def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: 
     rows = np.nonzero(in_sorted(keys, ends))[0]
     order = np.argsort(keys[rows], kind="stable")
     rows, sorted_keys = rows[order], keys[rows][order]
-    words = normalise_words(table.column(text_column).combine_chunks().take(pa.array(rows)))
-    shingles = _shingle_lists(words, kind, size)
+    normal, word_hash, doc_offsets = normalised_words(table.column(text_column).combine_chunks().take(pa.array(rows)))
+    shingles = _shingle_lists(normal, word_hash, doc_offsets, kind, size)
     edge_parts, side_parts, row_parts = [], [], []
     for side, ends_of_side in ((0, a), (1, b)):
         hit = np.nonzero(in_sorted(ends_of_side, sorted_keys))[0]
@@ -59,8 +59,7 @@ def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: 
     take = pa.array(row)
     columns = {"edge": edge, "side": side, "id": ids.take(pa.array(rows)).take(take), "shingles": shingles.take(take)}
     if short_chars:
-        text = pc.binary_join(words, " ")
-        text = pc.if_else(pc.less_equal(pc.utf8_length(text), short_chars), text, pa.scalar(None, pa.string()))
+        text = pc.if_else(pc.less_equal(pc.utf8_length(normal), short_chars), normal, pa.scalar(None, pa.string()))
         columns["text"] = text.take(take)
     write_parts(pa.table(columns), edge % parts, parts, out_path)
     return len(rows)

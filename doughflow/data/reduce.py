@@ -225,6 +225,13 @@ def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tupl
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bucket = table.column("bucket").to_numpy()
     key = table.column("key").to_numpy()
+    # Most buckets hold one row and give no edge: sort once, keep buckets of two or more rows, and
+    # only then drop removed rows (a search per surviving row, not per band row).
+    order = np.argsort(bucket)
+    bucket, key = bucket[order], key[order]
+    same = bucket[1:] == bucket[:-1]
+    multi = np.r_[same, False] | np.r_[False, same]
+    bucket, key = bucket[multi], key[multi]
     if len(removed_keys):
         live = ~in_sorted(key, removed_keys)
         bucket, key = bucket[live], key[live]

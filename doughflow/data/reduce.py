@@ -23,8 +23,9 @@ def removed_arrow(removed: pd.DataFrame):
 
     schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("reason", pa.string()), ("kept_id", pa.string()),
                         ("detail", pa.string())])
-    frame = removed[REMOVED_COLUMNS].astype({"key": "int64", "id": str, "reason": str, "kept_id": str, "detail": str})
-    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    frame = removed[REMOVED_COLUMNS].astype({"key": "int64"})
+    frame = frame.astype({c: str for c in REMOVED_COLUMNS[1:] if frame[c].dtype == object})  # Arrow-backed stay Arrow
+    return pa.Table.from_pandas(frame, preserve_index=False).cast(schema)
 
 
 def empty_removed() -> pd.DataFrame:
@@ -155,35 +156,6 @@ def assign_clusters(frame: pd.DataFrame, removed_keys: np.ndarray, centres: np.n
         label = np.zeros(0, np.int64)
     return pd.DataFrame({"key": frame["key"].to_numpy(), "id": frame["id"].to_numpy(), "rank": frame["rank"].to_numpy(),
                          "cluster": label})
-
-
-def write_band_parts(sketch_path: str, out_prefix: str, removed_keys: np.ndarray, width: int, bands: int, rows: int,
-                     parts: int) -> int:
-    """Map side of the text band shuffle: this shard's (bucket, key) pairs, split by bucket into
-    ``parts`` files of two int64 columns. Why not a DataFrame shuffle: 20 bands make 20 rows per
-    document, and moving them as numpy arrays through files cost a fraction of a p2p shuffle of
-    pandas frames (measured: the shuffle was 70% of near-dup time)."""
-    import pyarrow.parquet as pq
-
-    frame = alive(pq.read_table(sketch_path, columns=["key", "sig"]).to_pandas(), removed_keys)
-    keys = minhash_band_keys(rows_matrix(frame["sig"].to_numpy(), np.uint32, width), bands, rows).reshape(-1)
-    owner = np.tile(frame["key"].to_numpy(), bands)
-    part = (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(parts + 1))
-    for p in range(parts):
-        chosen = order[bounds[p]:bounds[p + 1]]
-        np.save(f"{out_prefix}-{p:05d}.npy", np.stack([keys[chosen], owner[chosen]]))
-    return len(frame)
-
-
-def band_part_edges(paths: list[str]) -> pd.DataFrame:
-    """Reduce side: every (bucket, key) pair whose bucket falls in this part -> star edges."""
-    import os
-
-    blocks = [np.load(p) for p in paths if os.path.exists(p)]
-    both = np.concatenate(blocks, axis=1) if blocks else np.zeros((2, 0), np.int64)
-    return sorted_star_edges(both[0], both[1])
 
 
 def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:

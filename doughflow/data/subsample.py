@@ -1,10 +1,12 @@
 """The subsample stage on Dask: exact dedup, near-dup, per-id cap and per-cluster cap, in that order.
 
-Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features), every decision
-is a Dask graph over sketches (shuffle on the decision key, then a pure per-partition function from
-doughflow.data.reduce), and only small things come back to this process: removed keys, the
-candidate edge list of near-duplicates (about one row per duplicate) and a k-means sample. A last
-pass filters every shard. Every removed row is written to ``removed.parquet`` with its reason.
+Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features) and, for exact
+dedup and text LSH, the map side of a file shuffle (doughflow.data.fileshuffle); every decision is a
+shuffle on the decision key followed by a pure per-partition function from doughflow.data.reduce.
+Only small things come back to this process: removed keys (8 bytes a row), the candidate edge list
+of near-duplicates (two int64 per duplicate), the verified pairs and a k-means sample. Removed rows
+go to Parquet files as each step ends; a last pass filters every shard, and ``removed.parquet``
+(every removed row with its reason) is streamed together from those files.
 """
 
 from __future__ import annotations
@@ -248,21 +250,40 @@ class TextSource:
 
 
 def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the ``keep`` lowest ids of each connected component; the rest are removed."""
+    """Keep the ``keep`` lowest ids of each connected component; the rest are removed. Ids stay in
+    Arrow string arrays (about 20 bytes each, not a Python object each), so this process holds a
+    few tens of MB per million near-duplicates."""
     if len(verified) == 0:
         return R.empty_removed(), pd.DataFrame({"id": [], "group": []})
-    ids = pd.concat([verified["id_a"], verified["id_b"]]).to_numpy()
-    codes, uniques = pd.factorize(ids)
+    ids = pa.concat_arrays([_arrow_strings(verified["id_a"]), _arrow_strings(verified["id_b"])])
+    encoded = pc.dictionary_encode(ids)
+    codes = encoded.indices.to_numpy().astype(np.int64)
     half = len(verified)
-    nodes, labels = components(codes[:half].astype(np.int64), codes[half:].astype(np.int64))
-    frame = pd.DataFrame({"id": uniques[nodes], "component": labels}).sort_values(["component", "id"], kind="mergesort")
-    first = frame.groupby("component")["id"].transform("first")
-    position = frame.groupby("component").cumcount().to_numpy()
-    frame["group"] = first.to_numpy()
-    gone = frame[position >= keep]
-    removed = pd.DataFrame({"key": id_keys(list(gone["id"])), "id": gone["id"].to_numpy(), "reason": "near_duplicate",
-                            "kept_id": gone["group"].to_numpy(), "detail": ""})
-    return (removed if len(removed) else R.empty_removed()), frame[["id", "group"]].reset_index(drop=True)
+    nodes, labels = components(codes[:half], codes[half:])
+    table = pa.table({"component": labels, "id": encoded.dictionary.take(pa.array(nodes))})
+    table = table.take(pc.sort_indices(table, sort_keys=[("component", "ascending"), ("id", "ascending")]))
+    component = table.column("component").to_numpy()
+    starts = np.flatnonzero(np.r_[True, component[1:] != component[:-1]])
+    sizes = np.diff(np.r_[starts, len(component)])
+    position = np.arange(len(component)) - np.repeat(starts, sizes)
+    member = table.column("id").combine_chunks()
+    group = member.take(pa.array(np.repeat(starts, sizes)))
+    gone = pa.array(position >= keep)
+    gone_ids = member.filter(gone)
+    removed = pa.table({"key": id_keys(gone_ids), "id": gone_ids,
+                        "reason": pa.array(["near_duplicate"] * len(gone_ids), pa.string()),
+                        "kept_id": group.filter(gone), "detail": pa.array([""] * len(gone_ids), pa.string())})
+    groups = pa.table({"id": member, "group": group})
+    if removed.num_rows == 0:
+        return R.empty_removed(), groups.to_pandas(types_mapper=pd.ArrowDtype)
+    return removed.to_pandas(types_mapper=pd.ArrowDtype), groups.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _arrow_strings(values) -> pa.Array:
+    array = pa.array(values) if not isinstance(values, pa.Array) else values
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.string())
 
 
 def cap_step(stage: _Stage, frame, column: str, limit: int, reason: str, step: str) -> None:
@@ -339,9 +360,9 @@ def _group_index(groups: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
     """(sorted keys, group id per key) of the rows in near-dup components."""
     if len(groups) == 0:
         return np.zeros(0, np.int64), pa.array([], pa.string())
-    keys = id_keys(pa.array(groups["id"].astype(str), pa.string()))
+    keys = id_keys(_arrow_strings(groups["id"]))
     order = np.argsort(keys, kind="stable")
-    return keys[order], pa.array(groups["group"].astype(str).to_numpy()[order], pa.string())
+    return keys[order], _arrow_strings(groups["group"]).take(pa.array(order))
 
 
 def _concat_parquet(paths: list[str], out: Path) -> None:

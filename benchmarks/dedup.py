@@ -28,6 +28,7 @@ class PeakRSS:
 
     def __init__(self):
         self.peak = 0
+        self.per_process: dict[int, int] = {}  # pid -> its own peak, to see who holds the memory
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -37,9 +38,11 @@ class PeakRSS:
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                self.per_process[proc.pid] = max(self.per_process.get(proc.pid, 0), rss)
             self.peak = max(self.peak, total)
             time.sleep(0.2)
 
@@ -156,6 +159,8 @@ def main(argv=None) -> dict:
     print(f"{'precision':28}{truth['precision']:>18.4f}{base_scores['precision']:>14.4f}")
     print(f"{'recall (J >= threshold)':28}{truth['recall']:>18.4f}{base_scores['recall']:>14.4f}")
     print(f"{'peak RSS all processes MB':28}{peak.peak / 2**20:>18.0f}{'':>14}")
+    print("peak RSS per process MB (this one first): "
+          + ", ".join(f"{v / 2**20:.0f}" for _, v in sorted(peak.per_process.items())))
     print("steps: " + ", ".join(f"{s.step} {s.seconds}s -{s.rows_in - s.rows_out}" for s in result.steps))
     print("lsh: " + json.dumps(result.lsh))
     summary = {"docs_per_s": round(args.rows / seconds, 1), "baseline_docs_per_s": round(base["docs_per_s"], 1),

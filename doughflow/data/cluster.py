@@ -28,7 +28,10 @@ def dask_client(config, rows: int | None = None) -> Iterator["distributed.Client
     from distributed import Client, LocalCluster
 
     settings = {"distributed.worker.daemon": False,
-                "dataframe.convert-string": False}
+                "dataframe.convert-string": False,
+                # the statistical profiler feeds only the dashboard (off here) and its history grows
+                # with run time: tens of MB per worker on a long stage
+                "distributed.worker.profile.enabled": False}
     if config.local_directory:
         settings["temporary-directory"] = config.local_directory
     if config.shuffle_method != "auto":

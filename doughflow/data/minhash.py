@@ -1,10 +1,10 @@
-"""Vectorised text shingling and MinHash signatures, bit-identical to datasketch's MinHash.
+"""Text shingling and MinHash signatures, bit-identical to datasketch's MinHash.
 
 Why not datasketch per document: its per-shingle Python loop runs ~1k docs/s. Here a whole shard is
-shingled with Arrow kernels (words are hashed once per distinct word, shingles are combined with
-numpy arithmetic) and the permutations are applied as one matrix operation. The permutation
-parameters and arithmetic are datasketch's own (``affine32``, its default since 2.0, or ``legacy``),
-so ``MinHash(num_perm, seed, hashfunc=shingle_hash, scheme=...)`` over the same shingles gives exactly
+normalised with Arrow kernels, and words are hashed, folded into shingles and permuted in one
+compiled pass over Arrow's buffers (doughflow.data.textkernels). The permutation parameters and
+arithmetic are datasketch's own (``affine32``, its default since 2.0, or ``legacy``), so
+``MinHash(num_perm, seed, hashfunc=shingle_hash, scheme=...)`` over the same shingles gives exactly
 the same hash values; tests check that against datasketch itself.
 """
 
@@ -17,7 +17,6 @@ import xxhash
 
 MERSENNE = np.uint64((1 << 61) - 1)
 MAX32 = np.uint64((1 << 32) - 1)
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK_CELLS = 1 << 18  # shingles x permutations per block: ~1 MB of uint32, stays in cache
 
 
@@ -35,24 +34,37 @@ def normalise_text(texts: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), pc.fill_null(joined, ""))
 
 
-def _fold(h: np.ndarray | np.uint64, w: np.ndarray | np.uint64):
-    with np.errstate(over="ignore"):
-        return h * _MIX + w
+_M64 = (1 << 64) - 1
 
 
-def _to32(h: np.ndarray) -> np.ndarray:
-    return ((h ^ (h >> np.uint64(32))) & MAX32).astype(np.uint32)
+def word_hash(word: bytes | str) -> int:
+    """Reference 64-bit hash of one word (textkernels.word_hashes computes the same in bulk)."""
+    data = word.encode() if isinstance(word, str) else word
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & _M64
+    for shift, mult in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
+        h ^= h >> shift
+        h = (h * mult) & _M64
+    return h ^ (h >> 33)
 
 
-def shingle_hash(shingle: bytes | str) -> int:
-    """Reference 32-bit hash of one shingle (words joined by single spaces), for datasketch's
-    ``hashfunc``: the vectorised path computes exactly this for every shingle."""
+def shingle_hash64(shingle: bytes | str) -> int:
+    """Reference 64-bit hash of one shingle (words joined by single spaces): the word hashes folded
+    as h * 0x9E3779B97F4A7C15 + w. Exact verification compares sets of these."""
     text = shingle.decode() if isinstance(shingle, bytes) else shingle
     h = None
     for word in text.split(" "):
-        w = np.uint64(xxhash.xxh3_64_intdigest(word.encode()))
-        h = w if h is None else _fold(h, w)
-    return int(_to32(np.array([h], dtype=np.uint64))[0])
+        w = word_hash(word)
+        h = w if h is None else (h * 0x9E3779B97F4A7C15 + w) & _M64
+    return h
+
+
+def shingle_hash(shingle: bytes | str) -> int:
+    """Reference 32-bit hash of one shingle, for datasketch's ``hashfunc``: the compiled path
+    computes exactly this for every shingle."""
+    h = shingle_hash64(shingle)
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
 
 
 def char_shingle_hash(shingle: bytes | str) -> int:
@@ -72,37 +84,90 @@ def reference_shingles(text: str, kind: str, size: int) -> list[str]:
     return [" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))]
 
 
-def word_shingle_hashes(texts: pa.Array, size: int, words: pa.Array | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(32-bit hash per shingle, shingles per document) for normalised texts (or their ``words``,
-    when already split), without a Python loop over words: each distinct word is hashed once,
-    shingles are folded with numpy."""
-    if words is None:
-        texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.string()), texts)  # "" splits into [""]
-        words = pc.utf8_split_whitespace(texts)
+def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(utf-8 bytes, offsets from 0) of a string array, zero copy where Arrow allows."""
+    if pa.types.is_large_string(values.type):
+        values = values.cast(pa.string())
+    _, offsets_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(values) + 1, offset=4 * values.offset)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64)
+
+
+def split_words(texts: pa.Array) -> pa.Array:
+    """Words of already normalised texts ("" has none)."""
+    texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.string()), texts)  # "" splits into [""]
+    return pc.utf8_split_whitespace(texts)
+
+
+def word_arrays(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash per word, word offsets per document) of a list<string> array of words."""
+    from doughflow.data import textkernels as K
+
     if isinstance(words, pa.ChunkedArray):
         words = words.combine_chunks()
-    offsets = words.offsets.to_numpy().astype(np.int64)
-    offsets = offsets - offsets[0]
-    counts = np.diff(offsets)
-    flat = words.flatten()
-    if len(flat) == 0:
-        return np.zeros(0, np.uint32), np.zeros(len(counts), np.int64)
-    encoded = pc.dictionary_encode(flat)
-    vocabulary = encoded.dictionary.to_pylist()
-    vocab_hash = np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for w in vocabulary), dtype=np.uint64, count=len(vocabulary))
-    word_hash = vocab_hash[encoded.indices.to_numpy(zero_copy_only=False)]
-    n = len(word_hash)
-    doc_of_word = np.repeat(np.arange(len(counts)), counts)
-    end = offsets[1:][doc_of_word]  # one past the last word of each word's document
-    position = np.arange(n)
-    h = word_hash.copy()
-    for j in range(1, size):
-        take = position + j < end
-        nxt = word_hash[np.minimum(position + j, n - 1)]
-        h = np.where(take, _fold(h, nxt), h)
-    per_doc = np.where(counts > 0, np.maximum(1, counts - size + 1), 0)
-    starts = np.repeat(offsets[:-1], per_doc) + (np.arange(per_doc.sum()) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc))
-    return _to32(h[starts]), per_doc
+    doc_offsets = words.offsets.to_numpy().astype(np.int64)
+    doc_offsets = doc_offsets - doc_offsets[0]
+    data, offsets = _string_buffers(words.flatten())
+    return K.word_hashes(data, offsets[:-1], offsets[1:]), doc_offsets
+
+
+def murmur64a(data: bytes, seed: int = 0) -> int:
+    """Reference MurmurHash64A (textkernels.murmur64a computes the same in bulk)."""
+    m, mask = 0xC6A4A7935BD1E995, _M64
+    h = (seed ^ (len(data) * m)) & mask
+    blocks = len(data) // 8
+    for i in range(blocks):
+        k = int.from_bytes(data[8 * i:8 * i + 8], "little")
+        k = (k * m) & mask
+        k ^= k >> 47
+        k = (k * m) & mask
+        h = ((h ^ k) * m) & mask
+    tail = data[8 * blocks:]
+    if tail:
+        h = ((h ^ int.from_bytes(tail, "little")) * m) & mask
+    h ^= h >> 47
+    h = (h * m) & mask
+    return h ^ (h >> 47)
+
+
+def normalised_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(normalised texts, 64-bit hash per word, word offsets per text) of raw texts. All-ASCII
+    input takes one compiled pass (textkernels.normalise_ascii, equal to the Arrow kernels on
+    ASCII: tested); anything else goes through Arrow's Unicode kernels."""
+    from doughflow.data import textkernels as K
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if pa.types.is_large_string(texts.type):
+        texts = texts.cast(pa.string())
+    if texts.null_count:
+        texts = pc.fill_null(texts, "")
+    if len(texts) and pc.all(pc.fill_null(pc.string_is_ascii(texts), True)).as_py():
+        data, offsets = _string_buffers(texts)
+        norm, text_offsets, starts, ends, doc_words = K.normalise_ascii(data, offsets)
+        normal = pa.StringArray.from_buffers(len(texts), pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(norm))
+        return normal, K.word_hashes(norm, starts, ends), doc_words
+    words = normalise_words(texts)
+    normal = pc.fill_null(pc.binary_join(words, " "), "")
+    word_hash, doc_offsets = word_arrays(words)
+    return normal, word_hash, doc_offsets
+
+
+def word_shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash per shingle, shingles per document) from word hashes and word offsets."""
+    from doughflow.data import textkernels as K
+
+    return K.shingle_hashes64(word_hash, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
+
+
+def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: "MinHasher") -> np.ndarray:
+    """MinHash rows from word hashes and word offsets per document."""
+    from doughflow.data import textkernels as K
+
+    out = np.full((len(doc_offsets) - 1, hasher.num_perm), hasher.empty, dtype=np.uint32)
+    K.signatures(word_hash, doc_offsets, size, hasher.a, hasher.b, hasher.scheme == "affine32", out)
+    return out
 
 
 def char_shingle_hashes(texts: pa.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,10 +233,11 @@ class MinHasher:
         return out
 
 
-def text_signatures(texts: pa.Array, *, kind: str, size: int, hasher: MinHasher, words: pa.Array | None = None) -> np.ndarray:
+def text_signatures(texts: pa.Array | None, *, kind: str, size: int, hasher: MinHasher,
+                    words: pa.Array | None = None) -> np.ndarray:
     """MinHash rows for already normalised texts (``words``: the same, already split)."""
     if kind == "char":
         hashes, per_doc = char_shingle_hashes(texts, size)
-    else:
-        hashes, per_doc = word_shingle_hashes(texts, size, words)
-    return hasher.signatures(hashes, per_doc)
+        return hasher.signatures(hashes, per_doc)
+    word_hash, doc_offsets = word_arrays(split_words(texts) if words is None else words)
+    return word_signatures(word_hash, doc_offsets, size, hasher)

@@ -17,17 +17,36 @@ from doughflow.data.sketch import rows_matrix
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
 
 
+def removed_arrow(removed: pd.DataFrame):
+    """A removed-rows frame as an Arrow table with the one schema every removed file has."""
+    import pyarrow as pa
+
+    schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("reason", pa.string()), ("kept_id", pa.string()),
+                        ("detail", pa.string())])
+    frame = removed[REMOVED_COLUMNS].astype({"key": "int64"})
+    frame = frame.astype({c: str for c in REMOVED_COLUMNS[1:] if frame[c].dtype == object})  # Arrow-backed stay Arrow
+    return pa.Table.from_pandas(frame, preserve_index=False).cast(schema)
+
+
 def empty_removed() -> pd.DataFrame:
     return pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"),
                          "reason": pd.Series(dtype="object"), "kept_id": pd.Series(dtype="object"),
                          "detail": pd.Series(dtype="object")})
 
 
+def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a sorted right side: one binary search per value, no sort of both sides."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
+
+
 def alive(frame: pd.DataFrame, removed_keys: np.ndarray) -> pd.DataFrame:
     """Rows not removed by an earlier step (removed_keys sorted)."""
     if len(removed_keys) == 0:
         return frame
-    return frame[~np.isin(frame["key"].to_numpy(), removed_keys, assume_unique=False)]
+    return frame[~in_sorted(frame["key"].to_numpy(), removed_keys)]
 
 
 def exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,35 +158,6 @@ def assign_clusters(frame: pd.DataFrame, removed_keys: np.ndarray, centres: np.n
                          "cluster": label})
 
 
-def write_band_parts(sketch_path: str, out_prefix: str, removed_keys: np.ndarray, width: int, bands: int, rows: int,
-                     parts: int) -> int:
-    """Map side of the text band shuffle: this shard's (bucket, key) pairs, split by bucket into
-    ``parts`` files of two int64 columns. Why not a DataFrame shuffle: 20 bands make 20 rows per
-    document, and moving them as numpy arrays through files cost a fraction of a p2p shuffle of
-    pandas frames (measured: the shuffle was 70% of near-dup time)."""
-    import pyarrow.parquet as pq
-
-    frame = alive(pq.read_table(sketch_path, columns=["key", "sig"]).to_pandas(), removed_keys)
-    keys = minhash_band_keys(rows_matrix(frame["sig"].to_numpy(), np.uint32, width), bands, rows).reshape(-1)
-    owner = np.tile(frame["key"].to_numpy(), bands)
-    part = (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(parts + 1))
-    for p in range(parts):
-        chosen = order[bounds[p]:bounds[p + 1]]
-        np.save(f"{out_prefix}-{p:05d}.npy", np.stack([keys[chosen], owner[chosen]]))
-    return len(frame)
-
-
-def band_part_edges(paths: list[str]) -> pd.DataFrame:
-    """Reduce side: every (bucket, key) pair whose bucket falls in this part -> star edges."""
-    import os
-
-    blocks = [np.load(p) for p in paths if os.path.exists(p)]
-    both = np.concatenate(blocks, axis=1) if blocks else np.zeros((2, 0), np.int64)
-    return sorted_star_edges(both[0], both[1])
-
-
 def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:
     """``lsh.star_edges`` in numpy: one sort by bucket, the minimum key per bucket by reduceat
     (5x faster than the pandas groupby on 2M pairs)."""
@@ -181,3 +171,41 @@ def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:
     keep = centre != key
     edges = pd.DataFrame({"a": centre[keep], "b": key[keep]})
     return edges.drop_duplicates().reset_index(drop=True)
+
+
+def exact_part(map_paths: list[str], part: int, out_path: str) -> np.ndarray:
+    """Reduce side of the exact-dedup file shuffle: this part's duplicates, written to ``out_path``
+    (Parquet, REMOVED_COLUMNS); returns their keys. Rows of one content hash all land here."""
+    import pyarrow.parquet as pq
+
+    from doughflow.data.fileshuffle import read_part
+
+    table = read_part(map_paths, part)
+    frame = table.to_pandas() if table is not None else pd.DataFrame({"key": [], "id": [], "h1": [], "h2": []})
+    removed = exact_duplicates(frame) if len(frame) else empty_removed()
+    pq.write_table(removed_arrow(removed), out_path)
+    return removed["key"].to_numpy(dtype=np.int64)
+
+
+def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce side of the LSH band file shuffle: star edges (a, b) of this part's buckets, over rows
+    no earlier step removed (``removed_keys`` sorted)."""
+    from doughflow.data.fileshuffle import read_part
+
+    table = read_part(map_paths, part)
+    if table is None or table.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    bucket = table.column("bucket").to_numpy()
+    key = table.column("key").to_numpy()
+    # Most buckets hold one row and give no edge: sort once, keep buckets of two or more rows, and
+    # only then drop removed rows (a search per surviving row, not per band row).
+    order = np.argsort(bucket)
+    bucket, key = bucket[order], key[order]
+    same = bucket[1:] == bucket[:-1]
+    multi = np.r_[same, False] | np.r_[False, same]
+    bucket, key = bucket[multi], key[multi]
+    if len(removed_keys):
+        live = ~in_sorted(key, removed_keys)
+        bucket, key = bucket[live], key[live]
+    edges = sorted_star_edges(bucket, key)
+    return edges["a"].to_numpy(), edges["b"].to_numpy()

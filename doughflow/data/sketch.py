@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.imagesig import colour_histogram, image_signatures
-from doughflow.data.minhash import MinHasher, normalise_words, text_signatures
+from doughflow.data.minhash import MinHasher, normalised_words, text_signatures, word_signatures
 
 CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
 
@@ -42,16 +42,50 @@ class SketchSpec:
     thumb_size: int = 64
     rank_seed: int = 29
     features: bool = False
+    ranks: bool = True  # the caps' seeded rank column (only caps and cluster sampling read it)
+    signatures: bool = True  # the MinHash / image hash column (text with exact verification needs none)
+    lsh_bands: int = 0  # text: bands x rows of the LSH written as shuffle files by this pass
+    lsh_rows: int = 0
+    parts: int = 0  # > 0: also write the exact-dedup and LSH shuffle files beside the sketch
 
 
-def id_keys(ids: list[str]) -> np.ndarray:
-    return np.fromiter((xxhash.xxh3_64_intdigest(i.encode()) for i in ids), dtype=np.uint64, count=len(ids)).view(np.int64)
+def _string_array(values) -> pa.Array:
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_large_string(array.type):
+        array = array.cast(pa.string())
+    return pc.fill_null(array, "") if array.null_count else array
 
 
-def rank_keys(ids: list[str], seed: int) -> np.ndarray:
+def string_keys(values, seed: int = 0) -> np.ndarray:
+    """MurmurHash64A of each string's UTF-8 bytes (a list of str or an Arrow string array), in one
+    compiled loop over Arrow's buffers: no Python object per row."""
+    from doughflow.data.minhash import _string_buffers
+    from doughflow.data.textkernels import string_hashes
+
+    array = _string_array(values)
+    if len(array) == 0:
+        return np.zeros(0, np.int64)
+    data, offsets = _string_buffers(array)
+    return string_hashes(data, offsets, seed).view(np.int64)
+
+
+def id_keys(ids) -> np.ndarray:
+    """The 64-bit key of each id: what every step joins and filters on."""
+    return string_keys(ids, 0)
+
+
+def rank_keys(ids, seed: int) -> np.ndarray:
     """A seeded pseudo-random rank per id: caps keep the lowest ranks, reproducibly."""
     prefix = f"{seed}:".encode()
+    ids = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
     return np.fromiter((xxhash.xxh3_64_intdigest(prefix + i.encode()) for i in ids), dtype=np.uint64, count=len(ids)).view(np.int64)
+
+
+def content_digests(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A 128-bit hash of each (normalised) text, as two int64 columns: MurmurHash64A under two seeds."""
+    return string_keys(texts, 0x5EED0001), string_keys(texts, 0x5EED0002)
 
 
 def _split128(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +131,9 @@ def text_features(texts: list[str], dims: int = 256) -> np.ndarray:
 
 
 def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.DataFrame]:
-    """Write the sketch of one shard; return (rows read, quarantined rows with reasons)."""
+    """Write the sketch of one shard; return (rows read, quarantined rows with reasons). With
+    ``spec.parts``, also the exact-dedup shuffle file (``out_path.exact.arrow``: key, id, h1, h2 by
+    h1) and for text the LSH band file (``out_path.bands.arrow``: bucket, key by bucket)."""
     columns = [spec.id_column]
     if spec.cap_column:
         columns.append(spec.cap_column)
@@ -116,50 +152,58 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         table = pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as error:
         raise ValueError(f"{path}: unreadable Parquet shard ({error})") from error
-    ids = pc.cast(table.column(spec.id_column), pa.string()).to_pylist()
+    ids = pc.cast(table.column(spec.id_column), pa.string()).combine_chunks()
     quarantine = []
-    keep = np.ones(table.num_rows, dtype=bool)
+    keep = pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False)
     if payload == spec.text_column:
         kind = table.schema.field(payload).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise ValueError(f"{path}: column {payload!r} must be text (string), got {kind}")
-        words = normalise_words(table.column(payload).combine_chunks())
-        normal = pc.binary_join(words, " ")  # null for a text without words
-        empty = pc.fill_null(pc.equal(pc.utf8_length(normal), 0), True).to_numpy(zero_copy_only=False)
-        for row in np.nonzero(empty)[0]:
-            quarantine.append((ids[row], f"{payload}: empty text", path, int(row)))
+        normal, word_hash, doc_offsets = normalised_words(table.column(payload))
+        empty = np.diff(doc_offsets) == 0
+        for row in np.nonzero(empty & keep)[0]:
+            quarantine.append((ids[row].as_py(), f"{payload}: empty text", path, int(row)))
         keep &= ~empty
-    for row, value in enumerate(ids):
+    for row in np.nonzero(~keep)[0]:
+        value = ids[row].as_py()
         if value is None or value == "":
-            keep[row] = False
-            quarantine.append((value, f"{spec.id_column}: missing id", path, row))
-    index = np.nonzero(keep)[0]
-    ids_kept = [ids[i] for i in index]
-    out = {"key": id_keys(ids_kept), "id": ids_kept, "rank": rank_keys(ids_kept, spec.rank_seed)}
+            quarantine.append((value, f"{spec.id_column}: missing id", path, int(row)))
+    quarantine.sort(key=lambda q: q[3])
+    index = pa.array(np.nonzero(keep)[0])
+    ids_kept = ids.take(index)
+    keys = id_keys(ids_kept)
+    out = {"key": keys, "id": ids_kept}
+    if spec.ranks:
+        out["rank"] = rank_keys(ids_kept, spec.rank_seed)
     if spec.cap_column:
-        out["group"] = pc.cast(table.column(spec.cap_column), pa.string()).take(pa.array(index)).to_pylist()
+        out["group"] = pc.cast(table.column(spec.cap_column), pa.string()).take(index)
     sig = feats = thumbs = None
     if payload == spec.text_column:
-        texts = normal.take(pa.array(index))
-        digests = [xxhash.xxh3_128_digest(t.encode()) for t in texts.to_pylist()]
-        if spec.kind == "text":
+        texts = normal.take(index)
+        out["h1"], out["h2"] = content_digests(texts)
+        if spec.kind == "text" and spec.shingle == "word":
+            hasher = MinHasher(spec.num_perm, spec.seed, spec.scheme)
+            sig = word_signatures(word_hash, doc_offsets, spec.shingle_size, hasher)[index.to_numpy()]
+        elif spec.kind == "text":
             sig = text_signatures(texts, kind=spec.shingle, size=spec.shingle_size,
-                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme), words=words.take(pa.array(index)))
+                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme))
         if spec.features:
             feats = text_features(texts.to_pylist())
     else:
-        images = table.column(payload).take(pa.array(index)).to_pylist()
+        images = table.column(payload).take(index).to_pylist()
         if spec.kind == "image" or spec.features or CONTENT_HASH not in table.column_names:
             computed, sig, feats, thumbs = _image_signals(images, spec)
         if CONTENT_HASH in table.column_names:
-            digests = table.column(CONTENT_HASH).take(pa.array(index)).to_pylist()
+            digests = table.column(CONTENT_HASH).take(index).to_pylist()
         else:
             digests = computed
         if spec.kind != "image":
             sig = thumbs = None
-    out["h1"], out["h2"] = _split128(digests)
-    arrays = {name: pa.array(value) for name, value in out.items()}
-    if sig is not None:
+        out["h1"], out["h2"] = _split128(digests)
+    if spec.parts:
+        _write_shuffle_files(out, sig if spec.kind == "text" else None, spec, out_path)
+    arrays = {name: pa.array(value) if not isinstance(value, pa.Array) else value for name, value in out.items()}
+    if sig is not None and spec.signatures:
         arrays["sig"] = _binary_rows(sig)
     if feats is not None:
         arrays["feat"] = _binary_rows(feats)
@@ -168,3 +212,17 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     pq.write_table(pa.table(arrays), out_path)
     frame = pd.DataFrame(quarantine, columns=["id", "reason", "source_file", "source_row"])
     return table.num_rows, frame
+
+
+def _write_shuffle_files(out: dict, sig: np.ndarray | None, spec: SketchSpec, out_path: str) -> None:
+    """Map side of the exact-dedup and LSH shuffles (doughflow.data.fileshuffle)."""
+    from doughflow.data.fileshuffle import part_of, write_parts
+    from doughflow.data.lsh import minhash_band_keys
+
+    exact = pa.table({"key": out["key"], "id": out["id"], "h1": out["h1"], "h2": out["h2"]})
+    write_parts(exact, part_of(out["h1"], spec.parts), spec.parts, f"{out_path}.exact.arrow")
+    if sig is not None and spec.lsh_bands:
+        buckets = minhash_band_keys(sig, spec.lsh_bands, spec.lsh_rows).reshape(-1)
+        owners = np.tile(out["key"], spec.lsh_bands)
+        write_parts(pa.table({"bucket": buckets, "key": owners}), part_of(buckets, spec.parts), spec.parts,
+                    f"{out_path}.bands.arrow")

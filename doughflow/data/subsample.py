@@ -1,10 +1,12 @@
 """The subsample stage on Dask: exact dedup, near-dup, per-id cap and per-cluster cap, in that order.
 
-Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features), every decision
-is a Dask graph over sketches (shuffle on the decision key, then a pure per-partition function from
-doughflow.data.reduce), and only small things come back to this process: removed keys, the
-candidate edge list of near-duplicates (about one row per duplicate) and a k-means sample. A last
-pass filters every shard. Every removed row is written to ``removed.parquet`` with its reason.
+Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features) and, for exact
+dedup and text LSH, the map side of a file shuffle (doughflow.data.fileshuffle); every decision is a
+shuffle on the decision key followed by a pure per-partition function from doughflow.data.reduce.
+Only small things come back to this process: removed keys (8 bytes a row), the candidate edge list
+of near-duplicates (two int64 per duplicate), the verified pairs and a k-means sample. Removed rows
+go to Parquet files as each step ends; a last pass filters every shard, and ``removed.parquet``
+(every removed row with its reason) is streamed together from those files.
 """
 
 from __future__ import annotations
@@ -59,14 +61,18 @@ class SubsampleResult:
         return self.rows_in - self.rows_out
 
 
-def spec_for(cfg, id_column: str, group_column: str, image_column: str) -> SketchSpec:
+def spec_for(cfg, id_column: str, group_column: str, image_column: str, parts: int = 0) -> SketchSpec:
     near = cfg.near_dup
+    bands, rows = lsh_params(near.threshold, near.num_perm, near.false_negative_weight) if near.kind == "text" else (0, 0)
     return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column, text_column=near.text_column,
                       cap_column=(cfg.id_cap_column or group_column) if cfg.max_per_id else None,
                       shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
                       scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
                       thumb_size=near.thumb_size, rank_seed=cfg.seed,
-                      features=cfg.cluster.max_per_cluster is not None)
+                      features=cfg.cluster.max_per_cluster is not None,
+                      ranks=bool(cfg.max_per_id or cfg.cluster.max_per_cluster),
+                      signatures=not (near.kind == "text" and near.verify == "exact"),
+                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind == "text" else 0)
 
 
 def _sorted_keys(removed: pd.DataFrame) -> np.ndarray:
@@ -78,29 +84,65 @@ def _meta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class _Stage:
-    """Holds the running state (removed rows, counts) while steps run one after another."""
+    """Holds the running state while steps run one after another. Removed rows go to Parquet files
+    under ``removed_dir`` as each step finishes; this process keeps only their sorted keys (8 bytes
+    a row) and counts, so its memory does not grow with the removed table."""
 
-    def __init__(self, sketches, rows: int):
+    def __init__(self, sketches, rows: int, removed_dir: Path):
         self.sk = sketches
-        self.removed = R.empty_removed()
+        self.removed_dir = removed_dir
+        removed_dir.mkdir(parents=True, exist_ok=True)
+        self.removed_files: list[str] = []
+        self._keys: list[np.ndarray] = []
+        self._sorted: np.ndarray | None = np.zeros(0, np.int64)
         self.steps: list[StepCount] = []
         self.alive = rows
 
     def record(self, step: str, removed: pd.DataFrame, started: float) -> None:
         removed = removed[R.REMOVED_COLUMNS].reset_index(drop=True)
-        reasons = removed["reason"].value_counts().to_dict() if len(removed) else {}
-        self.steps.append(StepCount(step, self.alive, self.alive - len(removed), {k: int(v) for k, v in reasons.items()},
+        path = str(self.removed_dir / f"{len(self.steps):02d}-{step}.parquet")
+        pq.write_table(_removed_table(removed), path)
+        self.record_files(step, [path], [removed["key"].to_numpy(dtype=np.int64)], started)
+
+    def record_files(self, step: str, paths: list[str], keys: list[np.ndarray], started: float) -> None:
+        """A step whose workers wrote their removed rows to ``paths`` themselves."""
+        reasons: dict[str, int] = {}
+        for path in paths:
+            for entry in pc.value_counts(pq.read_table(path, columns=["reason"]).column("reason")).to_pylist():
+                reasons[entry["values"]] = reasons.get(entry["values"], 0) + entry["counts"]
+        removed = sum(reasons.values())
+        self.steps.append(StepCount(step, self.alive, self.alive - removed, reasons,
                                     round(time.perf_counter() - started, 2)))
-        self.alive -= len(removed)
-        self.removed = pd.concat([self.removed, removed], ignore_index=True) if len(removed) else self.removed
-        log.info("%s: removed %d rows (%s)", step, len(removed), reasons)
+        self.alive -= removed
+        self.removed_files.extend(paths)
+        self._keys.extend(k for k in keys if len(k))
+        self._sorted = None
+        log.info("%s: removed %d rows (%s)", step, removed, reasons)
 
     def keys(self) -> np.ndarray:
-        return _sorted_keys(self.removed)
+        if self._sorted is None:
+            self._sorted = np.sort(np.concatenate(self._keys)) if self._keys else np.zeros(0, np.int64)
+        return self._sorted
+
+    def removed_table(self) -> pd.DataFrame:
+        """Every removed row (small data and tests; the stage itself streams the files)."""
+        return pd.concat([pq.read_table(p).to_pandas() for p in self.removed_files], ignore_index=True) \
+            if self.removed_files else R.empty_removed()
+
+
+def _removed_table(removed: pd.DataFrame) -> pa.Table:
+    return R.removed_arrow(removed)
 
 
 def exact_step(stage: _Stage) -> None:
     started = time.perf_counter()
+    if stage.exact_maps:  # the sketch pass wrote the shuffle files
+        parts = len(stage.exact_maps)
+        outs = [str(stage.removed_dir / f"exact-{p:05d}.parquet") for p in range(parts)]
+        keys = stage.client.gather(stage.client.map(R.exact_part, [stage.exact_maps] * parts, range(parts), outs,
+                                                    pure=False))
+        stage.record_files("exact_dedup", outs, keys, started)
+        return
     frame = stage.sk[["key", "id", "h1", "h2"]].shuffle("h1")
     removed = frame.map_partitions(R.exact_duplicates, meta=R.empty_removed()).compute()
     stage.record("exact_dedup", removed, started)
@@ -137,19 +179,20 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
     if len(edges) == 0:
         verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
     else:
-        ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
-                                  "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
-        payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
-        ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
-                                                               meta=ends_meta)
-        ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
-                                 "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-        verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
-                                                       meta=ver_meta).compute()
-        timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         if near.verify == "exact" and near.kind == "text" and texts is not None:
-            verified = verified.assign(score=texts.exact_scores(verified, near))
+            verified = texts.exact_scores(edges, near)
             timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        else:
+            ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
+                                      "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
+            payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
+            ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
+                                                                   meta=ends_meta)
+            ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
+                                     "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
+            verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
+                                                           meta=ver_meta).compute()
+            timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         if near.verify != "none":
             ok = verified["score"] >= (near.threshold if near.kind == "text" else near.min_correlation)
             facts["rejected_edges"] = int((~ok).sum())
@@ -163,86 +206,84 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
 
 
 def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
-    """Star edges of the MinHash band buckets, shuffled on the cluster through numpy files in the
-    stage's scratch folder (see reduce.write_band_parts); memory per task is one part's pairs."""
-    import shutil
-
-    client, paths = stage.client, stage.sketch_paths
-    scratch = Path(paths[0]).parent / "_bands"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    parts = max(1, len(paths))
+    """Star edges of the MinHash band buckets: the sketch pass wrote each shard's (bucket, key) pairs
+    split by bucket (doughflow.data.fileshuffle); one task per part sorts its pairs into stars.
+    Memory per task is one part; this process gets only the edges (two int64 per duplicate)."""
+    client, maps = stage.client, stage.band_maps
+    parts = len(maps)
     removed = client.scatter(removed_keys, broadcast=True, hash=False)
-    prefixes = [str(scratch / f"m{i:05d}") for i in range(len(paths))]
-    client.gather(client.map(R.write_band_parts, paths, prefixes, removed_keys=removed, width=width, bands=bands,
-                             rows=rows, parts=parts, pure=False))
-    inputs = [[f"{prefix}-{p:05d}.npy" for prefix in prefixes] for p in range(parts)]
-    found = client.gather(client.map(R.band_part_edges, inputs, pure=False))
-    shutil.rmtree(scratch, ignore_errors=True)
-    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"a": [], "b": []}, dtype="int64")
+    found = client.gather(client.map(R.band_part, [maps] * parts, range(parts), removed_keys=removed, pure=False))
+    a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
+    b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
+    return pd.DataFrame({"a": a, "b": b})
 
 
 @dataclass
 class TextSource:
-    """Where the texts are, for exact verification of candidate pairs."""
+    """Where the texts are, for exact verification of candidate pairs (doughflow.data.textverify)."""
 
     client: object
     paths: list[str]
     id_column: str
     text_column: str
+    scratch: Path
 
-    def exact_scores(self, pairs: pd.DataFrame, near) -> np.ndarray:
-        """True Jaccard of shingle sets (or a rapidfuzz ratio for strings up to
-        ``levenshtein_max_chars``) per pair. Gathers the candidates' texts into this process: meant
-        for modest candidate counts; signature verification scales further."""
-        from rapidfuzz.fuzz import ratio
+    def exact_scores(self, edges: pd.DataFrame, near) -> pd.DataFrame:
+        """(edge, id_a, id_b, score) per candidate edge: true Jaccard of shingle sets, or a rapidfuzz
+        ratio for strings up to ``levenshtein_max_chars``, computed on the workers."""
+        from doughflow.data import textverify
 
-        from doughflow.data.minhash import reference_shingles
-
-        wanted = self.client.scatter(pa.array(sorted(set(pairs["id_a"]) | set(pairs["id_b"])), pa.string()), broadcast=True, hash=False)
-        found = self.client.gather(self.client.map(_texts_of, self.paths, id_column=self.id_column,
-                                                   text_column=self.text_column, wanted=wanted, pure=False))
-        text = {k: v for part in found for k, v in part.items()}
-        scores = []
-        for a, b in zip(pairs["id_a"], pairs["id_b"]):
-            ta, tb = text[a], text[b]
-            if max(len(ta), len(tb)) <= near.levenshtein_max_chars:
-                scores.append(ratio(ta, tb) / 100.0)
-                continue
-            sa = set(reference_shingles(ta, near.shingle, near.shingle_size))
-            sb = set(reference_shingles(tb, near.shingle, near.shingle_size))
-            scores.append(len(sa & sb) / max(len(sa | sb), 1))
-        return np.array(scores, dtype=np.float64)
-
-
-def _texts_of(path: str, id_column: str, text_column: str, wanted: pa.Array) -> dict[str, str]:
-    """Normalised texts of the wanted ids in one shard: filtered in Arrow before any Python object
-    is made, so a shard with few candidates costs little more than reading two columns."""
-    from doughflow.data.minhash import normalise_text
-
-    table = pq.read_table(path, columns=[id_column, text_column])
-    ids = pc.cast(table.column(id_column), pa.string())
-    hit = table.filter(pc.is_in(ids, value_set=wanted))
-    texts = normalise_text(hit.column(text_column).combine_chunks()).to_pylist()
-    return dict(zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), texts))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        edges_path = str(self.scratch / "edges.npz")
+        a, b = edges["a"].to_numpy(np.int64), edges["b"].to_numpy(np.int64)
+        np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
+        parts = max(1, len(self.paths))
+        maps = [str(self.scratch / f"ends-{i:05d}.arrow") for i in range(len(self.paths))]
+        self.client.gather(self.client.map(
+            textverify.endpoint_shingles, self.paths, maps, id_column=self.id_column, text_column=self.text_column,
+            edges_path=edges_path, parts=parts, kind=near.shingle, size=near.shingle_size,
+            short_chars=near.levenshtein_max_chars, pure=False))
+        found = self.client.gather(self.client.map(textverify.verify_part, [maps] * parts, range(parts),
+                                                   short_chars=near.levenshtein_max_chars, pure=False))
+        scored = pd.concat(found, ignore_index=True).sort_values("edge", kind="mergesort").reset_index(drop=True)
+        return scored
 
 
 def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the ``keep`` lowest ids of each connected component; the rest are removed."""
+    """Keep the ``keep`` lowest ids of each connected component; the rest are removed. Ids stay in
+    Arrow string arrays (about 20 bytes each, not a Python object each), so this process holds a
+    few tens of MB per million near-duplicates."""
     if len(verified) == 0:
         return R.empty_removed(), pd.DataFrame({"id": [], "group": []})
-    ids = pd.concat([verified["id_a"], verified["id_b"]]).to_numpy()
-    codes, uniques = pd.factorize(ids)
+    ids = pa.concat_arrays([_arrow_strings(verified["id_a"]), _arrow_strings(verified["id_b"])])
+    encoded = pc.dictionary_encode(ids)
+    codes = encoded.indices.to_numpy().astype(np.int64)
     half = len(verified)
-    nodes, labels = components(codes[:half].astype(np.int64), codes[half:].astype(np.int64))
-    frame = pd.DataFrame({"id": uniques[nodes], "component": labels}).sort_values(["component", "id"], kind="mergesort")
-    first = frame.groupby("component")["id"].transform("first")
-    position = frame.groupby("component").cumcount().to_numpy()
-    frame["group"] = first.to_numpy()
-    gone = frame[position >= keep]
-    removed = pd.DataFrame({"key": id_keys(list(gone["id"])), "id": gone["id"].to_numpy(), "reason": "near_duplicate",
-                            "kept_id": gone["group"].to_numpy(), "detail": ""})
-    return (removed if len(removed) else R.empty_removed()), frame[["id", "group"]].reset_index(drop=True)
+    nodes, labels = components(codes[:half], codes[half:])
+    table = pa.table({"component": labels, "id": encoded.dictionary.take(pa.array(nodes))})
+    table = table.take(pc.sort_indices(table, sort_keys=[("component", "ascending"), ("id", "ascending")]))
+    component = table.column("component").to_numpy()
+    starts = np.flatnonzero(np.r_[True, component[1:] != component[:-1]])
+    sizes = np.diff(np.r_[starts, len(component)])
+    position = np.arange(len(component)) - np.repeat(starts, sizes)
+    member = table.column("id").combine_chunks()
+    group = member.take(pa.array(np.repeat(starts, sizes)))
+    gone = pa.array(position >= keep)
+    gone_ids = member.filter(gone)
+    removed = pa.table({"key": id_keys(gone_ids), "id": gone_ids,
+                        "reason": pa.array(["near_duplicate"] * len(gone_ids), pa.string()),
+                        "kept_id": group.filter(gone), "detail": pa.array([""] * len(gone_ids), pa.string())})
+    groups = pa.table({"id": member, "group": group})
+    if removed.num_rows == 0:
+        return R.empty_removed(), groups.to_pandas(types_mapper=pd.ArrowDtype)
+    return removed.to_pandas(types_mapper=pd.ArrowDtype), groups.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _arrow_strings(values) -> pa.Array:
+    array = pa.array(values) if not isinstance(values, pa.Array) else values
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.string())
 
 
 def cap_step(stage: _Stage, frame, column: str, limit: int, reason: str, step: str) -> None:
@@ -301,19 +342,57 @@ def cluster_step(stage: _Stage, cfg, dims: int) -> tuple[np.ndarray, dict]:
                      "n_clusters": int(k), "max_per_cluster": limit}
 
 
+class _LazySketches:
+    """The sketches as a Dask DataFrame, built on first use: the text path never needs it."""
+
+    def __init__(self, paths: list[str]):
+        self.paths, self._frame = paths, None
+
+    def __getitem__(self, columns):
+        if self._frame is None:
+            import dask.dataframe as dd
+
+            self._frame = dd.read_parquet(self.paths, split_row_groups=False)
+        return self._frame[columns]
+
+
+def _group_index(groups: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
+    """(sorted keys, group id per key) of the rows in near-dup components."""
+    if len(groups) == 0:
+        return np.zeros(0, np.int64), pa.array([], pa.string())
+    keys = id_keys(_arrow_strings(groups["id"]))
+    order = np.argsort(keys, kind="stable")
+    return keys[order], _arrow_strings(groups["group"]).take(pa.array(order))
+
+
+def _concat_parquet(paths: list[str], out: Path) -> None:
+    """One Parquet file from many with the removed-rows schema, one input in memory at a time."""
+    schema = _removed_table(R.empty_removed()).schema
+    with pq.ParquetWriter(out, schema) as writer:
+        for path in paths:
+            writer.write_table(pq.read_table(path).cast(schema))
+
+
 def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
-                 groups: pd.DataFrame, centres: np.ndarray | None) -> tuple[int, dict]:
-    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report."""
+                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None) -> tuple[int, dict]:
+    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report.
+    ``groups``: (sorted keys of rows in a near-dup component, the group id of each), as arrays: a
+    dict of ids would cost every worker ~150 bytes per near-duplicate row."""
     table = pq.read_table(path)
-    ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
-    keys = id_keys([i or "" for i in ids])
-    keep = ~np.isin(keys, removed_keys)
+    ids = pc.fill_null(pc.cast(table.column(id_column), pa.string()), "").combine_chunks()
+    keys = id_keys(ids)
+    keep = ~R.in_sorted(keys, removed_keys)
     kept = table.filter(pa.array(keep))
-    kept_ids = [i for i, k in zip(ids, keep) if k]
-    lookup = dict(zip(groups["id"], groups["group"])) if len(groups) else {}
-    kept = kept.append_column(DUP_GROUP, pa.array([lookup.get(i, "") for i in kept_ids], pa.string()))
+    group_keys, group_ids = groups
+    kept_keys = keys[keep]
+    at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
+    member = R.in_sorted(kept_keys, group_keys)
+    group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
+    group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
+    kept = kept.append_column(DUP_GROUP, group)
     sizes: dict = {}
     if centres is not None:
+        kept_ids = ids.filter(pa.array(keep)).to_pylist()
         sketch = pq.read_table(sketch_path, columns=["id", "feat"]).to_pandas()
         sketch = sketch.set_index("id").reindex(kept_ids)
         feats = rows_matrix(sketch["feat"].to_numpy(), np.float32, centres.shape[1])
@@ -330,20 +409,20 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
     ``score_truth``: score against planted ground truth columns when present (loads every id into
     this process: benchmarks score after timing instead)."""
-    import dask.dataframe as dd
-
     out_dir.mkdir(parents=True, exist_ok=True)
     sketch_dir = out_dir / "_sketch"
     sketch_dir.mkdir(exist_ok=True)
-    spec = spec_for(cfg, id_column, group_column, image_column)
     paths = [str(p) for p in manifest.paths()]
+    spec = spec_for(cfg, id_column, group_column, image_column, parts=len(paths))
     sketch_paths = [str(sketch_dir / f"sketch-{i:05d}.parquet") for i in range(len(paths))]
     started = time.perf_counter()
     done = client.gather(client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False))
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
-    stage = _Stage(dd.read_parquet(sketch_paths, split_row_groups=False), rows_in)
+    stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed")
     stage.client, stage.sketch_paths = client, sketch_paths
+    stage.exact_maps = [f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else []
+    stage.band_maps = [f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and spec.lsh_bands else []
     bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
                         "reason": "quarantined", "kept_id": "",
                         "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})
@@ -357,7 +436,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     if cfg.exact_dedup:
         exact_step(stage)
     if near.kind != "none":
-        texts = TextSource(client, paths, id_column, near.text_column) if near.kind == "text" else None
+        texts = TextSource(client, paths, id_column, near.text_column, sketch_dir / "_verify") if near.kind == "text" else None
         facts, verified, groups = near_step(stage, near, width, texts)
     if cfg.max_per_id:
         id_cap_step(stage, cfg.max_per_id)
@@ -368,7 +447,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     started = time.perf_counter()
     removed_keys = stage.keys()
     removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
-    groups_future = client.scatter(groups, broadcast=True, hash=False)
+    groups_future = client.scatter(_group_index(groups), broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
     written = client.gather(client.map(filter_shard, paths, sketch_paths, outs, id_column=id_column,
                                        removed_keys=removed_future, groups=groups_future, centres=centres, pure=False))
@@ -383,26 +462,29 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     stage.steps.append(StepCount("write", stage.alive, rows_out, {}, round(time.perf_counter() - started, 2)))
 
     removed_path = out_dir / "removed.parquet"
-    pq.write_table(pa.Table.from_pandas(stage.removed[R.REMOVED_COLUMNS].astype({"id": str, "kept_id": str, "detail": str}),
-                                        preserve_index=False), removed_path)
+    _concat_parquet(stage.removed_files, removed_path)
     columns = list(dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else [])))
     out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
     out_manifest.save(out_dir / "manifest.json")
     result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,
-                             stage.steps, examples(stage.removed, verified, cfg.report_examples), cluster_sizes, facts)
+                             stage.steps, examples(stage.removed_files, verified, cfg.report_examples), cluster_sizes, facts)
     if score_truth:
-        result.truth = score_against_truth(paths, id_column, stage.removed,
+        result.truth = score_against_truth(paths, id_column, pq.read_table(removed_path).to_pandas(),
                                            near.threshold if near.kind == "text" else None)
     Path(result.report_path).write_text(json.dumps(
         {k: v for k, v in asdict(result).items() if k != "manifest"}, indent=2, default=str))
     return result
 
 
-def examples(removed: pd.DataFrame, verified: pd.DataFrame, n: int) -> dict:
-    """A few removed rows per reason, and the largest near-dup groups, for people to eyeball."""
-    out: dict = {}
-    for reason, part in removed.groupby("reason"):
-        out[reason] = part.sort_values("id").head(n)[["id", "kept_id", "detail"]].to_dict("records")
+def examples(removed_files: list[str], verified: pd.DataFrame, n: int) -> dict:
+    """A few removed rows per reason (the lowest ids), and near-dup pairs, for people to eyeball.
+    Reads one removed file at a time and keeps n rows per reason."""
+    best: dict[str, pd.DataFrame] = {}
+    for path in removed_files:
+        for reason, part in pq.read_table(path).to_pandas().groupby("reason"):
+            both = pd.concat([best[reason], part]) if reason in best else part
+            best[reason] = both.sort_values("id").head(n)
+    out: dict = {reason: part[["id", "kept_id", "detail"]].to_dict("records") for reason, part in sorted(best.items())}
     if len(verified):
         out["near_pairs"] = verified.sort_values(["id_a", "id_b"]).head(n)[["id_a", "id_b", "score"]].to_dict("records")
     return out

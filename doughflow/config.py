@@ -306,6 +306,7 @@ class OrchestrationConfig(_Strict):
 
     result_storage: str | None = Field(None, description="Folder or fsspec URL (s3://bucket/prefix) for persisted task results; empty: <artifacts_dir>/.prefect-results.")
     cache: bool = Field(True, description="Reuse a stage's result when its inputs (config section, upstream data, code) are unchanged.")
+    publish_url: str | None = Field(None, description="fsspec URL (s3://bucket/bundles) the bundle is copied to after packaging, as <publish_url>/<run-id>/, then read back and checked against its manifest; empty: not published.")
 
 
 class ReviewGateConfig(_Strict):

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -58,6 +61,18 @@ def _log_stage_state(task, task_run, state) -> None:
     STAGE_LOG.setdefault(str(run), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
 
 
+# Fault-suite hook (tests/flows/test_faults.py): when DOUGHFLOW_FAULT_HOLD_STAGE names a stage, that
+# stage, once Running, writes the file DOUGHFLOW_FAULT_HOLD_MARKER and waits to be killed, so a test can
+# kill -9 the flow inside any stage at a known point. Unset (always, outside that suite) it is not installed.
+FAULT_HOLD_STAGE = os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE")
+
+
+def _hold_for_fault_test(task, task_run, state) -> None:
+    Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"]).write_text(f"{task.name} {os.getpid()}\n")
+    while True:
+        time.sleep(1)
+
+
 def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     """The stage's cache key from its call parameters, or None (no caching) when caching is off."""
     config = parameters["config"]
@@ -84,6 +99,8 @@ def _stage_task(defaults: dict, name: str, **options):
             settings["cache_key_fn"] = key_fn
         settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]
         settings["on_failure"] = [*settings.get("on_failure", []), _log_stage_state]
+        if name == FAULT_HOLD_STAGE:
+            settings["on_running"] = [*settings.get("on_running", []), _hold_for_fault_test]
         if name in STAGE_TIMEOUTS:
             settings.setdefault("timeout_seconds", STAGE_TIMEOUTS[name])
         return task(name=name, **settings)(fn)

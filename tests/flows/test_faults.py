@@ -1,6 +1,11 @@
-"""Fault suite: kill -9 of the flow process during several stages, then a rerun of the same run
-that completes with the same bundle (data fingerprint, model hash) as an uninterrupted run; and two
-runs at once on one artifact store that do not touch each other's files."""
+"""Fault suite: kill -9 of the flow process inside every stage, one after another on the same run,
+then a rerun that completes with the same bundle (data fingerprint, model hash) as uninterrupted
+runs; and two runs at once on one artifact store that do not touch each other's files.
+
+All runs talk to one `prefect server start` (the compose `prefect-server` command, on SQLite), so a
+kill costs a process start and one stage, not a temporary API server per run: every stage killed
+before is served from the cache.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +15,40 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from doughflow.packaging.bundle import verify_bundle
+from doughflow.registry import load_runs
 from tests.conftest import TINY_OVERRIDES
+from tests.flows.test_experiments import DATA_STAGES, MODEL_STAGES
+from tests.stack.compose import free_port, service_command, start, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Checkpoints every few steps so that a kill lands between two of them.
 FAULT_OVERRIDES = [*TINY_OVERRIDES, "train.epochs=3"]
+HOLD = "hold"  # the stage holds as soon as it is Running (tasks/common.py, DOUGHFLOW_FAULT_HOLD_STAGE)
+
+
+def _after_checkpoints(run_dir: Path, count: int):
+    return lambda: len(list((run_dir / "train" / "checkpoints").glob("*/"))) >= count
+
+
+# Every stage of flows.train in order, and when inside it the kill lands. Training is killed
+# mid-way, after its second checkpoint, so the rerun must resume from a checkpoint.
+KILL_POINTS: list[tuple[str, object]] = [
+    ("fetch", HOLD), ("validate", HOLD), ("subsample", HOLD), ("publish-subsample", HOLD), ("split", HOLD),
+    ("train", "after 2 checkpoints"), ("evaluate", HOLD), ("export-onnx", HOLD), ("deploy-formats", HOLD),
+    ("behaviour-tests", HOLD), ("release-gates", HOLD), ("report", HOLD), ("package", HOLD), ("publish-bundle", HOLD),
+    ("publish-report", HOLD), ("review-packet", HOLD), ("publish-run", HOLD), ("record-run", HOLD),
+    ("enforce-release", HOLD),
+]
 
 
 def _command(artifacts: Path, run_id: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "flows.train", *FAULT_OVERRIDES, f"artifacts_dir={artifacts}", *extra, "--run-id", run_id]
-
-
-def _env(home: Path) -> dict:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return {**inherited, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
 
 
 def _run(command: list[str], env: dict, log: Path) -> dict:
@@ -45,7 +65,7 @@ def _kill_when(command: list[str], env: dict, trigger, log: Path, timeout: float
         deadline = time.monotonic() + timeout
         while not trigger():
             assert process.poll() is None, f"the run ended before the kill point:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "kill point never reached"
+            assert time.monotonic() < deadline, f"kill point never reached:\n{log.read_text()[-3000:]}"
             time.sleep(0.1)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
@@ -57,41 +77,79 @@ def _model_identity(bundle: Path) -> tuple[str, str]:
     return manifest["data_fingerprint"], manifest["files"]["model.onnx"]["sha256"]
 
 
-@pytest.mark.slow
-def test_kill_9_during_stages_then_rerun_matches_an_uninterrupted_run(tmp_path):
-    env = _env(tmp_path / "prefect_home")
-    reference = _run(_command(tmp_path / "ref", "reference", "orchestration.cache=false"), env, tmp_path / "ref.log")
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory):
+    """The compose prefect-server command on loopback; every run of this module uses it."""
+    home = tmp_path_factory.mktemp("fault_prefect_home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env = {**inherited, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    log = home / "server.log"
+    server = start(service_command("prefect-server", {4200: port}), log, env)
 
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, server, log, "prefect server", timeout=180)
+        yield env
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="module")
+def two_runs(server_env, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """Two uninterrupted runs started at once on one artifact store (also the fault suite's reference)."""
+    tmp = tmp_path_factory.mktemp("two_runs")
+    artifacts = tmp / "shared"
+    processes = []
+    for run_id in ("left", "right"):
+        log = (tmp / f"{run_id}.log").open("w")
+        processes.append(subprocess.Popen(_command(artifacts, run_id), cwd=ROOT, env=server_env, stdout=subprocess.PIPE,
+                                          stderr=log, text=True))
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], (tmp / "left.log").read_text()[-3000:]
+    return artifacts, [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+
+
+@pytest.mark.slow
+def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_env, two_runs, tmp_path):
     artifacts = tmp_path / "faulty"
     run_dir = artifacts / "victim"
     command = _command(artifacts, "victim")
-    kill_points = {
-        "validate": lambda: (run_dir / "data" / "valid").exists(),
-        "train, after a checkpoint": lambda: len(list((run_dir / "train" / "checkpoints").glob("*/"))) >= 2,
-        "deploy formats": lambda: any((run_dir / "export").glob("*.mlpackage")),
-    }
-    for name, trigger in kill_points.items():
-        _kill_when(command, env, trigger, tmp_path / f"kill-{name.split(',')[0]}.log")
-    resumed = _run(command, env, tmp_path / "resumed.log")
+    marker = tmp_path / "holding"
+    for stage, when in KILL_POINTS:
+        env = dict(server_env)
+        if when == HOLD:
+            env.update(DOUGHFLOW_FAULT_HOLD_STAGE=stage, DOUGHFLOW_FAULT_HOLD_MARKER=str(marker))
+            trigger = marker.exists
+        else:
+            trigger = _after_checkpoints(run_dir, 2)
+        marker.unlink(missing_ok=True)
+        _kill_when(command, env, trigger, tmp_path / f"kill-{stage}.log")
+        if when == HOLD:
+            assert marker.read_text().split()[0] == stage
+    resumed = _run(command, server_env, tmp_path / "resumed.log")
 
     assert resumed["run_id"] == "victim"
     assert verify_bundle(Path(resumed["bundle"])) == []
+    reference = two_runs[1][0]
     assert _model_identity(Path(resumed["bundle"])) == _model_identity(Path(reference["bundle"]))
     assert resumed["metrics"]["test_exact_count_accuracy"] == reference["metrics"]["test_exact_count_accuracy"]
+    # Each killed stage finished in the run after its kill, so the last rerun found every one cached.
+    record = load_runs(artifacts / "registry.sqlite")[-1]
+    assert all(record.stage_states[stage] == "Cached" for stage in DATA_STAGES | MODEL_STAGES), record.stage_states
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_on_one_artifact_store(tmp_path):
-    env = _env(tmp_path / "prefect_home")
-    artifacts = tmp_path / "shared"
-    processes = []
-    for run_id in ("left", "right"):
-        log = (tmp_path / f"{run_id}.log").open("w")
-        processes.append(subprocess.Popen(_command(artifacts, run_id), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                          stderr=log, text=True))
-    outputs = [process.communicate(timeout=900)[0] for process in processes]
-    assert [p.returncode for p in processes] == [0, 0], (tmp_path / "left.log").read_text()[-3000:]
-    summaries = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+def test_two_runs_at_once_on_one_artifact_store(two_runs):
+    artifacts, summaries = two_runs
     for summary, run_id in zip(summaries, ("left", "right")):
         bundle = Path(summary["bundle"])
         assert verify_bundle(bundle) == []

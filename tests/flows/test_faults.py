@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
 from tests.conftest import TINY_OVERRIDES
 from tests.flows.test_experiments import DATA_STAGES, MODEL_STAGES
-from tests.stack.compose import free_port, service_command, start, stop, wait_until
+from tests.stack.compose import free_port, prefect_healthy, service_command, start, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Checkpoints every few steps so that a kill lands between two of them.
@@ -88,16 +87,8 @@ def server_env(tmp_path_factory):
            "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
     log = home / "server.log"
     server = start(service_command("prefect-server", {4200: port}), log, env)
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_until(healthy, server, log, "prefect server", timeout=180)
+        wait_until(prefect_healthy(api), server, log, "prefect server", timeout=180)
         yield env
     finally:
         stop(server)

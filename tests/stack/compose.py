@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,4 +88,15 @@ def port_open(port: int) -> Callable[[], bool]:
     def check() -> bool:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
+    return check
+
+
+def prefect_healthy(api: str) -> Callable[[], bool]:
+    """Whether the Prefect API at ``api`` (…/api) answers its health check."""
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
     return check

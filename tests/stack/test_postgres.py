@@ -11,12 +11,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.stack.compose import ROOT, free_port, port_open, service_command, start, stop, wait_until
+from tests.stack.compose import ROOT, free_port, port_open, prefect_healthy, service_command, start, stop, wait_until
 
 USER = PASSWORD = DATABASE = "prefect"  # as the compose postgres service's environment
 
@@ -93,13 +92,6 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
     log = tmp_path / "server.log"
     server = start(service_command("prefect-server", {4200: port}), log, env)
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     async def rows() -> tuple[int, list[str]]:
         connection = await asyncpg.connect(postgres.replace("+asyncpg", ""))
         try:
@@ -113,7 +105,7 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
 
     expected = (2, ["Cached", "Completed"])
     try:
-        wait_until(healthy, server, log, "prefect server on postgres", timeout=240)
+        wait_until(prefect_healthy(api), server, log, "prefect server on postgres", timeout=240)
         done = subprocess.run([sys.executable, "-c", FLOW], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.split()[-2:] == ["Completed", "Cached"], done.stdout

@@ -61,13 +61,16 @@ def _log_stage_state(task, task_run, state) -> None:
     STAGE_LOG.setdefault(str(run), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
 
 
-# Fault-suite hook (tests/flows/test_faults.py): when DOUGHFLOW_FAULT_HOLD_STAGE names a stage, that
-# stage, once Running, writes the file DOUGHFLOW_FAULT_HOLD_MARKER and waits to be killed, so a test can
-# kill -9 the flow inside any stage at a known point. Unset (always, outside that suite) it is not installed.
-FAULT_HOLD_STAGE = os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE")
+# Fault-suite hook (tests/flows/test_faults.py): with DOUGHFLOW_FAULT_HOLD_STAGE in the environment at
+# import, every stage gets an on-running hook; the stage it names (read when the stage starts) writes the
+# file DOUGHFLOW_FAULT_HOLD_MARKER and waits to be killed, so a test can kill -9 the flow inside any stage
+# at a known point. Outside that suite the variable is unset and no hook is installed.
+FAULT_HOLD = "DOUGHFLOW_FAULT_HOLD_STAGE" in os.environ
 
 
 def _hold_for_fault_test(task, task_run, state) -> None:
+    if os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE") != task.name:
+        return
     Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"]).write_text(f"{task.name} {os.getpid()}\n")
     while True:
         time.sleep(1)
@@ -99,7 +102,7 @@ def _stage_task(defaults: dict, name: str, **options):
             settings["cache_key_fn"] = key_fn
         settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]
         settings["on_failure"] = [*settings.get("on_failure", []), _log_stage_state]
-        if name == FAULT_HOLD_STAGE:
+        if FAULT_HOLD:
             settings["on_running"] = [*settings.get("on_running", []), _hold_for_fault_test]
         if name in STAGE_TIMEOUTS:
             settings.setdefault("timeout_seconds", STAGE_TIMEOUTS[name])

@@ -57,18 +57,43 @@ def _run(command: list[str], env: dict, log: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _kill_when(command: list[str], env: dict, trigger, log: Path, timeout: float = 600) -> None:
+class ForkedFlows:
+    """tests/flows/forked_flow.py: one process imports the pipeline once and forks a flow per kill."""
+
+    def __init__(self, env: dict, log: Path):
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.flows.forked_flow"], cwd=ROOT, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+
+    def start(self, argv: list[str], env: dict, log: Path) -> int:
+        self.process.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_when(flows: ForkedFlows, argv: list[str], env: dict, trigger, log: Path, timeout: float = 600) -> None:
     """Start the flow, and SIGKILL its whole process group the moment ``trigger()`` holds."""
-    with log.open("w") as handle:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not trigger():
-            assert process.poll() is None, f"the run ended before the kill point:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"kill point never reached:\n{log.read_text()[-3000:]}"
-            time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    pid = flows.start(argv, env, log)
+    deadline = time.monotonic() + timeout
+    while not trigger():
+        assert _alive(pid), f"the run ended before the kill point:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"kill point never reached:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+    while _alive(pid):
+        assert time.monotonic() < deadline + 60, f"{pid} survived SIGKILL"
+        time.sleep(0.1)
 
 
 def _model_identity(bundle: Path) -> tuple[str, str]:
@@ -115,17 +140,19 @@ def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_en
     run_dir = artifacts / "victim"
     command = _command(artifacts, "victim")
     marker = tmp_path / "holding"
-    for stage, when in KILL_POINTS:
-        env = dict(server_env)
-        if when == HOLD:
-            env.update(DOUGHFLOW_FAULT_HOLD_STAGE=stage, DOUGHFLOW_FAULT_HOLD_MARKER=str(marker))
-            trigger = marker.exists
-        else:
-            trigger = _after_checkpoints(run_dir, 2)
-        marker.unlink(missing_ok=True)
-        _kill_when(command, env, trigger, tmp_path / f"kill-{stage}.log")
-        if when == HOLD:
-            assert marker.read_text().split()[0] == stage
+    flows = ForkedFlows({**server_env, "DOUGHFLOW_FAULT_HOLD_STAGE": ""}, tmp_path / "forked.log")
+    try:
+        for stage, when in KILL_POINTS:
+            marker.unlink(missing_ok=True)
+            hold = stage if when == HOLD else ""
+            trigger = marker.exists if when == HOLD else _after_checkpoints(run_dir, 2)
+            _kill_when(flows, command[3:], {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
+                       trigger, tmp_path / f"kill-{stage}.log")
+            if when == HOLD:
+                assert marker.read_text().split()[0] == stage
+    finally:
+        flows.close()
+    # The last run is a plain `python -m flows.train`, as a user would rerun it.
     resumed = _run(command, server_env, tmp_path / "resumed.log")
 
     assert resumed["run_id"] == "victim"

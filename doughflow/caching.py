@@ -68,6 +68,27 @@ def stage_key(stage: str, config: BaseModel, sections: tuple[str, ...], upstream
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def missing_outputs(result: Any, roots: tuple[str, ...]) -> list[str]:
+    """Paths under ``roots`` (the artifact folders) that a cached result names but that are gone.
+    A cached result points at the files of the run that computed it; once someone deletes that
+    run's folder, serving the result would hand later stages paths to nothing."""
+    prefixes = tuple(root.rstrip("/") + "/" for root in roots)
+    missing: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.startswith(prefixes) and not Path(value).exists():
+            missing.append(value)
+
+    walk(canonical(result))
+    return missing
+
+
 def result_storage(url: str):
     """A saved Prefect storage block for a local folder or any fsspec URL (s3://, gs://...).
     Flows accept only saved blocks; the name derives from the location, so each is saved once."""

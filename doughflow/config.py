@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
 
 
+# The built-in experiment's label map, and the menu of its historical photos.
+DEFAULT_TOPPINGS = ("pepperoni", "mushroom", "olive", "basil", "pepper")
+
+
 class ConfigError(ValueError):
     """Raised for any configuration problem; the message names the file and the field."""
 
@@ -45,6 +49,8 @@ class PizzaGeneratorConfig(_Strict):
     corrupt_rows: int = Field(4, ge=0, description="Rows with undecodable images or impossible labels, to exercise quarantine.")
     rows_per_shard: int = Field(2000, ge=10, description="Rows per generated Parquet shard.")
     seed: int = Field(7, description="Generator seed; changes every image.")
+    base_menu: list[str] | None = Field(default_factory=lambda: list(DEFAULT_TOPPINGS), description="Toppings on the menu when the historical photos were taken; the base set is drawn with these alone, so adding a label does not redraw it. Each label beyond them is a new recipe: its own batch of new_recipe_images pizzas is drawn (with the menu of its time) and appended, and older photos count it as 0. Empty: the labels themselves (no menu history).")
+    new_recipe_images: int = Field(1500, ge=10, le=2_000_000, description="Pizzas drawn for each topping added after base_menu (its recipes are featured in that batch).")
 
 
 class SourceConfig(_Strict):
@@ -130,6 +136,7 @@ class DataConfig(_Strict):
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
     image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
+    label_defaults: dict[str, float] = Field(default_factory=dict, description="Value of a label's target column in rows whose source file lacks that column, e.g. {onion: 0} when the photos taken before onion was on the menu carry no onion count. A row whose file has the column keeps its own value (a null there is still quarantined); fetch counts the filled rows in its manifest. The built-in generator fills the toppings that were not yet on its menu by itself.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
 
     def target_columns(self, labels: list[str]) -> list[str]:
@@ -343,7 +350,7 @@ class ExperimentConfig(_Strict):
 
     name: str = Field("pizza", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name; part of run ids.")
     labels: list[str] = Field(
-        default_factory=lambda: ["pepperoni", "mushroom", "olive", "basil", "pepper"],
+        default_factory=lambda: list(DEFAULT_TOPPINGS),
         min_length=1,
         description="Topping classes, in output order. The label map of the model and bundle.",
     )
@@ -374,12 +381,16 @@ class ExperimentConfig(_Strict):
         if self.data.source.url is None:
             from doughflow.data.pizza import TOPPING_STYLES
 
-            unknown = [label for label in self.labels if label not in TOPPING_STYLES]
+            menu = self.labels + (self.data.source.generator.base_menu or [])
+            unknown = sorted({label for label in menu if label not in TOPPING_STYLES})
             if unknown:
                 raise ValueError(
-                    f"labels {unknown} cannot be drawn by the built-in generator; "
-                    f"known toppings: {sorted(TOPPING_STYLES)}"
+                    f"labels {unknown} cannot be drawn by the built-in generator "
+                    f"(labels or data.source.generator.base_menu); known toppings: {sorted(TOPPING_STYLES)}"
                 )
+        strangers = [label for label in self.data.label_defaults if label not in self.labels]
+        if strangers:
+            raise ValueError(f"data.label_defaults names {strangers}, which are not labels {self.labels}")
         return self
 
     def result_storage_url(self) -> str:

@@ -69,11 +69,30 @@ class RunRecord:
 JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states")
 
 
+# Columns added after the first release, with the value old rows get. A registry written by an older
+# doughflow gains them on first open (ALTER TABLE ADD COLUMN keeps every row), so upgrading never
+# strands the runs already recorded. Append here when RunRecord grows a field.
+ADDED_COLUMNS: dict[str, str] = {"stage_states": "TEXT NOT NULL DEFAULT '{}'"}
+SCHEMA_VERSION = 1 + len(ADDED_COLUMNS)
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    with connection:
+        for name, declaration in ADDED_COLUMNS.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
     connection.execute(SCHEMA)
     connection.execute(VERDICTS_SCHEMA)
+    _migrate(connection)
     return connection
 
 

@@ -83,6 +83,7 @@ def data_summary(paths: RunPaths, raw, validated, subsampled, splits) -> dict:
         steps[step.step] = step.rows_out
     return {
         "run_id": paths.run_id,
+        "fingerprint": raw.fingerprint,
         "output": str(paths.run_dir / "data" / "split"),
         "rows": {**steps, **{f"split_{name}": rows for name, rows in splits.rows.items()}},
         "removed": subsampled.removed_path,

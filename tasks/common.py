@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import time
 from pathlib import Path
@@ -20,7 +21,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from doughflow.caching import stage_key
+from doughflow.caching import missing_outputs, stage_key
+
+log = logging.getLogger(__name__)
+
+# How many times one key may be recomputed after its files were deleted before it is overwritten.
+MAX_CACHE_GENERATIONS = 8
 
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
@@ -85,6 +91,29 @@ def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     return f"doughflow-{stage}-{stage_key(stage, config, STAGE_SECTIONS[stage], upstream)}"
 
 
+def live_cache_key(context, key: str | None, config) -> str | None:
+    """``key``, or its next generation when the result stored under it names deleted files: the
+    stage then recomputes (and stores under the new generation, which later runs find) instead of
+    serving paths to nothing. A result that cannot be read is left to Prefect to handle."""
+    if key is None or context is None or getattr(context, "result_store", None) is None:
+        return key
+    artifacts = Path(config.artifacts_dir)
+    roots = (str(artifacts), str(artifacts.resolve()))
+    for generation in range(MAX_CACHE_GENERATIONS):
+        candidate = key if generation == 0 else f"{key}-g{generation}"
+        try:
+            if not context.result_store.exists(candidate):
+                return candidate
+            gone = missing_outputs(context.result_store.read(candidate).result, roots)
+        except Exception as error:  # noqa: BLE001 - an unreadable record is Prefect's to report
+            log.debug("cache record %s unreadable (%s): leaving it to Prefect", candidate, error)
+            return candidate
+        if not gone:
+            return candidate
+        log.info("cached result %s names %d deleted file(s) (e.g. %s): recomputing", candidate, len(gone), gone[0])
+    return f"{key}-g{MAX_CACHE_GENERATIONS}"
+
+
 def _stage_task(defaults: dict, name: str, **options):
     """``@task`` with the project's defaults, a cache key when the stage is cacheable, and
     persisted results so that a later run (or a retry) can pick the result up."""
@@ -97,7 +126,8 @@ def _stage_task(defaults: dict, name: str, **options):
             settings.setdefault("persist_result", True)
 
             def key_fn(context, parameters: dict) -> str | None:
-                return cache_key_for(name, signature.bind_partial(**parameters).arguments)
+                arguments = signature.bind_partial(**parameters).arguments
+                return live_cache_key(context, cache_key_for(name, arguments), arguments["config"])
 
             settings["cache_key_fn"] = key_fn
         settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]

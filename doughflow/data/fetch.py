@@ -65,6 +65,7 @@ class DataManifest:
     columns: list[str] = field(default_factory=list)
     bytes: int = 0  # source bytes read (fetch) or 0
     files: list[UnitEntry] = field(default_factory=list)
+    filled: dict[str, int] = field(default_factory=dict)  # column -> rows given its default (file lacked it)
 
     def save(self, path: Path) -> Path:
         """Written to a temporary name and renamed, so an interrupted write never leaves half a file."""
@@ -140,6 +141,7 @@ class FetchOptions:
     id_column: str = "sample_id"
     image_column: str = "image"
     labels: str | None = None  # image folders: labels CSV (URL, or path relative to the source)
+    column_defaults: dict[str, float] = field(default_factory=dict)  # value of a column a file lacks
     storage_options: dict = field(default_factory=dict)
 
 
@@ -267,12 +269,22 @@ def _previous(manifest_path: Path) -> DataManifest | None:
         return None
 
 
-def _unify(shards: list[ShardInfo], source_of: dict[str, str]) -> tuple[list[ShardInfo], list[str]]:
+def _missing_column(name: str, rows: int, defaults: dict[str, float], filled: dict[str, int]) -> pa.Array:
+    if name not in defaults:
+        return pa.nulls(rows)
+    filled[name] = filled.get(name, 0) + rows
+    return pa.array([defaults[name]] * rows)
+
+
+def _unify(shards: list[ShardInfo], source_of: dict[str, str],
+           defaults: dict[str, float] | None = None) -> tuple[list[ShardInfo], list[str], dict[str, int]]:
     """CSV/JSONL types are inferred per file (a column of nulls in one, strings in another): cast
-    the shards that differ to one schema, or say which source file does not fit."""
+    the shards that differ to one schema, or say which source file does not fit. A column a file
+    lacks is null, or its value in ``defaults``; the filled rows are counted per column."""
+    defaults, filled = defaults or {}, {}
     schemas = [pq.read_schema(s.path) for s in shards]
     if not schemas:
-        return shards, []
+        return shards, [], filled
     unified = schemas[0]
     for shard, schema in zip(shards[1:], schemas[1:]):
         try:
@@ -286,14 +298,15 @@ def _unify(shards: list[ShardInfo], source_of: dict[str, str]) -> tuple[list[Sha
             path = Path(shard.path)
             try:
                 table = pq.read_table(path)
-                table = pa.table({name: (table.column(name) if name in table.column_names else pa.nulls(table.num_rows))
+                table = pa.table({name: (table.column(name) if name in table.column_names
+                                         else _missing_column(name, table.num_rows, defaults, filled))
                                   for name in unified.names}).cast(unified)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
                 raise ValueError(f"{path.name}: columns do not fit the other files' ({error})") from error
             pq.write_table(table, path)
             shard = ShardInfo(str(path), table.num_rows, path.stat().st_size, file_sha256(path))
         out.append(shard)
-    return out, unified.names
+    return out, unified.names, filled
 
 
 def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: FetchOptions | None = None) -> DataManifest:
@@ -331,12 +344,21 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
     for stale in out_dir.glob("*.parquet"):
         if str(stale) not in keep:
             stale.unlink()
-    shards, columns = _unify(shards, {p: e.name for e in entries for p in e.shards})
+    shards, columns, filled = _unify(shards, {p: e.name for e in entries for p in e.shards}, options.column_defaults)
+    for column, rows in filled.items():
+        log.info("%s: %d row(s) from files without the column took its default %s", column, rows,
+                 options.column_defaults[column])
     fingerprint = hashlib.sha256("".join(f"{e.name}\0{e.sha256}\n" for e in sorted(entries, key=lambda e: e.name)).encode())
     if source.labels.version:
         fingerprint.update(f"labels\0{source.labels.version}".encode())
+    used_defaults = {c: options.column_defaults[c] for c in sorted(options.column_defaults) if c in columns}
+    if used_defaults:  # the fill values are data: another default is another dataset
+        fingerprint.update(json.dumps(used_defaults).encode())
+    if not fetched and previous is not None:  # every shard reused, already filled by the run before
+        filled = previous.filled
     manifest = DataManifest(source=url, fingerprint=fingerprint.hexdigest(), rows=sum(s.rows for s in shards),
-                            shards=shards, columns=columns, bytes=sum(e.source_bytes for e in entries), files=entries)
+                            shards=shards, columns=columns, bytes=sum(e.source_bytes for e in entries), files=entries,
+                            filled=filled)
     manifest.save(manifest_path)
     log.info("fetched %d of %d unit(s) of %s (%s; %d reused): %d rows in %d shard(s)", fetched, len(entries), url,
              source.format, len(entries) - fetched, manifest.rows, len(shards))

@@ -9,6 +9,7 @@ rows is kept in ``dup_of``/``dup_kind``/``defect`` so dedup and validation can b
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from collections.abc import Callable, Iterator
@@ -99,23 +100,58 @@ TOPPING_STYLES: dict[str, ToppingStyle] = {
 MEATS = {"pepperoni", "ham"}
 
 
-def recipe_menu(labels: list[str]) -> list[tuple[str, float, list[str]]]:
+def recipe_menu(labels: list[str], featured: str | None = None) -> list[tuple[str, float, list[str]]]:
     """Recipes as (name, probability, toppings allowed). Built from the label list so that adding a
-    topping to the config adds it to the menu without code changes."""
+    topping to the config adds it to the menu without code changes. A ``featured`` topping is a
+    launch: its own recipes take 60% of the orders, as a new recipe does in its first months."""
     veggie = [label for label in labels if label not in MEATS]
     menu: list[tuple[str, float, list[str]]] = [("margherita", 0.06, [])]
     menu += [(f"{label}_special", 0.24 / len(labels), [label]) for label in labels]
     menu += [("veggie", 0.15, veggie), ("supreme", 0.35, list(labels)), ("custom", 0.20, ["*"])]
+    if featured is not None:
+        menu = [(name, 0.4 * p, allowed) for name, p, allowed in menu]
+        menu += [(f"{featured}_launch", 0.35, [featured]), (f"{featured}_supreme", 0.25, list(labels))]
     return menu
+
+
+@dataclass(frozen=True)
+class MenuEra:
+    """One batch of the built-in set: the photos taken while ``menu`` was served. The base era has
+    no featured topping; each later era launches one."""
+
+    menu: tuple[str, ...]
+    featured: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.featured or "base"
+
+
+def menu_history(config: PizzaGeneratorConfig, labels: list[str]) -> list[MenuEra]:
+    """The base menu, then one era per label beyond it, in label order. An era's menu holds every
+    topping launched before it, so adding one more label later leaves the earlier eras' bytes alone."""
+    menu = list(config.base_menu) if config.base_menu is not None else list(labels)
+    eras = [MenuEra(tuple(menu))]
+    for label in labels:
+        if label not in menu:
+            menu.append(label)
+            eras.append(MenuEra(tuple(menu), label))
+    return eras
 
 
 def _rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index, stream]))
 
 
-def draw_counts(labels: list[str], max_count: int, rng: np.random.Generator, capacity: int) -> tuple[str, dict[str, int]]:
+def _topping_seed(seed: int, topping: str) -> int:
+    """A launch batch's seed: stable across machines and Python runs (no ``hash()``)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{topping}".encode()).digest()[:8], "big")
+
+
+def draw_counts(labels: list[str], max_count: int, rng: np.random.Generator, capacity: int,
+                featured: str | None = None) -> tuple[str, dict[str, int]]:
     """Pick a recipe, then a count per allowed topping; redraw until the pizza has room for all."""
-    menu = recipe_menu(labels)
+    menu = recipe_menu(labels, featured)
     probs = np.array([p for _, p, _ in menu])
     choice = rng.choice(len(menu), p=probs / probs.sum())
     recipe, _, allowed = menu[choice]
@@ -242,28 +278,37 @@ class PizzaGenerator:
 
     NEAR_KINDS = ("reencoded", "shifted", "recoloured")
 
-    def __init__(self, config: PizzaGeneratorConfig, labels: list[str]):
+    def __init__(self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None):
+        """``labels`` is the menu drawn from; with ``featured`` this is a launch batch of
+        ``new_recipe_images`` pizzas whose seed and ids derive from the featured topping, so no
+        batch repeats another's images or ids."""
         unknown = [label for label in labels if label not in TOPPING_STYLES]
         if unknown:
             raise ValueError(f"cannot draw toppings {unknown}; known: {sorted(TOPPING_STYLES)}")
+        if featured is not None and featured not in labels:
+            raise ValueError(f"featured topping {featured!r} is not on the menu {labels}")
         self.config = config
         self.labels = list(labels)
+        self.featured = featured
+        self.num_images = config.num_images if featured is None else config.new_recipe_images
+        self.seed = config.seed if featured is None else _topping_seed(config.seed, featured)
+        self.id_prefix = "pz-" if featured is None else f"pz-{featured}-"
         self.capacity = 12
         self.plan = self._plan()
         self._customer_probs = self._customers()
         self.first_position = {index: pos for pos, (kind, index) in enumerate(self.plan) if kind == "original"}
 
     def _plan(self) -> list[tuple[str, int]]:
-        cfg = self.config
-        rng = _rng(cfg.seed, 0, stream=2**31)
-        plan = [("original", i) for i in range(cfg.num_images)]
-        n_exact = int(round(cfg.num_images * cfg.exact_duplicate_rate))
-        n_near = int(round(cfg.num_images * cfg.near_duplicate_rate))
-        for i in rng.integers(0, cfg.num_images, size=n_exact):
+        cfg, n = self.config, self.num_images
+        rng = _rng(self.seed, 0, stream=2**31)
+        plan = [("original", i) for i in range(n)]
+        n_exact = int(round(n * cfg.exact_duplicate_rate))
+        n_near = int(round(n * cfg.near_duplicate_rate))
+        for i in rng.integers(0, n, size=n_exact):
             plan.append(("exact", int(i)))
-        for j, i in enumerate(rng.integers(0, cfg.num_images, size=n_near)):
+        for j, i in enumerate(rng.integers(0, n, size=n_near)):
             plan.append((self.NEAR_KINDS[j % len(self.NEAR_KINDS)], int(i)))
-        for i in rng.integers(0, cfg.num_images, size=cfg.corrupt_rows):
+        for i in rng.integers(0, n, size=cfg.corrupt_rows):
             plan.append(("corrupt", int(i)))
         order = rng.permutation(len(plan))
         return [plan[k] for k in order]
@@ -275,21 +320,21 @@ class PizzaGenerator:
 
     def original(self, index: int) -> tuple[np.ndarray, str, dict[str, int], str]:
         cfg = self.config
-        rng = _rng(cfg.seed, index)
-        recipe, counts = draw_counts(self.labels, cfg.max_count, rng, self.capacity)
+        rng = _rng(self.seed, index)
+        recipe, counts = draw_counts(self.labels, cfg.max_count, rng, self.capacity, self.featured)
         pixels = render_pizza(counts, rng, cfg.image_size)
         customer = int(rng.choice(cfg.num_customers, p=self._customer_probs))
         return pixels, recipe, counts, f"cust-{customer:05d}"
 
     def sample_id(self, position: int) -> str:
-        return f"pz-{position:07d}"
+        return f"{self.id_prefix}{position:07d}"
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[dict]:
         """Rows at plan positions [start, stop): any range can be drawn independently."""
         for position in range(start, len(self.plan) if stop is None else stop):
             kind, index = self.plan[position]
             pixels, recipe, counts, customer = self.original(index)
-            rng = _rng(self.config.seed, index, stream=position + 1)
+            rng = _rng(self.seed, index, stream=position + 1)
             row = {"sample_id": self.sample_id(position), "customer_id": customer, "recipe": recipe,
                    "dup_of": "", "dup_kind": "", "defect": ""}
             if kind == "original":
@@ -327,32 +372,35 @@ class PizzaGenerator:
         return pa.schema(fields)
 
 
-def _write_shard(config: PizzaGeneratorConfig, labels: list[str], start: int, stop: int, path: Path) -> int:
-    generator = PizzaGenerator(config, labels)
+def _write_shard(config: PizzaGeneratorConfig, labels: list[str], start: int, stop: int, path: Path,
+                 featured: str | None = None) -> int:
+    generator = PizzaGenerator(config, labels, featured)
     table = pa.Table.from_pylist(list(generator.rows(start, stop)), schema=generator.schema())
     pq.write_table(table, path)
     return table.num_rows
 
 
 def generate_pizza_dataset(config: PizzaGeneratorConfig, labels: list[str], out_dir: Path,
-                           progress: bool = False, workers: int | None = None) -> list[Path]:
-    """Write the set as Parquet shards, one process per core; a process holds one shard at most."""
+                           progress: bool = False, workers: int | None = None,
+                           featured: str | None = None) -> list[Path]:
+    """Write the set (or, with ``featured``, one launch batch) as Parquet shards, one process per
+    core; a process holds one shard at most."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    total = len(PizzaGenerator(config, labels).plan)
+    total = len(PizzaGenerator(config, labels, featured).plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     bounds = [(start, min(start + config.rows_per_shard, total)) for start in range(0, total, config.rows_per_shard)]
     paths = [out_dir / f"part-{i:05d}.parquet" for i in range(len(bounds))]
     workers = workers or min(len(bounds), os.cpu_count() or 1)
     if workers <= 1:
         for (start, stop), path in zip(bounds, paths):
-            _write_shard(config, labels, start, stop, path)
+            _write_shard(config, labels, start, stop, path, featured)
         return paths
     from tqdm import tqdm
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_write_shard, config, labels, start, stop, path) for (start, stop), path in zip(bounds, paths)]
+        futures = [pool.submit(_write_shard, config, labels, start, stop, path, featured) for (start, stop), path in zip(bounds, paths)]
         for future in tqdm(futures, desc="drawing pizza shards", unit="shard", disable=not progress):
             future.result()
     return paths

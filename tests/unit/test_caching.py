@@ -50,3 +50,21 @@ def test_canonical_is_order_stable_and_code_version_is_a_hash():
 def test_result_storage_for_a_local_folder(prefect_api, tmp_path):
     block = result_storage(str(tmp_path / "results"))
     assert (tmp_path / "results").is_dir() and block.basepath == str((tmp_path / "results").resolve())
+
+
+def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):
+    from dataclasses import dataclass
+
+    from doughflow.caching import missing_outputs
+
+    @dataclass
+    class Result:
+        model_path: str
+        shards: list
+
+    kept, gone = tmp_path / "runs" / "a" / "model.pt", tmp_path / "runs" / "b" / "part-0.parquet"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"w")
+    result = Result(str(kept), [{"path": str(gone)}, {"path": "/elsewhere/not-ours.parquet"}, {"note": "text"}])
+    assert missing_outputs(result, (str(tmp_path),)) == [str(gone)]
+    assert missing_outputs(result, (str(tmp_path / "runs" / "a"),)) == []

@@ -221,3 +221,22 @@ def test_fetch_over_http(http_root, tmp_path, tiny_source):
     assert pics.rows == 3 and pq.read_table(pics.paths()[0]).column("folder").to_pylist() == ["a"] * 3
     with pytest.raises(FileNotFoundError):
         fetch_source(f"{base}/nothing-here/", tmp_path / "none", options=FetchOptions(**FAST))
+
+
+def test_a_column_some_files_lack_takes_its_default_and_is_counted(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    pq.write_table(pa.table({"sample_id": ["a", "b", "c"], "count_olive": [1, 0, 2]}), src / "old.parquet")
+    pq.write_table(pa.table({"sample_id": ["d", "e"], "count_olive": [1, 1], "count_onion": pa.array([3, None], pa.int16())}),
+                   src / "new.parquet")
+    plain = fetch_source(str(src), tmp_path / "plain")
+    filled = fetch_source(str(src), tmp_path / "filled", options=FetchOptions(column_defaults={"count_onion": 0.0}))
+    onions = dict(zip(*(pa.concat_tables([pq.read_table(p) for p in filled.paths()]).column(c).to_pylist()
+                        for c in ("sample_id", "count_onion"))))
+    assert onions == {"a": 0, "b": 0, "c": 0, "d": 3, "e": None}  # a null in a file with the column stays null
+    assert filled.filled == {"count_onion": 3} and plain.filled == {}
+    assert filled.fingerprint != plain.fingerprint  # the default is part of the data
+    other = fetch_source(str(src), tmp_path / "other", options=FetchOptions(column_defaults={"count_onion": 1.0}))
+    assert other.fingerprint != filled.fingerprint
+    again = fetch_source(str(src), tmp_path / "filled", options=FetchOptions(column_defaults={"count_onion": 0.0}))
+    assert again.fingerprint == filled.fingerprint and again.filled == filled.filled  # a rerun reuses the shards

@@ -36,3 +36,20 @@ def test_comparison_shows_only_differences(tmp_path):
     assert "| train.epochs | 1 | 4 |" in text and "test_exact_count_accuracy" in text and "train.seed" not in text
     plot = comparison_plot(runs, tmp_path / "cmp.png", ["test_exact_count_accuracy"])
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_registry_from_before_stage_states_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    registry = tmp_path / "old.sqlite"
+    with sqlite3.connect(registry) as old:  # the first released schema: no stage_states column
+        old.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, experiment TEXT NOT NULL,"
+                    " status TEXT NOT NULL, config_hash TEXT NOT NULL, data_fingerprint TEXT NOT NULL,"
+                    " git_commit TEXT NOT NULL, bundle TEXT, total_seconds REAL, config TEXT NOT NULL,"
+                    " metrics TEXT NOT NULL, gates TEXT NOT NULL, stage_seconds TEXT NOT NULL)")
+        old.execute("INSERT INTO runs VALUES ('old', '2026-01-01T00:00:00Z', 'pizza', 'released', 'h', 'f', 'c', NULL,"
+                    " 1.0, '{}', '{\"mae\": 0.2}', '{}', '{}')")
+    (migrated,) = load_runs(registry)
+    assert migrated.run_id == "old" and migrated.metrics == {"mae": 0.2} and migrated.stage_states == {}
+    record_run(registry, _record("new", "2026-11-27T10:00:00Z", 1, 0.5))
+    assert [r.run_id for r in load_runs(registry)] == ["old", "new"]

@@ -112,3 +112,18 @@ def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_p
     assert ds_config["gradient_accumulation_steps"] == 2 and ds_config["zero_optimization"]["stage"] == 2
     assert ds_config["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
     assert ds_config["doughflow"]["scheduler"]["type"] == "warmup_linear"
+
+
+def test_zero3_gathers_whole_weights_for_final_and_best_model(tiny_shards, tmp_path):
+    """Under ZeRO-3 each rank holds a shard of every parameter; what is saved must be whole and
+    agree with ZeRO-0 (up to float reduction order)."""
+    plain = run_training(_job(tiny_shards, tmp_path / "z0", tiny_train_config(zero_stage=0, epochs=1)))
+    sharded = run_training(_job(tiny_shards, tmp_path / "z3", tiny_train_config(zero_stage=3, epochs=1)))
+    for name in ("model.pt", "best_model.pt", "last_model.pt"):
+        expected = torch.load(Path(plain.model_path).parent / name, map_location="cpu")
+        got = torch.load(Path(sharded.model_path).parent / name, map_location="cpu")
+        assert got.keys() == expected.keys()
+        for key, tensor in expected.items():
+            assert got[key].shape == tensor.shape and got[key].numel() > 0, key
+            torch.testing.assert_close(got[key].float(), tensor.float(), atol=1e-3, rtol=1e-3)
+    assert abs(sharded.final_loss - plain.final_loss) < 1e-3

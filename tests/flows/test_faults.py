@@ -37,13 +37,17 @@ def _after_checkpoints(run_dir: Path, count: int):
 
 # Every stage of flows.train in order, and when inside it the kill lands. Training is killed
 # mid-way, after its second checkpoint, so the rerun must resume from a checkpoint.
-KILL_POINTS: list[tuple[str, object]] = [
+ALL_KILL_POINTS: list[tuple[str, object]] = [
     ("fetch", HOLD), ("validate", HOLD), ("subsample", HOLD), ("publish-subsample", HOLD), ("split", HOLD),
     ("train", "after 2 checkpoints"), ("evaluate", HOLD), ("export-onnx", HOLD), ("deploy-formats", HOLD),
     ("behaviour-tests", HOLD), ("release-gates", HOLD), ("report", HOLD), ("package", HOLD), ("publish-bundle", HOLD),
     ("publish-report", HOLD), ("review-packet", HOLD), ("publish-run", HOLD), ("record-run", HOLD),
     ("enforce-release", HOLD),
 ]
+# A comma-separated subset (e.g. "fetch,subsample,train,deploy-formats,package") for a shorter CI run.
+ORDER = [stage for stage, _ in ALL_KILL_POINTS]
+KILL_POINTS = [point for point in ALL_KILL_POINTS
+               if point[0] in (os.environ.get("DOUGHFLOW_FAULT_STAGES") or ",".join(ORDER)).split(",")]
 
 
 def _command(artifacts: Path, run_id: str, *extra: str) -> list[str]:
@@ -160,9 +164,11 @@ def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_en
     reference = two_runs[1][0]
     assert _model_identity(Path(resumed["bundle"])) == _model_identity(Path(reference["bundle"]))
     assert resumed["metrics"]["test_exact_count_accuracy"] == reference["metrics"]["test_exact_count_accuracy"]
-    # Each killed stage finished in the run after its kill, so the last rerun found every one cached.
+    # Each killed stage finished in the run after its kill, so the last rerun found every cached stage
+    # before the last kill point done (all of them with every kill point).
     record = load_runs(artifacts / "registry.sqlite")[-1]
-    assert all(record.stage_states[stage] == "Cached" for stage in DATA_STAGES | MODEL_STAGES), record.stage_states
+    done = [stage for stage in DATA_STAGES | MODEL_STAGES if ORDER.index(stage) < ORDER.index(KILL_POINTS[-1][0])]
+    assert all(record.stage_states[stage] == "Cached" for stage in done), record.stage_states
 
 
 @pytest.mark.slow

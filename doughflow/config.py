@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +75,11 @@ class DaskConfig(_Strict):
     local_directory: str | None = Field(None, description="Spill and shuffle scratch folder; empty: the system temp folder.")
     in_process_below_rows: int = Field(100_000, ge=0, description="With no address, a stage over fewer rows runs on an in-process cluster (threads): starting worker processes and moving data between them costs more than such work. 0: always worker processes.")
     shuffle_method: Literal["auto", "tasks", "p2p", "disk"] = Field("auto", description="Dask DataFrame shuffle method; auto lets Dask choose (p2p on a distributed cluster).")
+
+    def scheduler_address(self) -> str | None:
+        """``address``, else DOUGHFLOW_DASK_ADDRESS (the compose stack sets it for its worker). Where the
+        data stages compute changes no result, so a machine-wide setting may pick it."""
+        return self.address or os.environ.get("DOUGHFLOW_DASK_ADDRESS") or None
 
 
 class NearDupConfig(_Strict):
@@ -320,6 +326,7 @@ class OrchestrationConfig(_Strict):
 
     result_storage: str | None = Field(None, description="Folder or fsspec URL (s3://bucket/prefix) for persisted task results; empty: <artifacts_dir>/.prefect-results.")
     cache: bool = Field(True, description="Reuse a stage's result when its inputs (config section, upstream data, code) are unchanged.")
+    publish_url: str | None = Field(None, description="fsspec URL (s3://bucket/bundles) the bundle is copied to after packaging, as <publish_url>/<run-id>/, then read back and checked against its manifest; empty: not published.")
 
 
 class ReviewGateConfig(_Strict):
@@ -490,7 +497,10 @@ class ExperimentConfig(_Strict):
         return tune
 
     def result_storage_url(self) -> str:
-        return self.orchestration.result_storage or str(Path(self.artifacts_dir) / ".prefect-results")
+        """``orchestration.result_storage``, else DOUGHFLOW_RESULT_STORAGE (set by the compose stack for its
+        worker: results on its S3), else a folder beside the runs."""
+        return (self.orchestration.result_storage or os.environ.get("DOUGHFLOW_RESULT_STORAGE")
+                or str(Path(self.artifacts_dir) / ".prefect-results"))
 
     def registry_file(self) -> str:
         return self.registry_path or str(Path(self.artifacts_dir) / "registry.sqlite")

@@ -44,7 +44,8 @@ class RunPaths:
         return self.run_dir / "bundle"
 
 
-def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, formats=None, decision=None) -> dict:
+def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, formats=None, decision=None,
+                published=None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
     release = {}
@@ -57,6 +58,8 @@ def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, f
                                  "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
                                  "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
                         for f in formats.formats}}}
+    if published is not None:
+        release["published"] = published.url
     return {**release,
         "run_id": paths.run_id,
         "bundle": bundle.bundle_dir,

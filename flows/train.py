@@ -18,6 +18,7 @@ from tasks.evaluate import evaluate_task
 from tasks.export import export_task
 from tasks.formats import convert_formats_task
 from tasks.package import package_task
+from tasks.publish import publish_bundle_task
 from tasks.registry import record_task
 from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, publish_run_task, report_task
@@ -45,9 +46,10 @@ def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     report = report_task(config, paths, raw, validated, subsampled, splits, trained, evaluated, exported,
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
+    published = publish_bundle_task(config, bundle)
     publish_report_task(report, paths.run_id)
     review_packet_task(config, paths, splits, trained, evaluated, formats, bundle)
-    summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision)
+    summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision, published)
     publish_run_task(summary)
     record_task(config, paths, summary, started, decision.status)
     enforce_release_task(decision, bundle)

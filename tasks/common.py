@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,21 @@ def _log_stage_state(task, task_run, state) -> None:
     STAGE_LOG.setdefault(str(run), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
 
 
+# Fault-suite hook (tests/flows/test_faults.py): with DOUGHFLOW_FAULT_HOLD_STAGE in the environment at
+# import, every stage gets an on-running hook; the stage it names (read when the stage starts) writes the
+# file DOUGHFLOW_FAULT_HOLD_MARKER and waits to be killed, so a test can kill -9 the flow inside any stage
+# at a known point. Outside that suite the variable is unset and no hook is installed.
+FAULT_HOLD = "DOUGHFLOW_FAULT_HOLD_STAGE" in os.environ
+
+
+def _hold_for_fault_test(task, task_run, state) -> None:
+    if os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE") != task.name:
+        return
+    Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"]).write_text(f"{task.name} {os.getpid()}\n")
+    while True:
+        time.sleep(1)
+
+
 def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     """The stage's cache key from its call parameters, or None (no caching) when caching is off."""
     config = parameters["config"]
@@ -118,6 +135,8 @@ def _stage_task(defaults: dict, name: str, **options):
             settings["cache_key_fn"] = key_fn
         settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]
         settings["on_failure"] = [*settings.get("on_failure", []), _log_stage_state]
+        if FAULT_HOLD:
+            settings["on_running"] = [*settings.get("on_running", []), _hold_for_fault_test]
         if name in STAGE_TIMEOUTS:
             settings.setdefault("timeout_seconds", STAGE_TIMEOUTS[name])
         return task(name=name, **settings)(fn)

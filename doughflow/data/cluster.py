@@ -1,4 +1,4 @@
-"""Where data stages compute: an existing Dask cluster (config ``dask.address``) or a LocalCluster
+"""Where data stages compute: an existing Dask cluster (config ``dask.address`` or DOUGHFLOW_DASK_ADDRESS) or a LocalCluster
 of worker processes on the loopback interface that lives only as long as the stage.
 
 Stages build their Dask graph themselves and submit it to this client (not through Prefect's
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def in_process(config, rows: int | None) -> bool:
     """Small data on no given cluster: threads in this process. A LocalCluster of processes took
     ~25 s to start, shuffle and close for the 6.4k-row pizza set, longer than its work."""
-    return not config.address and rows is not None and rows < config.in_process_below_rows
+    return not config.scheduler_address() and rows is not None and rows < config.in_process_below_rows
 
 
 @contextlib.contextmanager
@@ -37,9 +37,9 @@ def dask_client(config, rows: int | None = None) -> Iterator["distributed.Client
     if config.shuffle_method != "auto":
         settings["dataframe.shuffle.method"] = config.shuffle_method
     with dask.config.set(settings):
-        if config.address:
-            log.info("using the Dask cluster at %s", config.address)
-            with Client(config.address) as client:
+        if address := config.scheduler_address():
+            log.info("using the Dask cluster at %s", address)
+            with Client(address) as client:
                 yield client
             return
         if in_process(config, rows):

@@ -86,10 +86,15 @@ class DataManifest:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
+        return stream_sha256(handle)
+
+
+def stream_sha256(handle) -> str:
+    """SHA-256 of a binary file object (local or fsspec remote), read in chunks."""
+    digest = hashlib.sha256()
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

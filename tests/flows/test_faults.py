@@ -1,6 +1,11 @@
-"""Fault suite: kill -9 of the flow process during several stages, then a rerun of the same run
-that completes with the same bundle (data fingerprint, model hash) as an uninterrupted run; and two
-runs at once on one artifact store that do not touch each other's files."""
+"""Fault suite: kill -9 of the flow process inside every stage, one after another on the same run,
+then a rerun that completes with the same bundle (data fingerprint, model hash) as uninterrupted
+runs; and two runs at once on one artifact store that do not touch each other's files.
+
+All runs talk to one `prefect server start` (the compose `prefect-server` command, on SQLite), so a
+kill costs a process start and one stage, not a temporary API server per run: every stage killed
+before is served from the cache.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +20,38 @@ from pathlib import Path
 import pytest
 
 from doughflow.packaging.bundle import verify_bundle
+from doughflow.registry import load_runs
 from tests.conftest import TINY_OVERRIDES
+from tests.flows.test_experiments import DATA_STAGES, MODEL_STAGES
+from tests.stack.compose import free_port, prefect_healthy, service_command, start, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Checkpoints every few steps so that a kill lands between two of them.
 FAULT_OVERRIDES = [*TINY_OVERRIDES, "train.epochs=3"]
+HOLD = "hold"  # the stage holds as soon as it is Running (tasks/common.py, DOUGHFLOW_FAULT_HOLD_STAGE)
+
+
+def _after_checkpoints(run_dir: Path, count: int):
+    return lambda: len(list((run_dir / "train" / "checkpoints").glob("*/"))) >= count
+
+
+# Every stage of flows.train in order, and when inside it the kill lands. Training is killed
+# mid-way, after its second checkpoint, so the rerun must resume from a checkpoint.
+ALL_KILL_POINTS: list[tuple[str, object]] = [
+    ("fetch", HOLD), ("validate", HOLD), ("subsample", HOLD), ("publish-subsample", HOLD), ("split", HOLD),
+    ("train", "after 2 checkpoints"), ("evaluate", HOLD), ("export-onnx", HOLD), ("deploy-formats", HOLD),
+    ("behaviour-tests", HOLD), ("release-gates", HOLD), ("report", HOLD), ("package", HOLD), ("publish-bundle", HOLD),
+    ("publish-report", HOLD), ("review-packet", HOLD), ("publish-run", HOLD), ("record-run", HOLD),
+    ("enforce-release", HOLD),
+]
+# A comma-separated subset (e.g. "fetch,subsample,train,deploy-formats,package") for a shorter CI run.
+ORDER = [stage for stage, _ in ALL_KILL_POINTS]
+KILL_POINTS = [point for point in ALL_KILL_POINTS
+               if point[0] in (os.environ.get("DOUGHFLOW_FAULT_STAGES") or ",".join(ORDER)).split(",")]
 
 
 def _command(artifacts: Path, run_id: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "flows.train", *FAULT_OVERRIDES, f"artifacts_dir={artifacts}", *extra, "--run-id", run_id]
-
-
-def _env(home: Path) -> dict:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return {**inherited, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
 
 
 def _run(command: list[str], env: dict, log: Path) -> dict:
@@ -38,18 +61,43 @@ def _run(command: list[str], env: dict, log: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _kill_when(command: list[str], env: dict, trigger, log: Path, timeout: float = 600) -> None:
+class ForkedFlows:
+    """tests/flows/forked_flow.py: one process imports the pipeline once and forks a flow per kill."""
+
+    def __init__(self, env: dict, log: Path):
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.flows.forked_flow"], cwd=ROOT, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+
+    def start(self, argv: list[str], env: dict, log: Path) -> int:
+        self.process.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_when(flows: ForkedFlows, argv: list[str], env: dict, trigger, log: Path, timeout: float = 600) -> None:
     """Start the flow, and SIGKILL its whole process group the moment ``trigger()`` holds."""
-    with log.open("w") as handle:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not trigger():
-            assert process.poll() is None, f"the run ended before the kill point:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "kill point never reached"
-            time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    pid = flows.start(argv, env, log)
+    deadline = time.monotonic() + timeout
+    while not trigger():
+        assert _alive(pid), f"the run ended before the kill point:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"kill point never reached:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+    while _alive(pid):
+        assert time.monotonic() < deadline + 60, f"{pid} survived SIGKILL"
+        time.sleep(0.1)
 
 
 def _model_identity(bundle: Path) -> tuple[str, str]:
@@ -57,41 +105,75 @@ def _model_identity(bundle: Path) -> tuple[str, str]:
     return manifest["data_fingerprint"], manifest["files"]["model.onnx"]["sha256"]
 
 
-@pytest.mark.slow
-def test_kill_9_during_stages_then_rerun_matches_an_uninterrupted_run(tmp_path):
-    env = _env(tmp_path / "prefect_home")
-    reference = _run(_command(tmp_path / "ref", "reference", "orchestration.cache=false"), env, tmp_path / "ref.log")
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory):
+    """The compose prefect-server command on loopback; every run of this module uses it."""
+    home = tmp_path_factory.mktemp("fault_prefect_home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env = {**inherited, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    log = home / "server.log"
+    server = start(service_command("prefect-server", {4200: port}), log, env)
+    try:
+        wait_until(prefect_healthy(api), server, log, "prefect server", timeout=180)
+        yield env
+    finally:
+        stop(server)
 
+
+@pytest.fixture(scope="module")
+def two_runs(server_env, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """Two uninterrupted runs started at once on one artifact store (also the fault suite's reference)."""
+    tmp = tmp_path_factory.mktemp("two_runs")
+    artifacts = tmp / "shared"
+    processes = []
+    for run_id in ("left", "right"):
+        log = (tmp / f"{run_id}.log").open("w")
+        processes.append(subprocess.Popen(_command(artifacts, run_id), cwd=ROOT, env=server_env, stdout=subprocess.PIPE,
+                                          stderr=log, text=True))
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], (tmp / "left.log").read_text()[-3000:]
+    return artifacts, [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+
+
+@pytest.mark.slow
+def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_env, two_runs, tmp_path):
     artifacts = tmp_path / "faulty"
     run_dir = artifacts / "victim"
     command = _command(artifacts, "victim")
-    kill_points = {
-        "validate": lambda: (run_dir / "data" / "valid").exists(),
-        "train, after a checkpoint": lambda: len(list((run_dir / "train" / "checkpoints").glob("*/"))) >= 2,
-        "deploy formats": lambda: any((run_dir / "export").glob("*.mlpackage")),
-    }
-    for name, trigger in kill_points.items():
-        _kill_when(command, env, trigger, tmp_path / f"kill-{name.split(',')[0]}.log")
-    resumed = _run(command, env, tmp_path / "resumed.log")
+    marker = tmp_path / "holding"
+    flows = ForkedFlows({**server_env, "DOUGHFLOW_FAULT_HOLD_STAGE": ""}, tmp_path / "forked.log")
+    try:
+        for stage, when in KILL_POINTS:
+            marker.unlink(missing_ok=True)
+            hold = stage if when == HOLD else ""
+            trigger = marker.exists if when == HOLD else _after_checkpoints(run_dir, 2)
+            _kill_when(flows, command[3:], {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
+                       trigger, tmp_path / f"kill-{stage}.log")
+            if when == HOLD:
+                assert marker.read_text().split()[0] == stage
+    finally:
+        flows.close()
+    # The last run is a plain `python -m flows.train`, as a user would rerun it.
+    resumed = _run(command, server_env, tmp_path / "resumed.log")
 
     assert resumed["run_id"] == "victim"
     assert verify_bundle(Path(resumed["bundle"])) == []
+    reference = two_runs[1][0]
     assert _model_identity(Path(resumed["bundle"])) == _model_identity(Path(reference["bundle"]))
     assert resumed["metrics"]["test_exact_count_accuracy"] == reference["metrics"]["test_exact_count_accuracy"]
+    # Each killed stage finished in the run after its kill, so the last rerun found every cached stage
+    # before the last kill point done (all of them with every kill point).
+    record = load_runs(artifacts / "registry.sqlite")[-1]
+    done = [stage for stage in DATA_STAGES | MODEL_STAGES if ORDER.index(stage) < ORDER.index(KILL_POINTS[-1][0])]
+    assert all(record.stage_states[stage] == "Cached" for stage in done), record.stage_states
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_on_one_artifact_store(tmp_path):
-    env = _env(tmp_path / "prefect_home")
-    artifacts = tmp_path / "shared"
-    processes = []
-    for run_id in ("left", "right"):
-        log = (tmp_path / f"{run_id}.log").open("w")
-        processes.append(subprocess.Popen(_command(artifacts, run_id), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                          stderr=log, text=True))
-    outputs = [process.communicate(timeout=900)[0] for process in processes]
-    assert [p.returncode for p in processes] == [0, 0], (tmp_path / "left.log").read_text()[-3000:]
-    summaries = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+def test_two_runs_at_once_on_one_artifact_store(two_runs):
+    artifacts, summaries = two_runs
     for summary, run_id in zip(summaries, ("left", "right")):
         bundle = Path(summary["bundle"])
         assert verify_bundle(bundle) == []

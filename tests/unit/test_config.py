@@ -62,3 +62,19 @@ def test_config_hash_tracks_every_field():
 def test_label_map_is_config():
     config = load_config(None, ["labels=[pepperoni, olive, onion]"])
     assert config.data.target_columns(config.labels) == ["count_pepperoni", "count_olive", "count_onion"]
+
+
+def test_stack_environment_picks_where_not_what(monkeypatch, tmp_path):
+    """The compose worker's DOUGHFLOW_DASK_ADDRESS / DOUGHFLOW_RESULT_STORAGE fill in an unset
+    address or result storage; a config's own value wins, and neither changes the config hash."""
+    plain = load_config(None, [f"artifacts_dir={tmp_path}"])
+    assert plain.dask.scheduler_address() is None
+    assert plain.result_storage_url() == str(tmp_path / ".prefect-results")
+    monkeypatch.setenv("DOUGHFLOW_DASK_ADDRESS", "tcp://dask-scheduler:8786")
+    monkeypatch.setenv("DOUGHFLOW_RESULT_STORAGE", "s3://doughflow/results")
+    stacked = load_config(None, [f"artifacts_dir={tmp_path}"])
+    assert stacked.dask.scheduler_address() == "tcp://dask-scheduler:8786"
+    assert stacked.result_storage_url() == "s3://doughflow/results"
+    assert stacked.config_hash() == plain.config_hash()
+    own = load_config(None, ["dask.address=tcp://10.0.0.5:8786", f"orchestration.result_storage={tmp_path / 'r'}"])
+    assert own.dask.scheduler_address() == "tcp://10.0.0.5:8786" and own.result_storage_url() == str(tmp_path / "r")

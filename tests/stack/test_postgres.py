@@ -1,0 +1,117 @@
+"""The compose stack's database, natively: `postgres` as docker-compose.yml runs it (on loopback,
+on a cluster made with initdb), the compose `prefect server start` on it, and flow runs through that
+server landing in Postgres' tables - a cached task included."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.stack.compose import ROOT, free_port, port_open, prefect_healthy, service_command, start, stop, wait_until
+
+USER = PASSWORD = DATABASE = "prefect"  # as the compose postgres service's environment
+
+
+def _postgres_bin() -> Path | None:
+    """Postgres' server binaries: on PATH, or Debian's /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A fresh cluster on a free loopback port. Postgres refuses to run as root: under root the
+    server runs as the `postgres` system user, in a folder it owns."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no Postgres server binaries (initdb/postgres) on this machine: apt-get install postgresql")
+    as_user = {}
+    folder = Path(tempfile.mkdtemp(prefix="doughflow-pg-"))
+    if os.geteuid() == 0:
+        as_user = {"user": "postgres", "group": "postgres"}
+        shutil.chown(folder, "postgres", "postgres")
+    (folder / "pw").write_text(PASSWORD + "\n")
+    if as_user:
+        shutil.chown(folder / "pw", "postgres", "postgres")
+    data = folder / "data"
+    subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"],
+                   check=True, capture_output=True, timeout=120, cwd=folder, **as_user)
+    port = free_port()
+    argv = service_command("postgres", {5432: port})
+    argv = [str(bin_dir / "postgres"), *argv[1:], "-D", str(data), "-c", f"unix_socket_directories={folder}"]
+    log = tmp_path / "postgres.log"
+    server = start(argv, log, **as_user)
+    try:
+        wait_until(port_open(port), server, log, "postgres")
+        env = {**os.environ, "PGPASSWORD": PASSWORD}
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
+                       check=True, env=env, timeout=60)
+        yield f"postgresql+asyncpg://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+    finally:
+        stop(server)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+FLOW = textwrap.dedent('''
+    from prefect import flow, task
+
+    @task(cache_key_fn=lambda context, parameters: f"pg-{parameters['x']}", persist_result=True)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow(name="postgres-smoke")
+    def smoke(x: int) -> str:
+        return double(x, return_state=True).name
+
+    print(smoke(21), smoke(21))
+''')
+
+
+@pytest.mark.slow
+def test_prefect_server_on_postgres(postgres, tmp_path):
+    import asyncio
+
+    import asyncpg
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": api,
+           "PREFECT_API_DATABASE_CONNECTION_URL": postgres, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "results")}
+    log = tmp_path / "server.log"
+    server = start(service_command("prefect-server", {4200: port}), log, env)
+
+    async def rows() -> tuple[int, list[str]]:
+        connection = await asyncpg.connect(postgres.replace("+asyncpg", ""))
+        try:
+            flows = await connection.fetchval("SELECT count(*) FROM flow_run fr JOIN flow f ON f.id = fr.flow_id "
+                                              "WHERE f.name = 'postgres-smoke' AND fr.state_type = 'COMPLETED'")
+            tasks = await connection.fetch("SELECT tr.state_name FROM task_run tr JOIN flow_run fr ON fr.id = tr.flow_run_id "
+                                           "JOIN flow f ON f.id = fr.flow_id WHERE f.name = 'postgres-smoke'")
+            return flows, sorted(row["state_name"] for row in tasks)
+        finally:
+            await connection.close()
+
+    expected = (2, ["Cached", "Completed"])
+    try:
+        wait_until(prefect_healthy(api), server, log, "prefect server on postgres", timeout=240)
+        done = subprocess.run([sys.executable, "-c", FLOW], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split()[-2:] == ["Completed", "Cached"], done.stdout
+        # Both flow runs and both task runs (computed, then served from the cache) are Postgres rows;
+        # task runs arrive through the server's event pipeline, so allow it a moment.
+        wait_until(lambda: asyncio.run(rows()) == expected, server, log, "task runs in postgres", timeout=60)
+    finally:
+        stop(server)
+    assert asyncio.run(rows()) == expected

@@ -46,7 +46,7 @@ def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
     report = report_task(config, paths, raw, validated, subsampled, splits, trained, evaluated, exported,
                          formats, behaviour, decision)
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
-    published = publish_bundle_task(config, bundle)
+    published = publish_bundle_task(config, bundle, decision)
     publish_report_task(report, paths.run_id)
     review_packet_task(config, paths, splits, trained, evaluated, formats, bundle)
     summary = run_summary(paths, bundle, report, evaluated, trained, exported, formats, decision, published)

@@ -6,14 +6,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 from doughflow.config import ExperimentConfig
+from doughflow.evaluation.gates import ReleaseDecision
 from doughflow.packaging.bundle import BundleResult
 from doughflow.packaging.publish import PublishResult, publish_bundle
 from tasks.common import io_task
 
 
-def publish(config: ExperimentConfig, bundle: BundleResult) -> PublishResult | None:
+log = logging.getLogger(__name__)
+
+
+def publish(config: ExperimentConfig, bundle: BundleResult, decision: ReleaseDecision) -> PublishResult | None:
+    """Only released bundles leave the machine: consumers of the published store should never have
+    to check a manifest to learn that a model was rejected (it stays in the run folder and registry)."""
     if not config.orchestration.publish_url:
+        return None
+    if not decision.released:
+        log.warning("not publishing %s to %s: the release was rejected", bundle.bundle_dir, config.orchestration.publish_url)
         return None
     return publish_bundle(Path(bundle.bundle_dir), config.orchestration.publish_url)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from doughflow.data.imagesig import shift_correlation
 from doughflow.data.lsh import bucket_pairs, hamming, minhash_band_keys, pigeonhole_keys, star_edges
@@ -209,3 +210,84 @@ def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tupl
         bucket, key = bucket[live], key[live]
     edges = sorted_star_edges(bucket, key)
     return edges["a"].to_numpy(), edges["b"].to_numpy()
+
+
+def component_choice(members: pa.Table, keep: int) -> tuple[pa.Table, pa.Table]:
+    """Keep the ``keep`` lowest ids of each component. ``members``: (component, key, id, ...) with
+    every row of a component present (a key may repeat: one id in two shards counts once).
+    Returns (removed rows with the REMOVED_COLUMNS schema, ``members`` sorted with a ``group``
+    column: the lowest id of its component)."""
+    import pyarrow.compute as pc
+
+    if members.num_rows == 0:
+        return removed_arrow(empty_removed()), members.append_column("group", pa.array([], pa.string()))
+    members = members.take(pc.sort_indices(members, sort_keys=[("component", "ascending"), ("id", "ascending"),
+                                                               ("key", "ascending")]))
+    component = members.column("component").to_numpy()
+    key = members.column("key").to_numpy()
+    starts = np.flatnonzero(np.r_[True, component[1:] != component[:-1]])
+    sizes = np.diff(np.r_[starts, len(component)])
+    distinct = np.r_[True, (component[1:] != component[:-1]) | (key[1:] != key[:-1])]
+    rank = np.cumsum(distinct) - 1
+    position = rank - np.repeat(rank[starts], sizes)
+    ids = members.column("id").combine_chunks().cast(pa.string())
+    group = ids.take(pa.array(np.repeat(starts, sizes)))
+    gone = pa.array(distinct & (position >= keep))
+    gone_ids = ids.filter(gone)
+    n = len(gone_ids)
+    removed = pa.table({"key": pa.array(key).filter(gone), "id": gone_ids,
+                        "reason": pa.array(["near_duplicate"] * n, pa.string()), "kept_id": group.filter(gone),
+                        "detail": pa.array([""] * n, pa.string())})
+    return removed, members.append_column("group", group)
+
+
+def member_map(sketch_path: str, out_path: str, graph_path: str, shard: int, parts: int) -> int:
+    """Map side of the component shuffle: this shard's rows that are in a near-dup component, as
+    (component, key, id, shard), split by component. ``graph_path``: npz of sorted node keys and
+    their component labels (16 bytes a node: the driver never holds ids per duplicate)."""
+    import pyarrow.parquet as pq
+
+    from doughflow.data.fileshuffle import write_parts
+
+    graph = np.load(graph_path)
+    nodes, labels = graph["nodes"], graph["labels"]
+    table = pq.read_table(sketch_path, columns=["key", "id"])
+    key = table.column("key").to_numpy()
+    hit = np.flatnonzero(in_sorted(key, nodes))
+    component = labels[np.searchsorted(nodes, key[hit])]
+    members = pa.table({"component": component, "key": key[hit],
+                        "id": table.column("id").combine_chunks().cast(pa.string()).take(pa.array(hit)),
+                        "shard": np.full(len(hit), shard, np.int32)})
+    write_parts(members, component % parts, parts, out_path)
+    return len(hit)
+
+
+def member_part(map_paths: list[str], part: int, keep: int, removed_path: str, group_path: str, shards: int) -> np.ndarray:
+    """Reduce side of the component shuffle: whole components meet here, the lowest ids are kept.
+    Writes the removed rows (Parquet) and each member's group id split by source shard (for
+    filter_shard); returns the removed keys."""
+    import pyarrow.parquet as pq
+
+    from doughflow.data.fileshuffle import read_part, write_parts
+
+    table = read_part(map_paths, part)
+    if table is None:
+        table = pa.table({"component": pa.array([], pa.int64()), "key": pa.array([], pa.int64()),
+                          "id": pa.array([], pa.string()), "shard": pa.array([], pa.int32())})
+    removed, members = component_choice(table, keep)
+    pq.write_table(removed, removed_path)
+    write_parts(members.select(["key", "group"]), members.column("shard").to_numpy().astype(np.int64), shards,
+                group_path)
+    return removed.column("key").to_numpy()
+
+
+def shard_groups(group_paths: list[str], shard: int) -> tuple[np.ndarray, pa.Array]:
+    """(sorted keys, group id per key) of this shard's rows in near-dup components."""
+    from doughflow.data.fileshuffle import read_part
+
+    table = read_part(group_paths, shard) if group_paths else None
+    if table is None or table.num_rows == 0:
+        return np.zeros(0, np.int64), pa.array([], pa.string())
+    keys = table.column("key").to_numpy()
+    order = np.argsort(keys, kind="stable")
+    return keys[order], table.column("group").combine_chunks().take(pa.array(order))

@@ -4,7 +4,8 @@ Out of core: one pass writes a sketch per shard (ids, hashes, signatures, featur
 dedup and text LSH, the map side of a file shuffle (doughflow.data.fileshuffle); every decision is a
 shuffle on the decision key followed by a pure per-partition function from doughflow.data.reduce.
 Only small things come back to this process: removed keys (8 bytes a row), the candidate edge list
-of near-duplicates (two int64 per duplicate), the verified pairs and a k-means sample. Removed rows
+of near-duplicates (two int64 per duplicate), their components (int64 keys and labels) and a
+k-means sample; ids per duplicate stay on the workers. Removed rows
 go to Parquet files as each step ends; a last pass filters every shard, and ``removed.parquet``
 (every removed row with its reason) is streamed together from those files.
 """
@@ -148,9 +149,11 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Candidates from LSH buckets, verified, then components; returns LSH facts and the verified
-    edges (for the report and the split)."""
+def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None,
+              n_examples: int = 6) -> tuple[dict, pd.DataFrame, list[str]]:
+    """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
+    pairs for the report, and the per-shard group files (for filter_shard). Components run here on
+    int64 keys only; the kept row of each is chosen on the workers (component_step)."""
     started = time.perf_counter()
     removed_keys = stage.keys()
     if near.kind == "text":
@@ -176,11 +179,13 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
     timing = {"candidates": round(time.perf_counter() - started, 2)}
     facts["candidate_edges"] = int(len(edges))
-    if len(edges) == 0:
-        verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
-    else:
+    threshold = near.threshold if near.kind == "text" else near.min_correlation
+    threshold = threshold if near.verify != "none" else -np.inf
+    pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    edge, score = np.zeros(0, np.int64), np.zeros(0)
+    if len(edges):
         if near.verify == "exact" and near.kind == "text" and texts is not None:
-            verified = texts.exact_scores(edges, near)
+            edge, score, pairs = texts.exact_scores(edges, near, threshold, n_examples)
             timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         else:
             ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
@@ -192,17 +197,45 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
                                      "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
             verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
                                                            meta=ver_meta).compute()
+            edge, score = verified["edge"].to_numpy(np.int64), verified["score"].to_numpy(np.float64)
+            pairs = verified[verified["score"] >= threshold].sort_values(["id_a", "id_b"]).head(n_examples)
             timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        ok = score >= threshold
         if near.verify != "none":
-            ok = verified["score"] >= (near.threshold if near.kind == "text" else near.min_correlation)
             facts["rejected_edges"] = int((~ok).sum())
-            verified = verified[ok]
-    facts["verified_edges"] = int(len(verified))
+        edge = edge[ok]
+    facts["verified_edges"] = int(len(edge))
     facts["seconds"] = timing
-    removed, groups = component_removals(verified, near.keep_per_component)
-    stage.record("near_dup", removed, started)
-    facts["components"] = int(groups["group"].nunique()) if len(groups) else 0
-    return facts, verified, groups
+    a, b = edges["a"].to_numpy(np.int64)[edge], edges["b"].to_numpy(np.int64)[edge]
+    del edges
+    nodes, labels = components(a, b)
+    group_maps = component_step(stage, nodes, labels, near.keep_per_component, started)
+    facts["components"] = int(labels.max()) + 1 if len(labels) else 0
+    return facts, pairs, group_maps
+
+
+def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
+    """Remove all but the ``keep`` lowest ids of each component through a file shuffle by component
+    (doughflow.data.reduce.member_map / member_part): this process sends only (key, label) arrays and
+    gets back removed keys. Returns the group files, split by source shard, for filter_shard."""
+    if len(nodes) == 0:
+        stage.record("near_dup", R.empty_removed(), started)
+        return []
+    client, sketches = stage.client, stage.sketch_paths
+    scratch = stage.removed_dir / "_components"
+    scratch.mkdir(parents=True, exist_ok=True)
+    graph_path = str(scratch / "graph.npz")
+    np.savez(graph_path, nodes=nodes, labels=labels)
+    shards = len(sketches)
+    maps = [str(scratch / f"members-{i:05d}.arrow") for i in range(shards)]
+    client.gather(client.map(R.member_map, sketches, maps, [graph_path] * shards, range(shards), parts=shards,
+                             pure=False))
+    outs = [str(stage.removed_dir / f"near-{p:05d}.parquet") for p in range(shards)]
+    group_maps = [str(scratch / f"groups-{p:05d}.arrow") for p in range(shards)]
+    keys = client.gather(client.map(R.member_part, [maps] * shards, range(shards), [keep] * shards, outs, group_maps,
+                                    shards=shards, pure=False))
+    stage.record_files("near_dup", outs, keys, started)
+    return group_maps
 
 
 def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
@@ -228,9 +261,11 @@ class TextSource:
     text_column: str
     scratch: Path
 
-    def exact_scores(self, edges: pd.DataFrame, near) -> pd.DataFrame:
-        """(edge, id_a, id_b, score) per candidate edge: true Jaccard of shingle sets, or a rapidfuzz
-        ratio for strings up to ``levenshtein_max_chars``, computed on the workers."""
+    def exact_scores(self, edges: pd.DataFrame, near, threshold: float,
+                     n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """(edge, score) per candidate edge, sorted by edge: true Jaccard of shingle sets, or a
+        rapidfuzz ratio for strings up to ``levenshtein_max_chars``, computed on the workers; and
+        the ``n_examples`` passing pairs with the lowest ids (ids never come here per edge)."""
         from doughflow.data import textverify
 
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -243,16 +278,19 @@ class TextSource:
             textverify.endpoint_shingles, self.paths, maps, id_column=self.id_column, text_column=self.text_column,
             edges_path=edges_path, parts=parts, kind=near.shingle, size=near.shingle_size,
             short_chars=near.levenshtein_max_chars, pure=False))
-        found = self.client.gather(self.client.map(textverify.verify_part, [maps] * parts, range(parts),
-                                                   short_chars=near.levenshtein_max_chars, pure=False))
-        scored = pd.concat(found, ignore_index=True).sort_values("edge", kind="mergesort").reset_index(drop=True)
-        return scored
+        found = self.client.gather(self.client.map(textverify.verify_part_scores, [maps] * parts, range(parts),
+                                                   short_chars=near.levenshtein_max_chars, threshold=threshold,
+                                                   examples=n_examples, pure=False))
+        edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
+        score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
+        order = np.argsort(edge, kind="stable")
+        pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
+        return edge[order], score[order], pairs.reset_index(drop=True)
 
 
 def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the ``keep`` lowest ids of each connected component; the rest are removed. Ids stay in
-    Arrow string arrays (about 20 bytes each, not a Python object each), so this process holds a
-    few tens of MB per million near-duplicates."""
+    """Keep the ``keep`` lowest ids of each connected component of verified id pairs, in one process
+    (small data, tests and benchmarks/dedup_phases.py; the stage runs the same choice on workers)."""
     if len(verified) == 0:
         return R.empty_removed(), pd.DataFrame({"id": [], "group": []})
     ids = pa.concat_arrays([_arrow_strings(verified["id_a"]), _arrow_strings(verified["id_b"])])
@@ -260,20 +298,9 @@ def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame,
     codes = encoded.indices.to_numpy().astype(np.int64)
     half = len(verified)
     nodes, labels = components(codes[:half], codes[half:])
-    table = pa.table({"component": labels, "id": encoded.dictionary.take(pa.array(nodes))})
-    table = table.take(pc.sort_indices(table, sort_keys=[("component", "ascending"), ("id", "ascending")]))
-    component = table.column("component").to_numpy()
-    starts = np.flatnonzero(np.r_[True, component[1:] != component[:-1]])
-    sizes = np.diff(np.r_[starts, len(component)])
-    position = np.arange(len(component)) - np.repeat(starts, sizes)
-    member = table.column("id").combine_chunks()
-    group = member.take(pa.array(np.repeat(starts, sizes)))
-    gone = pa.array(position >= keep)
-    gone_ids = member.filter(gone)
-    removed = pa.table({"key": id_keys(gone_ids), "id": gone_ids,
-                        "reason": pa.array(["near_duplicate"] * len(gone_ids), pa.string()),
-                        "kept_id": group.filter(gone), "detail": pa.array([""] * len(gone_ids), pa.string())})
-    groups = pa.table({"id": member, "group": group})
+    member = encoded.dictionary.take(pa.array(nodes))
+    removed, members = R.component_choice(pa.table({"component": labels, "key": id_keys(member), "id": member}), keep)
+    groups = members.select(["id", "group"])
     if removed.num_rows == 0:
         return R.empty_removed(), groups.to_pandas(types_mapper=pd.ArrowDtype)
     return removed.to_pandas(types_mapper=pd.ArrowDtype), groups.to_pandas(types_mapper=pd.ArrowDtype)
@@ -373,6 +400,12 @@ def _concat_parquet(paths: list[str], out: Path) -> None:
             writer.write_table(pq.read_table(path).cast(schema))
 
 
+def filter_part(part: int, path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
+                group_maps: list[str], centres: np.ndarray | None) -> tuple[int, dict]:
+    """filter_shard for source shard ``part``, its near-dup groups read from the component shuffle."""
+    return filter_shard(path, sketch_path, out_path, id_column, removed_keys, R.shard_groups(group_maps, part), centres)
+
+
 def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
                  groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None) -> tuple[int, dict]:
     """Write a shard's surviving rows, with their near-dup group and cluster for the split and report.
@@ -431,13 +464,13 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     near = cfg.near_dup
     width = near.num_perm if near.kind == "text" else (near.image_hash_size ** 2 + 7) // 8
     facts: dict = {}
-    groups = pd.DataFrame({"id": [], "group": []})
-    verified = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    group_maps: list[str] = []
+    pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
     if cfg.exact_dedup:
         exact_step(stage)
     if near.kind != "none":
         texts = TextSource(client, paths, id_column, near.text_column, sketch_dir / "_verify") if near.kind == "text" else None
-        facts, verified, groups = near_step(stage, near, width, texts)
+        facts, pairs, group_maps = near_step(stage, near, width, texts, cfg.report_examples)
     if cfg.max_per_id:
         id_cap_step(stage, cfg.max_per_id)
     centres, cluster_sizes = None, {}
@@ -447,10 +480,9 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     started = time.perf_counter()
     removed_keys = stage.keys()
     removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
-    groups_future = client.scatter(_group_index(groups), broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
-    written = client.gather(client.map(filter_shard, paths, sketch_paths, outs, id_column=id_column,
-                                       removed_keys=removed_future, groups=groups_future, centres=centres, pure=False))
+    written = client.gather(client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
+                                       removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False))
     if centres is not None:
         after: dict[int, int] = {}
         for _, sizes in written:
@@ -467,7 +499,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
     out_manifest.save(out_dir / "manifest.json")
     result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,
-                             stage.steps, examples(stage.removed_files, verified, cfg.report_examples), cluster_sizes, facts)
+                             stage.steps, examples(stage.removed_files, pairs, cfg.report_examples), cluster_sizes, facts)
     if score_truth:
         result.truth = score_against_truth(paths, id_column, pq.read_table(removed_path).to_pandas(),
                                            near.threshold if near.kind == "text" else None)
@@ -476,7 +508,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     return result
 
 
-def examples(removed_files: list[str], verified: pd.DataFrame, n: int) -> dict:
+def examples(removed_files: list[str], pairs: pd.DataFrame, n: int) -> dict:
     """A few removed rows per reason (the lowest ids), and near-dup pairs, for people to eyeball.
     Reads one removed file at a time and keeps n rows per reason."""
     best: dict[str, pd.DataFrame] = {}
@@ -485,8 +517,8 @@ def examples(removed_files: list[str], verified: pd.DataFrame, n: int) -> dict:
             both = pd.concat([best[reason], part]) if reason in best else part
             best[reason] = both.sort_values("id").head(n)
     out: dict = {reason: part[["id", "kept_id", "detail"]].to_dict("records") for reason, part in sorted(best.items())}
-    if len(verified):
-        out["near_pairs"] = verified.sort_values(["id_a", "id_b"]).head(n)[["id_a", "id_b", "score"]].to_dict("records")
+    if len(pairs):
+        out["near_pairs"] = pairs.sort_values(["id_a", "id_b"]).head(n)[["id_a", "id_b", "score"]].to_dict("records")
     return out
 
 

@@ -98,3 +98,13 @@ def verify_part(map_paths: list[str], part: int, short_chars: int) -> pd.DataFra
     # ids as Arrow strings inside pandas: ~20 bytes each on the way to, and in, the driver
     return pa.table({"edge": edge[first], "id_a": id_a, "id_b": id_b, "score": score}).to_pandas(types_mapper=pd.ArrowDtype) \
         .astype({"edge": "int64", "score": "float64"})
+
+
+def verify_part_scores(map_paths: list[str], part: int, short_chars: int, threshold: float,
+                       examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """``verify_part`` for the driver: (edge, score) as numpy plus the ``examples`` passing pairs with
+    the lowest (id_a, id_b), so id strings per duplicate stay on the worker."""
+    scored = verify_part(map_paths, part, short_chars)
+    ok = scored[scored["score"] >= threshold]
+    pairs = ok.sort_values(["id_a", "id_b"]).head(examples).astype({"id_a": str, "id_b": str})
+    return scored["edge"].to_numpy(np.int64), scored["score"].to_numpy(np.float64), pairs.reset_index(drop=True)

@@ -87,3 +87,52 @@ def test_text_band_shuffle_gives_the_star_edges_whatever_the_split(pairs, parts,
     # The same edge can come from two buckets that land in different parts; components only need
     # the edge set, so duplicates across parts are harmless.
     assert set(zip(got["a"], got["b"])) == set(zip(expected["a"], expected["b"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=30), st.integers(1, 3),
+       st.integers(1, 4), st.integers(0, 1000))
+def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep, shards, seed):
+    """member_map / member_part (keys and labels in, ids only on the workers) remove exactly the rows
+    component_removals removes and give every member the same group, for any number of shards."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from doughflow.data.lsh import components
+
+    pairs = pd.DataFrame({"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges],
+                          "score": 1.0})
+    pairs = pairs[pairs["id_a"] != pairs["id_b"]]
+    expected_removed, expected_groups = component_removals(pairs, keep)
+    ids = [f"d{i:02d}" for i in range(21)]
+    rng = np.random.default_rng(seed)
+    shard_of = rng.integers(0, shards, len(ids))
+    with tempfile.TemporaryDirectory() as tmp:
+        sketches = []
+        for s in range(shards):
+            mine = [i for i, at in zip(ids, shard_of) if at == s]
+            sketches.append(f"{tmp}/sketch-{s}.parquet")
+            pq.write_table(pa.table({"key": id_keys(mine), "id": pa.array(mine, pa.string())}), sketches[-1])
+        a, b = id_keys(list(pairs["id_a"])), id_keys(list(pairs["id_b"]))
+        nodes, labels = components(a, b)
+        np.savez(f"{tmp}/graph.npz", nodes=nodes, labels=labels)
+        maps = [f"{tmp}/members-{s}.arrow" for s in range(shards)]
+        for s in range(shards):
+            R.member_map(sketches[s], maps[s], f"{tmp}/graph.npz", s, shards)
+        gone = [R.member_part(maps, p, keep, f"{tmp}/near-{p}.parquet", f"{tmp}/groups-{p}.arrow", shards)
+                for p in range(shards)]
+        removed = pd.concat([pq.read_table(f"{tmp}/near-{p}.parquet").to_pandas() for p in range(shards)])
+        assert sorted(np.concatenate(gone).tolist()) == sorted(removed["key"])
+        groups = {}
+        for s in range(shards):
+            keys, group = R.shard_groups([f"{tmp}/groups-{p}.arrow" for p in range(shards)], s)
+            groups.update(zip(keys.tolist(), group.to_pylist()))
+            assert set(keys.tolist()) <= set(id_keys([i for i, at in zip(ids, shard_of) if at == s]).tolist())
+    assert sorted(zip(removed["id"], removed["kept_id"])) == \
+        sorted(zip(expected_removed["id"].astype(str), expected_removed["kept_id"].astype(str)))
+    assert sorted(removed["key"]) == sorted(id_keys(list(expected_removed["id"].astype(str))).tolist())
+    assert groups == dict(zip(id_keys(list(expected_groups["id"].astype(str))).tolist(),
+                              expected_groups["group"].astype(str)))

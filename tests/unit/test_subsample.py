@@ -50,7 +50,9 @@ def test_text_dedup_on_a_process_cluster_is_independent_of_partitioning(tmp_path
         assert result.truth["recall"] >= 0.9 and result.truth["precision"] >= 0.99
         kept = pa.concat_tables([pq.read_table(p) for p in result.manifest.paths()]).to_pandas()
         assert kept["customer_id"].value_counts().max() <= 3
-    assert results[0] == results[1]
+        assert (kept["_dup_group"] != "").any() and result.examples["near_pairs"]
+        results.append((sorted(zip(kept["doc_id"], kept["_dup_group"])), result.examples["near_pairs"]))
+    assert results[0] == results[2] and results[1] == results[3]  # removals, then groups and example pairs
 
 
 def test_bad_text_rows_are_quarantined_with_file_and_row(tmp_path, client):

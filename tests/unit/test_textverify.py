@@ -29,7 +29,8 @@ def test_scores_equal_reference_jaccard(texts, shards, parts, data, tmp_path_fac
     for s in range(shards):
         rows = list(range(s, len(texts), shards))
         paths.append(str(folder / f"in-{s}.parquet"))
-        pq.write_table(pa.table({"doc_id": [ids[r] for r in rows], "text": [texts[r] for r in rows]}), paths[-1])
+        pq.write_table(pa.table({"doc_id": pa.array([ids[r] for r in rows], pa.string()),  # typed: a shard may be empty
+                                  "text": pa.array([texts[r] for r in rows], pa.string())}), paths[-1])
         maps.append(str(folder / f"ends-{s}.arrow"))
         endpoint_shingles(paths[-1], maps[-1], id_column="doc_id", text_column="text", edges_path=str(folder / "edges.npz"),
                           parts=parts, kind="word", size=2, short_chars=0)

@@ -55,4 +55,4 @@ def test_data_stage_on_the_compose_dask_cluster(prefect_api, dask_cluster, tiny_
     # The compose worker (one process, 2 threads) ran the subsample graph: its own functions are
     # among the scheduler's task prefixes.
     assert len(executed) == 1 and sum(executed.values()) > 0, executed
-    assert {"sketch_shard", "exact_duplicates"} <= set(prefixes), prefixes
+    assert {"sketch_shard", "exact_part"} <= set(prefixes), prefixes

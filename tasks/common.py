@@ -80,7 +80,10 @@ FAULT_HOLD = "DOUGHFLOW_FAULT_HOLD_STAGE" in os.environ
 def _hold_for_fault_test(task, task_run, state) -> None:
     if os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE") != task.name:
         return
-    Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"]).write_text(f"{task.name} {os.getpid()}\n")
+    marker = Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"])
+    staged = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    staged.write_text(f"{task.name} {os.getpid()}\n")
+    staged.replace(marker)  # whole or absent: the test polls for the file, then reads it
     while True:
         time.sleep(1)
 

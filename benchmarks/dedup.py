@@ -29,13 +29,15 @@ class PeakRSS:
     def __init__(self):
         self.peak = 0
         self.per_process: dict[int, int] = {}  # pid -> its own peak, to see who holds the memory
+        self.timeline: list[tuple[float, int, dict[int, int]]] = []  # (seconds, total, rss per pid)
+        self.started = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            total, now = 0, {}
             for proc in [me, *me.children(recursive=True)]:
                 try:
                     rss = proc.memory_info().rss
@@ -43,7 +45,9 @@ class PeakRSS:
                     continue
                 total += rss
                 self.per_process[proc.pid] = max(self.per_process.get(proc.pid, 0), rss)
+                now[proc.pid] = rss
             self.peak = max(self.peak, total)
+            self.timeline.append((time.perf_counter() - self.started, total, now))
             time.sleep(0.2)
 
     def __enter__(self):
@@ -53,6 +57,14 @@ class PeakRSS:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+    def write_timeline(self, path: Path) -> None:
+        """One row per sample: seconds, total MB, then MB per process (this one first)."""
+        pids = sorted(self.per_process)
+        lines = ["seconds,total_mb," + ",".join(f"pid{pid}_mb" for pid in pids)]
+        for t, total, now in self.timeline:
+            lines.append(f"{t:.1f},{total / 2**20:.0f}," + ",".join(f"{now.get(pid, 0) / 2**20:.0f}" for pid in pids))
+        path.write_text("\n".join(lines) + "\n")
 
 
 def baseline(paths, rows: int, threshold: float, num_perm: int, shingle_size: int) -> dict:
@@ -161,6 +173,10 @@ def main(argv=None) -> dict:
     print(f"{'peak RSS all processes MB':28}{peak.peak / 2**20:>18.0f}{'':>14}")
     print("peak RSS per process MB (this one first): "
           + ", ".join(f"{v / 2**20:.0f}" for _, v in sorted(peak.per_process.items())))
+    peak_at = max(peak.timeline, key=lambda sample: sample[1])[0] - (started - peak.started) if peak.timeline else 0.0
+    peak.write_timeline(work / "rss_timeline.csv")
+    print(f"peak at {peak_at:.0f} s after the start (cluster ready at {ready - started:.0f} s); "
+          f"RSS over time: {work / 'rss_timeline.csv'}")
     print("steps: " + ", ".join(f"{s.step} {s.seconds}s -{s.rows_in - s.rows_out}" for s in result.steps))
     print("lsh: " + json.dumps(result.lsh))
     summary = {"docs_per_s": round(args.rows / seconds, 1), "baseline_docs_per_s": round(base["docs_per_s"], 1),

@@ -1,22 +1,26 @@
-"""A shuffle through files: each map task writes one Arrow file sorted by destination part, each reduce
-task reads its slice of every map file. Nothing passes through the Dask scheduler or this process.
+"""A shuffle through files: each map task writes one Arrow IPC file with one record batch per
+destination part, each reduce task reads its own batch of every map file. Nothing passes through the
+Dask scheduler or this process.
 
 Why not a Dask DataFrame shuffle: near-dup moves 20+ small integer rows per document (one per LSH
 band), and a p2p shuffle of pandas frames was 70% of near-dup time (measured); as Arrow files on
 local disk the same data costs one sort and one write per shard. Memory per reduce task is one
 part: about one shard's worth when there are as many parts as shards. Needs a folder every worker
 can read (a LocalCluster, or a shared filesystem on a real cluster).
+
+Why a batch per part, read with plain file reads: a reduce task then reads only its own bytes of
+each map file. Slicing one big batch of memory-mapped files kept every map file mapped until the
+slices were combined, and the pages the kernel faulted in around them counted in the worker's RSS:
+at 10M rows (200 map files of 16 MB) one band reduce went from 0.4 to 1 GB for 50 ms, and Dask's
+nanny restarted the worker (measured; see benchmarks/dedup.py's RSS timeline).
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pyarrow as pa
-
-_BOUNDS = b"doughflow.part_bounds"
 
 
 def part_of(keys: np.ndarray, parts: int) -> np.ndarray:
@@ -25,15 +29,17 @@ def part_of(keys: np.ndarray, parts: int) -> np.ndarray:
 
 
 def write_parts(table: pa.Table, part: np.ndarray, parts: int, path: str) -> None:
-    """Write ``table`` sorted by ``part`` (stable), with the row bounds of each part in the schema."""
+    """Write ``table`` grouped by ``part`` (stable): record batch ``p`` holds the rows of part ``p``."""
     small = part.astype(np.uint16) if parts <= 1 << 16 else part
     order = np.argsort(small, kind="stable")  # radix sort for 16-bit keys: linear time
     bounds = np.searchsorted(part[order], np.arange(parts + 1)).tolist()
     table = table.take(pa.array(order)) if len(order) else table
-    table = table.replace_schema_metadata({_BOUNDS: json.dumps(bounds).encode()})
+    rows = table.combine_chunks().to_batches()
+    whole = rows[0] if rows else pa.RecordBatch.from_pylist([], schema=table.schema)
     tmp = f"{path}.tmp"
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+        for p in range(parts):
+            writer.write_batch(whole.slice(bounds[p], bounds[p + 1] - bounds[p]))
     os.replace(tmp, path)
 
 
@@ -41,13 +47,11 @@ def read_part(paths: list[str], part: int, columns: list[str] | None = None) -> 
     """Rows of ``part`` from every map file (None when there are no map files)."""
     pieces = []
     for path in paths:
-        with pa.memory_map(path) as source:
-            table = pa.ipc.open_file(source).read_all()
-            bounds = json.loads(table.schema.metadata[_BOUNDS])
-            piece = table.slice(bounds[part], bounds[part + 1] - bounds[part])
-            if columns is not None:
-                piece = piece.select(columns)
-            pieces.append(piece.combine_chunks().replace_schema_metadata(None))
+        with pa.OSFile(path) as source:
+            batch = pa.ipc.open_file(source).get_batch(part)
+        if columns is not None:
+            batch = batch.select(columns)
+        pieces.append(batch)
     if not pieces:
         return None
-    return pa.concat_tables(pieces).combine_chunks()
+    return pa.Table.from_batches(pieces).combine_chunks()

@@ -21,8 +21,38 @@ def stage_runs() -> tuple[dict[str, float], dict[str, str]]:
     from prefect.runtime import flow_run
 
     run = flow_run.root_flow_run_id or flow_run.id
-    log = STAGE_LOG.get(str(run), {}) if run else {}
-    return {name: entry["seconds"] for name, entry in log.items()}, {name: entry["state"] for name, entry in log.items()}
+    stages = dict(STAGE_LOG.get(str(run), {})) if run else {}
+    if run and flow_run.run_count > 1:
+        for name, entry in earlier_attempt_stages(str(run)).items():
+            stages.setdefault(name, entry)
+    return {name: e["seconds"] for name, e in stages.items()}, {name: e["state"] for name, e in stages.items()}
+
+
+def earlier_attempt_stages(root_id: str) -> dict[str, dict]:
+    """Stages that finished in an earlier attempt of this flow run, from the Prefect API. A
+    `prefect flow-run retry` returns a sub-flow that already completed (prepare-data) without running
+    it again, so its stages never reach this attempt's hooks. States read "Completed (earlier attempt)"."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    found: dict[str, dict] = {}
+    try:
+        with get_client(sync_client=True) as client:
+            runs, frontier = [root_id], [root_id]
+            while frontier:  # train -> train-pipeline -> prepare-data
+                children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)))
+                frontier = [str(child.id) for child in children if str(child.id) not in runs]
+                runs.extend(frontier)
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
+    except Exception as error:  # noqa: BLE001 - the record is still written, without those stages
+        log.warning("could not read earlier attempts' stages from the Prefect API: %s", error)
+        return found
+    for task_run in task_runs:
+        if task_run.state is not None and task_run.state.is_completed():
+            found[task_run.name.rsplit("-", 1)[0]] = {"state": f"{task_run.state.name} (earlier attempt)",
+                                                      "seconds": round(task_run.total_run_time.total_seconds(), 3)}
+    return found
 
 
 def record(config: ExperimentConfig, paths: RunPaths, summary: dict, started: float, status: str) -> str:

@@ -1,16 +1,24 @@
 """A real Prefect server and process worker on loopback: deploy, trigger with a parameter
-override, wait for the run and check the bundle it wrote."""
+override, wait for the run and check the bundle it wrote; kill a run mid-training and resume it with
+`prefect flow-run retry`."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
+import psutil
 import pytest
 
 from doughflow.packaging.bundle import verify_bundle
+from doughflow.registry import load_runs
 from tests.stack.compose import ROOT, free_port, prefect_healthy, service_command, start, stop, wait_until
 
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -37,26 +45,42 @@ def prefect_stack(tmp_path_factory):
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         worker = start(service_command("worker"), home / "worker.log", env)
         processes.append(worker)
-        yield env, home
+        yield env, home, worker
     finally:
         for process in reversed(processes):
             stop(process)
 
 
-@pytest.mark.slow
-def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
-    env, home = prefect_stack
-    listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert "train/pizza" in listed.stdout and "train/pizza-quick" in listed.stdout
-    config = {
-        "name": "e2e", "artifacts_dir": str(tmp_path),
+def _quick_config(name: str, artifacts: Path, **train) -> dict:
+    return {
+        "name": name, "artifacts_dir": str(artifacts),
         "data": {"source": {"generator": {"num_images": 250, "num_customers": 50}}},
-        "train": {"epochs": 1, "micro_batch_size": 32},
+        "train": {"epochs": 1, "micro_batch_size": 32, **train},
         "evaluate": {"min_exact_count_accuracy": 0, "worst_examples": 2},
         # A 1-epoch model is not releasable; here we test the orchestration, not the gates.
         "release": {"properties": {"examples": 3, "max_failure_rate": 1.0},
                     "quantization": {"calibration_samples": 16, "latency_repeats": 2}},
     }
+
+
+def _flow_run_state(env: dict, flow_run_id: str) -> str:
+    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{flow_run_id}", timeout=10) as response:
+        return json.load(response)["state"]["type"]
+
+
+def _wait_for(condition, what: str, log: Path, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} never happened:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
+    env, home, _ = prefect_stack
+    listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "train/pizza" in listed.stdout and "train/pizza-quick" in listed.stdout
+    config = _quick_config("e2e", tmp_path)
     run = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}",
                           "--watch", "--watch-timeout", "600"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=700)
     worker_log = (home / "worker.log").read_text()[-3000:]
@@ -67,3 +91,60 @@ def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
     assert verify_bundle(bundles[0]) == []
     written = json.loads((bundles[0] / "manifest.json").read_text())
     assert written["experiment"] == "e2e"
+
+
+@pytest.mark.slow
+def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_path):
+    """kill -9 of the worker's flow process in the middle of training, then `prefect flow-run retry`:
+    the same flow run (so the same run folder) is picked up by the worker again, every stage before
+    training comes back cached, and training continues from its checkpoint."""
+    env, home, worker_process = prefect_stack
+    worker_log = home / "worker.log"
+    config = _quick_config("retry", tmp_path, epochs=3, checkpoint_every_steps=2)
+    created = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0, created.stdout + created.stderr
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", created.stdout).group(1)
+
+    def checkpoints() -> list[Path]:
+        return list(tmp_path.glob("retry-*/train/checkpoints/*/"))
+
+    _wait_for(lambda: len(checkpoints()) >= 2, "two training checkpoints", worker_log)
+    # The flow process and whatever it started (DataLoader workers come and go each epoch): its
+    # whole process group, or every descendant where it shares the worker's group.
+    worker = psutil.Process(worker_process.pid)
+    log_before_kill = len(worker_log.read_text())
+    flow_processes = worker.children()
+    assert flow_processes, "the worker runs no flow process"
+    for process in flow_processes:
+        group = os.getpgid(process.pid)
+        if group != os.getpgid(worker.pid):
+            os.killpg(group, signal.SIGKILL)
+        for child in [process, *process.children(recursive=True)]:
+            child.send_signal(signal.SIGKILL)
+    # The flow's runner reports the crash; then the worker itself proposes Crashed too, some seconds
+    # later (after the runner's hooks), and logs under prefect.flow_runs.worker. A retry before that
+    # second proposal would be overwritten by it, so wait for the worker's line.
+    def worker_done() -> bool:
+        return "prefect.flow_runs.worker - " in worker_log.read_text()[log_before_kill:]
+
+    _wait_for(lambda: _flow_run_state(env, flow_run_id) == "CRASHED" and worker_done(),
+              "the worker finishing the killed flow run", worker_log, 120)
+    run_dirs = list(tmp_path.glob("retry-*"))
+    assert len(run_dirs) == 1 and not (run_dirs[0] / "train" / "result.json").exists()
+
+    retried = subprocess.run([*PREFECT, "flow-run", "retry", flow_run_id], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    _wait_for(lambda: _flow_run_state(env, flow_run_id) in ("COMPLETED", "FAILED", "CRASHED"), "the retried run's end",
+              worker_log)
+    assert _flow_run_state(env, flow_run_id) == "COMPLETED", worker_log.read_text()[-3000:]
+
+    assert list(tmp_path.glob("retry-*")) == run_dirs  # the run id follows the flow run: same folder
+    trained = json.loads((run_dirs[0] / "train" / "result.json").read_text())
+    assert trained["resumed_from_step"] > 0 and len(trained["history"]["epoch"]) == 3
+    assert verify_bundle(run_dirs[0] / "bundle") == []
+    # The data sub-flow completed in the killed attempt, so the retry reused it whole.
+    states = load_runs(tmp_path / "registry.sqlite")[-1].stage_states
+    assert all(states[stage].endswith("(earlier attempt)") for stage in ("fetch", "validate", "subsample", "split")), states
+    assert states["train"] == "Completed", states

@@ -50,3 +50,34 @@ def test_render_any_count_combination(counts, seed):
     assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8
     again = render_pizza(counts, np.random.default_rng(seed), size=64)
     assert np.array_equal(pixels, again)
+
+
+@settings(max_examples=30, deadline=None)
+@given(mode=st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "1"]), height=st.integers(1, 40), width=st.integers(1, 40),
+       seed=st.integers(0, 2**16))
+def test_png_decoding_gives_pillows_pixels_for_every_colour_type(mode, height, width, seed):
+    """PNGs are decoded by libspng (pyspng), everything else by Pillow: both must agree exactly."""
+    import io
+
+    from PIL import Image
+
+    rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    image = Image.fromarray(rgba, "RGBA").convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    decoded = decode_image(buffer.getvalue())
+    assert decoded.dtype == np.uint8 and decoded.shape == (height, width, 3)
+    assert np.array_equal(decoded, expected)
+
+
+def test_a_damaged_png_raises_a_clear_error():
+    import pytest
+
+    from doughflow.data.pizza import encode_png
+
+    data = encode_png(render_pizza({label: 1 for label in LABELS}, np.random.default_rng(3), 64))
+    for damaged in (data[: len(data) // 2], data[:40] + b"x" * 30 + data[70:]):
+        with pytest.raises(ValueError, match="undecodable PNG"):
+            decode_image(damaged)
+

@@ -11,7 +11,7 @@ ENV PIP_TORCH="--extra-index-url https://download.pytorch.org/whl/cpu"
 RUN python -m pip install -q -c constraints-cpu.txt $PIP_TORCH pip setuptools wheel \
  && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH torch \
  && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH --no-build-isolation deepspeed \
- && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH -e '.[s3]'
+ && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH -e '.[s3,postgres]'
 COPY configs configs
 COPY deployments deployments
 ENV DOUGHFLOW_HOME=/opt/doughflow PYTHONUNBUFFERED=1

@@ -115,3 +115,46 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
     finally:
         stop(server)
     assert asyncio.run(rows()) == expected
+
+
+@pytest.mark.slow
+def test_tuning_study_on_the_stacks_postgres(postgres, tmp_path):
+    """`tune.storage` pointed at the stack's Postgres (the Prefect server's database): the study,
+    its enqueued baseline, sampled trials and their outcomes live there, and a reopened study (a
+    rerun of flows.tune) resumes from them."""
+    import asyncio
+
+    import asyncpg
+    import optuna
+
+    from doughflow.config import load_config
+    from doughflow.tuning.study import ask, load_study, open_study, tell, trials_left
+
+    url = postgres.replace("+asyncpg", "+psycopg2")
+    config = load_config(None, [f"artifacts_dir={tmp_path}", f"tune.storage={url}", "tune.study_name=pg-study"])
+    ref = open_study(config)
+    assert ref.storage == url and not (tmp_path / "tune").exists()  # nothing fell back to SQLite
+    outcomes = [{"state": "complete", "value": 0.8}, {"state": "pruned"}, {"state": "complete", "value": 0.9}]
+    plans = []
+    for outcome in outcomes:
+        plans.append(ask(ref, config.tune))
+        assert tell(ref, plans[-1], {**outcome, "run_id": f"run-{plans[-1].number}"}) == outcome["state"]
+    assert plans[0].params == config.tune.enqueue[0]  # the enqueued baseline runs first
+    assert len({tuple(sorted(p.params.items())) for p in plans}) == 3
+
+    reopened = open_study(config)  # a rerun: the baseline is not enqueued twice
+    assert trials_left(reopened, 5) == 2
+    study = load_study(reopened)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                                               optuna.trial.TrialState.COMPLETE]
+    assert study.best_value == 0.9 and study.best_trial.user_attrs["run_id"] == "run-2"
+
+    async def stored() -> tuple[str, int]:
+        connection = await asyncpg.connect(postgres.replace("+asyncpg", ""))
+        try:
+            name = await connection.fetchval("SELECT study_name FROM studies")
+            return name, await connection.fetchval("SELECT count(*) FROM trials")
+        finally:
+            await connection.close()
+
+    assert asyncio.run(stored()) == ("pg-study", 3)

@@ -27,11 +27,16 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 run: setup
 	$(PY) -m flows.train --config $(CONFIG) $(ARGS)
 
+# Test files run in 2 processes (pytest-xdist): the slowest files mostly wait on servers and
+# subprocesses. A file stays on one process, so its module fixtures are built once. JOBS=0 runs serially.
+JOBS ?= 2
+XDIST = $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadfile,)
+
 test: setup
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest $(XDIST) $(ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

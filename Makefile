@@ -15,7 +15,10 @@ BOOTSTRAP := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINT
 ifeq ($(INSTALLER),uv)
 # unsafe-best-match: like pip, take each package's best version from any index, so a torch index
 # in PIP_TORCH cannot shadow PyPI's releases of other packages.
-PIP := $(VENV)/bin/uv pip install --python $(PY) -q -c $(CONSTRAINTS) --index-strategy unsafe-best-match $(PIP_TORCH)
+# --compile-bytecode: pip writes .pyc at install and uv does not; where PYTHONDONTWRITEBYTECODE is set
+# (as on our machines) every process would otherwise compile torch and prefect from source again.
+PIP := $(VENV)/bin/uv pip install --python $(PY) -q -c $(CONSTRAINTS) --index-strategy unsafe-best-match \
+	--compile-bytecode $(PIP_TORCH)
 else
 PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyspng
 from PIL import Image, ImageDraw
 
 from doughflow.config import PizzaGeneratorConfig
@@ -262,8 +263,6 @@ def decode_image(data: bytes) -> np.ndarray:
     same pixels for every colour type (RGB, RGBA, grey, palette, 1-bit), and decoding is the training
     loader's main cost. Everything else goes through Pillow."""
     if data[:8] == _PNG_SIGNATURE:
-        import pyspng
-
         try:
             return pyspng.load(data, format="RGB")
         except RuntimeError as error:  # libspng's message names what is wrong ("end of stream", a bad chunk)

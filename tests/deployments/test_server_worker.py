@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -68,13 +67,6 @@ def _flow_run_state(env: dict, flow_run_id: str) -> str:
         return json.load(response)["state"]["type"]
 
 
-def _wait_for(condition, what: str, log: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} never happened:\n{log.read_text()[-3000:]}"
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
     env, home, _ = prefect_stack
@@ -109,7 +101,7 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
     def checkpoints() -> list[Path]:
         return list(tmp_path.glob("retry-*/train/checkpoints/*/"))
 
-    _wait_for(lambda: len(checkpoints()) >= 2, "two training checkpoints", worker_log)
+    wait_until(lambda: len(checkpoints()) >= 2, worker_process, worker_log, "two training checkpoints", 600)
     # The flow process and whatever it started (DataLoader workers come and go each epoch): its
     # whole process group, or every descendant where it shares the worker's group.
     worker = psutil.Process(worker_process.pid)
@@ -128,16 +120,16 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
     def worker_done() -> bool:
         return "prefect.flow_runs.worker - " in worker_log.read_text()[log_before_kill:]
 
-    _wait_for(lambda: _flow_run_state(env, flow_run_id) == "CRASHED" and worker_done(),
-              "the worker finishing the killed flow run", worker_log, 120)
+    wait_until(lambda: _flow_run_state(env, flow_run_id) == "CRASHED" and worker_done(), worker_process, worker_log,
+               "the worker finishing the killed flow run", 120)
     run_dirs = list(tmp_path.glob("retry-*"))
     assert len(run_dirs) == 1 and not (run_dirs[0] / "train" / "result.json").exists()
 
     retried = subprocess.run([*PREFECT, "flow-run", "retry", flow_run_id], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=120)
     assert retried.returncode == 0, retried.stdout + retried.stderr
-    _wait_for(lambda: _flow_run_state(env, flow_run_id) in ("COMPLETED", "FAILED", "CRASHED"), "the retried run's end",
-              worker_log)
+    wait_until(lambda: _flow_run_state(env, flow_run_id) in ("COMPLETED", "FAILED", "CRASHED"), worker_process,
+               worker_log, "the retried run's end", 600)
     assert _flow_run_state(env, flow_run_id) == "COMPLETED", worker_log.read_text()[-3000:]
 
     assert list(tmp_path.glob("retry-*")) == run_dirs  # the run id follows the flow run: same folder

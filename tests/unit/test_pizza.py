@@ -1,12 +1,15 @@
+import io
 from collections import Counter
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.pizza import PizzaGenerator, decode_image, generate_pizza_dataset, render_pizza
+from doughflow.data.pizza import PizzaGenerator, decode_image, encode_png, generate_pizza_dataset, render_pizza
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 
@@ -57,10 +60,6 @@ def test_render_any_count_combination(counts, seed):
        seed=st.integers(0, 2**16))
 def test_png_decoding_gives_pillows_pixels_for_every_colour_type(mode, height, width, seed):
     """PNGs are decoded by libspng (pyspng), everything else by Pillow: both must agree exactly."""
-    import io
-
-    from PIL import Image
-
     rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
     source = Image.fromarray(rgba, "RGBA") if "A" in mode else Image.fromarray(rgba[..., :3], "RGB")
     image = source.convert(mode)
@@ -73,12 +72,7 @@ def test_png_decoding_gives_pillows_pixels_for_every_colour_type(mode, height, w
 
 
 def test_a_damaged_png_raises_a_clear_error():
-    import pytest
-
-    from doughflow.data.pizza import encode_png
-
     data = encode_png(render_pizza({label: 1 for label in LABELS}, np.random.default_rng(3), 64))
     for damaged in (data[: len(data) // 2], data[:40] + b"x" * 30 + data[70:]):
         with pytest.raises(ValueError, match="undecodable PNG"):
             decode_image(damaged)
-

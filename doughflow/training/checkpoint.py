@@ -1,7 +1,10 @@
 """What a training checkpoint holds beyond DeepSpeed's own state, and housekeeping of the folder.
 
-DeepSpeed saves model, optimizer and LR-scheduler state and writes ``latest`` only once a tag is
-complete, so a process killed while saving leaves the previous checkpoint usable. We add the loop's
+DeepSpeed saves model, optimizer and LR-scheduler state; ``latest`` is ours, not DeepSpeed's
+(``save_latest=False``). DeepSpeed's rank 0 opens and writes ``latest`` before the other ranks have
+finished their shards, so a kill in between left an empty pointer (a resume that silently starts
+over) or one naming a tag with missing shards. We replace it atomically once every rank is done, so
+a process killed while saving leaves the previous checkpoint usable. We add the loop's
 position (epoch, batches done in it, so the data stream can skip to it), history, early-stopping
 state and a fingerprint of everything that must not change across a resume, plus every rank's RNG
 states in a file of its own (DeepSpeed keeps only rank 0's client state).
@@ -86,7 +89,14 @@ def load_rng(checkpoint_dir: Path, tag: str, rank: int) -> bool:
 
 def latest_tag(checkpoint_dir: Path) -> str | None:
     latest = checkpoint_dir / "latest"
-    return latest.read_text().strip() if latest.exists() else None
+    return (latest.read_text().strip() or None) if latest.exists() else None
+
+
+def mark_latest(checkpoint_dir: Path, tag: str) -> None:
+    """Point ``latest`` at ``tag``: call once every rank has finished saving it."""
+    tmp = checkpoint_dir / f".latest.{os.getpid()}.tmp"
+    tmp.write_text(tag)
+    os.replace(tmp, checkpoint_dir / "latest")
 
 
 def prune(checkpoint_dir: Path, keep: int) -> list[str]:

@@ -406,8 +406,10 @@ def run_training(job: TrainJob) -> TrainResult | None:
 
     def save(tag_name: str) -> None:
         ckpt.save_rng(checkpoint_dir, tag_name, rank)
-        engine.save_checkpoint(str(checkpoint_dir), tag=tag_name, client_state=state.to_client_state())
+        # Returns after a barrier: every rank's files of this tag are written.
+        engine.save_checkpoint(str(checkpoint_dir), tag=tag_name, client_state=state.to_client_state(), save_latest=False)
         if rank == 0:
+            ckpt.mark_latest(checkpoint_dir, tag_name)
             ckpt.prune(checkpoint_dir, cfg.keep_checkpoints)
 
     for epoch in range(state.epoch, cfg.epochs):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from doughflow.training.checkpoint import LoopState, prune, state_dict_hash
+from doughflow.training.checkpoint import LoopState, latest_tag, mark_latest, prune, state_dict_hash
 
 
 def test_prune_keeps_newest_and_latest(tmp_path):
@@ -28,3 +28,13 @@ def test_state_dict_hash_sees_every_bit():
 def test_loop_state_round_trips_through_client_state():
     state = LoopState(epoch=3, batches_done=7, best_score=0.9, fingerprint="abc")
     assert LoopState.from_client_state(state.to_client_state()) == state
+
+
+def test_latest_pointer_is_replaced_whole_and_an_empty_one_names_nothing(tmp_path):
+    assert latest_tag(tmp_path) is None
+    (tmp_path / "latest").write_text("")  # a writer killed between open and write (DeepSpeed's own)
+    assert latest_tag(tmp_path) is None
+    for tag in ("step-00000002", "step-00000004"):
+        mark_latest(tmp_path, tag)
+        assert latest_tag(tmp_path) == tag
+    assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # no temporary file left behind

@@ -15,6 +15,7 @@ final weights are bit-identical.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -35,6 +36,7 @@ from doughflow.config import TrainConfig
 from doughflow.preprocessing import Preprocessing
 from doughflow.training import checkpoint as ckpt
 from doughflow.training.control import await_verdict, publish_epoch
+from doughflow.training.engine import backward_step, build_engine, forward_loss, resolved_ds_config
 from doughflow.training.progress import write_progress
 from doughflow.training.models import build_model
 from doughflow.training.streaming import Columns, ParquetStream, ShardRef, make_loader
@@ -132,22 +134,6 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
-    config: dict = {
-        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
-        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
-        "zero_optimization": {"stage": cfg.zero_stage},
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
-    if cfg.gradient_clipping > 0:
-        config["gradient_clipping"] = cfg.gradient_clipping
-    if cfg.precision != "fp32":
-        # BatchNorm keeps fp32 running stats, which DeepSpeed's bf16 engine rejects; autocast works.
-        config["torch_autocast"] = {"enabled": True, "dtype": "bfloat16" if cfg.precision == "bf16" else "float16"}
-    return config
-
-
 def lr_factor(cfg: TrainConfig, total_updates: int):
     """Linear warm-up, then cosine / linear decay to min_lr_ratio, or constant."""
     warmup, floor = cfg.warmup_steps, cfg.min_lr_ratio
@@ -168,16 +154,6 @@ def lr_factor(cfg: TrainConfig, total_updates: int):
 def warmup_cosine(warmup: int, total: int):
     """The skeleton's schedule (cosine to 0.02), kept for callers that build one by hand."""
     return lr_factor(TrainConfig(warmup_steps=warmup), total)
-
-
-def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int) -> dict:
-    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer, schedule), for the bundle."""
-    return {**deepspeed_config(cfg, device), "doughflow": {
-        "optimizer": {"type": "torch.optim.AdamW", "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay},
-        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", "warmup_steps": cfg.warmup_steps,
-                      "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
-        "world_size": world_size, "device": device.type, "seed": cfg.seed,
-        "global_batch_size": cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size}}
 
 
 def import_model_module(cfg: TrainConfig) -> None:
@@ -221,28 +197,35 @@ def quick_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
              autocast_dtype: torch.dtype | None, task: str = "count") -> dict[str, float]:
-    """Streamed val metrics: sums per batch, so the val split never sits in memory."""
+    """Streamed val metrics: sums per batch, so the val split never sits in memory.
+
+    The sums stay on the device and are read once at the end: a read per batch would make a GPU
+    wait for its host between batches.
+    """
     model.eval()
-    abs_error, exact, cells = 0.0, 0, 0
+    error_sum = torch.zeros((), dtype=torch.float64, device=device)
+    exact = torch.zeros((), dtype=torch.int64, device=device)
+    cells = 0
     for batch in loader:
         inputs = normalize(batch["images"].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             pred = model(inputs).float()
-        target = batch["targets"].to(device)
+        target = batch["targets"].to(device, non_blocking=True)
         if task == "classification":
-            abs_error += float(torch.nn.functional.cross_entropy(pred, target, reduction="sum"))
-            exact += int((pred.argmax(dim=1) == target.argmax(dim=1)).sum())
+            error_sum += torch.nn.functional.cross_entropy(pred, target, reduction="sum").double()
+            exact += (pred.argmax(dim=1) == target.argmax(dim=1)).sum()
             cells += len(target)
-            continue
-        abs_error += float((pred - target).abs().sum())
-        exact += int((torch.round(pred.clamp(min=0)) == target).sum())
-        cells += target.numel()
+        else:
+            error_sum += (pred - target).abs().sum().double()
+            exact += (torch.round(pred.clamp(min=0)) == target).sum()
+            cells += target.numel()
     model.train()
     if cells == 0:
         return {}
+    error, hits = float(error_sum), int(exact)
     if task == "classification":
-        return {"loss": abs_error / cells, "accuracy": exact / cells}
-    return {"mae": abs_error / cells, "exact_count_accuracy": exact / cells}
+        return {"loss": error / cells, "accuracy": hits / cells}
+    return {"mae": error / cells, "exact_count_accuracy": hits / cells}
 
 
 def configure_determinism(cfg: TrainConfig, device: torch.device) -> None:
@@ -363,8 +346,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total_updates))
-    ds_config = deepspeed_config(cfg, device)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
+    engine = build_engine(model, optimizer, scheduler, cfg, device, world_size)
     ds_config_path = out_dir / "ds_config.json"
     if rank == 0:
         ds_config_path.write_text(json.dumps(resolved_ds_config(cfg, device, world_size, total_updates), indent=2))
@@ -395,6 +377,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
     autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
     normalize = Normalizer(job.preprocessing, device)
     lazy_loss = device.type == "cuda" and cfg.on_nan_loss == "fail"
+    loss_fn = functools.partial(task_loss, job.task)
     losses = LossLog(lazy_loss, state.history["step_loss"])
     history = state.history
     history["batch_size"] = cfg.micro_batch_size * accumulation * world_size
@@ -437,10 +420,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
                     f"rank {rank} ran out of training data at epoch {epoch + 1} step {step} of {steps} after skipping "
                     f"{sum(bad_rows.values())} bad rows; fix or drop the bad rows (see warnings above)") from None
             bad_rows[batch["worker"]] = batch["bad_rows"]
-            inputs = normalize(batch["images"].to(device, non_blocking=True))
-            targets = batch["targets"].to(device, non_blocking=True)
-            outputs = engine(inputs)
-            loss = task_loss(job.task, outputs.float(), targets)
+            loss = forward_loss(engine, batch["images"], batch["targets"], normalize, device, loss_fn)
             where = f"epoch {epoch + 1} step {step} (global step {engine.global_steps}, rank {rank})"
             if cfg.on_nan_loss == "skip":
                 bad = torch.tensor([0.0 if bool(torch.isfinite(loss)) else 1.0])
@@ -456,8 +436,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
                     continue
             elif not lazy_loss and not bool(torch.isfinite(loss)):
                 raise FloatingPointError(nan_message(float(loss.detach()), where, batch["ids"]))
-            engine.backward(loss)
-            engine.step()
+            backward_step(engine, loss)
             losses.add(loss, where, batch["ids"])
             state.batches_done = step + 1
             seen += len(batch["ids"]) * world_size

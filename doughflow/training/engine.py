@@ -1,0 +1,101 @@
+"""The DeepSpeed engine as doughflow sets it up, and one training micro-step on it.
+
+DeepSpeed 0.19's defaults at ZeRO-0 make the host wait for the GPU several times a step, and a GPU
+that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (shared
+NOTES). Three things cause the waits, and :func:`build_engine` removes each of them:
+
+- The throughput timer (``timers.throughput``) is on and synchronized by default, so it synchronizes
+  the device at every forward and every step. doughflow times its steps itself, so it is off.
+- ZeRO-0 gradient clipping (``deepspeed.runtime.utils.clip_grad_norm_``) builds two tensors from
+  Python floats on the device, and each is a blocking copy, a stream synchronize. It also takes one
+  norm per parameter. We clip with ``torch.nn.utils.clip_grad_norm_`` instead (per-device fused norms,
+  nothing read back). The config still says ``gradient_clipping``, and DeepSpeed still decides when
+  to clip: it calls the engine's ``clip_fp32_gradients``, which we replace.
+- With one data-parallel process the gradient all-reduce is an identity that still flattens every
+  gradient and copies it back (38 ms a step for 11M parameters on this CPU). It is skipped, which is
+  exact.
+
+ZeRO 1-3 clip and reduce inside DeepSpeed's own optimizers, which are left as they are.
+:mod:`doughflow.training.host_sync` finds such waits on any machine; the tests use it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from doughflow.config import TrainConfig
+
+
+def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
+    config: dict = {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+        # On by default, and it synchronizes the device twice a step; the trainer measures throughput.
+        "timers": {"throughput": {"enabled": False}},
+    }
+    if cfg.gradient_clipping > 0:
+        config["gradient_clipping"] = cfg.gradient_clipping
+    if cfg.precision != "fp32":
+        # BatchNorm keeps fp32 running stats, which DeepSpeed's bf16 engine rejects; autocast works.
+        config["torch_autocast"] = {"enabled": True, "dtype": "bfloat16" if cfg.precision == "bf16" else "float16"}
+    return config
+
+
+def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int) -> dict:
+    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer, schedule), for the bundle."""
+    return {**deepspeed_config(cfg, device), "doughflow": {
+        "optimizer": {"type": "torch.optim.AdamW", "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay},
+        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", "warmup_steps": cfg.warmup_steps,
+                      "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
+        "world_size": world_size, "device": device.type, "seed": cfg.seed,
+        "global_batch_size": cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size,
+        "zero0_gradient_clipping": "torch.nn.utils.clip_grad_norm_" if cfg.zero_stage == 0 else "deepspeed",
+        "zero0_single_process_allreduce": "skipped (identity)" if cfg.zero_stage == 0 and world_size == 1 else "deepspeed",
+    }}
+
+
+def sync_free_clipping(engine) -> None:
+    """Make the ZeRO-0 engine clip with torch's fused norm, which reads nothing back to the host.
+
+    The result is the same clip (max_norm / (total_norm + 1e-6), capped at 1). After the all-reduce
+    every rank holds the same gradients, so every rank computes the same norm without another
+    collective.
+    """
+    max_norm = float(engine.gradient_clipping())
+    module = engine.module
+
+    def clip_fp32_gradients() -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+
+    engine.clip_fp32_gradients = clip_fp32_gradients
+
+
+def build_engine(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, cfg: TrainConfig,
+                 device: torch.device, world_size: int):
+    """``deepspeed.initialize`` with the config above, then the ZeRO-0 changes the module docstring explains."""
+    import deepspeed
+
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                           config=deepspeed_config(cfg, device))
+    if cfg.zero_stage == 0:
+        sync_free_clipping(engine)
+        if world_size == 1:
+            engine.enable_backward_allreduce = False
+    return engine
+
+
+def forward_loss(engine, images_u8: torch.Tensor, targets: torch.Tensor, normalize, device: torch.device,
+                 loss_fn) -> torch.Tensor:
+    """Copy a pinned uint8 batch to the device, normalise it there, forward, loss: nothing is read back."""
+    inputs = normalize(images_u8.to(device, non_blocking=True))
+    outputs = engine(inputs)
+    return loss_fn(outputs.float(), targets.to(device, non_blocking=True))
+
+
+def backward_step(engine, loss: torch.Tensor) -> None:
+    """Backward and DeepSpeed's step (accumulation, clipping and the optimizer happen at the boundary)."""
+    engine.backward(loss)
+    engine.step()

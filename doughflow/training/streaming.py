@@ -138,7 +138,7 @@ def read_piece(path: str, piece: Piece, columns: Columns):
             offset += n
         if offset < piece.stop:
             raise ValueError(f"has {offset} rows, the manifest promised at least {piece.stop}")
-        table = handle.read_row_groups(groups, columns=[columns.id, columns.image, *columns.targets])
+        table = handle.read_row_groups(groups, columns=[columns.id, columns.image, *columns.targets], use_threads=False)
         return table.slice(piece.start - first, piece.rows)
     except CorruptShardError:
         raise
@@ -199,23 +199,23 @@ class ParquetStream(IterableDataset):
         pieces = self.assignment(self.epoch)[self.rank][worker]
         skip = skips[worker] * self.batch_size
         shuffle_rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
-        augment_rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 2])
+        draws = augment.ParamStream(np.random.default_rng([self.seed, self.epoch, self.rank, worker, 2]))
         rows = self._rows(pieces)
         if self.shuffle:
             rows = self._shuffled(rows, shuffle_rng)
-        images, targets, ids = [], [], []
+        batch = _BatchBuffer(self.batch_size, len(self.columns.targets), shared=info is not None)
         bad = 0
         emitted = 0
         # With on_bad_row=skip a skipped row shifts later batches, so resuming must decode the skipped
         # part too to stay exact; otherwise skipping needs no decode at all.
         decode_skipped = self.loader.on_bad_row == "skip"
-        for sample_id, data, target, where in rows:
-            params = augment.draw_params(augment_rng) if self.augment_cfg else None
+        for sample_id, data, target, finite, where in rows:
+            params = draws.next() if self.augment_cfg else None
             if emitted < skip and not decode_skipped:
                 emitted += 1
                 continue
             try:
-                if not np.all(np.isfinite(target)):
+                if not finite:
                     raise BadRowError(f"labels {target.tolist()} are not finite")
                 pixels = self.preprocessing.decode(data)
             except Exception as error:
@@ -226,24 +226,14 @@ class ParquetStream(IterableDataset):
                                                  else f"; more than train.loader.max_bad_rows={self.loader.max_bad_rows} skipped")) from error
                 log.warning("skipping %s (%d skipped by this worker)", message, bad)
                 continue
-            if params is not None:
-                pixels = augment.apply(pixels, params, self.augment_cfg)
             emitted += 1
             if emitted <= skip:
                 continue
-            images.append(pixels)
-            targets.append(target)
-            ids.append(sample_id)
-            if len(images) == self.batch_size:
-                yield self._batch(images, targets, ids, bad, worker)
-                images, targets, ids = [], [], []
-        if images and not self.drop_remainder:
-            yield self._batch(images, targets, ids, bad, worker)
-
-    @staticmethod
-    def _batch(images, targets, ids, bad, worker) -> dict:
-        return {"images": torch.from_numpy(np.stack(images)), "targets": torch.from_numpy(np.stack(targets)),
-                "ids": ids, "bad_rows": bad, "worker": worker}
+            batch.add(pixels, params, self.augment_cfg, target, sample_id)
+            if batch.full:
+                yield batch.take(bad, worker)
+        if batch.rows and not self.drop_remainder:
+            yield batch.take(bad, worker)
 
     def _rows(self, pieces: list[Piece]):
         for piece in pieces:
@@ -265,23 +255,81 @@ class ParquetStream(IterableDataset):
             data = table.column(self.columns.image).to_pylist()
             targets = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
                                 for c in self.columns.targets], axis=1)
+            finite = np.isfinite(targets).all(axis=1).tolist()
             for k in range(len(ids)):
-                yield ids[k], data[k], targets[k], (shard.path, piece.start + k)
+                yield ids[k], data[k], targets[k], finite[k], (shard.path, piece.start + k)
 
     def _shuffled(self, rows, rng: np.random.Generator):
         buffer = []
         size = self.loader.shuffle_buffer
+        picks: list[int] = []
+        next_pick = 0
         for item in rows:
             if len(buffer) < size:
                 buffer.append(item)
                 continue
-            j = int(rng.integers(len(buffer)))
+            if next_pick == len(picks):  # a full buffer has a fixed size: draw its slots in blocks
+                picks, next_pick = rng.integers(size, size=1024).tolist(), 0
+            j = picks[next_pick]
+            next_pick += 1
             yield buffer[j]
             buffer[j] = item
         while buffer:
             j = int(rng.integers(len(buffer)))
             buffer[j], buffer[-1] = buffer[-1], buffer[j]
             yield buffer.pop()
+
+
+class _BatchBuffer:
+    """One batch being filled in place: images go straight into their slot (no list, no np.stack).
+
+    In a loader worker the image tensor is allocated in shared memory, so handing the batch to the
+    training process copies nothing more (the DataLoader would otherwise move it there, a copy).
+    """
+
+    def __init__(self, batch_size: int, target_width: int, shared: bool):
+        self.batch_size = batch_size
+        self.target_width = target_width
+        self.shared = shared
+        self._fresh()
+
+    def _fresh(self) -> None:
+        self.images: torch.Tensor | None = None
+        self.pixels: np.ndarray | None = None
+        self.targets = np.empty((self.batch_size, self.target_width), dtype=np.float32)
+        self.ids: list = []
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+    @property
+    def full(self) -> bool:
+        return len(self.ids) == self.batch_size
+
+    def add(self, pixels: np.ndarray, params, augment_cfg: AugmentConfig | None, target: np.ndarray, sample_id) -> None:
+        shape = augment.output_shape(pixels.shape, params, augment_cfg) if params is not None else pixels.shape
+        if self.pixels is None:
+            self.images = torch.empty((self.batch_size, *shape), dtype=torch.uint8)
+            if self.shared:
+                self.images.share_memory_()
+            self.pixels = self.images.numpy()
+        elif tuple(shape) != self.pixels.shape[1:]:
+            raise BadRowError(f"sample {sample_id!r} decodes to {tuple(shape)}, the batch holds {self.pixels.shape[1:]}")
+        slot = self.pixels[len(self.ids)]
+        if params is not None:
+            augment.apply_into(pixels, params, augment_cfg, slot)
+        else:
+            slot[...] = pixels
+        self.targets[len(self.ids)] = target
+        self.ids.append(sample_id)
+
+    def take(self, bad: int, worker: int) -> dict:
+        n = len(self.ids)
+        batch = {"images": self.images[:n], "targets": torch.from_numpy(self.targets[:n]), "ids": self.ids,
+                 "bad_rows": bad, "worker": worker}
+        self._fresh()
+        return batch
 
 
 def _worker_init(_: int) -> None:

@@ -36,3 +36,35 @@ def test_disabled_config_is_identity():
     cfg = AugmentConfig(rot90=False, hflip=False, vflip=False, brightness=0.0)
     assert not augment.enabled(cfg)
     assert np.array_equal(augment.apply(image, (3, True, True, 0.9), cfg), image)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 7), st.integers(1, 40))
+def test_param_stream_gives_the_per_sample_sequence(seed, block, samples):
+    """The loader draws in blocks; that must not change a single sample's parameters."""
+    one_by_one = np.random.default_rng(seed)
+    stream = augment.ParamStream(np.random.default_rng(seed), block=block)
+    assert [stream.next() for _ in range(samples)] == [augment.draw_params(one_by_one) for _ in range(samples)]
+
+
+def _reference(image, params, cfg):
+    """The augmentation spelled out with numpy's own views, copied the slow, obvious way."""
+    k, hflip, vflip, scale = params
+    out = np.rot90(image, k, axes=(0, 1)) if cfg.rot90 else image
+    out = out[:, ::-1] if cfg.hflip and hflip else out
+    out = out[::-1] if cfg.vflip and vflip else out
+    if cfg.brightness > 0:
+        out = np.clip(out.astype(np.float32) * (1.0 + cfg.brightness * scale), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9), st.just(3))),
+       st.integers(0, 3), st.booleans(), st.booleans(), st.floats(-1.0, 1.0),
+       st.sampled_from([0.0, 0.3]), st.booleans())
+def test_apply_into_writes_exactly_the_augmented_image(image, k, hflip, vflip, scale, brightness, rot90):
+    cfg = AugmentConfig(rot90=rot90, hflip=True, vflip=True, brightness=brightness)
+    params = (k, hflip, vflip, scale)
+    expected = _reference(image, params, cfg)
+    batch = np.zeros((2, *augment.output_shape(image.shape, params, cfg)), dtype=np.uint8)
+    augment.apply_into(image, params, cfg, batch[1])
+    assert np.array_equal(batch[1], expected) and not batch[0].any()
+    assert np.array_equal(augment.apply(image, params, cfg), expected)

@@ -214,7 +214,7 @@ class EarlyStoppingConfig(_Strict):
 
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
-    epochs: int = Field(10, ge=1, le=1000)
+    epochs: int = Field(16, ge=1, le=1000)
     micro_batch_size: int = Field(64, ge=1, le=4096, description="Per-device batch (DeepSpeed train_micro_batch_size_per_gpu).")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     learning_rate: float = Field(3e-3, gt=0.0, le=10.0)

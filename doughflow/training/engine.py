@@ -52,9 +52,18 @@ def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, 
                       "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
         "world_size": world_size, "device": device.type, "seed": cfg.seed,
         "global_batch_size": cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size,
-        "zero0_gradient_clipping": "torch.nn.utils.clip_grad_norm_" if cfg.zero_stage == 0 else "deepspeed",
-        "zero0_single_process_allreduce": "skipped (identity)" if cfg.zero_stage == 0 and world_size == 1 else "deepspeed",
+        "engine_changes": engine_changes(cfg, world_size),
     }}
+
+
+def engine_changes(cfg: TrainConfig, world_size: int) -> dict[str, str]:
+    """What :func:`build_engine` does differently from DeepSpeed's defaults (the bundle records it)."""
+    changes = {"throughput_timer": "off"}
+    if cfg.zero_stage == 0 and cfg.gradient_clipping > 0:
+        changes["gradient_clipping"] = "torch.nn.utils.clip_grad_norm_"
+    if cfg.zero_stage == 0 and world_size == 1:
+        changes["gradient_allreduce"] = "skipped (one process: an identity)"
+    return changes
 
 
 def sync_free_clipping(engine) -> None:
@@ -80,10 +89,11 @@ def build_engine(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sched
 
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=deepspeed_config(cfg, device))
-    if cfg.zero_stage == 0:
+    changes = engine_changes(cfg, world_size)
+    if "gradient_clipping" in changes:
         sync_free_clipping(engine)
-        if world_size == 1:
-            engine.enable_backward_allreduce = False
+    if "gradient_allreduce" in changes:
+        engine.enable_backward_allreduce = False
     return engine
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/dedup.py --rows 1000000 --baseline-rows 50000
 
-One generated corpus (doughflow.data.textgen, cached under --work), Parquet in and Parquet out for
+One generated corpus (doughflow.data.synthetic.textgen, cached under --work), Parquet in and Parquet out for
 the stage; the baseline (a MinHash per document with datasketch's defaults, MinHashLSH
 query-then-insert) runs on the first --baseline-rows rows of the same corpus because it needs
 ~1k docs/s. Peak RSS sums this process and all children (the Dask workers). Prints a table, then one
@@ -71,7 +71,7 @@ def baseline(paths, rows: int, threshold: float, num_perm: int, shingle_size: in
     import pyarrow.parquet as pq
     from datasketch import MinHash, MinHashLSH
 
-    from doughflow.data.minhash import normalise_text, reference_shingles
+    from doughflow.data.dedup.minhash import normalise_text, reference_shingles
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept_of: dict[str, str] = {}
@@ -125,10 +125,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     from doughflow.config import DaskConfig, SubsampleConfig
-    from doughflow.data.cluster import dask_client
-    from doughflow.data.fetch import DataManifest, ShardInfo
-    from doughflow.data.subsample import subsample
-    from doughflow.data.textgen import TextCorpusSpec, generate_text_corpus
+    from doughflow.data.dask_client import dask_client
+    from doughflow.data.manifest import DataManifest, ShardInfo
+    from doughflow.data.dedup.subsample import subsample
+    from doughflow.data.synthetic.textgen import TextCorpusSpec, generate_text_corpus
 
     work = Path(args.work)
     corpus = work / f"text-{args.rows}-{args.rows_per_shard}"
@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
     # scored after the timed and measured part: scoring loads every id into this process
     import pyarrow.parquet as pq
 
-    from doughflow.data.subsample import score_against_truth
+    from doughflow.data.dedup.subsample import score_against_truth
 
     truth = score_against_truth([str(p) for p in paths], "doc_id", pq.read_table(result.removed_path).to_pandas(),
                                 args.threshold)

@@ -30,10 +30,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     from doughflow.config import SubsampleConfig
-    from doughflow.data import reduce as R
-    from doughflow.data import textverify
-    from doughflow.data.sketch import sketch_shard
-    from doughflow.data.subsample import _group_index, component_removals, filter_shard, spec_for
+    from doughflow.data.dedup import reduce as R
+    from doughflow.data.dedup import textverify
+    from doughflow.data.dedup.sketch import sketch_shard
+    from doughflow.data.dedup.subsample import _group_index, component_removals, filter_shard, spec_for
 
     paths = sorted(str(p) for p in Path(args.corpus).glob("part-*.parquet"))[:args.shards]
     work = Path(args.work)

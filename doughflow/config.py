@@ -460,7 +460,7 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
         if self.data.source.url is None:
-            from doughflow.data.pizza import TOPPING_STYLES
+            from doughflow.data.synthetic.pizza import TOPPING_STYLES
 
             menu = self.labels + (self.data.source.generator.base_menu or [])
             unknown = sorted({label for label in menu if label not in TOPPING_STYLES})

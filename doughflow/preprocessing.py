@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from doughflow.data.pizza import decode_image
+from doughflow.data.imagecodec import decode_image
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.extra_sources import append_extra_sources
-from doughflow.data.fetch import DataManifest, FetchOptions, fetch_source
-from doughflow.data.builtin_source import draw_builtin_source, missing_label_defaults
+from doughflow.data.sources.extra import append_extra_sources
+from doughflow.data.manifest import DataManifest
+from doughflow.data.sources.fetch import FetchOptions, fetch_source
+from doughflow.data.sources.builtin import draw_builtin_source, missing_label_defaults
 from doughflow.runs import RunPaths
 from tasks.common import io_task
 

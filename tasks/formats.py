@@ -11,7 +11,7 @@ import numpy as np
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import task_of
 from doughflow.data.split import SplitResult
-from doughflow.export.deploy import DeployResult, build_formats, formats_to_json
+from doughflow.export.formats import DeployResult, build_formats, formats_to_json
 from doughflow.export.runtimes import torch_predictor
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from doughflow.config import ExperimentConfig, dump_config
 from doughflow.data.adapters import adapter_for
-from doughflow.data.fetch import DataManifest
+from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.evaluation.gates import ReleaseDecision
-from doughflow.export.deploy import DeployResult
+from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult, build_bundle
 from doughflow.packaging.release_contents import manifest_extra, model_card, shipped_files
 from doughflow.preprocessing import preprocessing_for

@@ -7,7 +7,7 @@ import json
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import task_of
 from doughflow.evaluation.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release, metric_gates
-from doughflow.export.deploy import DeployResult
+from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult
 from doughflow.runs import RunPaths
 from tasks.behaviour import BehaviourResult

@@ -9,9 +9,9 @@ import numpy as np
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import task_of
-from doughflow.data.fetch import DataManifest
+from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
-from doughflow.data.subsample import SubsampleResult
+from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting import classification as cls_report

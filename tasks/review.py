@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import task_of
 from doughflow.data.split import SplitResult
-from doughflow.export.deploy import DeployResult, predictor_for
+from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
 from doughflow.packaging.bundle import MANIFEST, BundleResult
 from doughflow.review.packet import PACKET, PAGE, TEMPLATE, PacketResult, write_packet

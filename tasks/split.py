@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.fetch import DataManifest
+from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult, split_by_group
-from doughflow.data.subsample import DUP_GROUP
+from doughflow.data.dedup.subsample import DUP_GROUP
 from doughflow.runs import RunPaths
 from tasks.common import compute_task
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.cluster import dask_client
-from doughflow.data.fetch import DataManifest
-from doughflow.data.subsample import SubsampleResult, subsample
+from doughflow.data.dask_client import dask_client
+from doughflow.data.manifest import DataManifest
+from doughflow.data.dedup.subsample import SubsampleResult, subsample
 from doughflow.runs import RunPaths
 from tasks.common import compute_task
 
 
 def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManifest) -> SubsampleResult:
-    """The Dask graph is built here and submitted to our own client (see doughflow.data.cluster)."""
+    """The Dask graph is built here and submitted to our own client (see doughflow.data.dask_client)."""
     data = config.data
     with dask_client(config.dask, rows=valid.rows) as client:
         return subsample(valid, paths.stage("data/subsample"), data.subsample, client, id_column=data.id_column,

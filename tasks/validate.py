@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import adapter_for
-from doughflow.data.fetch import DataManifest
+from doughflow.data.manifest import DataManifest
 from doughflow.data.validate import ValidationResult, validate_shards
 from doughflow.runs import RunPaths
 from tasks.common import compute_task

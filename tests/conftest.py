@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from doughflow.config import ExperimentConfig, load_config  # noqa: E402
-from doughflow.data.pizza import generate_pizza_dataset  # noqa: E402
+from doughflow.data.synthetic.pizza import generate_pizza_dataset  # noqa: E402
 
 TINY_OVERRIDES = [
     "data.source.generator.num_images=300",

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from doughflow.config import ReviewConfig
-from doughflow.data.pizza import render_pizza
+from doughflow.data.synthetic.pizza import render_pizza
 from doughflow.review.packet import write_packet
 from doughflow.review.sampling import select_for_review
 

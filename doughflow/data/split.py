@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 
 SPLITS = ("train", "val", "test")
 

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, count_label_problem
-from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
-from doughflow.data.pizza import decode_image
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
+from doughflow.data.imagecodec import decode_image
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from doughflow.config import PropertyTestConfig
-from doughflow.data.pizza import _place_toppings, _rng, draw_base, paint_toppings
+from doughflow.data.synthetic.pizza import _place_toppings, _rng, draw_base, paint_toppings
 
 CAPACITY = 12  # the generator's toppings-per-pizza limit: keep tests in distribution
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from doughflow.evaluation.behaviour import PropertyResult
-from doughflow.export.deploy import FormatResult
+from doughflow.export.formats import FormatResult
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from doughflow.data.fetch import file_sha256
+from doughflow.data.manifest import file_sha256
 
 MANIFEST = "manifest.json"
 TRACKED_LIBRARIES = ("doughflow", "torch", "deepspeed", "onnx", "onnxruntime", "prefect", "pyarrow", "numpy", "pydantic")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import fsspec
 
-from doughflow.data.fetch import stream_sha256
+from doughflow.data.manifest import stream_sha256
 from doughflow.packaging.bundle import MANIFEST
 
 

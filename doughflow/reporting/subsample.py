@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data.subsample import SubsampleResult
+from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
@@ -55,7 +55,7 @@ def subsample_markdown(result: SubsampleResult) -> str:
 def removed_pairs_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,
                          path: Path, limit: int = 6) -> Path | None:
     """Removed near-duplicate images beside the image kept in their place."""
-    from doughflow.data.pizza import decode_image
+    from doughflow.data.imagecodec import decode_image
 
     pairs = [(e["id"], e["kept_id"]) for e in result.examples.get("near_duplicate", [])][:limit]
     if not pairs:

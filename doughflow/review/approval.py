@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from doughflow.config import ReviewGateConfig
-from doughflow.data.fetch import file_sha256
+from doughflow.data.manifest import file_sha256
 from doughflow.packaging.bundle import MANIFEST, verify_bundle
 
 CARD = "model_card.md"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.pizza import generate_pizza_dataset
+from doughflow.data.synthetic.pizza import generate_pizza_dataset
 from doughflow.training.streaming import Columns, ShardRef, file_sha256
 
 DEFAULT_LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from doughflow.cli import run_flow_cli
-from doughflow.data.shapes import CLASSES, generate_shapes
+from doughflow.data.synthetic.shapes import CLASSES, generate_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
 

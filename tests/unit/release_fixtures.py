@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.pizza import _rng, render_pizza
+from doughflow.data.synthetic.pizza import _rng, render_pizza
 from doughflow.export.onnx_export import export_onnx
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.models import build_model

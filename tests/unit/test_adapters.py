@@ -15,7 +15,7 @@ from PIL import Image
 from doughflow.config import ConfigError, load_config, validate_config
 from doughflow.data.adapters import (ADAPTER_REGISTRY, CountColumns, ImageClassification, adapter_for, register_adapter,
                                      task_of)
-from doughflow.data.fetch import FetchOptions, fetch_source
+from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.data import load_split

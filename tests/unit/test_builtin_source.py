@@ -4,8 +4,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from doughflow.config import ConfigError, PizzaGeneratorConfig, load_config
-from doughflow.data.builtin_source import draw_builtin_source, era_dir, missing_label_defaults
-from doughflow.data.pizza import MenuEra, PizzaGenerator, menu_history
+from doughflow.data.sources.builtin import draw_builtin_source, era_dir, missing_label_defaults
+from doughflow.data.synthetic.pizza import MenuEra, PizzaGenerator, menu_history
 
 BASE = ["pepperoni", "olive"]
 SMALL = dict(num_images=20, new_recipe_images=15, rows_per_shard=50, corrupt_rows=0, num_customers=5)

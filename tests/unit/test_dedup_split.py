@@ -2,7 +2,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.fetch import fetch_source
+from doughflow.data.sources.fetch import fetch_source
 from doughflow.data.split import assign_split, split_by_group
 from doughflow.data.validate import validate_shards
 from tests.unit.test_validate import COLUMNS

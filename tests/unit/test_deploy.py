@@ -10,7 +10,7 @@ from tests.unit.release_fixtures import fixed_model, fixed_model_onnx, normalise
 
 from doughflow.config import FormatTolerance
 from doughflow.evaluation.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate
-from doughflow.export.deploy import build_formats
+from doughflow.export.formats import build_formats
 from doughflow.export.onnx_export import compare_outputs, export_onnx
 from doughflow.export.runtimes import coreml_can_predict, fp16_emulated_predictor, onnx_predictor, torch_predictor
 from doughflow.preprocessing import Preprocessing

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from doughflow.config import load_config
-from doughflow.data.extra_sources import ORIGIN_FILE
-from doughflow.data.pizza import render_pizza
+from doughflow.data.sources.extra import ORIGIN_FILE
+from doughflow.data.synthetic.pizza import render_pizza
 from doughflow.data.validate import validate_shards
 from doughflow.runs import RunPaths
 from tasks.fetch import fetch

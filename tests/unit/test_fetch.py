@@ -2,7 +2,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from doughflow.data.fetch import DataManifest, fetch_source, file_sha256
+from doughflow.data.manifest import DataManifest, file_sha256
+
+from doughflow.data.sources.fetch import fetch_source
 
 
 def test_fetch_reshards_and_records_manifest(tiny_source, tmp_path):
@@ -43,7 +45,7 @@ def test_missing_or_unreadable_sources_are_named(tmp_path):
         fetch_source(str(broken), tmp_path / "out")
 
 
-# --- formats, retries, resume and HTTP (doughflow.data.fetch / sources / retry) ---------------------
+# --- formats, retries, resume and HTTP (doughflow.data.sources.fetch / sources / retry) ---------------------
 
 import functools  # noqa: E402
 import http.server  # noqa: E402
@@ -57,7 +59,7 @@ import numpy as np  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from doughflow.data.fetch import FetchOptions  # noqa: E402
+from doughflow.data.sources.fetch import FetchOptions  # noqa: E402
 
 FAST = dict(retries=25, backoff_seconds=0.001)
 

@@ -5,7 +5,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.fileshuffle import part_of, read_part, write_parts
+from doughflow.data.dedup.fileshuffle import part_of, read_part, write_parts
 
 
 @settings(max_examples=40, deadline=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from doughflow.evaluation.behaviour import PropertyResult
 from doughflow.evaluation.gates import FAILED, PASSED, SKIPPED, accuracy_gate, decide_release, spec_gate
-from doughflow.export.deploy import FormatResult
+from doughflow.export.formats import FormatResult
 from doughflow.export.onnx_export import ParityReport
 
 

@@ -8,7 +8,7 @@ from datasketch.hashfunc import sha1_hash32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.minhash import (MinHasher, char_shingle_hash, normalise_text, normalise_words, reference_shingles,
+from doughflow.data.dedup.minhash import (MinHasher, char_shingle_hash, normalise_text, normalise_words, reference_shingles,
                                     shingle_hash, text_signatures)
 
 words = st.lists(st.sampled_from(["pizza", "crust", "hot", "Cold!", "the", "olive", "a", "b", "ça"]), max_size=12)
@@ -56,7 +56,7 @@ ascii_texts = st.lists(st.text(alphabet="abcXYZ_09 \t\n\r\f\v.,!'-", max_size=40
 @given(ascii_texts)
 def test_compiled_ascii_normalisation_equals_the_arrow_kernels(batch):
     """The one-pass ASCII path gives the same normalised texts and word hashes as Arrow's kernels."""
-    from doughflow.data.minhash import normalised_words, word_arrays, word_hash
+    from doughflow.data.dedup.minhash import normalised_words, word_arrays, word_hash
 
     raw = pa.array(batch, pa.string())
     normal, hashes, offsets = normalised_words(raw)
@@ -70,8 +70,8 @@ def test_compiled_ascii_normalisation_equals_the_arrow_kernels(batch):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=8), st.integers(0, 2**32))
 def test_compiled_string_hash_equals_the_reference_murmur64a(values, seed):
-    from doughflow.data.minhash import _string_buffers, murmur64a
-    from doughflow.data.textkernels import string_hashes
+    from doughflow.data.dedup.minhash import _string_buffers, murmur64a
+    from doughflow.data.dedup.textkernels import string_hashes
 
     array = pa.array(values, pa.binary()).cast(pa.string(), safe=False)
     data, offsets = _string_buffers(array)
@@ -81,8 +81,8 @@ def test_compiled_string_hash_equals_the_reference_murmur64a(values, seed):
 @settings(max_examples=40, deadline=None)
 @given(texts, st.integers(1, 4))
 def test_pair_jaccard_equals_the_jaccard_of_shingle_sets(batch, size):
-    from doughflow.data.minhash import normalised_words, shingle_hash64, word_shingle_hashes64
-    from doughflow.data.textkernels import pair_jaccard
+    from doughflow.data.dedup.minhash import normalised_words, shingle_hash64, word_shingle_hashes64
+    from doughflow.data.dedup.textkernels import pair_jaccard
 
     normal, hashes, offsets = normalised_words(pa.array(batch))
     flat, per_doc = word_shingle_hashes64(hashes, offsets, size)

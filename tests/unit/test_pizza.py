@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.pizza import PizzaGenerator, decode_image, encode_png, generate_pizza_dataset, render_pizza
+from doughflow.data.imagecodec import decode_image, encode_png
+from doughflow.data.synthetic.pizza import PizzaGenerator, generate_pizza_dataset, render_pizza
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 

@@ -5,9 +5,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data import reduce as R
-from doughflow.data.sketch import id_keys, rank_keys
-from doughflow.data.subsample import component_removals
+from doughflow.data.dedup import reduce as R
+from doughflow.data.dedup.sketch import id_keys, rank_keys
+from doughflow.data.dedup.subsample import component_removals
 
 rows = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), min_size=1, max_size=60, unique_by=lambda r: r[0])
 
@@ -77,7 +77,7 @@ def test_components_keep_lowest_ids_and_never_drop_a_row_without_a_near_duplicat
 def test_text_band_shuffle_gives_the_star_edges_whatever_the_split(pairs, parts, seed):
     """The file-based band shuffle (map: split by bucket; reduce: numpy stars) yields exactly the
     edges of lsh.star_edges over all pairs, for any number of parts and any row order."""
-    from doughflow.data.lsh import star_edges
+    from doughflow.data.dedup.lsh import star_edges
 
     frame = pd.DataFrame(pairs, columns=["bucket", "key"]).astype("int64").sample(frac=1.0, random_state=seed)
     expected = star_edges(frame)
@@ -101,7 +101,7 @@ def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from doughflow.data.lsh import components
+    from doughflow.data.dedup.lsh import components
 
     pairs = pd.DataFrame({"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges],
                           "score": 1.0})

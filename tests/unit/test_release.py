@@ -8,7 +8,7 @@ import pytest
 
 from doughflow.config import ExperimentConfig
 from doughflow.evaluation.gates import ReleaseRejected
-from doughflow.export.deploy import DeployResult, FormatResult
+from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport
 from doughflow.packaging.bundle import BundleResult
 from doughflow.runs import RunPaths

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doughflow.data.retry import backoff_delay, is_transient, with_retries
+from doughflow.data.sources.retry import backoff_delay, is_transient, with_retries
 
 
 @given(st.integers(0, 12), st.floats(0.0, 5.0), st.integers(0, 2**32))

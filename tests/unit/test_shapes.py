@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.fetch import FetchOptions, fetch_source
-from doughflow.data.shapes import CLASSES, OTHER, draw_shape, generate_shapes, main
+from doughflow.data.sources.fetch import FetchOptions, fetch_source
+from doughflow.data.synthetic.shapes import CLASSES, OTHER, draw_shape, generate_shapes, main
 
 
 @settings(max_examples=20, deadline=None)

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.fetch import DataManifest, ShardInfo
+from doughflow.data.manifest import DataManifest, ShardInfo
 from doughflow.data.split import split_by_group
 
 row = st.tuples(st.integers(0, 12), st.sampled_from(["", "", "k1", "k2", "k3"]))

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from doughflow.config import DaskConfig, SubsampleConfig
-from doughflow.data.cluster import dask_client
-from doughflow.data.fetch import DataManifest, ShardInfo
-from doughflow.data.subsample import subsample
-from doughflow.data.textgen import SCHEMA, TextCorpus, TextCorpusSpec
+from doughflow.data.dask_client import dask_client
+from doughflow.data.manifest import DataManifest, ShardInfo
+from doughflow.data.dedup.subsample import subsample
+from doughflow.data.synthetic.textgen import SCHEMA, TextCorpus, TextCorpusSpec
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_pizza_image_near_dups_on_an_in_process_cluster(tiny_source, tmp_path):
     """The default pizza settings (image near-dup, customer and cluster caps) on the tiny set, on the
     in-process cluster that small stages get: planted copies of every kind are found."""
     from doughflow.config import load_config
-    from doughflow.data.cluster import in_process
-    from doughflow.data.fetch import fetch_source
+    from doughflow.data.dask_client import in_process
+    from doughflow.data.sources.fetch import fetch_source
     from doughflow.data.validate import validate_shards
     from tests.unit.test_validate import COLUMNS
 

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.minhash import normalise_text, reference_shingles
-from doughflow.data.sketch import id_keys
-from doughflow.data.textverify import endpoint_shingles, verify_part
+from doughflow.data.dedup.minhash import normalise_text, reference_shingles
+from doughflow.data.dedup.sketch import id_keys
+from doughflow.data.dedup.textverify import endpoint_shingles, verify_part
 
 words = st.lists(st.sampled_from(["pizza", "crust", "hot", "Cold!", "the", "olive", "ça", "x"]), min_size=1, max_size=9)
 

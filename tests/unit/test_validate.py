@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from doughflow.data.fetch import fetch_source
+from doughflow.data.sources.fetch import fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 
 TARGETS = [f"count_{label}" for label in ["pepperoni", "mushroom", "olive", "basil", "pepper"]]

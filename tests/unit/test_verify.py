@@ -12,7 +12,7 @@ from tests.unit.release_fixtures import LABELS, fixed_model, fixed_model_onnx, p
 
 from doughflow.evaluation.gates import decide_release
 from doughflow.export.coreml_export import export_coreml
-from doughflow.export.deploy import DeployResult, FormatResult
+from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport, export_onnx
 from doughflow.export.runtimes import torch_predictor
 from doughflow.packaging.bundle import build_bundle

@@ -7,7 +7,7 @@ writes the same bytes. Shapes vary in colour, size, position and rotation over a
 a darker colour, so neither colour nor position gives the class away. ``other`` extra images of a class
 outside the label map (ellipses) show validate quarantining rows whose class the config does not know.
 
-``python -m doughflow.data.shapes --out data/shapes --n 1500``
+``python -m doughflow.data.synthetic.shapes --out data/shapes --n 1500``
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from doughflow.data.pizza import encode_png
+from doughflow.data.imagecodec import encode_png
 
 CLASSES = ("circle", "square", "triangle", "star")
 OTHER = "ellipse"  # drawn only for the ``other`` rows: a class the shapes config does not list

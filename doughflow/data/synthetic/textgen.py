@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from doughflow.data.minhash import reference_shingles
+from doughflow.data.dedup.minhash import reference_shingles
 
 _SYLLABLES = ["ba", "ke", "ri", "mo", "tu", "za", "pe", "lo", "ni", "sa", "vo", "gu", "che", "dra", "fi", "ho",
               "ju", "qua", "xe", "yo", "pla", "sto", "cru", "mi"]

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from doughflow.data.imagesig import colour_histogram, image_signatures
-from doughflow.data.minhash import MinHasher, normalised_words, text_signatures, word_signatures
+from doughflow.data.dedup.imagesig import colour_histogram, image_signatures
+from doughflow.data.dedup.minhash import MinHasher, normalised_words, text_signatures, word_signatures
 
 CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
 
@@ -61,8 +61,8 @@ def _string_array(values) -> pa.Array:
 def string_keys(values, seed: int = 0) -> np.ndarray:
     """MurmurHash64A of each string's UTF-8 bytes (a list of str or an Arrow string array), in one
     compiled loop over Arrow's buffers: no Python object per row."""
-    from doughflow.data.minhash import _string_buffers
-    from doughflow.data.textkernels import string_hashes
+    from doughflow.data.dedup.minhash import _string_buffers
+    from doughflow.data.dedup.textkernels import string_hashes
 
     array = _string_array(values)
     if len(array) == 0:
@@ -108,7 +108,7 @@ def rows_matrix(values, dtype, width: int) -> np.ndarray:
 
 
 def _image_signals(images: list[bytes], spec: SketchSpec) -> tuple[list[bytes], np.ndarray, np.ndarray | None, np.ndarray]:
-    from doughflow.data.pizza import decode_image
+    from doughflow.data.imagecodec import decode_image
 
     digests, feats, decoded = [], [], []
     for data in images:
@@ -215,9 +215,9 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
 
 
 def _write_shuffle_files(out: dict, sig: np.ndarray | None, spec: SketchSpec, out_path: str) -> None:
-    """Map side of the exact-dedup and LSH shuffles (doughflow.data.fileshuffle)."""
-    from doughflow.data.fileshuffle import part_of, write_parts
-    from doughflow.data.lsh import minhash_band_keys
+    """Map side of the exact-dedup and LSH shuffles (doughflow.data.dedup.fileshuffle)."""
+    from doughflow.data.dedup.fileshuffle import part_of, write_parts
+    from doughflow.data.dedup.lsh import minhash_band_keys
 
     exact = pa.table({"key": out["key"], "id": out["id"], "h1": out["h1"], "h2": out["h2"]})
     write_parts(exact, part_of(out["h1"], spec.parts), spec.parts, f"{out_path}.exact.arrow")

@@ -3,7 +3,7 @@ documents' shingle sets (or a rapidfuzz ratio for short strings), never gatherin
 
 Map (per source shard): the shard's rows that end a candidate edge are read again, normalised and
 shingled; each (edge, side) gets that row's id and shingle hashes and goes to part ``edge % parts``
-through doughflow.data.fileshuffle. Reduce (per part): both sides of each edge meet, and a compiled
+through doughflow.data.dedup.fileshuffle. Reduce (per part): both sides of each edge meet, and a compiled
 merge of the sorted hash sets gives the Jaccard. Shingles are compared by their 64-bit hashes (a
 false match needs a 64-bit collision inside one pair: about 1 in 10^16 for 40-word texts).
 """
@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from doughflow.data.fileshuffle import read_part, write_parts
-from doughflow.data.minhash import normalised_words, reference_shingles, word_shingle_hashes64
-from doughflow.data.reduce import in_sorted
-from doughflow.data.sketch import id_keys
+from doughflow.data.dedup.fileshuffle import read_part, write_parts
+from doughflow.data.dedup.minhash import normalised_words, reference_shingles, word_shingle_hashes64
+from doughflow.data.dedup.reduce import in_sorted
+from doughflow.data.dedup.sketch import id_keys
 
 
 def _shingle_lists(normal: pa.Array, word_hash: np.ndarray, doc_offsets: np.ndarray, kind: str, size: int) -> pa.ListArray:
@@ -69,7 +69,7 @@ def verify_part(map_paths: list[str], part: int, short_chars: int) -> pd.DataFra
     """Reduce side: (edge, id_a, id_b, score) for every edge of this part."""
     from rapidfuzz.fuzz import ratio
 
-    from doughflow.data import textkernels as K
+    from doughflow.data.dedup import textkernels as K
 
     empty = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                           "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})

@@ -2,7 +2,7 @@
 
 Why not datasketch per document: its per-shingle Python loop runs ~1k docs/s. Here a whole shard is
 normalised with Arrow kernels, and words are hashed, folded into shingles and permuted in one
-compiled pass over Arrow's buffers (doughflow.data.textkernels). The permutation parameters and
+compiled pass over Arrow's buffers (doughflow.data.dedup.textkernels). The permutation parameters and
 arithmetic are datasketch's own (``affine32``, its default since 2.0, or ``legacy``), so
 ``MinHash(num_perm, seed, hashfunc=shingle_hash, scheme=...)`` over the same shingles gives exactly
 the same hash values; tests check that against datasketch itself.
@@ -102,7 +102,7 @@ def split_words(texts: pa.Array) -> pa.Array:
 
 def word_arrays(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hash per word, word offsets per document) of a list<string> array of words."""
-    from doughflow.data import textkernels as K
+    from doughflow.data.dedup import textkernels as K
 
     if isinstance(words, pa.ChunkedArray):
         words = words.combine_chunks()
@@ -135,7 +135,7 @@ def normalised_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]
     """(normalised texts, 64-bit hash per word, word offsets per text) of raw texts. All-ASCII
     input takes one compiled pass (textkernels.normalise_ascii, equal to the Arrow kernels on
     ASCII: tested); anything else goes through Arrow's Unicode kernels."""
-    from doughflow.data import textkernels as K
+    from doughflow.data.dedup import textkernels as K
 
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
@@ -156,14 +156,14 @@ def normalised_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]
 
 def word_shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hash per shingle, shingles per document) from word hashes and word offsets."""
-    from doughflow.data import textkernels as K
+    from doughflow.data.dedup import textkernels as K
 
     return K.shingle_hashes64(word_hash, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
 
 
 def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: "MinHasher") -> np.ndarray:
     """MinHash rows from word hashes and word offsets per document."""
-    from doughflow.data import textkernels as K
+    from doughflow.data.dedup import textkernels as K
 
     out = np.full((len(doc_offsets) - 1, hasher.num_perm), hasher.empty, dtype=np.uint32)
     K.signatures(word_hash, doc_offsets, size, hasher.a, hasher.b, hasher.scheme == "affine32", out)

@@ -5,7 +5,7 @@ Memory is bounded by one shard, whatever the source size. The manifest records e
 (file, or run of images) with its key, bytes, rows, content hash and shards, and a fingerprint of the
 whole source, so later stages (and caches) can tell when the data changed. A rerun into the same
 folder reuses every unit whose key and shards still match and fetches only the rest; transient read
-errors are retried per file with exponential backoff and jitter (doughflow.data.retry).
+errors are retried per file with exponential backoff and jitter (doughflow.data.sources.retry).
 """
 
 from __future__ import annotations
@@ -23,113 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from doughflow.data.retry import with_retries
-from doughflow.data.sources import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
+from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, UnitEntry, file_sha256, stream_sha256, write_shards
+from doughflow.data.sources.retry import with_retries
+from doughflow.data.sources.listing import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
                                     image_batch, list_files, plan_units, read_tabular)
 
 log = logging.getLogger(__name__)
-
-HASH_CHUNK = 8 << 20
-
-
-@dataclass
-class ShardInfo:
-    path: str
-    rows: int
-    bytes: int
-    sha256: str
-
-
-@dataclass
-class UnitEntry:
-    """One fetched source unit: a rerun skips it while its key and shard hashes still match."""
-
-    name: str
-    key: str
-    format: str
-    files: int
-    source_bytes: int
-    sha256: str  # of the unit's source bytes (file names included for image runs)
-    rows: int
-    shards: list[str] = field(default_factory=list)
-
-
-@dataclass
-class DataManifest:
-    """What a data stage wrote: shards, their sizes and hashes, and the source's fingerprint."""
-
-    source: str
-    fingerprint: str
-    rows: int
-    shards: list[ShardInfo] = field(default_factory=list)
-    columns: list[str] = field(default_factory=list)
-    bytes: int = 0  # source bytes read (fetch) or 0
-    files: list[UnitEntry] = field(default_factory=list)
-    filled: dict[str, int] = field(default_factory=dict)  # column -> rows given its default (file lacked it)
-
-    def save(self, path: Path) -> Path:
-        """Written to a temporary name and renamed, so an interrupted write never leaves half a file."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> "DataManifest":
-        raw = json.loads(Path(path).read_text())
-        raw["shards"] = [ShardInfo(**shard) for shard in raw["shards"]]
-        raw["files"] = [UnitEntry(**entry) for entry in raw.get("files", [])]
-        return cls(**raw)
-
-    def paths(self) -> list[Path]:
-        return [Path(shard.path) for shard in self.shards]
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return stream_sha256(handle)
-
-
-def stream_sha256(handle) -> str:
-    """SHA-256 of a binary file object (local or fsspec remote), read in chunks."""
-    digest = hashlib.sha256()
-    while chunk := handle.read(HASH_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_shards(batches, schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
-                 prefix: str = "part") -> list[ShardInfo]:
-    """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
-    the first batch's is used (CSV and JSONL readers infer it)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shards: list[ShardInfo] = []
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-
-    def flush() -> None:
-        nonlocal pending_rows
-        path = out_dir / f"{prefix}-{len(shards):05d}.parquet"
-        table = pa.Table.from_batches(pending, schema=schema)
-        pq.write_table(table.slice(0, rows_per_shard), path)
-        shards.append(ShardInfo(str(path), min(table.num_rows, rows_per_shard), path.stat().st_size, file_sha256(path)))
-        rest = table.slice(rows_per_shard)
-        pending.clear()
-        pending.extend(rest.to_batches())
-        pending_rows = rest.num_rows
-
-    for batch in batches:
-        schema = schema or batch.schema
-        if batch.num_rows == 0:
-            continue
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        while pending_rows >= rows_per_shard:
-            flush()
-    if pending_rows:
-        flush()
-    return shards
-
 
 @dataclass(frozen=True)
 class FetchOptions:

@@ -1,8 +1,8 @@
 """The subsample stage on Dask: exact dedup, near-dup, per-id cap and per-cluster cap, in that order.
 
 Out of core: one pass writes a sketch per shard (ids, hashes, signatures, features) and, for exact
-dedup and text LSH, the map side of a file shuffle (doughflow.data.fileshuffle); every decision is a
-shuffle on the decision key followed by a pure per-partition function from doughflow.data.reduce.
+dedup and text LSH, the map side of a file shuffle (doughflow.data.dedup.fileshuffle); every decision is a
+shuffle on the decision key followed by a pure per-partition function from doughflow.data.dedup.reduce.
 Only small things come back to this process: removed keys (8 bytes a row), the candidate edge list
 of near-duplicates (two int64 per duplicate), their components (int64 keys and labels) and a
 k-means sample; ids per duplicate stay on the workers. Removed rows
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data import reduce as R
-from doughflow.data.fetch import DataManifest, ShardInfo, file_sha256
-from doughflow.data.lsh import components, lsh_params
-from doughflow.data.sketch import SketchSpec, id_keys, rows_matrix, sketch_shard
+from doughflow.data.dedup import reduce as R
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
+from doughflow.data.dedup.lsh import components, lsh_params
+from doughflow.data.dedup.sketch import SketchSpec, id_keys, rows_matrix, sketch_shard
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
 
 def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
     """Remove all but the ``keep`` lowest ids of each component through a file shuffle by component
-    (doughflow.data.reduce.member_map / member_part): this process sends only (key, label) arrays and
+    (doughflow.data.dedup.reduce.member_map / member_part): this process sends only (key, label) arrays and
     gets back removed keys. Returns the group files, split by source shard, for filter_shard."""
     if len(nodes) == 0:
         stage.record("near_dup", R.empty_removed(), started)
@@ -240,7 +240,7 @@ def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep:
 
 def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
     """Star edges of the MinHash band buckets: the sketch pass wrote each shard's (bucket, key) pairs
-    split by bucket (doughflow.data.fileshuffle); one task per part sorts its pairs into stars.
+    split by bucket (doughflow.data.dedup.fileshuffle); one task per part sorts its pairs into stars.
     Memory per task is one part; this process gets only the edges (two int64 per duplicate)."""
     client, maps = stage.client, stage.band_maps
     parts = len(maps)
@@ -253,7 +253,7 @@ def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands
 
 @dataclass
 class TextSource:
-    """Where the texts are, for exact verification of candidate pairs (doughflow.data.textverify)."""
+    """Where the texts are, for exact verification of candidate pairs (doughflow.data.dedup.textverify)."""
 
     client: object
     paths: list[str]
@@ -266,7 +266,7 @@ class TextSource:
         """(edge, score) per candidate edge, sorted by edge: true Jaccard of shingle sets, or a
         rapidfuzz ratio for strings up to ``levenshtein_max_chars``, computed on the workers; and
         the ``n_examples`` passing pairs with the lowest ids (ids never come here per edge)."""
-        from doughflow.data import textverify
+        from doughflow.data.dedup import textverify
 
         self.scratch.mkdir(parents=True, exist_ok=True)
         edges_path = str(self.scratch / "edges.npz")

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from doughflow.data.fetch import HASH_CHUNK, DataManifest, ShardInfo, file_sha256, write_shards
+from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, file_sha256, write_shards
 
 log = logging.getLogger(__name__)
 

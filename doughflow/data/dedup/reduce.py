@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from doughflow.data.imagesig import shift_correlation
-from doughflow.data.lsh import bucket_pairs, hamming, minhash_band_keys, pigeonhole_keys, star_edges
-from doughflow.data.sketch import rows_matrix
+from doughflow.data.dedup.imagesig import shift_correlation
+from doughflow.data.dedup.lsh import bucket_pairs, hamming, minhash_band_keys, pigeonhole_keys, star_edges
+from doughflow.data.dedup.sketch import rows_matrix
 
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
 
@@ -179,7 +179,7 @@ def exact_part(map_paths: list[str], part: int, out_path: str) -> np.ndarray:
     (Parquet, REMOVED_COLUMNS); returns their keys. Rows of one content hash all land here."""
     import pyarrow.parquet as pq
 
-    from doughflow.data.fileshuffle import read_part
+    from doughflow.data.dedup.fileshuffle import read_part
 
     table = read_part(map_paths, part)
     frame = table.to_pandas() if table is not None else pd.DataFrame({"key": [], "id": [], "h1": [], "h2": []})
@@ -191,7 +191,7 @@ def exact_part(map_paths: list[str], part: int, out_path: str) -> np.ndarray:
 def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reduce side of the LSH band file shuffle: star edges (a, b) of this part's buckets, over rows
     no earlier step removed (``removed_keys`` sorted)."""
-    from doughflow.data.fileshuffle import read_part
+    from doughflow.data.dedup.fileshuffle import read_part
 
     table = read_part(map_paths, part)
     if table is None or table.num_rows == 0:
@@ -247,7 +247,7 @@ def member_map(sketch_path: str, out_path: str, graph_path: str, shard: int, par
     their component labels (16 bytes a node: the driver never holds ids per duplicate)."""
     import pyarrow.parquet as pq
 
-    from doughflow.data.fileshuffle import write_parts
+    from doughflow.data.dedup.fileshuffle import write_parts
 
     graph = np.load(graph_path)
     nodes, labels = graph["nodes"], graph["labels"]
@@ -268,7 +268,7 @@ def member_part(map_paths: list[str], part: int, keep: int, removed_path: str, g
     filter_shard); returns the removed keys."""
     import pyarrow.parquet as pq
 
-    from doughflow.data.fileshuffle import read_part, write_parts
+    from doughflow.data.dedup.fileshuffle import read_part, write_parts
 
     table = read_part(map_paths, part)
     if table is None:
@@ -283,7 +283,7 @@ def member_part(map_paths: list[str], part: int, keep: int, removed_path: str, g
 
 def shard_groups(group_paths: list[str], shard: int) -> tuple[np.ndarray, pa.Array]:
     """(sorted keys, group id per key) of this shard's rows in near-dup components."""
-    from doughflow.data.fileshuffle import read_part
+    from doughflow.data.dedup.fileshuffle import read_part
 
     table = read_part(group_paths, shard) if group_paths else None
     if table is None or table.num_rows == 0:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.pizza import MenuEra, generate_pizza_dataset, menu_history
+from doughflow.data.synthetic.pizza import MenuEra, generate_pizza_dataset, menu_history
 
 log = logging.getLogger(__name__)
 

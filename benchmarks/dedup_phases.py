@@ -33,7 +33,8 @@ def main(argv=None) -> dict:
     from doughflow.data.dedup import reduce as R
     from doughflow.data.dedup import textverify
     from doughflow.data.dedup.sketch import sketch_shard
-    from doughflow.data.dedup.subsample import _group_index, component_removals, filter_shard, spec_for
+    from doughflow.data.dedup.subsample import _group_index, filter_shard, spec_for
+    from tests.support.dedup_reference import component_removals
 
     paths = sorted(str(p) for p in Path(args.corpus).glob("part-*.parquet"))[:args.shards]
     work = Path(args.work)

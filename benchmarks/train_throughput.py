@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import torch  # noqa: E402
 
 from doughflow.config import TrainConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
-from doughflow.training.sample_data import pizza_columns, pizza_shards  # noqa: E402
+from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 from doughflow.training.streaming import ShardRef  # noqa: E402
 from doughflow.training.trainer import TrainJob, lr_factor, make_model, resolve_device, run_training  # noqa: E402
 

@@ -11,24 +11,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from doughflow.config import ExperimentConfig, load_config  # noqa: E402
 from doughflow.data.synthetic.pizza import generate_pizza_dataset  # noqa: E402
+from tests.support.configs import TINY_OVERRIDES  # noqa: E402
 
-TINY_OVERRIDES = [
-    "data.source.generator.num_images=300",
-    "data.source.generator.rows_per_shard=120",
-    "data.source.generator.num_customers=60",
-    "data.rows_per_shard=100",
-    "train.epochs=2",
-    "train.micro_batch_size=32",
-    "train.warmup_steps=5",
-    "evaluate.min_exact_count_accuracy=0",
-    "evaluate.worst_examples=4",
-    # A 2-epoch model is not releasable; the smoke test checks the plumbing, so the behavioural
-    # gates only record their results here (tests/unit/test_gates.py shows them rejecting).
-    "release.properties.examples=4",
-    "release.properties.max_failure_rate=1.0",
-    "release.quantization.calibration_samples=16",
-    "release.quantization.latency_repeats=2",
-]
 
 
 @pytest.fixture(scope="session")

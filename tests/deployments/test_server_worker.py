@@ -18,7 +18,7 @@ import pytest
 
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
-from tests.stack.compose import ROOT, free_port, prefect_healthy, service_command, start, stop, wait_until
+from tests.support.compose import ROOT, free_port, prefect_healthy, service_command, start, stop, wait_until
 
 PREFECT = [sys.executable, "-m", "prefect"]
 

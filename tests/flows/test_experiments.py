@@ -7,10 +7,9 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.registry import load_runs
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
-DATA_STAGES = {"fetch", "validate", "subsample", "split"}
-MODEL_STAGES = {"train", "evaluate", "export-onnx", "deploy-formats", "behaviour-tests", "release-gates", "report", "package"}
+from tests.support.configs import DATA_STAGES, MODEL_STAGES
 
 
 @pytest.mark.slow

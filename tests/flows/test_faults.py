@@ -21,9 +21,9 @@ import pytest
 
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
-from tests.conftest import TINY_OVERRIDES
-from tests.flows.test_experiments import DATA_STAGES, MODEL_STAGES
-from tests.stack.compose import free_port, prefect_healthy, service_command, start, stop, wait_until
+from tests.support.configs import TINY_OVERRIDES
+from tests.support.configs import DATA_STAGES, MODEL_STAGES
+from tests.support.compose import free_port, prefect_healthy, service_command, start, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Checkpoints every few steps so that a kill lands between two of them.
@@ -62,10 +62,10 @@ def _run(command: list[str], env: dict, log: Path) -> dict:
 
 
 class ForkedFlows:
-    """tests/flows/forked_flow.py: one process imports the pipeline once and forks a flow per kill."""
+    """tests/support/forked_flow.py: one process imports the pipeline once and forks a flow per kill."""
 
     def __init__(self, env: dict, log: Path):
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.flows.forked_flow"], cwd=ROOT, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.forked_flow"], cwd=ROOT, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
 
     def start(self, argv: list[str], env: dict, log: Path) -> int:

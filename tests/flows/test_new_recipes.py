@@ -11,7 +11,7 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.registry import load_runs
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
 BASE_MENU = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 STAGES = {"fetch", "validate", "subsample", "split", "train", "evaluate", "export-onnx", "package"}

@@ -17,9 +17,9 @@ from doughflow.packaging.bundle import verify_bundle
 from doughflow.review.packet import load_packet
 from doughflow.runs import RunPaths
 from tasks.fetch import fetch
-from tests.browser import browser_page
-from tests.conftest import TINY_OVERRIDES
-from tests.review_fixtures import export_from_page, fill_in_page, read_csv
+from tests.support.browser import browser_page
+from tests.support.configs import TINY_OVERRIDES
+from tests.support.review import export_from_page, fill_in_page, read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEW = ["review.gate.min_reviewed=6", "review.gate.min_correct_share=0.8", "review.max_samples=24",

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from doughflow.config import load_config
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from doughflow.cli import run_flow_cli
 from doughflow.packaging.bundle import verify_bundle
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_FILES = {"model.onnx", "labels.json", "preprocessing.json", "metrics.json", "config.yaml", "report.md",

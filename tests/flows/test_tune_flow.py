@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from doughflow.config import load_config
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
 DATA_STAGES = {"fetch", "validate", "subsample", "split"}
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from doughflow.config import load_config
-from tests.conftest import TINY_OVERRIDES
-from tests.stack.compose import free_port, port_open, service_command, start, stop, wait_until
+from tests.support.configs import TINY_OVERRIDES
+from tests.support.compose import free_port, port_open, service_command, start, stop, wait_until
 
 
 @pytest.fixture

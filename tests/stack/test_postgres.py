@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.compose import ROOT, free_port, port_open, prefect_healthy, service_command, start, stop, wait_until
+from tests.support.compose import ROOT, free_port, port_open, prefect_healthy, service_command, start, stop, wait_until
 
 USER = PASSWORD = DATABASE = "prefect"  # as the compose postgres service's environment
 

@@ -8,7 +8,6 @@ of its id: decisions depend on content and ids, not on where a row sits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -288,23 +288,6 @@ class TextSource:
         return edge[order], score[order], pairs.reset_index(drop=True)
 
 
-def component_removals(verified: pd.DataFrame, keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the ``keep`` lowest ids of each connected component of verified id pairs, in one process
-    (small data, tests and benchmarks/dedup_phases.py; the stage runs the same choice on workers)."""
-    if len(verified) == 0:
-        return R.empty_removed(), pd.DataFrame({"id": [], "group": []})
-    ids = pa.concat_arrays([_arrow_strings(verified["id_a"]), _arrow_strings(verified["id_b"])])
-    encoded = pc.dictionary_encode(ids)
-    codes = encoded.indices.to_numpy().astype(np.int64)
-    half = len(verified)
-    nodes, labels = components(codes[:half], codes[half:])
-    member = encoded.dictionary.take(pa.array(nodes))
-    removed, members = R.component_choice(pa.table({"component": labels, "key": id_keys(member), "id": member}), keep)
-    groups = members.select(["id", "group"])
-    if removed.num_rows == 0:
-        return R.empty_removed(), groups.to_pandas(types_mapper=pd.ArrowDtype)
-    return removed.to_pandas(types_mapper=pd.ArrowDtype), groups.to_pandas(types_mapper=pd.ArrowDtype)
-
 
 def _arrow_strings(values) -> pa.Array:
     array = pa.array(values) if not isinstance(values, pa.Array) else values

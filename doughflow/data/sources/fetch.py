@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, UnitEntry, file_sha256, stream_sha256, write_shards
+from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, UnitEntry, file_sha256, write_shards
 from doughflow.data.sources.retry import with_retries
 from doughflow.data.sources.listing import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
                                     image_batch, list_files, plan_units, read_tabular)

@@ -10,7 +10,6 @@ rows is kept in ``dup_of``/``dup_kind``/``defect`` so dedup and validation can b
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyspng
 from PIL import Image, ImageDraw
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.imagecodec import decode_image, encode_png
+from doughflow.data.imagecodec import encode_png
 
 SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real photo's
 

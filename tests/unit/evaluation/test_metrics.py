@@ -9,6 +9,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from doughflow.evaluation.metrics import (classification_metrics, count_metrics, headline_metric, softmax, task_metrics,
                                           worst_classified)
+import pytest
+from doughflow.evaluation.metrics import worst_examples
 
 LABELS = ["circle", "square", "triangle"]
 
@@ -59,3 +61,13 @@ def test_worst_classified_puts_the_least_probable_true_class_first():
     assert [w.sample_id for w in worst] == ["b", "c"]
     assert np.isclose(worst[0].total_abs_error, 1 - softmax(logits)[1, 2])
     assert np.isclose(sum(worst[0].predicted), 1.0) and worst[0].true == [0, 0, 1]
+
+
+def test_metrics_and_worst_examples():
+    target = np.array([[1, 0], [2, 3], [0, 0]], np.float32)
+    pred = np.array([[1.1, 0.2], [2.0, 1.9], [0.4, 0.0]], np.float32)
+    metrics = count_metrics(pred, target, ["a", "b"])
+    assert metrics["exact_count_accuracy"] == pytest.approx(5 / 6)
+    assert metrics["image_exact_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["per_topping"]["b"]["exact_count_accuracy"] == pytest.approx(2 / 3)
+    assert [w.sample_id for w in worst_examples(["x", "y", "z"], pred, target, 2)] == ["y", "z"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from doughflow.config import AugmentConfig, LoaderConfig
 from doughflow.preprocessing import Preprocessing
-from doughflow.training.sample_data import pizza_columns
+from tests.support.sample_data import pizza_columns
 from doughflow.training.streaming import (BadRowError, CorruptShardError, ParquetStream, ShardRef, assign_pieces,
                                           make_loader, plan_pieces, worker_skips)
 

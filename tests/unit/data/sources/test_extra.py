@@ -14,7 +14,7 @@ from doughflow.data.synthetic.pizza import render_pizza
 from doughflow.data.validate import validate_shards
 from doughflow.runs import RunPaths
 from tasks.fetch import fetch
-from tests.conftest import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 

@@ -14,9 +14,9 @@ import torch
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.checkpoint import latest_tag, state_dict_hash
 from doughflow.training.launch import run_job, start
-from doughflow.training.sample_data import pizza_columns
+from tests.support.sample_data import pizza_columns
 from doughflow.training.trainer import TrainJob, run_training
-from tests.unit.conftest import tiny_train_config
+from tests.support.configs import tiny_train_config
 
 
 def _job(shards, out_dir: Path, cfg) -> TrainJob:
@@ -81,13 +81,13 @@ def test_resume_refuses_a_checkpoint_from_another_config(reference, tiny_shards)
 
 
 def test_nan_loss_stops_naming_step_and_samples(tiny_shards, tmp_path):
-    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.unit.nan_model"})
+    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.support.nan_model"})
     with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1 step 0 .*sample ids: pz-"):
         run_training(_job(tiny_shards, tmp_path, cfg))
 
 
 def test_nan_loss_skipped_and_counted_when_configured(tiny_shards, tmp_path):
-    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.unit.nan_model"},
+    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.support.nan_model"},
                             on_nan_loss="skip", max_skipped_steps=3)
     with pytest.raises(FloatingPointError, match="max_skipped_steps=3"):
         run_training(_job(tiny_shards, tmp_path, cfg))

@@ -12,10 +12,10 @@ import pytest
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.control import await_verdict, publish_epoch, read_epochs, send_verdict
 from doughflow.training.launch import run_job
-from doughflow.training.sample_data import pizza_columns
+from tests.support.sample_data import pizza_columns
 from doughflow.training.trainer import TrainJob, run_training
 from doughflow.tuning.prune import PruneMonitor
-from tests.unit.conftest import tiny_train_config
+from tests.support.configs import tiny_train_config
 
 
 def _job(shards, out_dir: Path, cfg) -> TrainJob:

@@ -1,12 +1,9 @@
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from doughflow.evaluation.metrics import count_metrics, worst_examples
 from doughflow.export.onnx_export import ParityError, check_parity, compare_outputs, export_onnx, onnx_predict
-from doughflow.packaging.bundle import build_bundle, verify_bundle
 from doughflow.training.models import build_model
 
 
@@ -30,30 +27,8 @@ def test_parity_gate_fails_on_a_perturbed_model():
         check_parity(report, "onnx")
 
 
-def test_metrics_and_worst_examples():
-    target = np.array([[1, 0], [2, 3], [0, 0]], np.float32)
-    pred = np.array([[1.1, 0.2], [2.0, 1.9], [0.4, 0.0]], np.float32)
-    metrics = count_metrics(pred, target, ["a", "b"])
-    assert metrics["exact_count_accuracy"] == pytest.approx(5 / 6)
-    assert metrics["image_exact_accuracy"] == pytest.approx(2 / 3)
-    assert metrics["per_topping"]["b"]["exact_count_accuracy"] == pytest.approx(2 / 3)
-    assert [w.sample_id for w in worst_examples(["x", "y", "z"], pred, target, 2)] == ["y", "z"]
 
 
-def test_bundle_manifest_verifies_and_catches_tampering(tmp_path):
-    model = tmp_path / "model.onnx"
-    model.write_bytes(b"onnx-bytes")
-    bundle = build_bundle(tmp_path / "bundle", files={"model.onnx": model}, documents={"labels.json": {"labels": ["a"]}},
-                          run_id="r1", data_fingerprint="f" * 64, config_hash="c" * 64)
-    manifest = json.loads(open(bundle.manifest_path).read())
-    assert set(manifest["files"]) == {"model.onnx", "labels.json"}
-    assert manifest["data_fingerprint"] == "f" * 64 and "torch" in manifest["libraries"] and "commit" in manifest["git"]
-    assert verify_bundle(tmp_path / "bundle") == []
-    (tmp_path / "bundle" / "model.onnx").write_bytes(b"onnx-bytez")
-    (tmp_path / "bundle" / "extra.txt").write_text("sneaky")
-    problems = verify_bundle(tmp_path / "bundle")
-    assert any("model.onnx: sha256 differs" in p for p in problems)
-    assert any("extra.txt: present but not in manifest" in p for p in problems)
 
 
 def test_classification_parity_counts_argmax_agreement():

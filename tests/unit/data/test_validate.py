@@ -8,8 +8,8 @@ from PIL import Image
 from doughflow.data.sources.fetch import fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 
-TARGETS = [f"count_{label}" for label in ["pepperoni", "mushroom", "olive", "basil", "pepper"]]
-COLUMNS = dict(id_column="sample_id", image_column="image", group_column="customer_id", target_columns=TARGETS, max_count=20)
+from tests.support.configs import PIZZA_COLUMNS as COLUMNS
+from tests.support.configs import PIZZA_TARGETS as TARGETS
 
 
 def _png() -> bytes:

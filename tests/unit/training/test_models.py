@@ -25,7 +25,7 @@ def test_resnet_blocks_are_configurable():
 
 
 def test_custom_model_registers_through_import_module():
-    cfg = TrainConfig.model_validate({"model": {"name": "test_nan_counter", "import_module": "tests.unit.nan_model"}})
+    cfg = TrainConfig.model_validate({"model": {"name": "test_nan_counter", "import_module": "tests.support.nan_model"}})
     assert make_model(cfg, 5)(torch.zeros(1, 3, 8, 8)).shape == (1, 5)
     assert "test_nan_counter" in MODEL_REGISTRY
 
@@ -56,5 +56,5 @@ def test_count_models_are_unchanged_by_the_head_option():
 
 def test_a_factory_without_head_is_trusted_to_return_logits():
     """Custom factories that do not take ``head`` are called as registered (README: they must output logits)."""
-    cfg = TrainConfig.model_validate({"model": {"name": "test_nan_counter", "import_module": "tests.unit.nan_model"}})
+    cfg = TrainConfig.model_validate({"model": {"name": "test_nan_counter", "import_module": "tests.support.nan_model"}})
     assert make_model(cfg, 3, task="classification")(torch.zeros(2, 3, 8, 8)).shape == (2, 3)

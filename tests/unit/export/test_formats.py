@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.release_fixtures import fixed_model, fixed_model_onnx, normalised, perturbed, pizzas, tiny_config
+from tests.support.release import fixed_model, fixed_model_onnx, normalised, perturbed, pizzas, tiny_config
 
 from doughflow.config import FormatTolerance
 from doughflow.evaluation.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate

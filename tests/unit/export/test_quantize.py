@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from tests.unit.release_fixtures import fixed_model_onnx, normalised, pizzas
+from tests.support.release import fixed_model_onnx, normalised, pizzas
 
 from doughflow.export.quantize import (ArrayCalibrationReader, head_nodes, median_latency_ms, quantize_dynamic_int8,
                                        quantize_static_qdq)

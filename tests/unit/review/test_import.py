@@ -13,7 +13,7 @@ from doughflow.registry import RunRecord, load_verdicts, record_run, record_verd
 from doughflow.review.approval import review_gate, write_approval
 from doughflow.review.packet import csv_columns, load_packet
 from flows.review import main as review_main
-from tests.review_fixtures import LABELS, synthetic_packet
+from tests.support.review import LABELS, synthetic_packet
 
 RUN = "pizza-test-run"
 

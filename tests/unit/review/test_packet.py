@@ -3,12 +3,11 @@
 import json
 import re
 
-import pytest
 
 from doughflow.review.packet import PACKET, csv_columns, load_packet
 from doughflow.review.verdicts import read_verdicts
-from tests.browser import browser_page
-from tests.review_fixtures import LABELS, export_from_page, fill_in_page, read_csv, synthetic_packet
+from tests.support.browser import browser_page
+from tests.support.review import LABELS, export_from_page, fill_in_page, read_csv, synthetic_packet
 
 
 def test_packet_files_agree(tmp_path):

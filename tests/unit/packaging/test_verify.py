@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.release_fixtures import LABELS, fixed_model, fixed_model_onnx, perturbed, pizzas, tiny_config
+from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed, pizzas, tiny_config
 
 from doughflow.evaluation.gates import decide_release
 from doughflow.export.coreml_export import export_coreml

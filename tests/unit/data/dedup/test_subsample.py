@@ -83,7 +83,7 @@ def test_pizza_image_near_dups_on_an_in_process_cluster(tiny_source, tmp_path):
     from doughflow.data.dask_client import in_process
     from doughflow.data.sources.fetch import fetch_source
     from doughflow.data.validate import validate_shards
-    from tests.unit.test_validate import COLUMNS
+    from tests.support.configs import PIZZA_COLUMNS as COLUMNS
 
     config = load_config(None, ["data.subsample.max_per_id=20", "data.subsample.cluster.max_per_cluster=60"])
     raw = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.release_fixtures import LABELS, fixed_model, fixed_model_onnx, perturbed
+from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed
 
 from doughflow.config import PropertyTestConfig
 from doughflow.evaluation.behaviour import KINDS, Scene, generate_cases, render_scene, run_properties

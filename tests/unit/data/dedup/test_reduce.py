@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from doughflow.data.dedup import reduce as R
 from doughflow.data.dedup.sketch import id_keys, rank_keys
-from doughflow.data.dedup.subsample import component_removals
+from tests.support.dedup_reference import component_removals
 
 rows = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), min_size=1, max_size=60, unique_by=lambda r: r[0])
 
@@ -96,7 +96,6 @@ def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep,
     """member_map / member_part (keys and labels in, ids only on the workers) remove exactly the rows
     component_removals removes and give every member the same group, for any number of shards."""
     import tempfile
-    from pathlib import Path
 
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.unit.release_fixtures import LABELS, fixed_model
+from tests.support.release import LABELS, fixed_model
 
 from doughflow.export.coreml_export import export_coreml, inspect_coreml
 from doughflow.preprocessing import Preprocessing

@@ -16,7 +16,7 @@ from doughflow.preprocessing import Preprocessing
 from doughflow.training.engine import backward_step, build_engine, deepspeed_config, forward_loss
 from doughflow.training.host_sync import HostSyncRecorder, optimizer_step_counters
 from doughflow.training.trainer import LossLog, Normalizer, ensure_single_process_env, lr_factor, make_model, task_loss
-from tests.unit.conftest import tiny_train_config
+from tests.support.configs import tiny_train_config
 
 DEVICE = torch.device("cpu")
 STEPS = 4  # DeepSpeed's throughput timer starts synchronizing at its second global step
@@ -135,5 +135,5 @@ def test_recorder_catches_reads_uploads_and_synchronize_and_restores():
         accelerator.synchronize()
     assert [s.kind for s in recorder.syncs] == ["item", "__bool__", "__float__", "tolist", "tensor(device=cpu)",
                                                 "synchronize"]
-    assert all(s.where.startswith("tests/unit/test_engine.py:") for s in recorder.syncs), recorder.syncs
+    assert all(s.where.startswith("unit/training/test_engine.py:") for s in recorder.syncs), recorder.syncs
     assert "synchronize" not in vars(accelerator)

@@ -482,7 +482,7 @@ class ExperimentConfig(_Strict):
             adapter = adapter_for(self)
         except (KeyError, ImportError) as error:
             raise ValueError(f"data.adapter: {error.args[0] if error.args else error}") from None
-        if adapter.task == "classification" and self.data.source.url is None:
+        if adapter.problem == "classification" and self.data.source.url is None:
             raise ValueError(f"data.adapter {self.data.adapter!r} is a classification adapter: set data.source.url "
                              "(the built-in generator draws pizzas with counts)")
         return self

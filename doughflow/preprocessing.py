@@ -20,11 +20,11 @@ class Preprocessing:
     image_size: int = 64
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
-    task: str = "count"  # count | classification: names the output and how to read it
+    problem: str = "count"  # count | classification: names the output and how to read it
 
     @property
     def output_name(self) -> str:
-        return "logits" if self.task == "classification" else "counts"
+        return "logits" if self.problem == "classification" else "counts"
 
     def decode(self, data: bytes) -> np.ndarray:
         """Encoded bytes -> HxWx3 uint8 at the model's size."""
@@ -44,7 +44,7 @@ class Preprocessing:
     def to_json(self) -> dict:
         return {
             "input_name": "images",
-            "task": self.task,
+            "task": self.problem,
             "output_name": self.output_name,
             "layout": "NCHW",
             "dtype": "float32",
@@ -55,7 +55,7 @@ class Preprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "formula": "x = (pixel / 255 - mean[c]) / std[c]",
-            "postprocess": POSTPROCESS.get(self.task, POSTPROCESS["count"]),
+            "postprocess": POSTPROCESS.get(self.problem, POSTPROCESS["count"]),
             **{"params": asdict(self)},
         }
 
@@ -67,6 +67,6 @@ POSTPROCESS = {
 
 
 def preprocessing_for(config) -> Preprocessing:
-    from doughflow.data.adapters import task_of
+    from doughflow.data.adapters import problem_of
 
-    return Preprocessing(image_size=config.data.image_size, task=task_of(config))
+    return Preprocessing(image_size=config.data.image_size, problem=problem_of(config))

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.data.split import SplitResult
 from doughflow.evaluation.class_behaviour import classification_cases, run_classification_properties
 from doughflow.evaluation.behaviour import PropertyResult, generate_cases, results_to_json, run_properties
@@ -48,11 +48,11 @@ def behaviour_tests(config: ExperimentConfig, paths: RunPaths, trained: TrainRes
                     splits: SplitResult | None = None) -> BehaviourResult:
     cfg = config.release.properties
     outcome = BehaviourResult()
-    task = task_of(config)
+    problem = problem_of(config)
     if cfg.enabled:
-        model = load_trained_model(trained.model_path, len(config.labels), config.train, task)
+        model = load_trained_model(trained.model_path, len(config.labels), config.train, problem)
         preprocessing = preprocessing_for(config)
-        if task == "classification":
+        if problem == "classification":
             cases, run = _classification_cases(config, splits, outcome), run_classification_properties
         else:
             cases, run = generate_cases(config.labels, _max_count(config), config.data.image_size, cfg), run_properties

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SPLITS, SplitResult
-from doughflow.data.adapters import task_of
-from doughflow.evaluation.metrics import task_metrics, worst_classified, worst_examples
+from doughflow.data.adapters import problem_of
+from doughflow.evaluation.metrics import problem_metrics, worst_classified, worst_examples
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
@@ -34,26 +34,26 @@ class EvaluationResult:
 
 def evaluate(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult) -> EvaluationResult:
     out = paths.stage("eval")
-    task = task_of(config)
-    model = load_trained_model(trained.model_path, len(config.labels), config.train, task)
+    problem = problem_of(config)
+    model = load_trained_model(trained.model_path, len(config.labels), config.train, problem)
     preprocessing = preprocessing_for(config)
     metrics: dict = {}
     worst: list[dict] = []
     for name in SPLITS:
         split = load_split_for(config, splits.manifests[name], desc=f"decoding {name}")
         pred = predict(model, split.images, preprocessing) if len(split) else np.zeros((0, len(config.labels)))
-        metrics[name] = task_metrics(task, pred, split.targets, config.labels)
+        metrics[name] = problem_metrics(problem, pred, split.targets, config.labels)
         if name == "test":
             columns = {"sample_id": split.ids}
             for k, label in enumerate(config.labels):
                 columns[f"true_{label}"] = split.targets[:, k]
                 columns[f"pred_{label}"] = pred[:, k]
             pq.write_table(pa.table(columns), out / "test_predictions.parquet")
-            pick = worst_classified if task == "classification" else worst_examples
+            pick = worst_classified if problem == "classification" else worst_examples
             worst = [asdict(w) for w in pick(split.ids, pred, split.targets, config.evaluate.worst_examples)]
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2))
-    if task == "classification":  # its bars (evaluate.min_metrics) are release gates, see tasks/release.py
+    if problem == "classification":  # its bars (evaluate.min_metrics) are release gates, see tasks/release.py
         return EvaluationResult(metrics, str(metrics_path), str(out / "test_predictions.parquet"), worst)
     bar = config.evaluate.min_exact_count_accuracy
     achieved = metrics["test"].get("exact_count_accuracy", 0.0)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.export.onnx_export import ParityReport, compare_outputs, export_onnx, onnx_predict
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
@@ -24,8 +24,8 @@ class ExportResult:
 
 
 def export(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult) -> ExportResult:
-    task = task_of(config)
-    model = load_trained_model(trained.model_path, len(config.labels), config.train, task)
+    problem = problem_of(config)
+    model = load_trained_model(trained.model_path, len(config.labels), config.train, problem)
     preprocessing = preprocessing_for(config)
     onnx_path = export_onnx(model, paths.stage("export") / "model.onnx", config.data.image_size, config.export.opset,
                             output_name=preprocessing.output_name)
@@ -34,7 +34,7 @@ def export(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, train
     reference = predict(model, test.images[:n], preprocessing)
     candidate = onnx_predict(onnx_path, preprocessing.to_tensor(test.images[:n]).numpy())
     report = compare_outputs(reference, candidate, test.ids[:n], config.export.parity_atol,
-                             config.export.parity_min_rounded_agreement, task=task)
+                             config.export.parity_min_rounded_agreement, problem=problem)
     (paths.stage("export") / "parity_onnx.json").write_text(json.dumps(asdict(report), indent=2))
     # No raise here: the release stage gates every format together, and a failed gate still writes
     # a bundle marked rejected, so the evidence can be inspected (see doughflow/evaluation/gates.py).

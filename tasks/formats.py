@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, build_formats, formats_to_json
 from doughflow.export.runtimes import torch_predictor
@@ -40,7 +40,7 @@ def calibration_images(config: ExperimentConfig, splits: SplitResult, count: int
 def convert_formats(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult,
                     exported: ExportResult) -> DeployResult:
     out = paths.stage("export")
-    model = load_trained_model(trained.model_path, len(config.labels), config.train, task_of(config))
+    model = load_trained_model(trained.model_path, len(config.labels), config.train, problem_of(config))
     preprocessing = preprocessing_for(config)
     test = load_split_for(config, splits.manifests["test"], desc="decoding test")
     n = min(len(test), config.export.parity_max_samples)

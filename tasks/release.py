@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.evaluation.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release, metric_gates
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult
@@ -20,7 +20,7 @@ def release_gates(config: ExperimentConfig, paths: RunPaths, evaluated: Evaluati
     skips = dict(behaviour.skipped)
     if not config.release.properties.enabled:
         skips = {}
-    gates = [accuracy_gate(evaluated.metrics, config.evaluate.min_exact_count_accuracy)] if task_of(config) == "count" else []
+    gates = [accuracy_gate(evaluated.metrics, config.evaluate.min_exact_count_accuracy)] if problem_of(config) == "count" else []
     gates += metric_gates(evaluated.metrics, config.evaluate.min_metrics)
     decision = decide_release(formats.formats, gates, behaviour.results, skips)
     (paths.stage("export") / "release.json").write_text(json.dumps(decision.to_json(), indent=2))

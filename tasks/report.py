@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.dedup.subsample import SubsampleResult
@@ -47,7 +47,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
                  exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
     out = paths.stage("report")
     labels = config.labels
-    classify = task_of(config) == "classification"
+    classify = problem_of(config) == "classification"
     loss_curve(trained.history, out / "loss_curve.png", loss_name="cross-entropy" if classify else "MSE")
 
     figures = ["loss_curve.png"]
@@ -140,7 +140,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
 def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: EvaluationResult, formats, behaviour,
                      decision, out, figures: list[str]) -> list[str]:
     """Release decision, deploy formats, behavioural tests and error analysis; appends its figures."""
-    if task_of(config) == "classification":
+    if problem_of(config) == "classification":
         matrix = np.asarray(evaluated.metrics.get("test", {}).get("confusion_matrix", np.zeros((0, 0))))
         analysis = ("Most confused class pairs on the test split:\n\n" + cls_report.confused_pairs(matrix, config.labels)
                     if matrix.size else "No test predictions.")

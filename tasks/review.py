@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
@@ -54,9 +54,9 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
                   evaluated: EvaluationResult, formats: DeployResult, bundle: BundleResult) -> PacketResult | None:
     if not config.review.enabled:
         return None
-    if task_of(config) != "count":
+    if problem_of(config) != "count":
         log.warning("review packet not written: it asks reviewers to correct counts, and %r is a %s dataset "
-                    "(set review.enabled=false to silence this)", config.data.adapter, task_of(config))
+                    "(set review.enabled=false to silence this)", config.data.adapter, problem_of(config))
         return None
     review_dir = Path(bundle.bundle_dir).parent / "review"
     run_id = json.loads((Path(bundle.bundle_dir) / MANIFEST).read_text())["run_id"]

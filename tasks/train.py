@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
@@ -27,7 +27,7 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
                     columns=Columns(data.id_column, data.image_column, tuple(data.target_columns(config.labels))),
                     num_classes=len(config.labels), cfg=config.train, preprocessing=preprocessing_for(config),
                     out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint,
-                    task=task_of(config))
+                    problem=problem_of(config))
 
 
 def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
@@ -42,7 +42,7 @@ def run_train_job(job: TrainJob, config: ExperimentConfig, paths: RunPaths) -> T
         return run_job(job, config.train.launcher)
 
 
-def retry_on_crash(task, task_run, state) -> bool:
+def retry_on_crash(problem, task_run, state) -> bool:
     """Prefect retry condition: only a crash (no error report from any rank) is worth another try."""
     try:
         error = state.result(raise_on_failure=False)

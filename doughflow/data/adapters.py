@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
-TASKS = ("count", "classification")
+PROBLEMS = ("count", "classification")
 CLASS_PREFIX = "_class_"
 
 ADAPTER_REGISTRY: dict[str, type["DatasetAdapter"]] = {}
@@ -34,10 +34,10 @@ class AdapterSchemaError(ValueError):
 
 
 class DatasetAdapter(ABC):
-    """How one kind of dataset maps to (image, target vector). Subclasses set ``task`` and implement
+    """How one kind of dataset maps to (image, target vector). Subclasses set ``problem`` and implement
     the abstract methods; ``labels`` is the config's label map (the model's output order)."""
 
-    task: ClassVar[str] = "count"
+    problem: ClassVar[str] = "count"
 
     def __init__(self, labels: list[str]):
         self.labels = list(labels)
@@ -73,7 +73,7 @@ class DatasetAdapter(ABC):
 
     def label_map(self) -> dict:
         """labels.json of the bundle: what the model's outputs mean, for a consumer without our code."""
-        return {"task": self.task, "labels": self.labels, "index": {label: i for i, label in enumerate(self.labels)}}
+        return {"task": self.problem, "labels": self.labels, "index": {label: i for i, label in enumerate(self.labels)}}
 
     def targets(self, table: pa.Table) -> np.ndarray:
         """N x len(labels) float32 targets from the canonical target columns."""
@@ -98,7 +98,7 @@ def count_label_problem(values: list, target_columns: list[str], max_count: int)
 class CountColumns(DatasetAdapter):
     """Count regression: one count column per label; the model outputs one count per label."""
 
-    task = "count"
+    problem = "count"
 
     def __init__(self, labels: list[str], target_prefix: str = "count_", max_count: int = 20):
         super().__init__(labels)
@@ -134,7 +134,7 @@ class CountColumns(DatasetAdapter):
 class ImageClassification(DatasetAdapter):
     """Single-label classification: one column of class names; the model outputs one logit per class."""
 
-    task = "classification"
+    problem = "classification"
 
     def __init__(self, labels: list[str], label_column: str = "label"):
         super().__init__(labels)
@@ -188,8 +188,8 @@ def register_adapter(name: str) -> Callable[[type[DatasetAdapter]], type[Dataset
     built by its ``from_data(data, labels)`` classmethod (the default passes ``labels`` alone)."""
 
     def decorate(cls: type[DatasetAdapter]) -> type[DatasetAdapter]:
-        if cls.task not in TASKS:
-            raise ValueError(f"adapter {name!r}: task must be one of {TASKS}, got {cls.task!r}")
+        if cls.problem not in PROBLEMS:
+            raise ValueError(f"adapter {name!r}: problem must be one of {PROBLEMS}, got {cls.problem!r}")
         ADAPTER_REGISTRY[name] = cls
         return cls
 
@@ -219,6 +219,6 @@ def adapter_for(config) -> DatasetAdapter:
     return adapter_for_data(config.data, config.labels)
 
 
-def task_of(config) -> str:
+def problem_of(config) -> str:
     """``count`` or ``classification``: what loss, metrics, gates and bundle the run uses."""
-    return adapter_for(config).task
+    return adapter_for(config).problem

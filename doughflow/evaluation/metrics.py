@@ -93,16 +93,16 @@ def classification_metrics(logits: np.ndarray, onehot: np.ndarray, labels: list[
     }
 
 
-def task_metrics(task: str, pred: np.ndarray, target: np.ndarray, labels: list[str]) -> dict:
-    """The metrics of a task: counting or classification (see doughflow.data.adapters)."""
-    if task == "classification":
+def problem_metrics(problem: str, pred: np.ndarray, target: np.ndarray, labels: list[str]) -> dict:
+    """The metrics of a problem: counting or classification (see doughflow.data.adapters)."""
+    if problem == "classification":
         return classification_metrics(pred, target, labels)
     return count_metrics(pred, target, labels)
 
 
-def headline_metric(task: str) -> str:
+def headline_metric(problem: str) -> str:
     """The one number a table of formats or runs shows per row."""
-    return "accuracy" if task == "classification" else "exact_count_accuracy"
+    return "accuracy" if problem == "classification" else "exact_count_accuracy"
 
 
 def worst_classified(ids: list[str], logits: np.ndarray, onehot: np.ndarray, k: int) -> list[WorstExample]:

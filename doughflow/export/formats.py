@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from doughflow.config import ExperimentConfig, FormatTolerance
-from doughflow.data.adapters import task_of
-from doughflow.evaluation.metrics import task_metrics
+from doughflow.data.adapters import problem_of
+from doughflow.evaluation.metrics import problem_metrics
 from doughflow.export import coreml_export, quantize
 from doughflow.export.onnx_export import ParityReport, compare_outputs
 from doughflow.export.runtimes import (Predictor, RuntimeUnavailable, coreml_can_predict, coreml_predictor,
@@ -65,12 +65,12 @@ def path_size(path: Path) -> int:
 
 def _measure(result: FormatResult, predictor: Predictor, inputs: np.ndarray, reference: np.ndarray,
              targets: np.ndarray, ids: list[str], labels: list[str], tolerance: FormatTolerance, method: str,
-             latency_input: np.ndarray | None, repeats: int, task: str = "count") -> None:
+             latency_input: np.ndarray | None, repeats: int, problem: str = "count") -> None:
     candidate = predictor(inputs)
     result.parity = compare_outputs(reference, candidate, ids, tolerance.atol, tolerance.min_rounded_agreement,
-                                    task=task)
+                                    problem=problem)
     result.parity_method = method
-    result.metrics = task_metrics(task, candidate, targets, labels)
+    result.metrics = problem_metrics(problem, candidate, targets, labels)
     for detail in ("per_topping", "per_class", "confusion_matrix"):
         result.metrics.pop(detail, None)
     if latency_input is not None:
@@ -83,7 +83,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
     """Convert and measure. ``inputs`` are normalised held-out images (NCHW float32), ``calibration``
     normalised training images. A conversion that raises becomes a format with ``error`` set."""
     release, labels = config.release, config.labels
-    task = task_of(config)
+    problem = problem_of(config)
     size = config.data.image_size
     quant = release.quantization
     latency_input = inputs[:quant.latency_batch] if len(inputs) else None
@@ -94,12 +94,12 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
 
     torch_result = FormatResult("torch", "model.pt", None, primary=True)
     _measure(torch_result, lambda x: reference if x is inputs else torch_run(x), inputs, reference, targets, ids,
-             labels, fp32_tol, "reference", latency_input, quant.latency_repeats, task=task)
+             labels, fp32_tol, "reference", latency_input, quant.latency_repeats, problem=problem)
     results = [torch_result]
 
     onnx_result = FormatResult("onnx", "model.onnx", str(onnx_path), primary=True, size_bytes=path_size(onnx_path))
     _measure(onnx_result, onnx_predictor(onnx_path), inputs, reference, targets, ids, labels, fp32_tol,
-             "measured with onnxruntime (CPU)", latency_input, quant.latency_repeats, task=task)
+             "measured with onnxruntime (CPU)", latency_input, quant.latency_repeats, problem=problem)
     results.append(onnx_result)
 
     can_predict, why_not = coreml_can_predict()
@@ -127,13 +127,13 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         if can_predict:
             try:
                 _measure(result, coreml_predictor(target), inputs, reference, targets, ids, labels, tolerance,
-                         "measured with CoreML", latency_input, quant.latency_repeats, task=task)
+                         "measured with CoreML", latency_input, quant.latency_repeats, problem=problem)
                 continue
             except RuntimeUnavailable as error:  # pragma: no cover - macOS without a usable runtime
                 why_not = str(error)
         if precision == "fp16":
             _measure(result, fp16_emulated_predictor(model), inputs, reference, targets, ids, labels, tolerance,
-                     f"estimated: torch with weights and activations rounded through fp16 ({why_not})", None, 1, task=task)
+                     f"estimated: torch with weights and activations rounded through fp16 ({why_not})", None, 1, problem=problem)
         else:
             result.parity_method = f"skipped: {why_not}"
 
@@ -161,7 +161,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         result.size_bytes = path_size(target)
         _measure(result, onnx_predictor(target), inputs, reference, targets, ids, labels,
                  getattr(release.tolerances, name), "measured with onnxruntime (CPU)", latency_input,
-                 quant.latency_repeats, task=task)
+                 quant.latency_repeats, problem=problem)
     return results
 
 

@@ -62,12 +62,12 @@ def onnx_predict(path: Path, inputs: np.ndarray, batch_size: int = 256) -> np.nd
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, ids: list[str], atol: float,
-                    min_rounded_agreement: float, worst_k: int = 5, task: str = "count") -> ParityReport:
+                    min_rounded_agreement: float, worst_k: int = 5, problem: str = "count") -> ParityReport:
     """Max |diff| of the raw outputs, and the share of samples whose decision agrees: all rounded
     counts for counting, the argmax class for classification (logits)."""
     diff = np.abs(reference - candidate)
     per_sample = diff.max(axis=1) if diff.size else np.zeros(0)
-    if task == "classification":
+    if problem == "classification":
         kind = "argmax class"
         agreement = float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean()) if len(reference) else 1.0
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from doughflow.reporting.report import table
 
 
-def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], task: str = "count") -> list[list]:
+def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], problem: str = "count") -> list[list]:
     """Rows per split: images, then mean count and share of zero per topping, or the share of each class
     (data after cleaning, dedup and any subsampling: exactly what the model was trained and tested on)."""
     rows = []
@@ -16,7 +16,7 @@ def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], t
         n = len(targets)
         cells = [name, n]
         for k, _ in enumerate(labels):
-            if n and task == "classification":
+            if n and problem == "classification":
                 cells.append(f"{int(targets[:, k].sum())} ({targets[:, k].mean():.0%})")
             elif n:
                 cells.append(f"{targets[:, k].mean():.2f} / {(targets[:, k] == 0).mean():.0%}")
@@ -28,13 +28,13 @@ def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], t
 
 def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerprint: str, config_hash: str,
                       image_size: int, dataset_rows: list[list], metrics: dict, decision, formats: list,
-                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict], task: str = "count") -> str:
+                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict], problem: str = "count") -> str:
     status = decision.status.upper()
     lines = [f"# Model card: {name} (`{run_id}`)", "",
              f"**Release status: {status}**" + ("" if decision.released else " - do not deploy."), ""]
     if decision.reasons:
         lines += ["Reasons:", *[f"- {reason}" for reason in decision.reasons], ""]
-    if task == "classification":
+    if problem == "classification":
         model_text = (f"Classifies an RGB image resized to {image_size}x{image_size} as one of {', '.join(labels)}; output "
                       f"`logits[batch, {len(labels)}]`: softmax for probabilities, argmax for the class. ")
         stats_text = "Statistics after cleaning, deduplication and subsampling (cell: images of the class and their share):"
@@ -51,7 +51,7 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
               stats_text, "",
               table(["split", "images", *labels], dataset_rows), "",
               "## Metrics", ""]
-    if task == "classification":
+    if problem == "classification":
         metric_table = table(["split", "images", "accuracy", "macro-F1"],
                              [[split, m.get("n", 0), m.get("accuracy", float("nan")), m.get("macro_f1", float("nan"))]
                               for split, m in metrics.items()])
@@ -59,7 +59,7 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
         metric_rows = [[split, m.get("n", 0), m.get("mae", float("nan")), m.get("exact_count_accuracy", float("nan")),
                         m.get("image_exact_accuracy", float("nan"))] for split, m in metrics.items()]
         metric_table = table(["split", "images", "MAE", "exact-count accuracy", "image exact accuracy"], metric_rows)
-    headline = "accuracy" if task == "classification" else "exact_count_accuracy"
+    headline = "accuracy" if problem == "classification" else "exact_count_accuracy"
     lines += [metric_table, "",
               "## Release gates", "",
               table(["format", "gate", "result", "detail"], [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]),
@@ -76,7 +76,7 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
                             "-" if result.latency_ms is None else f"{result.latency_ms:.2f}",
                             result.metrics.get(headline, "-") if result.metrics else "-", note])
     lines += [table(["format", "file", "bytes", "latency ms (batch 1, CPU)",
-                     f"{'accuracy' if task == 'classification' else 'exact-count acc'} (held-out)", "status"],
+                     f"{'accuracy' if problem == 'classification' else 'exact-count acc'} (held-out)", "status"],
                     format_rows), "",
               "## Limitations", "", *[f"- {item}" for item in limitations]]
     skipped = [g for g in decision.gates if g.status == "skipped"]

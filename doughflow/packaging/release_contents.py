@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import task_of
+from doughflow.data.adapters import problem_of
 from doughflow.evaluation.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.model_card import dataset_statistics, render_model_card
@@ -63,6 +63,6 @@ def model_card(config: ExperimentConfig, *, run_id: str, data_fingerprint: str, 
     return render_model_card(
         name=config.name, run_id=run_id, labels=config.labels, data_fingerprint=data_fingerprint,
         config_hash=config.config_hash(), image_size=config.data.image_size,
-        dataset_rows=dataset_statistics(split_targets(config, splits), config.labels, task_of(config)), metrics=metrics,
+        dataset_rows=dataset_statistics(split_targets(config, splits), config.labels, problem_of(config)), metrics=metrics,
         decision=decision, formats=formats.formats, intended_use=config.release.intended_use,
-        limitations=config.release.limitations, bundle_files={name: {} for name in bundle_files}, task=task_of(config))
+        limitations=config.release.limitations, bundle_files={name: {} for name in bundle_files}, problem=problem_of(config))

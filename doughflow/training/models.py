@@ -158,14 +158,14 @@ def accepts_head(factory: ModelFactory) -> bool:
     return any(p.name == "head" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def build_model(name: str, num_classes: int, task: str = "count", **kwargs) -> nn.Module:
-    """Call the registered factory with ``num_classes`` and ``kwargs``. For ``task="classification"`` a
+def build_model(name: str, num_classes: int, problem: str = "count", **kwargs) -> nn.Module:
+    """Call the registered factory with ``num_classes`` and ``kwargs``. For ``problem="classification"`` a
     factory that takes ``head`` gets ``head="logits"`` (unless the options name one); one that does not
     must itself return ``[batch, num_classes]`` logits."""
     if name not in MODEL_REGISTRY:
         raise KeyError(f"unknown model {name!r} (train.model.name); registered: {sorted(MODEL_REGISTRY)}. "
                        f"Register your own with @register_model and name its module in train.model.import_module")
     factory = MODEL_REGISTRY[name]
-    if task == "classification" and "head" not in kwargs and accepts_head(factory):
+    if problem == "classification" and "head" not in kwargs and accepts_head(factory):
         kwargs["head"] = "logits"
     return factory(num_classes=num_classes, **kwargs)

@@ -84,7 +84,7 @@ class TrainJob:
     data_fingerprint: str = ""
     # A folder for the epoch handshake with a tuner (doughflow.training.control); empty: none.
     control_dir: str = ""
-    task: str = "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
+    problem: str = "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
 
     def to_json(self) -> str:
         return json.dumps({"train_shards": [asdict(s) for s in self.train_shards],
@@ -92,7 +92,7 @@ class TrainJob:
                            "columns": asdict(self.columns), "num_classes": self.num_classes,
                            "cfg": self.cfg.model_dump(mode="json"), "preprocessing": asdict(self.preprocessing),
                            "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint,
-                           "control_dir": self.control_dir, "task": self.task}, indent=1)
+                           "control_dir": self.control_dir, "problem": self.problem}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainJob":
@@ -102,8 +102,8 @@ class TrainJob:
         return cls([ShardRef(**s) for s in raw["train_shards"]], [ShardRef(**s) for s in raw["val_shards"]],
                    Columns(columns["id"], columns["image"], tuple(columns["targets"])), raw["num_classes"],
                    TrainConfig.model_validate(raw["cfg"]),
-                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("task", "count")),
-                   raw["out_dir"], raw.get("data_fingerprint", ""), raw.get("control_dir", ""), raw.get("task", "count"))
+                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("problem", "count")),
+                   raw["out_dir"], raw.get("data_fingerprint", ""), raw.get("control_dir", ""), raw.get("problem", "count"))
 
 
 def seed_everything(seed: int) -> None:
@@ -161,14 +161,14 @@ def import_model_module(cfg: TrainConfig) -> None:
         importlib.import_module(cfg.model.import_module)
 
 
-def make_model(cfg: TrainConfig, num_classes: int, task: str = "count") -> torch.nn.Module:
+def make_model(cfg: TrainConfig, num_classes: int, problem: str = "count") -> torch.nn.Module:
     import_model_module(cfg)
-    return build_model(cfg.model.name, num_classes=num_classes, task=task, width=cfg.model.width, **cfg.model.options)
+    return build_model(cfg.model.name, num_classes=num_classes, problem=problem, width=cfg.model.width, **cfg.model.options)
 
 
-def task_loss(task: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def problem_loss(problem: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """MSE on counts; cross-entropy of logits against one-hot targets (class probabilities) for classification."""
-    if task == "classification":
+    if problem == "classification":
         return torch.nn.functional.cross_entropy(outputs, targets)
     return torch.nn.functional.mse_loss(outputs, targets)
 
@@ -196,7 +196,7 @@ def quick_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
-             autocast_dtype: torch.dtype | None, task: str = "count") -> dict[str, float]:
+             autocast_dtype: torch.dtype | None, problem: str = "count") -> dict[str, float]:
     """Streamed val metrics: sums per batch, so the val split never sits in memory.
 
     The sums stay on the device and are read once at the end: a read per batch would make a GPU
@@ -211,7 +211,7 @@ def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             pred = model(inputs).float()
         target = batch["targets"].to(device, non_blocking=True)
-        if task == "classification":
+        if problem == "classification":
             error_sum += torch.nn.functional.cross_entropy(pred, target, reduction="sum").double()
             exact += (pred.argmax(dim=1) == target.argmax(dim=1)).sum()
             cells += len(target)
@@ -223,7 +223,7 @@ def validate(model: torch.nn.Module, loader, normalize, device: torch.device,
     if cells == 0:
         return {}
     error, hits = float(error_sum), int(exact)
-    if task == "classification":
+    if problem == "classification":
         return {"loss": error / cells, "accuracy": hits / cells}
     return {"mae": error / cells, "exact_count_accuracy": hits / cells}
 
@@ -341,7 +341,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
                          f"x world size {world_size}: lower train.micro_batch_size or train.loader.piece_rows")
     total_updates = max(1, sum(epoch_steps) // accumulation)
 
-    model = make_model(cfg, job.num_classes, job.task).to(device)
+    model = make_model(cfg, job.num_classes, job.problem).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -356,7 +356,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
                                  "num_threads": True}),
                                  "data": [asdict(s) for s in job.train_shards], "fingerprint": job.data_fingerprint,
                                  "world_size": world_size, "num_classes": job.num_classes,
-                                 **({"task": job.task} if job.task != "count" else {})})
+                                 **({"task": job.problem} if job.problem != "count" else {})})
     state = ckpt.LoopState(fingerprint=expected)
     tag = ckpt.latest_tag(checkpoint_dir)
     if tag:
@@ -377,7 +377,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
     autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
     normalize = Normalizer(job.preprocessing, device)
     lazy_loss = device.type == "cuda" and cfg.on_nan_loss == "fail"
-    loss_fn = functools.partial(task_loss, job.task)
+    loss_fn = functools.partial(problem_loss, job.problem)
     losses = LossLog(lazy_loss, state.history["step_loss"])
     history = state.history
     history["batch_size"] = cfg.micro_batch_size * accumulation * world_size
@@ -480,7 +480,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
         if rank == 0:
             if len(job.val_shards):
                 metrics = validate(engine.module, make_loader(val_stream, cfg.loader, device), normalize, device,
-                                   autocast_dtype, job.task)
+                                   autocast_dtype, job.problem)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
             metric, mode = cfg.early_stopping.metric, cfg.early_stopping.mode
             if metric not in record:
@@ -545,7 +545,7 @@ def load_result(out_dir: str | Path) -> TrainResult:
     return TrainResult(**json.loads((Path(out_dir) / "result.json").read_text()))
 
 
-def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig, task: str = "count") -> torch.nn.Module:
-    model = make_model(cfg, num_classes, task)
+def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig, problem: str = "count") -> torch.nn.Module:
+    model = make_model(cfg, num_classes, problem)
     model.load_state_dict(torch.load(model_path, map_location="cpu"))
     return model.eval()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from doughflow.config import ConfigError, load_config, validate_config
 from doughflow.data.adapters import (ADAPTER_REGISTRY, CountColumns, ImageClassification, adapter_for, register_adapter,
-                                     task_of)
+                                     problem_of)
 from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 from doughflow.preprocessing import Preprocessing
@@ -47,7 +47,7 @@ def _validate(tmp_path, raw, adapter):
 def test_pizza_default_is_count_adapter_with_unchanged_columns():
     config = load_config(None)
     adapter = adapter_for(config)
-    assert isinstance(adapter, CountColumns) and task_of(config) == "count"
+    assert isinstance(adapter, CountColumns) and problem_of(config) == "count"
     assert adapter.target_columns == adapter.source_columns == [f"count_{label}" for label in config.labels]
     assert config.data.target_columns(config.labels) == adapter.target_columns
     assert adapter.label_map()["task"] == "count_regression"
@@ -57,7 +57,7 @@ def test_pizza_default_is_count_adapter_with_unchanged_columns():
 def test_shapes_config_is_classification():
     config = load_config("configs/shapes.yaml")
     adapter = adapter_for(config)
-    assert isinstance(adapter, ImageClassification) and adapter.task == "classification"
+    assert isinstance(adapter, ImageClassification) and adapter.problem == "classification"
     assert adapter.target_columns == [f"_class_{label}" for label in config.labels]
     assert adapter.label_map()["labels"] == config.labels and "logits" in adapter.label_map()["output"]
 
@@ -144,7 +144,7 @@ def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatc
         config = validate_config({"labels": LABELS, "data": {"adapter": "upper_case_classes", "import_module": "my_adapters",
                                                              "source": {"url": str(tmp_path)}}})
         adapter = adapter_for(config)
-        assert type(adapter).__name__ == "UpperCase" and adapter.task == "classification"
+        assert type(adapter).__name__ == "UpperCase" and adapter.problem == "classification"
         raw = _source(tmp_path, ["CIRCLE", "Square", "HEXAGON"])
         result = _validate(tmp_path, raw, adapter)
         assert result.rows_valid == 2
@@ -155,10 +155,10 @@ def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatc
         sys.modules.pop("my_adapters", None)
 
 
-def test_register_adapter_rejects_an_unknown_task():
+def test_register_adapter_rejects_an_unknown_problem():
     class Odd(CountColumns):
-        task = "segmentation"
+        problem = "segmentation"
 
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="problem must be one of"):
         register_adapter("odd")(Odd)
     assert "odd" not in ADAPTER_REGISTRY

@@ -34,7 +34,7 @@ def test_parity_gate_fails_on_a_perturbed_model():
 def test_classification_parity_counts_argmax_agreement():
     reference = np.array([[2.0, 1.0, 0.0], [0.0, 0.51, 0.5], [0.1, 0.0, 3.0]], np.float32)
     flipped = reference + np.array([[0.0, 0.0, 0.0], [0.0, -0.02, 0.0], [0.0, 0.0, 0.0]], np.float32)
-    report = compare_outputs(reference, flipped, ["a", "b", "c"], 0.1, 1.0, task="classification")
+    report = compare_outputs(reference, flipped, ["a", "b", "c"], 0.1, 1.0, problem="classification")
     assert report.agreement == "argmax class" and report.rounded_agreement == 2 / 3 and not report.passed
     assert report.max_abs_diff <= 0.1  # within atol: only the decision flipped
     counted = compare_outputs(reference, flipped, ["a", "b", "c"], 0.1, 1.0)
@@ -44,12 +44,12 @@ def test_classification_parity_counts_argmax_agreement():
 def test_classifier_exports_logits_that_match_torch(tmp_path):
     import onnx
 
-    model = build_model("density_cnn", num_classes=4, task="classification", width=8).eval()
+    model = build_model("density_cnn", num_classes=4, problem="classification", width=8).eval()
     path = export_onnx(model, tmp_path / "classifier.onnx", image_size=32, opset=18, output_name="logits")
     assert [o.name for o in onnx.load(str(path)).graph.output] == ["logits"]
     x = torch.randn(5, 3, 32, 32)
     got = onnx_predict(path, x.numpy())
-    report = compare_outputs(model(x).detach().numpy(), got, [str(i) for i in range(5)], 1e-4, 1.0, task="classification")
+    report = compare_outputs(model(x).detach().numpy(), got, [str(i) for i in range(5)], 1e-4, 1.0, problem="classification")
     assert report.passed and report.rounded_agreement == 1.0
     from doughflow.export.quantize import quantize_dynamic_int8, quantize_static_qdq
 

@@ -37,7 +37,7 @@ def test_unknown_model_names_the_field():
 
 @pytest.mark.parametrize("name", ["density_cnn", "resnet"])
 def test_classification_gets_a_logits_head(name):
-    model = build_model(name, num_classes=4, task="classification", width=8, **({"blocks": [1, 1]} if name == "resnet" else {}))
+    model = build_model(name, num_classes=4, problem="classification", width=8, **({"blocks": [1, 1]} if name == "resnet" else {}))
     out = model.eval()(torch.randn(3, 3, 32, 32))
     assert out.shape == (3, 4) and bool((out < 0).any())  # logits, not non-negative counts
     assert model.head == "logits" and not hasattr(model, "density")
@@ -48,7 +48,7 @@ def test_count_models_are_unchanged_by_the_head_option():
     torch.manual_seed(0)
     default = build_model("density_cnn", num_classes=5, width=8)
     torch.manual_seed(0)
-    explicit = build_model("density_cnn", num_classes=5, task="count", width=8, head="density")
+    explicit = build_model("density_cnn", num_classes=5, problem="count", width=8, head="density")
     assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
     with pytest.raises(ValueError, match="head must be one of"):
         build_model("density_cnn", num_classes=5, head="boxes")
@@ -57,4 +57,4 @@ def test_count_models_are_unchanged_by_the_head_option():
 def test_a_factory_without_head_is_trusted_to_return_logits():
     """Custom factories that do not take ``head`` are called as registered (README: they must output logits)."""
     cfg = TrainConfig.model_validate({"model": {"name": "test_nan_counter", "import_module": "tests.support.nan_model"}})
-    assert make_model(cfg, 3, task="classification")(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+    assert make_model(cfg, 3, problem="classification")(torch.zeros(2, 3, 8, 8)).shape == (2, 3)

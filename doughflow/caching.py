@@ -88,20 +88,3 @@ def missing_outputs(result: Any, roots: tuple[str, ...]) -> list[str]:
     walk(canonical(result))
     return missing
 
-
-def result_storage(url: str):
-    """A saved Prefect storage block for a local folder or any fsspec URL (s3://, gs://...).
-    Flows accept only saved blocks; the name derives from the location, so each is saved once."""
-    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-
-    if "://" in url and not url.startswith("file://"):
-        block = RemoteFileSystem(basepath=url.rstrip("/") + "/")
-        location = block.basepath
-    else:
-        local = Path(url.removeprefix("file://")).expanduser().resolve()
-        local.mkdir(parents=True, exist_ok=True)
-        block = LocalFileSystem(basepath=str(local))
-        location = str(local)
-    name = "doughflow-results-" + hashlib.sha256(location.encode()).hexdigest()[:16]
-    block.save(name, overwrite=True)
-    return block

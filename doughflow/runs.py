@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def new_run_id(experiment: str) -> str:
-    """Inside a Prefect flow run the id derives from the flow run's, so a retry of that flow run
-    (``prefect flow-run retry``) writes into the same folder and resumes from its checkpoints."""
-    from prefect.runtime import flow_run
-
-    root_id = flow_run.root_flow_run_id or flow_run.id
-    if root_id:
-        return f"{experiment}-{str(root_id).replace('-', '')[:12]}"
+def new_run_id(experiment: str, flow_run_id: str | None = None) -> str:
+    """Inside a Prefect flow run the id derives from the (root) flow run's, so a retry of that flow
+    run (``prefect flow-run retry``) writes into the same folder and resumes from its checkpoints."""
+    if flow_run_id:
+        return f"{experiment}-{flow_run_id.replace('-', '')[:12]}"
     return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
@@ -25,6 +22,7 @@ class RunPaths:
 
     artifacts_dir: Path
     run_id: str
+    started_at: float = field(default=0.0, compare=False)  # time.time() when the run started
 
     @property
     def run_dir(self) -> Path:
@@ -42,52 +40,3 @@ class RunPaths:
     @property
     def bundle_dir(self) -> Path:
         return self.run_dir / "bundle"
-
-
-def run_summary(paths: RunPaths, bundle, report, evaluated, trained, exported, formats=None, decision=None,
-                published=None) -> dict:
-    """The JSON line a run ends with: where things are and the numbers people ask for first."""
-    test = evaluated.metrics.get("test", {})
-    release = {}
-    if decision is not None and formats is not None:
-        release = {"release": {
-            "status": decision.status, "shipped": decision.shipped, "excluded": sorted(decision.excluded),
-            "formats": {f.name: {"bytes": f.size_bytes, "latency_ms": f.latency_ms,
-                                 "exact_count_accuracy": f.metrics.get("exact_count_accuracy"),
-                                 **({"accuracy": f.metrics["accuracy"]} if "accuracy" in f.metrics else {}),
-                                 "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
-                                 "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
-                        for f in formats.formats}}}
-    if published is not None:
-        release["published"] = published.url
-    return {**release,
-        "run_id": paths.run_id,
-        "bundle": bundle.bundle_dir,
-        "report": str(Path(bundle.bundle_dir) / "report.html"),
-        "metrics": {
-            "test_exact_count_accuracy": test.get("exact_count_accuracy"),
-            "test_image_exact_accuracy": test.get("image_exact_accuracy"),
-            "test_mae": test.get("mae"),
-            **{f"test_{name}": test[name] for name in ("accuracy", "macro_f1") if name in test},
-            "val_exact_count_accuracy": evaluated.metrics.get("val", {}).get("exact_count_accuracy"),
-            "onnx_max_abs_diff": exported.parity.max_abs_diff,
-            "first_loss": trained.first_loss,
-            "final_loss": trained.final_loss,
-            "train_seconds": round(trained.seconds, 1),
-        },
-    }
-
-
-def data_summary(paths: RunPaths, raw, validated, subsampled, splits) -> dict:
-    """The JSON line ``flows.prepare`` ends with: rows per step and where the splits are."""
-    steps = {"fetched": raw.rows, "valid": validated.rows_valid, "quarantined": validated.rows_quarantined}
-    for step in subsampled.steps:
-        steps[step.step] = step.rows_out
-    return {
-        "run_id": paths.run_id,
-        "fingerprint": raw.fingerprint,
-        "output": str(paths.run_dir / "data" / "split"),
-        "rows": {**steps, **{f"split_{name}": rows for name, rows in splits.rows.items()}},
-        "removed": subsampled.removed_path,
-        "subsample_report": subsampled.report_path,
-    }

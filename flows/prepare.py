@@ -3,22 +3,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
-from doughflow.caching import result_storage
-from doughflow.cli import run_flow_cli
 from doughflow.config import ExperimentConfig
-from doughflow.runs import RunPaths, data_summary, new_run_id
+from doughflow.data.dedup.subsample import SubsampleResult
+from doughflow.data.manifest import DataManifest
+from doughflow.data.split import SplitResult
+from doughflow.data.validate import ValidationResult
+from doughflow.runs import RunPaths
 from tasks.fetch import fetch_task
+from tasks.run import data_summary_task, result_storage_task, start_run_task
 from tasks.split import split_task
 from tasks.subsample import publish_subsample_task, subsample_task
 from tasks.validate import validate_task
 
 
 @flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.")
-def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple:
+def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifest, ValidationResult, SubsampleResult, SplitResult]:
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
     subsampled = subsample_task(config, paths, validated.manifest)
@@ -29,11 +30,13 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple:
 
 @flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.")
 def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
-    paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
-    storage = result_storage(config.result_storage_url())
+    storage = result_storage_task(config.result_storage_url())
+    paths = start_run_task(config, run_id)
     raw, validated, subsampled, splits = prepare_data.with_options(result_storage=storage)(config, paths)
-    return data_summary(paths, raw, validated, subsampled, splits)
+    return data_summary_task(paths, raw, validated, subsampled, splits)
 
 
 if __name__ == "__main__":
+    from doughflow.cli.flow import run_flow_cli
+
     run_flow_cli(prepare, description=__doc__)

@@ -1,20 +1,6 @@
-"""Validate stage: good rows onward, bad rows to quarantine with a reason each."""
+"""Validate stage as a Prefect task."""
 
-from __future__ import annotations
-
-from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import adapter_for
-from doughflow.data.manifest import DataManifest
-from doughflow.data.validate import ValidationResult, validate_shards
-from doughflow.runs import RunPaths
-from tasks.common import compute_task
-
-
-def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> ValidationResult:
-    data = config.data
-    return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
-                           group_column=data.group_column, target_columns=data.target_columns(config.labels),
-                           max_count=data.max_count, adapter=adapter_for(config))
-
+from doughflow.orchestration.stage_tasks import compute_task
+from doughflow.stages.validate import validate
 
 validate_task = compute_task(name="validate")(validate)

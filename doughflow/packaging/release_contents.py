@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import problem_of
-from doughflow.evaluation.gates import ReleaseDecision
+from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.model_card import dataset_statistics, render_model_card
 from doughflow.packaging.verify import SAMPLE

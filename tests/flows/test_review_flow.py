@@ -11,12 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from doughflow.cli import run_flow_cli
+from doughflow.cli.flow import run_flow_cli
 from doughflow.config import load_config
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.review.packet import load_packet
 from doughflow.runs import RunPaths
-from tasks.fetch import fetch
+from doughflow.stages.fetch import fetch
 from tests.support.browser import browser_page
 from tests.support.configs import TINY_OVERRIDES
 from tests.support.review import export_from_page, fill_in_page, read_csv
@@ -44,7 +44,7 @@ def run_cli(module, *args):
 
 @pytest.mark.slow
 def test_review_round_trip(tiny_run, tmp_path, capsys):
-    from flows.verify import main as verify
+    from doughflow.cli.verify import main as verify
 
     def verify_json(*args):
         code = verify([str(bundle), *args])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from doughflow.cli import run_flow_cli
+from doughflow.cli.flow import run_flow_cli
 from doughflow.packaging.bundle import verify_bundle
 from tests.support.configs import TINY_OVERRIDES
 
@@ -45,7 +45,7 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
     for heading in ("## Release decision", "## Deploy formats", "## Behavioural tests", "## Error analysis"):
         assert heading in report
-    from flows.verify import main as verify
+    from doughflow.cli.verify import main as verify
 
     assert verify([str(bundle)]) == 0
 

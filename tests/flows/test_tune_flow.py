@@ -61,7 +61,7 @@ def _trial_data_stage_states() -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_api, tmp_path, capsys):
-    from doughflow.cli import run_flow_cli
+    from doughflow.cli.flow import run_flow_cli
     from flows.tune import tune
 
     overrides = TINY_OVERRIDES + TUNE_OVERRIDES + [f"artifacts_dir={tmp_path}"]

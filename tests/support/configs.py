@@ -17,7 +17,7 @@ TINY_OVERRIDES = [
     "evaluate.min_exact_count_accuracy=0",
     "evaluate.worst_examples=4",
     # A 2-epoch model is not releasable; the smoke test checks the plumbing, so the behavioural
-    # gates only record their results here (tests/unit/evaluation/test_gates.py shows them rejecting).
+    # gates only record their results here (tests/unit/release/test_gates.py shows them rejecting).
     "release.properties.examples=4",
     "release.properties.max_failure_rate=1.0",
     "release.quantization.calibration_samples=16",

@@ -2,9 +2,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from doughflow.caching import canonical, code_version, result_storage, select, stage_key
+from doughflow.caching import canonical, code_version, select, stage_key
 from doughflow.config import load_config
-from tasks.common import STAGE_SECTIONS, cache_key_for
 
 
 @dataclass
@@ -23,21 +22,8 @@ def test_stage_key_depends_only_on_its_sections_and_upstream():
     assert stage_key("split", base, ("split",), upstream) != stage_key("validate", base, ("split",), upstream)
 
 
-def test_cache_key_ignores_the_run_and_honours_the_switch(tmp_path):
-    from doughflow.runs import RunPaths
-
-    config = load_config(None)
-    one = {"config": config, "paths": RunPaths(tmp_path, "run-1"), "raw": Upstream("f", 1)}
-    two = {**one, "paths": RunPaths(tmp_path, "run-2")}
-    assert cache_key_for("validate", one) == cache_key_for("validate", two) is not None
-    assert cache_key_for("publish-report", one) is None
-    assert cache_key_for("validate", {**one, "config": load_config(None, ["orchestration.cache=false"])}) is None
 
 
-def test_every_cached_stage_names_real_config_sections():
-    config = load_config(None)
-    for stage, sections in STAGE_SECTIONS.items():
-        select(config, sections)  # raises KeyError on a stale section name
 
 
 def test_canonical_is_order_stable_and_code_version_is_a_hash():
@@ -47,9 +33,6 @@ def test_canonical_is_order_stable_and_code_version_is_a_hash():
         select(load_config(None), ("train.nope",))
 
 
-def test_result_storage_for_a_local_folder(prefect_api, tmp_path):
-    block = result_storage(str(tmp_path / "results"))
-    assert (tmp_path / "results").is_dir() and block.basepath == str((tmp_path / "results").resolve())
 
 
 def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):

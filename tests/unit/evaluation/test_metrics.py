@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from doughflow.evaluation.metrics import (classification_metrics, count_metrics, headline_metric, softmax, task_metrics,
+from doughflow.evaluation.metrics import (classification_metrics, count_metrics, headline_metric, softmax, problem_metrics,
                                           worst_classified)
 import pytest
 from doughflow.evaluation.metrics import worst_examples
@@ -50,8 +50,8 @@ def test_agrees_with_sklearn(pairs):
 def test_empty_split_and_task_dispatch():
     assert classification_metrics(np.zeros((0, 3)), np.zeros((0, 3)), LABELS) == {"n": 0}
     counts = np.array([[1.0, 2.0, 0.0]])
-    assert task_metrics("count", counts, counts, LABELS) == count_metrics(counts, counts, LABELS)
-    assert "accuracy" in task_metrics("classification", counts, onehot([1]), LABELS)
+    assert problem_metrics("count", counts, counts, LABELS) == count_metrics(counts, counts, LABELS)
+    assert "accuracy" in problem_metrics("classification", counts, onehot([1]), LABELS)
     assert headline_metric("classification") == "accuracy" and headline_metric("count") == "exact_count_accuracy"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from doughflow.evaluation.gates import decide_release
+from doughflow.release.gates import decide_release
 from doughflow.export.formats import FormatResult
 from doughflow.export.onnx_export import ParityReport
 from doughflow.packaging.model_card import dataset_statistics, render_model_card

@@ -12,7 +12,7 @@ from doughflow.packaging.bundle import build_bundle, verify_bundle
 from doughflow.registry import RunRecord, load_verdicts, record_run, record_verdicts
 from doughflow.review.approval import review_gate, write_approval
 from doughflow.review.packet import csv_columns, load_packet
-from flows.review import main as review_main
+from doughflow.cli.review import main as review_main
 from tests.support.review import LABELS, synthetic_packet
 
 RUN = "pizza-test-run"

@@ -15,7 +15,7 @@ from deepspeed.accelerator import get_accelerator
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.engine import backward_step, build_engine, deepspeed_config, forward_loss
 from doughflow.training.host_sync import HostSyncRecorder, optimizer_step_counters
-from doughflow.training.trainer import LossLog, Normalizer, ensure_single_process_env, lr_factor, make_model, task_loss
+from doughflow.training.trainer import LossLog, Normalizer, ensure_single_process_env, lr_factor, make_model, problem_loss
 from tests.support.configs import tiny_train_config
 
 DEVICE = torch.device("cpu")
@@ -57,7 +57,7 @@ def _deepspeed_defaults_engine(cfg):
 
 def _step(engine, images, targets, normalize, losses: LossLog) -> None:
     """The trainer's micro-step, in the trainer's order, with the loss log a GPU run uses."""
-    loss = forward_loss(engine, images, targets, normalize, DEVICE, lambda out, tgt: task_loss("count", out, tgt))
+    loss = forward_loss(engine, images, targets, normalize, DEVICE, lambda out, tgt: problem_loss("count", out, tgt))
     backward_step(engine, loss)
     losses.add(loss, "test", [])
 

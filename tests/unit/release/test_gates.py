@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from doughflow.evaluation.behaviour import PropertyResult
-from doughflow.evaluation.gates import FAILED, PASSED, SKIPPED, accuracy_gate, decide_release, spec_gate
+from doughflow.release.gates import FAILED, PASSED, SKIPPED, accuracy_gate, decide_release, spec_gate
 from doughflow.export.formats import FormatResult
 from doughflow.export.onnx_export import ParityReport
 
@@ -72,7 +72,7 @@ def test_accuracy_gate():
 
 
 def test_metric_gates_compare_test_metrics_with_their_bars():
-    from doughflow.evaluation.gates import metric_gates
+    from doughflow.release.gates import metric_gates
 
     metrics = {"test": {"n": 40, "accuracy": 0.92, "macro_f1": 0.88, "per_class": {}}}
     gates = {g.name: g for g in metric_gates(metrics, {"accuracy": 0.9, "macro_f1": 0.9, "acuracy": 0.5})}

@@ -1,4 +1,4 @@
-"""What every stage task shares: retries, timeouts, and cache keys, in one place.
+"""The stage task decorator: retries, timeouts and cache keys every stage shares, in one place.
 
 A stage listed in ``STAGE_SECTIONS`` is cached across runs: its key is the stage's code version,
 the config sections it reads, and the content of its upstream results (which carry the data
@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from doughflow.caching import missing_outputs, stage_key
+from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,9 @@ STAGE_LOG: dict[str, dict[str, dict]] = {}
 def _log_stage_state(task, task_run, state) -> None:
     started = task_run.start_time
     seconds = (state.timestamp - started).total_seconds() if started and state.timestamp else 0.0
-    from prefect.runtime import flow_run
-
     # Keyed by the root flow run, so stages inside sub-flows (prepare-data) count for the run.
-    run = flow_run.root_flow_run_id or task_run.flow_run_id
-    STAGE_LOG.setdefault(str(run), {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
+    run = root_flow_run_id() or str(task_run.flow_run_id)
+    STAGE_LOG.setdefault(run, {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
 
 
 # Fault-suite hook (tests/flows/test_faults.py): with DOUGHFLOW_FAULT_HOLD_STAGE in the environment at
@@ -152,3 +151,14 @@ def _stage_task(defaults: dict, name: str, **options):
 io_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": [2, 10, 30],
                                           "retry_jitter_factor": 0.5})
 compute_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE})
+
+
+def stage_runs() -> tuple[dict[str, float], dict[str, str]]:
+    """Seconds and final state ("Completed", "Cached", ...) of each stage of the current flow run;
+    empty outside a flow run, so callers also work as plain functions in tests."""
+    run = root_flow_run_id()
+    stages = dict(STAGE_LOG.get(run, {})) if run else {}
+    if run and flow_run_attempt() > 1:
+        for name, entry in earlier_attempt_stages(run).items():
+            stages.setdefault(name, entry)
+    return {name: e["seconds"] for name, e in stages.items()}, {name: e["state"] for name, e in stages.items()}

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from doughflow.config import ExperimentConfig
-from doughflow.evaluation.gates import ReleaseRejected
+from doughflow.release.gates import ReleaseRejected
 from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport
 from doughflow.packaging.bundle import BundleResult
 from doughflow.runs import RunPaths
-from tasks.behaviour import BehaviourResult
-from tasks.evaluate import EvaluationResult
-from tasks.release import enforce_release, release_gates
+from doughflow.stages.behaviour import BehaviourResult
+from doughflow.stages.evaluate import EvaluationResult
+from doughflow.stages.release import enforce_release, release_gates
 
 
 def run(tmp_path, onnx_passed: bool, accuracy: float = 0.99):

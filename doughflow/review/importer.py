@@ -1,0 +1,57 @@
+"""Importing human verdicts on a run's review packet: check them against the packet, store them in
+the run registry, put every stored verdict through the review gate, and write the outcome into the
+bundle's manifest and model card (``python -m flows.review`` is the command line over this)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from doughflow.config import load_config
+from doughflow.packaging.bundle import MANIFEST
+from doughflow.registry import load_verdicts, record_verdicts
+from doughflow.review.approval import review_gate, write_approval
+from doughflow.review.labelled import export_labelled
+from doughflow.review.packet import load_packet
+from doughflow.review.verdicts import Verdict, agreement, read_verdicts
+
+
+def resolve_bundle(target: str, artifacts: Path) -> Path:
+    """A bundle folder, a run folder, or a run id under ``artifacts``: the bundle folder it means."""
+    for candidate in (Path(target), Path(target) / "bundle", artifacts / target / "bundle"):
+        if (candidate / MANIFEST).exists():
+            return candidate
+    raise FileNotFoundError(f"{target}: not a bundle folder, a run folder or a run id under {artifacts}")
+
+
+def import_review(bundle: Path, verdicts_file: Path | None, reviewer: str, registry: Path | None = None,
+                  labelled_out: Path | None = None) -> dict:
+    """The whole import, as a function the CLI and tests call; raises VerdictError on a bad file."""
+    config = load_config(bundle / "config.yaml", [])
+    run_id = json.loads((bundle / MANIFEST).read_text())["run_id"]
+    registry = Path(registry or config.registry_path or bundle.parent.parent / "registry.sqlite")
+    review_dir = bundle.parent / "review"
+    packet = load_packet(review_dir)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    imported = 0
+    if verdicts_file is not None:
+        verdicts = read_verdicts(verdicts_file, packet, reviewer)
+        imported = record_verdicts(registry, run_id, [
+            {"sample_id": v.sample_id, "reviewer": v.reviewer, "verdict": v.verdict, "corrected": v.corrected,
+             "comment": v.comment, "reviewed_at": now, "source_file": str(verdicts_file)} for v in verdicts])
+    stored = load_verdicts(registry, run_id)
+    figures = agreement([Verdict(r["sample_id"], r["verdict"], r["corrected"], r["comment"], r["reviewer"])
+                         for r in stored], packet)
+    approval = review_gate(figures, config.review.gate,
+                           reviewed_at=max((r["reviewed_at"] for r in stored), default=now))
+    write_approval(bundle, approval)
+    result = {"run_id": run_id, "bundle": str(bundle), "imported": imported, "registry": str(registry),
+              "agreement": figures, "review": approval["status"], "approved": approval["approved"],
+              "reasons": approval["reasons"]}
+    if labelled_out is not None:
+        data = config.data
+        result["labelled"] = {"path": str(labelled_out), "rows": export_labelled(
+            review_dir, packet, stored, labelled_out, id_column=data.id_column, image_column=data.image_column,
+            group_column=data.group_column, target_prefix=data.target_prefix)}
+    return result

@@ -1,0 +1,79 @@
+"""Tuning stages: a trial's config and folder, its training under the pruning monitor, the best config
+and the study report. Opening, asking and telling the study are plain functions of doughflow.tuning.study."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from doughflow.config import ExperimentConfig
+from doughflow.data.split import SplitResult
+from doughflow.orchestration.artifacts import artifact_key, publish_markdown
+from doughflow.orchestration.runtime import flow_run_id
+from doughflow.runs import RunPaths
+from doughflow.tuning import report as tune_report
+from doughflow.tuning.prune import PruneMonitor, optuna_judge
+from doughflow.tuning.space import apply_params
+from doughflow.tuning.study import StudyRef, TrialPlan, load_study, trial_handle, trial_run_id
+from doughflow.training.trainer import TrainResult
+from doughflow.stages.train import run_train_job, train_job
+
+CONTROL_DIR = "tune-control"
+
+
+def trial_config(config: ExperimentConfig, plan: TrialPlan) -> ExperimentConfig:
+    return apply_params(config, plan.params, source=f"trial {plan.number}")
+
+
+def trial_value(trained: TrainResult, metric: str) -> float | None:
+    """The metric at the epoch the trainer kept (what ``flows.train`` would evaluate and ship)."""
+    for record in trained.history.get("epoch", []):
+        if record["epoch"] == trained.best_epoch:
+            return record.get(metric)
+    return None
+
+
+def train_trial(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, study: StudyRef,
+                plan: TrialPlan) -> dict:
+    """Train with every epoch judged by the trial's pruner. Deliberately not the cached ``train``
+    stage: a pruned model must never be served to a later run under that stage's cache key."""
+    job = train_job(config, paths, splits)
+    job.control_dir = str(Path(job.out_dir) / CONTROL_DIR)
+    judge = optuna_judge(trial_handle(study, config.tune, plan))
+    with PruneMonitor(job.control_dir, config.tune.metric, judge, config.train.epochs) as monitor:
+        trained = run_train_job(job, config, paths)
+    if monitor.pruned_after is not None:
+        return {"state": "pruned", "pruned_after_epoch": monitor.pruned_after, "run_id": paths.run_id,
+                "values": monitor.values}
+    return {"state": "complete", "value": trial_value(trained, config.tune.metric), "run_id": paths.run_id,
+            "values": monitor.values, "model": trained.model_path}
+
+
+def start_trial(config: ExperimentConfig, study: StudyRef, plan: TrialPlan) -> RunPaths:
+    """The trial's run folder: <study>-trial0003-<its flow run>."""
+    return RunPaths(Path(config.artifacts_dir), trial_run_id(study, plan, flow_run_id()), time.time())
+
+
+def write_best(config: ExperimentConfig, study: StudyRef) -> tune_report.BestConfig:
+    return tune_report.write_best_config(config, load_study(study), study.metric, tune_report.study_dir(config, study))
+
+
+def build_report(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig):
+    return tune_report.build_tune_report(config, load_study(study), study, best, tune_report.study_dir(config, study))
+
+
+def publish_report(report, study: StudyRef) -> None:
+    """Prefect markdown artifact; figures are files beside the report, so the artifact says where."""
+    folder = Path(report.markdown).parent.resolve()
+    text = Path(report.markdown).read_text()
+    for figure in report.figures:
+        text = text.replace(f"]({figure})", f"]({folder / figure})")
+    publish_markdown(artifact_key("tune", study.name), text, f"doughflow tuning study {study.name}")
+
+
+def summary(study: StudyRef, best: tune_report.BestConfig, report) -> dict:
+    """The JSON line ``flows.tune`` ends with."""
+    counts = tune_report.counts(load_study(study))
+    return {"study": study.name, "storage": study.storage, "metric": study.metric, "best_value": best.value,
+            "best_trial": best.trial, "best_params": best.params, "best_config": best.path,
+            "report": report.html, **counts}

@@ -1,0 +1,32 @@
+"""The stage task decorator: cache keys per stage, from the config sections each stage reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from doughflow.caching import select
+from doughflow.config import load_config
+from doughflow.orchestration.stage_tasks import STAGE_SECTIONS, cache_key_for
+
+
+@dataclass
+class Upstream:
+    fingerprint: str
+    rows: int
+
+
+def test_cache_key_ignores_the_run_and_honours_the_switch(tmp_path):
+    from doughflow.runs import RunPaths
+
+    config = load_config(None)
+    one = {"config": config, "paths": RunPaths(tmp_path, "run-1"), "raw": Upstream("f", 1)}
+    two = {**one, "paths": RunPaths(tmp_path, "run-2")}
+    assert cache_key_for("validate", one) == cache_key_for("validate", two) is not None
+    assert cache_key_for("publish-report", one) is None
+    assert cache_key_for("validate", {**one, "config": load_config(None, ["orchestration.cache=false"])}) is None
+
+
+def test_every_cached_stage_names_real_config_sections():
+    config = load_config(None)
+    for stage, sections in STAGE_SECTIONS.items():
+        select(config, sections)  # raises KeyError on a stale section name

@@ -21,7 +21,7 @@ from doughflow.reporting.report import ReportFiles, metrics_section, table, writ
 from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 from tasks.common import compute_task
 from tasks.evaluate import EvaluationResult
 from tasks.export import ExportResult

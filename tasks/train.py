@@ -16,7 +16,7 @@ from doughflow.runs import RunPaths
 from doughflow.training.progress_artifact import prefect_progress
 from doughflow.training.launch import TrainingCrashed, run_job
 from doughflow.training.streaming import Columns, shard_refs
-from doughflow.training.trainer import TrainJob, TrainResult
+from doughflow.training.job import TrainJob, TrainResult
 from tasks.common import compute_task
 
 

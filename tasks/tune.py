@@ -12,7 +12,7 @@ from doughflow.tuning import report as tune_report
 from doughflow.tuning.prune import PruneMonitor, optuna_judge
 from doughflow.tuning.space import apply_params
 from doughflow.tuning.study import StudyRef, TrialPlan, ask, load_study, open_study, tell, trial_handle, trials_left
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 from tasks.common import compute_task
 from tasks.train import run_train_job, train_job
 

@@ -15,7 +15,8 @@ from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult, load_trained_model
+from doughflow.training.inference import load_trained_model
+from doughflow.training.job import TrainResult
 
 
 @dataclass

@@ -16,7 +16,8 @@ from doughflow.evaluation.metrics import problem_metrics, worst_classified, wors
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult, load_trained_model, predict
+from doughflow.training.inference import load_trained_model, predict
+from doughflow.training.job import TrainResult
 
 
 class QualityGateError(RuntimeError):

@@ -13,7 +13,8 @@ from doughflow.export.onnx_export import ParityReport, compare_outputs, export_o
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult, load_trained_model, predict
+from doughflow.training.inference import load_trained_model, predict
+from doughflow.training.job import TrainResult
 
 
 @dataclass

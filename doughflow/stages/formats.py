@@ -16,7 +16,8 @@ from doughflow.export.runtimes import torch_predictor
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split, load_split_for
-from doughflow.training.trainer import TrainResult, load_trained_model
+from doughflow.training.inference import load_trained_model
+from doughflow.training.job import TrainResult
 from doughflow.stages.export import ExportResult
 
 

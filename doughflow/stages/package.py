@@ -15,7 +15,7 @@ from doughflow.packaging.release_contents import manifest_extra, model_card, shi
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.report import ReportFiles
 from doughflow.runs import RunPaths
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 

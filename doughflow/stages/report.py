@@ -22,7 +22,7 @@ from doughflow.reporting.report import ReportFiles, metrics_section, table, writ
 from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 

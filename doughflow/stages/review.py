@@ -27,7 +27,8 @@ from doughflow.review.packet import PACKET, PAGE, TEMPLATE, PacketResult, write_
 from doughflow.review.sampling import select_for_review
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
-from doughflow.training.trainer import TrainResult, load_trained_model
+from doughflow.training.inference import load_trained_model
+from doughflow.training.job import TrainResult
 from doughflow.stages.evaluate import EvaluationResult
 
 log = logging.getLogger(__name__)

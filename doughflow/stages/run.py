@@ -22,7 +22,7 @@ from doughflow.packaging.publish import PublishResult
 from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 
 
 def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:

@@ -17,7 +17,7 @@ from doughflow.orchestration.artifacts import artifact_key, progress_artifact
 from doughflow.training.launch import run_job
 from doughflow.training.progress import read_progress
 from doughflow.training.streaming import Columns, shard_refs
-from doughflow.training.trainer import TrainJob, TrainResult
+from doughflow.training.job import TrainJob, TrainResult
 
 
 def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainJob:

@@ -15,7 +15,7 @@ from doughflow.tuning import report as tune_report
 from doughflow.tuning.prune import PruneMonitor, optuna_judge
 from doughflow.tuning.space import apply_params
 from doughflow.tuning.study import StudyRef, TrialPlan, load_study, trial_handle, trial_run_id
-from doughflow.training.trainer import TrainResult
+from doughflow.training.job import TrainResult
 from doughflow.stages.train import run_train_job, train_job
 
 CONTROL_DIR = "tune-control"

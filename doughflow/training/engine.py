@@ -1,4 +1,4 @@
-"""The DeepSpeed engine as doughflow sets it up, and one training micro-step on it.
+"""The DeepSpeed engine as doughflow sets it up, one training micro-step on it, and its whole weights.
 
 DeepSpeed 0.19's defaults at ZeRO-0 make the host wait for the GPU several times a step, and a GPU
 that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (shared
@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from doughflow.config import TrainConfig
+from doughflow.training.schedule import global_batch_size
 
 
 def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
@@ -51,7 +52,7 @@ def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, 
         "scheduler": {"type": f"warmup_{cfg.lr_schedule}", "warmup_steps": cfg.warmup_steps,
                       "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
         "world_size": world_size, "device": device.type, "seed": cfg.seed,
-        "global_batch_size": cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size,
+        "global_batch_size": global_batch_size(cfg, world_size),
         "engine_changes": engine_changes(cfg, world_size),
     }}
 
@@ -109,3 +110,10 @@ def backward_step(engine, loss: torch.Tensor) -> None:
     """Backward and DeepSpeed's step (accumulation, clipping and the optimizer happen at the boundary)."""
     engine.backward(loss)
     engine.step()
+
+
+def full_state_dict(engine, zero_stage: int) -> dict | None:
+    """Whole fp32 weights; ZeRO-3 must gather them (a collective: every rank calls this)."""
+    if zero_stage == 3:
+        return engine._zero3_consolidated_16bit_state_dict()
+    return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}

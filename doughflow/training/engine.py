@@ -1,8 +1,8 @@
 """The DeepSpeed engine as doughflow sets it up, one training micro-step on it, and its whole weights.
 
 DeepSpeed 0.19's defaults at ZeRO-0 make the host wait for the GPU several times a step, and a GPU
-that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (shared
-NOTES). Three things cause the waits, and :func:`build_engine` removes each of them:
+that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (ResNet-18,
+128 px, bf16: 13.9k img/s against 16.8k). Three things cause the waits, and :func:`build_engine` removes each of them:
 
 - The throughput timer (``timers.throughput``) is on and synchronized by default, so it synchronizes
   the device at every forward and every step. doughflow times its steps itself, so it is off.

@@ -1,7 +1,8 @@
 """Run a training job: in this process for world size 1, else under torchrun or the deepspeed launcher.
 
 The launcher runs in its own session (process group) so that cancelling or failing the task kills
-every rank with one ``os.killpg``; a Prefect cancellation otherwise leaves orphans (shared NOTES). It
+every rank with one ``os.killpg``; a Prefect cancellation otherwise leaves orphans (prefect#20979; Prefect fixed
+its own subprocesses the same way in PR #21585). It
 also gets PR_SET_PDEATHSIG, so it dies with us even when we are SIGKILLed. Each launch picks a free
 MASTER_PORT (a fixed one collides with the last run's sockets) and sets DEEPSPEED_TIMEOUT so a stuck
 peer fails the job instead of hanging it.

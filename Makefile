@@ -24,7 +24,7 @@ PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-fast lint typecheck format clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,21 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest $(XDIST) -m "not slow" $(ARGS)
+
+# ruff (lint + format check) and import-linter's contracts: flows -> tasks -> doughflow, Prefect only in
+# doughflow/orchestration, no import cycles. `make format` rewrites in place.
+LINTED := doughflow tasks flows tests benchmarks
+lint: setup
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/lint-imports
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

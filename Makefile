@@ -24,7 +24,7 @@ PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-fast clean stack-env
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest $(XDIST) -m "not slow" $(ARGS)
+
+# The compose stack's .env: .env.example with a fresh random value for every secret. Needs only
+# the standard library (no set-up); never overwrites an existing .env.
+stack-env:
+	python3 -m doughflow.stack.dotenv
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -24,7 +24,7 @@ PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck format clean
+.PHONY: setup run test test-fast lint typecheck format clean stack-env
 
 setup: $(STAMP)
 
@@ -66,6 +66,11 @@ typecheck: setup
 format: setup
 	$(VENV)/bin/ruff format $(LINTED)
 	$(VENV)/bin/ruff check --fix $(LINTED)
+
+# The compose stack's .env: .env.example with a fresh random value for every secret. Needs only
+# the standard library (no set-up); never overwrites an existing .env.
+stack-env:
+	python3 -m doughflow.stack.dotenv
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,5 +1,7 @@
 """Where data stages compute: an existing Dask cluster (config ``dask.address`` or DOUGHFLOW_DASK_ADDRESS) or a LocalCluster
-of worker processes on the loopback interface that lives only as long as the stage.
+of worker processes on the loopback interface that lives only as long as the stage. A ``tls://``
+cluster (the compose stack's) takes its client certificate from Dask's own config, the
+DASK_DISTRIBUTED__COMM__TLS__* variables: nothing to pass here.
 
 Stages build their Dask graph themselves and submit it to this client (not through Prefect's
 DaskTaskRunner, where a task computes on one worker and finished tasks recompute when a worker dies).
@@ -18,6 +20,21 @@ def in_process(config, rows: int | None) -> bool:
     """Small data on no given cluster: threads in this process. A LocalCluster of processes took
     ~25 s to start, shuffle and close for the 6.4k-row pizza set, longer than its work."""
     return not config.scheduler_address() and rows is not None and rows < config.in_process_below_rows
+
+
+def _check_tls_settings(address: str) -> None:
+    """A ``tls://`` scheduler (the compose stack's) accepts only clients that show a certificate
+    from its CA; Dask takes them from its config. Without them Dask fails deep in the connection
+    with a message about an SSL context: say what to set instead."""
+    import dask
+
+    if not address.startswith("tls://"):
+        return
+    settings = {name: dask.config.get(f"distributed.comm.tls.{name}", None) for name in ("ca-file", "client.cert", "client.key")}
+    if missing := [name for name, value in settings.items() if not value]:
+        variables = ", ".join("DASK_DISTRIBUTED__COMM__TLS__" + name.upper().replace("-", "_").replace(".", "__") for name in missing)
+        raise ValueError(f"the Dask scheduler {address} needs TLS client settings: set {variables} "
+                         "(the stack's certificates; README 'The stack: docker compose up')")
 
 
 @contextlib.contextmanager
@@ -39,6 +56,7 @@ def dask_client(config, rows: int | None = None) -> Iterator["distributed.Client
     with dask.config.set(settings):
         if address := config.scheduler_address():
             log.info("using the Dask cluster at %s", address)
+            _check_tls_settings(address)
             with Client(address) as client:
                 yield client
             return

@@ -1,6 +1,6 @@
-"""A real Prefect server and process worker on loopback: deploy, trigger with a parameter
-override, wait for the run and check the bundle it wrote; kill a run mid-training and resume it with
-`prefect flow-run retry`."""
+"""A real Prefect server and process worker on loopback, with the compose stack's API auth string:
+the server refuses requests without it; deploy, trigger with a parameter override, wait for the run
+and check the bundle it wrote; kill a run mid-training and resume it with `prefect flow-run retry`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pytest
 
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
-from tests.support.compose import ROOT, free_port, prefect_healthy, service_command, start, stop, wait_until
+from tests.support.compose import (ROOT, basic_auth, free_port, http_status, prefect_healthy, service_command, service_environment,
+                                   stack_secrets, start, stop, wait_until)
 
 PREFECT = [sys.executable, "-m", "prefect"]
 
@@ -26,14 +27,19 @@ PREFECT = [sys.executable, "-m", "prefect"]
 @pytest.fixture(scope="module")
 def prefect_stack(tmp_path_factory):
     """The compose prefect-server and worker commands (`prefect server start`, `prefect worker start`)
-    on loopback."""
+    on loopback, with the auth string of a fresh .env: the server's from the compose prefect-server
+    environment (on SQLite here, not the stack's Postgres), the clients' from the worker's."""
     home = tmp_path_factory.mktemp("prefect_server_home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    secrets = stack_secrets()
+    ports = {4200: free_port()}
+    server_auth = service_environment("prefect-server", secrets)["PREFECT_SERVER_API_AUTH_STRING"]
+    client = service_environment("worker", secrets, ports)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": client["PREFECT_API_URL"],
+           "PREFECT_SERVER_API_AUTH_STRING": server_auth, "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    api = env["PREFECT_API_URL"]
     server_log = home / "server.log"
-    server = start(service_command("prefect-server", {4200: port}), server_log, env)
+    server = start(service_command("prefect-server", ports), server_log, env)
     processes = [server]
     try:
         wait_until(prefect_healthy(api), server, server_log, "prefect server", timeout=180)
@@ -63,8 +69,27 @@ def _quick_config(name: str, artifacts: Path, **train) -> dict:
 
 
 def _flow_run_state(env: dict, flow_run_id: str) -> str:
-    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{flow_run_id}", timeout=10) as response:
+    request = urllib.request.Request(f"{env['PREFECT_API_URL']}/flow_runs/{flow_run_id}",
+                                     headers=basic_auth(env["PREFECT_API_AUTH_STRING"]))
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["state"]["type"]
+
+
+@pytest.mark.slow
+def test_the_server_refuses_requests_without_the_auth_string(prefect_stack):
+    env, _, _ = prefect_stack
+    api, auth = env["PREFECT_API_URL"], env["PREFECT_API_AUTH_STRING"]
+    user, password = auth.split(":", 1)
+    for headers in [{}, basic_auth(f"{user}:wrong-{password}"), basic_auth(f"{user}:"), {"Authorization": f"Bearer {password}"}]:
+        assert http_status(f"{api}/deployments/name/train/pizza", headers) == 401, headers
+        assert http_status(f"{api}/work_pools/", headers, method="POST") == 401, headers
+    assert http_status(f"{api}/deployments/name/train/pizza", basic_auth(auth)) == 200
+    # Only the health probe answers without it.
+    assert http_status(f"{api}/health") == 200
+    # The CLI without PREFECT_API_AUTH_STRING cannot list deployments either.
+    anonymous = {key: value for key, value in env.items() if key != "PREFECT_API_AUTH_STRING"}
+    listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=anonymous, capture_output=True, text=True, timeout=120)
+    assert listed.returncode != 0 and "train/pizza" not in listed.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,74 @@
+"""The stack is private unless opened on purpose, as docker-compose.yml and the Dockerfile write it:
+every published port on 127.0.0.1 unless DOUGHFLOW_BIND_ADDRESS says otherwise (the dashboard,
+which has no login, always); no credential in a tracked file, each one a required value of the
+untracked .env; images pinned to exact versions, run as a non-root user without privileges."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from doughflow.stack.dotenv import read_values
+from tests.support.compose import ROOT, interpolate, services, stack_secrets
+
+COMPOSE = (ROOT / "docker-compose.yml").read_text()
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|AUTH_STRING|CONNECTION_URL", re.IGNORECASE)
+
+
+def _published(values: dict[str, str]) -> dict[str, list[str]]:
+    return {name: [interpolate(str(port), values) for port in service.get("ports", [])] for name, service in services().items()}
+
+
+def test_every_port_listens_on_loopback_unless_opened():
+    secrets = stack_secrets()
+    for values, address in [(secrets, "127.0.0.1"), ({**secrets, "DOUGHFLOW_BIND_ADDRESS": ""}, "127.0.0.1"),
+                            ({**secrets, "DOUGHFLOW_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")]:
+        published = _published(values)
+        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3"}
+        for name, ports in published.items():
+            for port in ports:
+                host, _, _ = port.rpartition(":")[0].rpartition(":")
+                expected = "127.0.0.1" if port.endswith(":8787") else address  # the dashboard has no login
+                assert host == expected, (name, port)
+
+
+def test_no_credential_is_tracked():
+    template = read_values((ROOT / ".env.example").read_text())
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE))
+    assert required == {"POSTGRES_PASSWORD", "PREFECT_API_AUTH_STRING", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert required <= set(template)
+    assert all(not template[name] for name in required if SECRET_NAME.search(name))  # the template holds no secret
+    for name, service in services().items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key):
+                assert re.search(r"\$\{[A-Z_]+:\?", str(value)), f"{name}: {key} must come from .env"
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0, ".env must be ignored by git"
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT, capture_output=True)
+    assert tracked.returncode != 0, ".env is tracked"
+
+
+def test_a_missing_secret_stops_the_stack():
+    secrets = stack_secrets()
+    for name in ("POSTGRES_PASSWORD", "PREFECT_API_AUTH_STRING", "AWS_SECRET_ACCESS_KEY"):
+        with pytest.raises(KeyError, match=name):
+            for service in services().values():
+                for value in (service.get("environment") or {}).values():
+                    interpolate(str(value), {**secrets, name: ""})
+
+
+def test_images_are_pinned_and_run_unprivileged():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    assert bases and all(re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+-[\w-]+", base) for base in bases), bases
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    for name, service in services().items():
+        assert "build" in service or "image" in service, name
+        if "image" in service:  # not our Dockerfile: a pinned version and an explicit user
+            assert re.fullmatch(r"[\w./-]+:\d+\.\d+(\.\d+)?(-[\w.-]+)?", service["image"]), service["image"]
+            assert service.get("user") not in (None, "root", "0"), name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service.get("cap_drop") == ["ALL"], name

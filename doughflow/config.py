@@ -4,6 +4,12 @@ An experiment is one YAML file parsed into :class:`ExperimentConfig`. The same m
 Prefect flow's parameter, so the Prefect UI renders it as a form with these descriptions and
 defaults. Every model forbids unknown keys so that a typo fails before any work starts, naming
 the field, instead of being silently ignored.
+
+This module is a leaf: it imports nothing of the project but the generator's table of drawable
+toppings, so every module can take a typed config without an import circle. What it can check on its
+own it checks here (types, ranges, cross-field rules, search-space paths, toppings the built-in
+generator can draw); what needs the rest of the library (the dataset adapter ``data.adapter`` names)
+is checked by :func:`doughflow.experiment.check_experiment`.
 """
 
 from __future__ import annotations
@@ -11,20 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 try:
     import yaml
 except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
     yaml = None
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from doughflow.data.synthetic.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
-
-
-# The built-in experiment's label map, and the menu of its historical photos.
-DEFAULT_TOPPINGS = ("pepperoni", "mushroom", "olive", "basil", "pepper")
 
 
 class ConfigError(ValueError):
@@ -141,12 +146,6 @@ class DataConfig(_Strict):
     adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")
     label_column: str = Field("label", description="image_classification: the column with each row's class name (an image folder's top-level folder is the column 'folder'). Rows whose class is not in labels are quarantined.")
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
-
-    def target_columns(self, labels: list[str]) -> list[str]:
-        """The numeric target columns, one per label, that training and evaluation read (after validate)."""
-        from doughflow.data.adapters import adapter_for_data
-
-        return adapter_for_data(self, labels).target_columns
 
 
 class SplitConfig(_Strict):
@@ -424,6 +423,88 @@ class TuneConfig(_Strict):
         return self.study_name or experiment
 
 
+# Search-space paths. A key of tune.search_space is a dotted config path (train.learning_rate); it is
+# checked when the config loads, so a typo or a range the field itself would reject (train.model.width
+# low 2 while the field needs >= 4) fails before any trial runs, naming the key. Cross-field rules
+# (split fractions summing to one) are checked when a trial's sample is applied, with its values.
+
+# Tuning the tuner itself would change the study mid-study.
+FORBIDDEN_ROOTS = ("tune",)
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (also inside ``X | None``), or None for a plain value."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    return any(typing.get_origin(c) is dict or c is dict for c in (annotation, *typing.get_args(annotation)))
+
+
+def resolve_field(model: type[BaseModel], path: str) -> TypeAdapter | None:
+    """A validator for the value at ``path``; None for a key inside a free-form mapping (model.options).
+    Raises ValueError saying where the path stops leading to a value."""
+    parts = path.split(".")
+    if not all(parts):
+        raise ValueError("the path has an empty part")
+    if parts[0] in FORBIDDEN_ROOTS:
+        raise ValueError("the tune section cannot be tuned")
+    current: type[BaseModel] = model
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[: depth + 1])
+        field = current.model_fields.get(part)
+        if field is None:
+            known = ", ".join(current.model_fields)
+            raise ValueError(f"no field {where!r} (known here: {known})")
+        last = depth == len(parts) - 1
+        nested = _model_class(field.annotation)
+        if nested is not None:
+            if last:
+                raise ValueError(f"{where!r} is a section, not a value: tune one of its fields")
+            current = nested
+            continue
+        if _is_mapping(field.annotation) and not last:
+            return None  # free-form options: the model factory checks them
+        if not last:
+            raise ValueError(f"{where!r} is a value, not a section")
+        return TypeAdapter(Annotated[field.annotation, field])
+    raise AssertionError("unreachable")
+
+
+def _values_to_check(spec: SearchParamConfig) -> list[Any]:
+    if spec.type == "categorical":
+        return list(spec.choices or [])
+    cast = int if spec.type == "int" else float
+    return [cast(spec.low), cast(spec.high)]
+
+
+def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
+                enqueue: list[dict[str, Any]] = ()) -> None:
+    """Every key a field, every bound and choice a value that field accepts; enqueued trials name
+    only tuned keys. Raises ValueError naming the key."""
+    for path, spec in space.items():
+        try:
+            adapter = resolve_field(model, path)
+        except ValueError as error:
+            raise ValueError(f"tune.search_space[{path!r}]: {error}") from None
+        if adapter is None:
+            continue
+        for value in _values_to_check(spec):
+            try:
+                adapter.validate_python(value)
+            except ValidationError as error:
+                reason = "; ".join(e["msg"] for e in error.errors())
+                raise ValueError(f"tune.search_space[{path!r}]: {value!r} is not a valid value ({reason})") from None
+    for index, params in enumerate(enqueue):
+        unknown = sorted(set(params) - set(space))
+        if unknown:
+            raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space (fix the keys, or drop the baseline with tune.enqueue=[])")
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -460,39 +541,22 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
         if self.data.source.url is None:
-            from doughflow.data.synthetic.pizza import TOPPING_STYLES
-
             menu = self.labels + (self.data.source.generator.base_menu or [])
-            unknown = sorted({label for label in menu if label not in TOPPING_STYLES})
+            unknown = sorted({label for label in menu if label not in DRAWABLE_TOPPINGS})
             if unknown:
                 raise ValueError(
                     f"labels {unknown} cannot be drawn by the built-in generator "
-                    f"(labels or data.source.generator.base_menu); known toppings: {sorted(TOPPING_STYLES)}"
+                    f"(labels or data.source.generator.base_menu); known toppings: {sorted(DRAWABLE_TOPPINGS)}"
                 )
         strangers = [label for label in self.data.label_defaults if label not in self.labels]
         if strangers:
             raise ValueError(f"data.label_defaults names {strangers}, which are not labels {self.labels}")
         return self
 
-    @model_validator(mode="after")
-    def _adapter_is_registered(self) -> "ExperimentConfig":
-        from doughflow.data.adapters import adapter_for
-
-        try:
-            adapter = adapter_for(self)
-        except (KeyError, ImportError) as error:
-            raise ValueError(f"data.adapter: {error.args[0] if error.args else error}") from None
-        if adapter.problem == "classification" and self.data.source.url is None:
-            raise ValueError(f"data.adapter {self.data.adapter!r} is a classification adapter: set data.source.url "
-                             "(the built-in generator draws pizzas with counts)")
-        return self
-
     @field_validator("tune")
     @classmethod
     def _search_space_paths_exist(cls, tune: TuneConfig) -> TuneConfig:
         if tune.search_space or tune.enqueue:
-            from doughflow.tuning.space import check_space
-
             check_space(cls, tune.search_space, tune.enqueue)
         return tune
 
@@ -551,7 +615,9 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         detail = item["msg"]
         if item["type"] == "extra_forbidden":
             detail = "unknown field"
-        lines.append(f"  {field}: {detail} (got {item.get('input')!r})")
+        # A rule over a whole section names its fields itself; echoing the section would bury it.
+        got = "" if isinstance(item.get("input"), dict) else f" (got {item.get('input')!r})"
+        lines.append(f"  {field}: {detail}{got}")
     return "\n".join(lines)
 
 
@@ -563,7 +629,8 @@ def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ExperimentCo
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work."""
+    """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work.
+    :func:`doughflow.experiment.load_experiment` also checks it against the code it names."""
     path = Path(path) if path else DEFAULT_CONFIG
     try:
         text = path.read_text()
@@ -576,10 +643,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source=_display_path(path))
+    return validate_config(raw, source=config_source(path))
 
 
-def _display_path(path: Path) -> str:
+def config_source(path: str | Path | None) -> str:
+    """How messages name the config file ``path`` (None: the default experiment)."""
+    path = Path(path) if path else DEFAULT_CONFIG
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from doughflow.caching import missing_outputs, stage_key
+from doughflow.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     return f"doughflow-{stage}-{stage_key(stage, config, STAGE_SECTIONS[stage], upstream)}"
 
 
-def live_cache_key(context, key: str | None, config) -> str | None:
+def live_cache_key(context, key: str | None, config: ExperimentConfig) -> str | None:
     """``key``, or its next generation when the result stored under it names deleted files: the
     stage then recomputes (and stores under the new generation, which later runs find) instead of
     serving paths to nothing. A result that cannot be read is left to Prefect to handle."""

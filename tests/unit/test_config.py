@@ -1,6 +1,14 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from doughflow.config import DEFAULT_CONFIG, ConfigError, ExperimentConfig, load_config, parse_override
+from doughflow.data.adapters import adapter_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_yaml_matches_model_defaults():
@@ -61,7 +69,16 @@ def test_config_hash_tracks_every_field():
 
 def test_label_map_is_config():
     config = load_config(None, ["labels=[pepperoni, olive, onion]"])
-    assert config.data.target_columns(config.labels) == ["count_pepperoni", "count_olive", "count_onion"]
+    assert adapter_for(config).target_columns == ["count_pepperoni", "count_olive", "count_onion"]
+
+
+def test_config_imports_no_other_part_of_the_library():
+    """A leaf: every module can take a typed config, and importing it cannot start an import circle."""
+    code = "import json, sys, doughflow.config; print(json.dumps(sorted(m for m in sys.modules if m.startswith('doughflow'))))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert imported == ["doughflow", "doughflow.config", "doughflow.data", "doughflow.data.synthetic",
+                        "doughflow.data.synthetic.toppings"]
 
 
 def test_stack_environment_picks_where_not_what(monkeypatch, tmp_path):

@@ -10,7 +10,8 @@ from PIL import Image
 
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import decode_image, encode_png
-from doughflow.data.synthetic.pizza import PizzaGenerator, generate_pizza_dataset, render_pizza
+from doughflow.data.synthetic.pizza import TOPPING_STYLES, PizzaGenerator, generate_pizza_dataset, render_pizza
+from doughflow.data.synthetic.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 
@@ -23,6 +24,12 @@ def test_generation_is_deterministic_and_sharded(tmp_path):
     assert len(first) == 3
     for a, b in zip(first, second):
         assert pq.read_table(a).equals(pq.read_table(b))
+
+
+def test_the_generator_paints_exactly_the_drawable_toppings():
+    """The config checks labels against DRAWABLE_TOPPINGS without importing the painters."""
+    assert sorted(TOPPING_STYLES) == sorted(DRAWABLE_TOPPINGS)
+    assert set(DEFAULT_TOPPINGS) <= set(DRAWABLE_TOPPINGS)
 
 
 def test_rows_carry_labels_customers_and_planted_mess():

@@ -3,7 +3,8 @@
 An experiment is one YAML file parsed into :class:`ExperimentConfig`. The same model is the
 Prefect flow's parameter, so the Prefect UI renders it as a form with these descriptions and
 defaults. Every model forbids unknown keys so that a typo fails before any work starts, naming
-the field, instead of being silently ignored.
+the field, instead of being silently ignored; a key that was removed or renamed fails naming what
+replaced it (``RETIRED_KEYS``).
 
 This module is a leaf: it imports nothing of the project but the generator's table of drawable
 toppings, so every module can take a typed config without an import circle. What it can check on its
@@ -19,15 +20,16 @@ import json
 import os
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 try:
     import yaml
 except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
     yaml = None
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from doughflow.data.synthetic.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS
+from doughflow.data.synthetic.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
 
@@ -39,20 +41,40 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # Keys a section no longer has -> the rest of the sentence "<section>.<key> ...", saying what
+    # replaced it. Such a key fails with that sentence instead of a bare "unknown field".
+    RETIRED_KEYS: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and cls.RETIRED_KEYS:
+            retired = {key: why for key, why in cls.RETIRED_KEYS.items() if key in raw}
+            if retired:
+                raise PydanticCustomError("retired_key", "{message}", {
+                    "message": "; ".join(f"{key} {why}" for key, why in retired.items()), "retired": retired})
+        return raw
+
 
 class PizzaGeneratorConfig(_Strict):
     """The built-in synthetic pizza set: drawn deterministically from the seed, so every machine
-    gets the same bytes and the run needs no download."""
+    gets the same bytes and the run needs no download. It draws at ``data.image_size`` and writes
+    shards of ``data.rows_per_shard`` rows."""
+
+    RETIRED_KEYS = {
+        "image_size": "was removed: the generator draws at data.image_size",
+        "rows_per_shard": "was removed: the generator writes shards of data.rows_per_shard rows",
+        "max_count": "was renamed data.source.generator.max_per_topping (each topping is drawn 0..max_per_topping "
+                     "times); data.max_count is the count above which a row is quarantined",
+    }
 
     num_images: int = Field(6000, ge=10, le=2_000_000, description="Distinct pizzas to draw (before planted copies).")
-    image_size: int = Field(64, ge=32, le=512, description="Side of the square RGB image in pixels.")
-    max_count: int = Field(3, ge=1, le=6, description="Each topping appears 0..max_count times.")
+    max_per_topping: int = Field(3, ge=1, le=6, description="Each topping is drawn 0..max_per_topping times on a pizza (data.max_count is the quarantine bound, not this).")
     num_customers: int = Field(400, ge=3, description="Customer ids are drawn from a Zipf-like distribution over this many.")
     customer_skew: float = Field(1.1, ge=0.0, le=3.0, description="Zipf exponent: larger means a few customers own more orders.")
     exact_duplicate_rate: float = Field(0.03, ge=0.0, le=0.5, description="Share of extra rows that are byte-identical copies.")
     near_duplicate_rate: float = Field(0.04, ge=0.0, le=0.5, description="Share of extra rows that are re-encoded, shifted or recoloured copies.")
     corrupt_rows: int = Field(4, ge=0, description="Rows with undecodable images or impossible labels, to exercise quarantine.")
-    rows_per_shard: int = Field(2000, ge=10, description="Rows per generated Parquet shard.")
     seed: int = Field(7, description="Generator seed; changes every image.")
     base_menu: list[str] | None = Field(default_factory=lambda: list(DEFAULT_TOPPINGS), description="Toppings on the menu when the historical photos were taken; the base set is drawn with these alone, so adding a label does not redraw it. Each label beyond them is a new recipe: its own batch of new_recipe_images pizzas is drawn (with the menu of its time) and appended, and older photos count it as 0. Empty: the labels themselves (no menu history).")
     new_recipe_images: int = Field(1500, ge=10, le=2_000_000, description="Pizzas drawn for each topping added after base_menu (its recipes are featured in that batch).")
@@ -136,16 +158,23 @@ class DataConfig(_Strict):
     image_column: str = Field("image", description="Column with encoded image bytes (PNG/JPEG).")
     id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest.")
     group_column: str = Field("customer_id", description="Internal id that must never straddle splits.")
-    rows_per_shard: int = Field(2000, ge=10, description="Rows per fetched/cleaned Parquet shard; bounds memory per step.")
+    rows_per_shard: int = Field(2000, ge=10, description="Rows per Parquet shard the built-in generator draws and fetch/validate write; bounds memory per step.")
     subsample: SubsampleConfig = Field(default_factory=SubsampleConfig)
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
-    image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
+    image_size: int = Field(64, ge=16, le=1024, description=f"Side of the square images the model sees: sources are resized to it, and the built-in generator draws at it ({MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} without data.source.url).")
     label_defaults: dict[str, float] = Field(default_factory=dict, description="Value of a label's target column in rows whose source file lacks that column, e.g. {onion: 0} when the photos taken before onion was on the menu carry no onion count. A row whose file has the column keeps its own value (a null there is still quarantined); fetch counts the filled rows in its manifest. The built-in generator fills the toppings that were not yet on its menu by itself.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
     adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")
     label_column: str = Field("label", description="image_classification: the column with each row's class name (an image folder's top-level folder is the column 'folder'). Rows whose class is not in labels are quarantined.")
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
+
+    @model_validator(mode="after")
+    def _builtin_generator_can_draw_the_size(self) -> "DataConfig":
+        if self.source.url is None and not MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE:
+            raise ValueError(f"image_size {self.image_size}: the built-in generator draws {MIN_IMAGE_SIDE}.."
+                             f"{MAX_IMAGE_SIDE} pixels (set source.url to train on other images at this size)")
+        return self
 
 
 class SplitConfig(_Strict):
@@ -612,6 +641,10 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        if item["type"] == "retired_key":
+            section = f"{field}." if item["loc"] else ""
+            lines += [f"  {section}{key} {why}" for key, why in item["ctx"]["retired"].items()]
+            continue
         detail = item["msg"]
         if item["type"] == "extra_forbidden":
             detail = "unknown field"

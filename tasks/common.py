@@ -32,7 +32,7 @@ MAX_CACHE_GENERATIONS = 8
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "labels", "data.extra_sources"),
+    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources"),
     "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count",
                  "data.adapter", "data.label_column", "data.import_module"),
     "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import encode_png
-from doughflow.data.synthetic.toppings import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+from doughflow.toppings import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real photo's
 

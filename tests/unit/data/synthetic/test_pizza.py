@@ -12,7 +12,7 @@ from PIL import Image
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import decode_image, encode_png
 from doughflow.data.synthetic.pizza import TOPPING_STYLES, PizzaGenerator, generate_pizza_dataset, render_pizza
-from doughflow.data.synthetic.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+from doughflow.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 

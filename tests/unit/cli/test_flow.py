@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from doughflow.cli import run_flow_cli
+from doughflow.cli.flow import run_flow_cli
 from doughflow.config import ExperimentConfig
 
 

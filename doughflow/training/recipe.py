@@ -67,10 +67,26 @@ class Recipe:
                 f"x {self.scaling_rule}({ratio}) = x {self.lr_scale:.4g}")
         warmup = (f"{self.warmup_samples} samples" if self.schedule_unit == "samples"
                   else f"{self.warmup_steps} updates")
+        method = self.micro_batch.get("method", "configured")
+        chosen = "" if method == "configured" else f" (micro batch by {method})"
         return (f"{self.world_size} process(es) on {self.device}; global batch {self.global_batch_size} = micro batch "
-                f"{self.micro_batch_size} x accumulation {self.gradient_accumulation_steps} x {self.world_size}; "
+                f"{self.micro_batch_size} x accumulation {self.gradient_accumulation_steps} x {self.world_size}{chosen}; "
                 f"learning rate {self.learning_rate:.4g} {rule} -> {self.effective_learning_rate:.4g}; "
                 f"warm-up {warmup}")
+
+    def headline(self) -> dict:
+        """What tells two runs of one experiment on different hardware apart (the run summary and registry)."""
+        return {"world_size": self.world_size, "device": self.device, "global_batch_size": self.global_batch_size,
+                "micro_batch_size": self.micro_batch_size,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps,
+                "micro_batch_method": self.micro_batch.get("method", "configured"),
+                "learning_rate": self.learning_rate, "scaling_rule": self.scaling_rule, "lr_scale": self.lr_scale,
+                "effective_learning_rate": self.effective_learning_rate, "schedule_unit": self.schedule_unit}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Recipe":
+        """A recipe read back from result.json or history.json."""
+        return cls(**raw)
 
 
 def training_recipe(cfg: TrainConfig, world_size: int, device: str, micro_batch: dict | None = None) -> Recipe:

@@ -7,10 +7,12 @@ process really holds, fragmentation included), and running out is the allocator'
 tensor storage torch creates while the step runs and sums those still alive: the peak is the step's
 tensor memory. The process's resident size is no measure of it. Measured here (density_cnn width 24,
 64 px, fp32, one process): the tensor peak was 30.0, 60.0, 120.0, 240.0 and 480.0 MiB at 16, 32, 64,
-128 and 256 samples, exactly 1.875 MiB a sample, while the growth of the peak resident size over
-the same steps read 141.9, 55.8, 75.1, 200.2 and 348.0 MiB, and 0.0 MiB when a batch of 16 ran again:
-glibc keeps freed memory, so it depends on what ran before. The count is deterministic, linear in the
-batch and never below what the process grew by, so a budget built on it holds. With a ``cap`` the
+128 and 256 samples, exactly 1.875 MiB a sample, while the growth of the peak resident size over the
+same steps, in that order, read 141.9 (the first step also pays one-time set-up), 55.8, 75.1, 200.2
+and 348.0 MiB, and 0.0 MiB when a batch of 16 ran again: glibc keeps freed memory, so it depends on
+what ran before. The count is deterministic, linear in the batch (exactly, from 2 samples up) and was
+above the growth of every step but the first, so a budget built on it holds; the budget covers the
+model's tensors, not the interpreter, its libraries or the loader workers. With a ``cap`` the
 meter raises ``torch.OutOfMemoryError`` as soon as the live bytes pass it, as an allocator on a device
 of that size would: a real CPU step that runs out like a GPU step, which is how the GPU probe is
 tested on machines without one.

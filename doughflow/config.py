@@ -240,10 +240,32 @@ class EarlyStoppingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement.")
 
 
+class ScalingConfig(_Strict):
+    """How the learning rate follows the global batch, so one recipe runs on 1 CPU or 8 GPUs:
+    the effective rate is learning_rate x rule(global batch / reference_global_batch)."""
+
+    rule: Literal["none", "linear", "sqrt"] = Field("none", description="linear: proportional to the global batch (Goyal et al., for SGD); sqrt: to its square root (the rule for Adam-type optimizers such as our AdamW); none: learning_rate as written, whatever the global batch.")
+    reference_global_batch: int | None = Field(None, ge=1, description="The global batch learning_rate was chosen for; required by rule linear or sqrt.")
+
+    @model_validator(mode="after")
+    def _reference_given_for_a_rule(self) -> "ScalingConfig":
+        if self.rule != "none" and self.reference_global_batch is None:
+            raise ValueError(f"rule {self.rule} needs reference_global_batch (the global batch learning_rate was chosen for)")
+        return self
+
+
+class MicroBatchSearchConfig(_Strict):
+    """How ``micro_batch_size: auto`` picks the micro-batch: the largest that fits in memory, less a headroom."""
+
+    start: int = Field(16, ge=1, le=4096, description="GPU: first micro-batch tried with a forward+backward step; doubled while it fits, then bisected (halved if even this one does not fit).")
+    limit: int = Field(4096, ge=1, le=4096, description="Largest micro-batch considered (also capped so every epoch keeps a whole update per rank).")
+    headroom: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the GPU's memory (or of train.memory_budget_gb on a CPU) left unused, for DeepSpeed's buffers, fragmentation and the loader.")
+
+
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     epochs: int = Field(16, ge=1, le=1000)
-    micro_batch_size: int = Field(64, ge=1, le=4096, description="Per-device batch (DeepSpeed train_micro_batch_size_per_gpu).")
+    micro_batch_size: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = Field(64, description="Per-device batch (DeepSpeed train_micro_batch_size_per_gpu); auto: the largest that fits (GPU: probed, CPU: from train.memory_budget_gb), see train.micro_batch_search.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     learning_rate: float = Field(3e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
@@ -266,6 +288,31 @@ class TrainConfig(_Strict):
     on_nan_loss: Literal["fail", "skip"] = Field("fail", description="A non-finite loss: fail naming epoch, step and samples, or skip that step with a counted warning.")
     max_skipped_steps: int = Field(10, ge=0, description="With on_nan_loss=skip, fail anyway after this many skipped steps.")
     deterministic: bool = Field(False, description="GPU: deterministic cuDNN/cuBLAS kernels (slower). CPU runs are deterministic anyway.")
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig, description="Learning-rate scaling with the global batch (micro batch x accumulation x processes).")
+    global_batch_size: int | None = Field(None, ge=1, description="Samples per optimizer update over all processes, kept on any hardware: gradient_accumulation_steps is derived from it (and the micro-batch when auto); empty: micro batch x accumulation x processes as written.")
+    warmup_samples: int | None = Field(None, ge=0, description="Warm-up in training samples (all processes together); when set it replaces warmup_steps and the whole learning-rate curve becomes a function of samples seen, the same at any global batch.")
+    checkpoint_every_samples: int | None = Field(None, ge=0, description="Training samples between checkpoints (plus one per epoch); when set it replaces checkpoint_every_steps; 0: per epoch only.")
+    memory_budget_gb: float | None = Field(None, gt=0.0, description="micro_batch_size auto on a CPU: memory per training process for weights, optimizer state and a step's tensors; empty: the memory available at start, shared by this host's processes.")
+    micro_batch_search: MicroBatchSearchConfig = Field(default_factory=MicroBatchSearchConfig)
+
+    @field_validator("micro_batch_size", mode="before")
+    @classmethod
+    def _micro_batch_is_a_size_or_auto(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096):
+            return value
+        raise ValueError("must be a whole number of samples from 1 to 4096, or 'auto'")
+
+    @model_validator(mode="after")
+    def _global_batch_divides(self) -> "TrainConfig":
+        if self.global_batch_size is None:
+            return self
+        processes = self.launcher.num_processes * self.launcher.num_nodes
+        micro = 1 if self.micro_batch_size == "auto" else self.micro_batch_size
+        if self.global_batch_size % (micro * processes):
+            raise ValueError(f"global_batch_size {self.global_batch_size} is not a whole number of micro batches "
+                             f"({micro}) on every one of {processes} processes (launcher.num_processes x num_nodes): "
+                             f"make it a multiple of {micro * processes} or change micro_batch_size")
+        return self
 
 
 class EvaluateConfig(_Strict):

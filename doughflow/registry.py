@@ -64,15 +64,16 @@ class RunRecord:
     gates: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)
     stage_states: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)  # world size, device, global batch, effective LR (Recipe.headline)
 
 
-JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states")
+JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states", "recipe")
 
 
 # Columns added after the first release, with the value old rows get. A registry written by an older
 # doughflow gains them on first open (ALTER TABLE ADD COLUMN keeps every row), so upgrading never
 # strands the runs already recorded. Append here when RunRecord grows a field.
-ADDED_COLUMNS: dict[str, str] = {"stage_states": "TEXT NOT NULL DEFAULT '{}'"}
+ADDED_COLUMNS: dict[str, str] = {"stage_states": "TEXT NOT NULL DEFAULT '{}'", "recipe": "TEXT NOT NULL DEFAULT '{}'"}
 SCHEMA_VERSION = 1 + len(ADDED_COLUMNS)
 
 

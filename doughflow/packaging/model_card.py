@@ -28,7 +28,9 @@ def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], p
 
 def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerprint: str, config_hash: str,
                       image_size: int, dataset_rows: list[list], metrics: dict, decision, formats: list,
-                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict], problem: str = "count") -> str:
+                      intended_use: str, limitations: list[str], bundle_files: dict[str, dict], problem: str = "count",
+                      training: str | None = None) -> str:
+    """The card; ``training`` is the recipe that ran (:meth:`doughflow.training.recipe.Recipe.describe`)."""
     status = decision.status.upper()
     lines = [f"# Model card: {name} (`{run_id}`)", "",
              f"**Release status: {status}**" + ("" if decision.released else " - do not deploy."), ""]
@@ -46,6 +48,8 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
     lines += ["## Model", "",
               model_text + "Preprocessing in `preprocessing.json`, labels in `labels.json`.", "",
               "## Intended use", "", intended_use, "",
+              *(["## Training", "", f"Trained with: {training} (in full: `doughflow.recipe` in `ds_config.json`).", ""]
+                if training else []),
               "## Data", "",
               f"Data fingerprint `{data_fingerprint}`, config hash `{config_hash}`.", "",
               stats_text, "",

@@ -16,6 +16,7 @@ from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.report import ReportFiles
 from doughflow.runs import RunPaths
 from doughflow.training.job import TrainResult
+from doughflow.training.recipe import Recipe
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 
@@ -52,6 +53,7 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
         extra.update(manifest_extra(config, formats, decision))
         documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,
                                                 splits=splits, metrics=evaluated.metrics, formats=formats,
-                                                decision=decision, bundle_files=files)
+                                                decision=decision, bundle_files=files,
+                                                training=Recipe.from_dict(trained.recipe).describe() if trained.recipe else None)
     return build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
                         data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra)

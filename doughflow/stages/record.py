@@ -37,6 +37,7 @@ def record(config: ExperimentConfig, paths: RunPaths, summary: dict, decision: R
         gates=manifest.get("release", {}),
         stage_seconds=seconds,
         stage_states=states,
+        recipe=summary.get("recipe", {}),
     )
     record_run(config.registry_file(), entry)
     log.info("recorded run %s in %s", paths.run_id, config.registry_file())

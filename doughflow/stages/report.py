@@ -23,6 +23,7 @@ from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdo
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
 from doughflow.training.job import TrainResult
+from doughflow.training.recipe import Recipe
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 
@@ -108,8 +109,10 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
           if "removed_pairs.png" in figures else []),
         "## Training",
-        f"DeepSpeed ZeRO-{config.train.zero_stage}, {config.train.precision}, micro batch {config.train.micro_batch_size}, "
-        f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "
+        f"DeepSpeed ZeRO-{config.train.zero_stage}, {config.train.precision}, "
+        + (f"{Recipe.from_dict(trained.recipe).describe()}. " if trained.recipe else
+           f"micro batch {config.train.micro_batch_size}, ")
+        + f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "
         f"{trained.seconds:.1f} s. Loss fell from {trained.first_loss:.4f} to {trained.final_loss:.4f}.",
         "![loss curve](loss_curve.png)",
         table(cls_report.EPOCH_HEADERS, cls_report.epoch_rows(trained.history)) if classify else

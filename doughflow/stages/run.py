@@ -23,6 +23,7 @@ from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 from doughflow.training.job import TrainResult
+from doughflow.training.recipe import Recipe
 
 
 def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
@@ -49,6 +50,8 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
         release["published"] = published.url
     return {**release,
         "run_id": paths.run_id,
+        # world size, device, global batch, effective learning rate: how the hardware shaped this run
+        **({"recipe": Recipe.from_dict(trained.recipe).headline()} if trained.recipe else {}),
         "bundle": bundle.bundle_dir,
         "report": str(Path(bundle.bundle_dir) / "report.html"),
         "metrics": {

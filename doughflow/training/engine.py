@@ -24,7 +24,11 @@ from __future__ import annotations
 import torch
 
 from doughflow.config import TrainConfig
+from doughflow.training.recipe import Recipe, training_recipe
 from doughflow.training.schedule import global_batch_size
+
+# torch autocast dtype per train.precision (fp32: none), for what runs outside the engine: validation, memory probes.
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
@@ -45,14 +49,20 @@ def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
     return config
 
 
-def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int) -> dict:
-    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer, schedule), for the bundle."""
+def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int,
+                       recipe: Recipe | None = None) -> dict:
+    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer at the recipe's learning
+    rate, schedule) and the recipe itself, for the bundle."""
+    recipe = recipe or training_recipe(cfg, world_size, device.type)
+    warmup = ({"warmup_samples": recipe.warmup_samples} if recipe.schedule_unit == "samples"
+              else {"warmup_steps": recipe.warmup_steps})
     return {**deepspeed_config(cfg, device), "doughflow": {
-        "optimizer": {"type": "torch.optim.AdamW", "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay},
-        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", "warmup_steps": cfg.warmup_steps,
+        "optimizer": {"type": "torch.optim.AdamW", "lr": recipe.effective_learning_rate, "weight_decay": cfg.weight_decay},
+        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", **warmup, "unit": recipe.schedule_unit,
                       "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
         "world_size": world_size, "device": device.type, "seed": cfg.seed,
         "global_batch_size": global_batch_size(cfg, world_size),
+        "recipe": recipe.as_dict(),
         "engine_changes": engine_changes(cfg, world_size),
     }}
 

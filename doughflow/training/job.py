@@ -48,6 +48,7 @@ class TrainResult:
     skipped_steps: int = 0
     bad_rows: int = 0
     weights_sha256: str = ""
+    recipe: dict = field(default_factory=dict)  # doughflow.training.recipe.Recipe.as_dict(): what the run trained with
 
 
 @dataclass

@@ -2,10 +2,12 @@
 
 DeepSpeed owns the optimisation step (ZeRO, precision, clipping, accumulation, checkpoint state) so
 the same config scales from this CPU to many GPUs. :func:`run_training` reads as its phases: set up
-the process, plan the steps, build the engine, resume from the latest checkpoint, then per epoch
-train and judge it, and finally write the outputs.
+the process, settle the micro-batch (``auto`` finds the largest that fits) and the recipe (global batch,
+effective learning rate: :mod:`doughflow.training.recipe`), plan the steps, build the engine, resume
+from the latest checkpoint, then per epoch train and judge it, and finally write the outputs.
 
-Resume: checkpoints (every ``checkpoint_every_steps`` optimizer steps and at each epoch end) record
+Resume: checkpoints (every ``checkpoint_every_steps`` optimizer steps or ``checkpoint_every_samples``
+samples, and at each epoch end) record
 the epoch, the micro-batches done in it, RNG states and history. The data stream is a pure function
 of (seed, epoch, rank, worker), so a rerun loads the latest checkpoint, tells the stream how many
 batches to skip, and trains on exactly the batches the uninterrupted run would have: on a CPU the
@@ -29,20 +31,21 @@ from tqdm import tqdm
 from doughflow.training import checkpoint as ckpt
 from doughflow.training.control import await_verdict, publish_epoch
 from doughflow.training.early_stopping import judge_epoch
-from doughflow.training.engine import backward_step, build_engine, forward_loss, full_state_dict, resolved_ds_config
+from doughflow.training.engine import AUTOCAST, backward_step, build_engine, forward_loss, full_state_dict, resolved_ds_config
 from doughflow.training.inference import make_model
 from doughflow.training.job import TrainJob, TrainResult, resume_fingerprint, write_result
 from doughflow.training.losses import LossLog, nan_message, problem_loss
+from doughflow.training.micro_batch import settle_batch
 from doughflow.training.normalize import Normalizer
 from doughflow.training.process import ProcessContext, set_up_process
 from doughflow.training.progress import write_progress
-from doughflow.training.schedule import StepPlan, global_batch_size, lr_factor, plan_steps
+from doughflow.training.recipe import Recipe, training_recipe
+from doughflow.training.schedule import StepPlan, checkpoint_due, lr_factor, plan_steps
 from doughflow.training.streaming import ParquetStream, make_loader
 from doughflow.training.validation import validate
 
 log = logging.getLogger(__name__)
 
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINTS = "checkpoints"  # the folder under out_dir
 
 
@@ -62,6 +65,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     state: ckpt.LoopState
     ds_config_path: Path
+    recipe: Recipe
     val_stream: ParquetStream = field(init=False)
     normalize: Normalizer = field(init=False)
     losses: LossLog = field(init=False)
@@ -98,11 +102,14 @@ def run_training(job: TrainJob) -> TrainResult | None:
     """Train (or resume) the job; every rank calls this. Rank 0 writes the outputs and gets the result."""
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     process = set_up_process(job.cfg)
+    job, recipe = settle_recipe(job, process)
     train_stream, plan = plan_run(job, process)
-    engine, scheduler, ds_config_path = build_model_and_engine(job, process, plan)
+    engine, scheduler, ds_config_path = build_model_and_engine(job, process, plan, recipe)
     state = resume_state(job, process, engine)
-    state.history["batch_size"] = global_batch_size(job.cfg, process.world_size)
-    run = Run(job, process, train_stream, plan, engine, scheduler, state, ds_config_path)
+    state.history["batch_size"] = recipe.global_batch_size
+    state.history["recipe"] = recipe.as_dict()
+    state.history.setdefault("step_lr", [])  # the learning rate of every optimizer update
+    run = Run(job, process, train_stream, plan, engine, scheduler, state, ds_config_path, recipe)
     started = time.perf_counter()
     for epoch in range(state.epoch, job.cfg.epochs):
         if state.stopped_early:
@@ -113,30 +120,48 @@ def run_training(job: TrainJob) -> TrainResult | None:
     return write_outputs(run, time.perf_counter() - started)
 
 
+def settle_recipe(job: TrainJob, process: ProcessContext) -> tuple[TrainJob, Recipe]:
+    """The job with its micro-batch and accumulation settled, and the recipe it trains with (logged)."""
+    job, choice = settle_batch(job, process, lambda micro: [
+        training_stream(job, process, micro).steps_per_epoch(e) for e in range(job.cfg.epochs)])
+    recipe = training_recipe(job.cfg, process.world_size, process.device.type,
+                             {"method": choice.method, **choice.detail})
+    if process.is_main:
+        log.info("training recipe: %s", recipe.describe())
+    return job, recipe
+
+
+def training_stream(job: TrainJob, process: ProcessContext, micro_batch: int) -> ParquetStream:
+    """This rank's stream of training micro-batches."""
+    cfg = job.cfg
+    return ParquetStream(job.train_shards, job.columns, job.preprocessing, batch_size=micro_batch,
+                         loader=cfg.loader, seed=cfg.seed, shuffle=True, augment_cfg=cfg.augment,
+                         rank=process.rank, world_size=process.world_size, drop_remainder=True)
+
+
 def plan_run(job: TrainJob, process: ProcessContext) -> tuple[ParquetStream, StepPlan]:
     """This rank's training stream and the steps it will train in every epoch."""
     cfg = job.cfg
-    stream = ParquetStream(job.train_shards, job.columns, job.preprocessing, batch_size=cfg.micro_batch_size,
-                           loader=cfg.loader, seed=cfg.seed, shuffle=True, augment_cfg=cfg.augment,
-                           rank=process.rank, world_size=process.world_size, drop_remainder=True)
+    stream = training_stream(job, process, cfg.micro_batch_size)
     plan = plan_steps([stream.steps_per_epoch(e) for e in range(cfg.epochs)], cfg, process.world_size,
                       sum(s.rows for s in job.train_shards))
     return stream, plan
 
 
-def build_model_and_engine(job: TrainJob, process: ProcessContext,
-          plan: StepPlan) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, Path]:
-    """Model, AdamW, LR schedule and the DeepSpeed engine around them; rank 0 records the resolved config."""
+def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPlan,
+                           recipe: Recipe) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, Path]:
+    """Model, AdamW at the recipe's learning rate, LR schedule and the DeepSpeed engine around them;
+    rank 0 records the resolved config."""
     cfg, device = job.cfg, process.device
     model = make_model(cfg, job.num_classes, job.problem).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.effective_learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size))
     engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size)
     ds_config_path = Path(job.out_dir) / "ds_config.json"
     if process.is_main:
-        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates)
+        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates, recipe)
         ds_config_path.write_text(json.dumps(config, indent=2))
     return engine, scheduler, ds_config_path
 
@@ -231,8 +256,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
         bar.update(1)
         clock.step_done(step)
         at_boundary = (step + 1) % cfg.gradient_accumulation_steps == 0
-        if (cfg.checkpoint_every_steps and at_boundary and step + 1 < steps
-                and run.engine.global_steps % cfg.checkpoint_every_steps == 0):
+        if at_boundary and step + 1 < steps and checkpoint_due(cfg, run.engine.global_steps,
+                                                                 run.recipe.global_batch_size):
             run.losses.flush()
             save_checkpoint(run, f"step-{run.engine.global_steps:08d}")
     run.losses.flush()  # before the clock stops: on GPUs this waits for the last step to finish
@@ -276,6 +301,8 @@ def train_step(run: Run, batch: dict, epoch: int, step: int) -> bool:
             return False
     elif not run.losses.lazy and not bool(torch.isfinite(loss)):
         raise FloatingPointError(nan_message(float(loss.detach()), where, batch["ids"]))
+    if engine.is_gradient_accumulation_boundary():
+        state.history["step_lr"].append(engine.get_lr()[0])  # the rate this update is made with
     backward_step(engine, loss)
     run.losses.add(loss, where, batch["ids"])
     state.batches_done = step + 1
@@ -360,7 +387,8 @@ def write_outputs(run: Run, seconds: float) -> TrainResult | None:
         best_epoch=state.best_epoch, seconds=seconds, images_per_second=run.seen / seconds if seconds > 0 else 0.0,
         history=history, resumed_from_step=run.resumed_from[1], global_steps=run.engine.global_steps,
         world_size=run.process.world_size, stopped_early=state.stopped_early, skipped_steps=state.skipped_steps,
-        bad_rows=sum(run.bad_rows.values()), weights_sha256=ckpt.state_dict_hash(final_weights))
+        bad_rows=sum(run.bad_rows.values()), weights_sha256=ckpt.state_dict_hash(final_weights),
+        recipe=run.recipe.as_dict())
     if result.bad_rows:
         log.warning("%d bad rows were skipped (train.loader.on_bad_row=skip)", result.bad_rows)
     write_result(result, out_dir)

@@ -37,11 +37,17 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     for heading in ("## Data", "## Training", "## Metrics", "## ONNX parity", "## Worst test examples"):
         assert heading in report
     assert "data:image/png;base64," in (bundle / "report.html").read_text()
+    # the recipe that ran, where a reader looks: summary (and so the registry), report, model card, ds_config
+    assert {k: summary["recipe"][k] for k in ("world_size", "device", "global_batch_size", "effective_learning_rate")} \
+        == {"world_size": 1, "device": "cpu", "global_batch_size": 32, "effective_learning_rate": 0.003}
+    assert "global batch 32 = micro batch 32 x accumulation 1 x 1" in report
+    assert json.loads((bundle / "ds_config.json").read_text())["doughflow"]["recipe"]["global_batch_size"] == 32
 
     assert manifest["release"]["status"] == "released"
     assert {"onnx", "coreml_fp32"} <= set(manifest["formats"])
     for name in ("model_card.md", "verify_sample.npz", "error_analysis.png"):
         assert name in manifest["files"], name
+    assert "Trained with: 1 process(es) on cpu; global batch 32" in (bundle / "model_card.md").read_text()
     assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
     for heading in ("## Release decision", "## Deploy formats", "## Behavioural tests", "## Error analysis"):
         assert heading in report

@@ -10,7 +10,7 @@ from doughflow.export.onnx_export import ParityReport
 from doughflow.packaging.model_card import dataset_statistics, render_model_card
 
 
-def card(passed: bool) -> str:
+def card(passed: bool, training: str | None = None) -> str:
     parity = ParityReport(10, 0.0 if passed else 1.0, 0.0, 1.0 if passed else 0.2, 1e-3, 0.99, passed)
     formats = [FormatResult("torch", "model.pt", None, True),
                FormatResult("onnx", "model.onnx", "/x", True, size_bytes=1234, latency_ms=0.5, parity=parity,
@@ -22,7 +22,7 @@ def card(passed: bool) -> str:
     return render_model_card(name="pizza", run_id="r1", labels=["a", "b"], data_fingerprint="fp123", config_hash="ch",
                              image_size=64, dataset_rows=rows, metrics={"test": {"n": 5, "mae": 0.1}},
                              decision=decision, formats=formats, intended_use="Counting things.",
-                             limitations=["Synthetic only."], bundle_files={"model.onnx": {}})
+                             limitations=["Synthetic only."], bundle_files={"model.onnx": {}}, training=training)
 
 
 def test_released_card_has_every_section():
@@ -38,3 +38,10 @@ def test_rejected_card_says_so_with_reasons():
     text = card(False)
     assert "Release status: REJECTED** - do not deploy." in text
     assert "- onnx: parity vs torch failed" in text
+
+
+def test_card_states_the_recipe_that_ran():
+    recipe = "8 process(es) on cuda; global batch 512 = micro batch 64 x accumulation 1 x 8"
+    text = card(True, training=recipe)
+    assert f"## Training\n\nTrained with: {recipe} (in full: `doughflow.recipe` in `ds_config.json`)." in text
+    assert "## Training" not in card(True)

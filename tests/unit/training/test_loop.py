@@ -128,3 +128,17 @@ def test_zero3_gathers_whole_weights_for_final_and_best_model(tiny_shards, tmp_p
             assert got[key].shape == tensor.shape and got[key].numel() > 0, key
             torch.testing.assert_close(got[key].float(), tensor.float(), atol=1e-3, rtol=1e-3)
     assert abs(sharded.final_loss - plain.final_loss) < 1e-3
+
+
+def test_auto_micro_batch_trains_as_the_same_sizes_written_out(tiny_shards, tmp_path):
+    """The choice is recorded and trained with; probing leaves the seed's weights and data order alone."""
+    auto = run_training(_job(tiny_shards, tmp_path / "auto", tiny_train_config(
+        epochs=1, micro_batch_size="auto", memory_budget_gb=0.02, global_batch_size=48, loader={"num_workers": 0})))
+    recipe = auto.recipe
+    assert recipe["micro_batch"]["method"] == "cpu memory budget" and recipe["global_batch_size"] == 48
+    micro, accumulation = recipe["micro_batch_size"], recipe["gradient_accumulation_steps"]
+    assert micro * accumulation == 48 and accumulation > 1
+    assert json.loads(Path(auto.ds_config_path).read_text())["train_micro_batch_size_per_gpu"] == micro
+    written = run_training(_job(tiny_shards, tmp_path / "written", tiny_train_config(
+        epochs=1, micro_batch_size=micro, gradient_accumulation_steps=accumulation, loader={"num_workers": 0})))
+    assert written.weights_sha256 == auto.weights_sha256

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doughflow.training.engine import resolved_ds_config
-from doughflow.training.schedule import global_batch_size, lr_factor, plan_steps
+from doughflow.training.schedule import (accumulation_for, checkpoint_due, global_batch_size, lr_factor, plan_steps,
+                                         split_global_batch)
 from tests.support.configs import tiny_train_config
 
 
@@ -71,3 +72,59 @@ def test_factor_stays_between_floor_and_one_and_never_rises_after_warmup(warmup,
     decay = values[warmup:]
     assert all(floor - 1e-12 <= v <= 1 + 1e-12 and math.isfinite(v) for v in decay)
     assert all(later <= earlier + 1e-12 for earlier, later in zip(decay, decay[1:]))
+
+
+def test_accumulation_keeps_the_global_batch_or_names_the_setting():
+    assert accumulation_for(256, 32, 2) == 4
+    with pytest.raises(ValueError, match=r"train.global_batch_size 100 .* multiple of 64"):
+        accumulation_for(100, 32, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(per_rank=st.integers(1, 2000), world_size=st.integers(1, 8), largest=st.integers(1, 4096))
+def test_a_global_batch_splits_exactly_with_the_fewest_accumulation_steps(per_rank, world_size, largest):
+    micro, accumulation = split_global_batch(per_rank * world_size, world_size, largest)
+    assert micro * accumulation * world_size == per_rank * world_size and micro <= largest
+    # no smaller accumulation gives a whole micro-batch that fits
+    assert not any(per_rank % fewer == 0 and per_rank // fewer <= largest for fewer in range(1, accumulation))
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(ValueError, match="does not split over 3 processes"):
+        split_global_batch(64, 3, 64)
+
+
+@settings(max_examples=100, deadline=None)
+@given(batch=st.sampled_from([8, 16, 32, 64]), times=st.sampled_from([2, 4]), warmup=st.integers(0, 1024),
+       updates=st.integers(1, 64), schedule=st.sampled_from(["cosine", "linear", "constant"]))
+def test_in_samples_every_global_batch_follows_one_curve(batch, times, warmup, updates, schedule):
+    """After the same samples, global batches of B and kB give the same factor (each at its own update)."""
+    cfg = tiny_train_config(warmup_samples=warmup, lr_schedule=schedule, min_lr_ratio=0.05)
+    total = updates * times * batch  # samples of the run, the same for both
+    small = lr_factor(cfg, total // batch, batch)
+    large = lr_factor(cfg, total // (times * batch), times * batch)
+    for update in range(total // (times * batch)):
+        seen = (update + 1) * times * batch
+        assert large(update) == small(seen // batch - 1)
+    if warmup < total:  # the last update ends the decay
+        assert small(total // batch - 1) == pytest.approx(1.0 if schedule == "constant" else 0.05)
+
+
+def test_warmup_in_samples_rises_to_one_at_the_warmup_sample():
+    factor = lr_factor(tiny_train_config(warmup_samples=64, lr_schedule="constant"), total_updates=10, global_batch=16)
+    assert [factor(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    with pytest.raises(ValueError, match="global batch"):
+        lr_factor(tiny_train_config(warmup_samples=64), total_updates=10)
+
+
+@pytest.mark.parametrize("batch", [16, 32, 48])
+def test_checkpoints_in_samples_fall_at_the_first_update_past_each_interval(batch):
+    cfg = tiny_train_config(checkpoint_every_samples=96)
+    due = [update for update in range(1, 41) if checkpoint_due(cfg, update, batch)]
+    assert [update * batch for update in due] == [-(-k * 96 // batch) * batch for k in range(1, 40 * batch // 96 + 1)]
+    assert not any(checkpoint_due(tiny_train_config(checkpoint_every_samples=0), u, batch) for u in range(1, 41))
+
+
+def test_checkpoints_in_steps_are_unchanged():
+    cfg = tiny_train_config(checkpoint_every_steps=3)
+    assert [u for u in range(1, 13) if checkpoint_due(cfg, u, 999)] == [3, 6, 9, 12]

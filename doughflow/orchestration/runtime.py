@@ -61,3 +61,17 @@ def earlier_attempt_stages(root_id: str) -> dict[str, dict]:
             found[task_run.name.rsplit("-", 1)[0]] = {"state": f"{task_run.state.name} (earlier attempt)",
                                                       "seconds": round(task_run.total_run_time.total_seconds(), 3)}
     return found
+
+
+def release_run_locks(flow: object, flow_run: object, state: object) -> None:
+    """Flow state hook (completion, failure, crash, cancellation): release the run folders this flow run
+    locked (doughflow.runlock), so a later flow in the same process, or another process, may use them."""
+    from doughflow import runlock
+
+    released = runlock.release_owned(str(getattr(flow_run, "id", "")))
+    if released:
+        log.debug("released run lock(s) %s", released)
+
+
+RUN_LOCK_HOOKS = {"on_completion": [release_run_locks], "on_failure": [release_run_locks],
+                  "on_crashed": [release_run_locks], "on_cancellation": [release_run_locks]}

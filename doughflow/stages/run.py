@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from doughflow import runlock
 from doughflow.config import ExperimentConfig
 from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
@@ -27,8 +28,13 @@ from doughflow.training.recipe import Recipe
 
 
 def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
-    """The run's folder layout; a new id unless ``run_id`` names a run to resume into."""
-    return RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name, root_flow_run_id()), time.time())
+    """The run's folder layout; a new id unless ``run_id`` names a run to resume into. The id is checked
+    (InvalidRunIdError) and the run folder locked for this flow run (RunInUseError naming the process
+    that has it) before any stage writes."""
+    owner = root_flow_run_id()
+    paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name, owner), time.time())
+    runlock.acquire(paths.stage(""), owner=owner)
+    return paths
 
 
 def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResult, trained: TrainResult,

@@ -173,6 +173,7 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     tag = ckpt.latest_tag(checkpoint_dir)
     if not tag:
         return ckpt.LoopState(fingerprint=expected)
+    verify_before_load(checkpoint_dir, tag, process)
     _, client_state = engine.load_checkpoint(str(checkpoint_dir), tag=tag)
     if client_state is None:
         raise ckpt.CheckpointMismatchError(f"checkpoint {checkpoint_dir / tag} could not be loaded")
@@ -186,13 +187,32 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     return state
 
 
+def verify_before_load(checkpoint_dir: Path, tag: str, process: ProcessContext) -> None:
+    """Rank 0 checks the tag's files against the digests recorded at save time (one reader of the shared
+    checkpoint folder, not one per rank); every rank raises when it fails, before DeepSpeed unpickles."""
+    failure = ""
+    if process.is_main:
+        try:
+            ckpt.verify_digests(checkpoint_dir, tag)
+        except ckpt.CheckpointIntegrityError as error:
+            failure = str(error)
+    if process.world_size > 1:
+        verdict = [failure]
+        torch.distributed.broadcast_object_list(verdict, src=0)
+        failure = verdict[0]
+    if failure:
+        raise ckpt.CheckpointIntegrityError(failure)
+
+
 def save_checkpoint(run: Run, tag: str) -> None:
-    """Every rank saves its part; rank 0 then points ``latest`` at the tag and prunes old ones."""
+    """Every rank saves its part; rank 0 then records the files' digests, points ``latest`` at the tag
+    and prunes old ones."""
     ckpt.save_rng(run.checkpoint_dir, tag, run.process.rank)
     # Returns after a barrier: every rank's files of this tag are written.
     run.engine.save_checkpoint(str(run.checkpoint_dir), tag=tag, client_state=run.state.to_client_state(),
                                save_latest=False)
     if run.process.is_main:
+        ckpt.record_digests(run.checkpoint_dir, tag)
         ckpt.mark_latest(run.checkpoint_dir, tag)
         ckpt.prune(run.checkpoint_dir, run.job.cfg.keep_checkpoints)
 
@@ -371,7 +391,7 @@ def write_outputs(run: Run, seconds: float) -> TrainResult | None:
         return None
     out_dir, state, history = run.out_dir, run.state, run.state.history
     best_path = out_dir / "best_model.pt"
-    weights = torch.load(best_path, map_location="cpu") if best_path.exists() else final_weights
+    weights = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else final_weights
     model_path = out_dir / "model.pt"
     ckpt.atomic_torch_save(weights, model_path)
     ckpt.atomic_torch_save(final_weights, out_dir / "last_model.pt")

@@ -41,7 +41,8 @@ def test_run_writes_outputs_metrics_and_checkpoints(reference):
     assert ds_config["train_micro_batch_size_per_gpu"] == 16 and ds_config["doughflow"]["world_size"] == 1
     tags = sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir())
     assert len(tags) == 2 and latest_tag(out / "checkpoints") == "step-00000024"  # keep_checkpoints=2, pruned
-    assert (out / "checkpoints" / "step-00000024" / "rng_rank0.pt").exists()
+    assert (out / "checkpoints" / "step-00000024" / "rng_rank0.npz").exists()
+    assert (out / "checkpoints" / "step-00000024" / "sha256.json").exists()  # digests recorded at save time
 
 
 def test_same_data_config_seed_gives_identical_weights(reference, tiny_shards, tmp_path):
@@ -67,7 +68,7 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards
     assert resumed.resumed_from_step == int(killed_at.split("-")[1]) > 0
     assert resumed.resumed_from_step < reference.global_steps
     assert resumed.weights_sha256 == reference.weights_sha256
-    assert state_dict_hash(torch.load(resumed.model_path)) == state_dict_hash(torch.load(reference.model_path))
+    assert state_dict_hash(torch.load(resumed.model_path, weights_only=True)) == state_dict_hash(torch.load(reference.model_path, weights_only=True))
     assert resumed.history["step_loss"] == reference.history["step_loss"]
     # a finished run is not trained again
     assert run_job(job, cfg.launcher).epochs_run == 0
@@ -100,8 +101,8 @@ def test_early_stopping_keeps_best_checkpoint(tiny_shards, tmp_path):
                             loader={"num_workers": 0})
     result = run_training(_job(tiny_shards, tmp_path, cfg))
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
-    assert state_dict_hash(torch.load(result.model_path)) == state_dict_hash(torch.load(tmp_path / "best_model.pt"))
-    assert state_dict_hash(torch.load(result.model_path)) != result.weights_sha256
+    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) == state_dict_hash(torch.load(tmp_path / "best_model.pt", weights_only=True))
+    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) != result.weights_sha256
 
 
 def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_path):
@@ -121,8 +122,8 @@ def test_zero3_gathers_whole_weights_for_final_and_best_model(tiny_shards, tmp_p
     plain = run_training(_job(tiny_shards, tmp_path / "z0", tiny_train_config(zero_stage=0, epochs=1)))
     sharded = run_training(_job(tiny_shards, tmp_path / "z3", tiny_train_config(zero_stage=3, epochs=1)))
     for name in ("model.pt", "best_model.pt", "last_model.pt"):
-        expected = torch.load(Path(plain.model_path).parent / name, map_location="cpu")
-        got = torch.load(Path(sharded.model_path).parent / name, map_location="cpu")
+        expected = torch.load(Path(plain.model_path).parent / name, map_location="cpu", weights_only=True)
+        got = torch.load(Path(sharded.model_path).parent / name, map_location="cpu", weights_only=True)
         assert got.keys() == expected.keys()
         for key, tensor in expected.items():
             assert got[key].shape == tensor.shape and got[key].numel() > 0, key

@@ -43,6 +43,7 @@ def manifest_extra(config: ExperimentConfig, formats: DeployResult, decision: Re
                                 "int8" if "int8" in result.name else "fp32",
                                 "bytes": result.size_bytes}
     return {"release": {"status": decision.status, "reasons": decision.reasons, "excluded": decision.excluded,
+                        "shipped": [name for name in decision.shipped if name in entries],
                         "gates": [g.__dict__ for g in decision.gates]},
             "formats": entries}
 

@@ -404,6 +404,12 @@ class OrchestrationConfig(_Strict):
     publish_url: str | None = Field(None, description="fsspec URL (s3://bucket/bundles) the bundle is copied to after packaging, as <publish_url>/<run-id>/, then read back and checked against its manifest; empty: not published.")
 
 
+class PackagingConfig(_Strict):
+    """Signing of the release bundle (OpenSSF model-signing with a key: offline, no Sigstore service)."""
+
+    signing_key: str | None = Field(None, description="PEM file of an ECDSA private key (P-256, P-384 or P-521) that signs each bundle into bundle.sig, covering every file (manifest.json with its release and review status included); the review gate re-signs after approval, and publishing refuses a bundle without a valid signature while a key is set. Empty: the file DOUGHFLOW_SIGNING_KEY names, else bundles are not signed. An encrypted key takes its password from DOUGHFLOW_SIGNING_KEY_PASSWORD. Check with python -m flows.verify BUNDLE --public-key PUB.pem.")
+
+
 class ReviewGateConfig(_Strict):
     """When human verdicts approve a bundle for release (separate from the automated gates)."""
 
@@ -601,6 +607,7 @@ class ExperimentConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    packaging: PackagingConfig = Field(default_factory=PackagingConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
 

@@ -1,4 +1,5 @@
-"""Package stage: the bundle a consumer runs without our code, with a manifest of hashes."""
+"""Package stage: the bundle a consumer runs without our code, with a manifest of hashes, signed when a
+signing key is configured (``packaging.signing_key`` or DOUGHFLOW_SIGNING_KEY)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from doughflow.data.split import SplitResult
 from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult, build_bundle
+from doughflow.packaging.signing import sign_bundle, signing_key_path
 from doughflow.packaging.release_contents import manifest_extra, model_card, shipped_files
 from doughflow.preprocessing import preprocessing_for
 from doughflow.reporting.report import ReportFiles
@@ -55,5 +57,10 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
                                                 splits=splits, metrics=evaluated.metrics, formats=formats,
                                                 decision=decision, bundle_files=files,
                                                 training=Recipe.from_dict(trained.recipe).describe() if trained.recipe else None)
-    return build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
-                        data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra)
+    result = build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
+                          data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra,
+                          root=paths.artifacts_dir)
+    key = signing_key_path(config.packaging.signing_key)
+    if key is not None:  # last: the signature covers every file, the manifest included
+        result.signature = str(sign_bundle(Path(result.bundle_dir), key))
+    return result

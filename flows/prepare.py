@@ -10,7 +10,9 @@ from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.data.validate import ValidationResult
-from doughflow.runs import RunPaths
+from doughflow.orchestration.results import RESULT_SERIALIZER
+from doughflow.orchestration.runtime import RUN_LOCK_HOOKS
+from doughflow.runs import RunId, RunPaths
 from tasks.fetch import fetch_task
 from tasks.run import data_summary_task, result_storage_task, start_run_task
 from tasks.split import split_task
@@ -18,7 +20,8 @@ from tasks.subsample import publish_subsample_task, subsample_task
 from tasks.validate import validate_task
 
 
-@flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.")
+@flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.",
+      result_serializer=RESULT_SERIALIZER)
 def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifest, ValidationResult, SubsampleResult, SplitResult]:
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
@@ -28,8 +31,9 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifes
     return raw, validated, subsampled, splits
 
 
-@flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.")
-def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
+@flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.",
+      persist_result=False, **RUN_LOCK_HOOKS)
+def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
     storage = result_storage_task(config.result_storage_url())
     paths = start_run_task(config, run_id)
     raw, validated, subsampled, splits = prepare_data.with_options(result_storage=storage)(config, paths)

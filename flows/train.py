@@ -7,6 +7,9 @@ from __future__ import annotations
 from prefect import flow
 
 from doughflow.config import ExperimentConfig
+from doughflow.orchestration.results import RESULT_SERIALIZER
+from doughflow.orchestration.runtime import RUN_LOCK_HOOKS
+from doughflow.runs import RunId
 from flows.prepare import prepare_data
 from tasks.behaviour import behaviour_task
 from tasks.evaluate import evaluate_task
@@ -22,15 +25,16 @@ from tasks.run import result_storage_task, run_summary_task, start_run_task
 from tasks.train import train_task
 
 
-@flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.")
-def train(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
+@flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.",
+      persist_result=False, **RUN_LOCK_HOOKS)
+def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
     """Binds the result storage the config names, then runs the pipeline in it."""
     storage = result_storage_task(config.result_storage_url())
     return pipeline.with_options(result_storage=storage)(config, run_id)
 
 
-@flow(name="train-pipeline")
-def pipeline(config: ExperimentConfig, run_id: str | None = None) -> dict:
+@flow(name="train-pipeline", result_serializer=RESULT_SERIALIZER)
+def pipeline(config: ExperimentConfig, run_id: RunId | None = None) -> dict:
     paths = start_run_task(config, run_id)
     raw, validated, subsampled, splits = prepare_data(config, paths)
     trained = train_task(config, paths, splits)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from prefect import flow
 
 from doughflow.config import ExperimentConfig
+from doughflow.orchestration.results import RESULT_SERIALIZER
 from doughflow.tuning.study import StudyRef, TrialPlan
 from flows.prepare import prepare_data
 from tasks.run import result_storage_task
@@ -16,14 +17,15 @@ from tasks.tune import (ask_task, open_study_task, outcome_of, publish_tune_repo
                         write_best_task)
 
 
-@flow(name="tune", description="Optuna study over config fields; each trial a sub-flow on the cached data stages.")
+@flow(name="tune", description="Optuna study over config fields; each trial a sub-flow on the cached data stages.",
+      persist_result=False)
 def tune(config: ExperimentConfig = ExperimentConfig()) -> dict:
     """Binds the result storage the config names (so trials share cached data stages), then runs the study."""
     storage = result_storage_task(config.result_storage_url())
     return study.with_options(result_storage=storage)(config)
 
 
-@flow(name="tune-study")
+@flow(name="tune-study", result_serializer=RESULT_SERIALIZER)
 def study(config: ExperimentConfig) -> dict:
     ref = open_study_task(config)
     budget = trial_budget_task(ref, config.tune)
@@ -39,7 +41,7 @@ def study(config: ExperimentConfig) -> dict:
     return summary_task(ref, best, report)
 
 
-@flow(name="tune-trial")
+@flow(name="tune-trial", result_serializer=RESULT_SERIALIZER)
 def trial(config: ExperimentConfig, study_ref: StudyRef, plan: TrialPlan) -> dict:
     trial_cfg = trial_config_task(config, plan)
     paths = start_trial_task(trial_cfg, study_ref, plan)

@@ -8,8 +8,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from doughflow.caching import covers
 from doughflow.cli.flow import run_flow_cli
+from doughflow.orchestration.results import SERIALIZER_TYPE, read_trusted
+from doughflow.orchestration.stage_tasks import KEY_EXEMPT_FIELDS, STAGE_SECTIONS
 from doughflow.packaging.bundle import verify_bundle
+from tests.support.config_trace import config_reads, stage_tasks, uncovered
 from tests.support.configs import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +26,13 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     from flows.train import train
 
     argv = ["--config", str(ROOT / "configs" / "pizza.yaml"), *TINY_OVERRIDES, f"artifacts_dir={tmp_path}"]
-    run_flow_cli(train, argv=argv)
+    with config_reads(stage_tasks()) as reads:  # which config fields each cached stage really reads
+        run_flow_cli(train, argv=argv)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # A stage reading a field its cache key leaves out would serve stale results when that field changes.
+    assert set(reads) == set(STAGE_SECTIONS), set(STAGE_SECTIONS) - set(reads)
+    relevant = {stage: {f for f in fields if not covers(KEY_EXEMPT_FIELDS, f)} for stage, fields in reads.items()}
+    assert uncovered(relevant, STAGE_SECTIONS) == {}
     bundle = Path(summary["bundle"])
 
     assert summary["metrics"]["final_loss"] < summary["metrics"]["first_loss"]
@@ -66,6 +75,13 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
             return [a.key for a in await client.read_artifacts()]
 
     import asyncio
+
+    # Every persisted task result is JSON of our own types, never pickle, and reads back as such.
+    records = [p for p in (tmp_path / ".prefect-results").iterdir() if p.is_file()]
+    assert len(records) >= len(STAGE_SECTIONS)
+    for record in records:
+        assert json.loads(record.read_bytes())["metadata"]["serializer"]["type"] == SERIALIZER_TYPE, record
+        read_trusted(record.read_bytes(), str(record))
 
     keys = asyncio.run(artifact_keys())
     for prefix in ("report-", "metrics-", "bundle-", "train-progress-"):

@@ -65,10 +65,15 @@ def acquire(run_dir: str | Path, owner: str | None = None) -> Path:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunInUseError(f"run folder {run_dir} is in use by {_holder(path)}; wait for it to finish, "
-                                "or use another run id") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "flow_run": owner}
+            raise RunInUseError(
+                f"run folder {run_dir} is in use by {_holder(path)}; wait for it to finish, or use another run id"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "flow_run": owner,
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         _HELD[key] = _Held(fd, os.getpid(), owner)

@@ -49,7 +49,8 @@ def check_run_id(run_id: str) -> str:
 # rule as a look-ahead) is in the flow's parameter schema, which the Prefect server enforces when a
 # deployment run is created.
 RunId = Annotated[str, AfterValidator(check_run_id), WithJsonSchema({
-    "type": "string", "pattern": r"^(?!.*\.\.)" + RUN_ID_PATTERN[1:], "maxLength": 128,
+    "type": "string", "maxLength": 128,
+    "pattern": r"^(?!.*\.\.)(?!(?:" + "|".join(sorted(RESERVED_RUN_IDS)) + r")$)" + RUN_ID_PATTERN[1:],
     "description": "A run folder name under artifacts_dir: letters, digits, '_', '.', '-', no '..'"})]
 
 

@@ -28,7 +28,7 @@ import importlib
 import json
 import pathlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from prefect._internal.compatibility.async_dispatch import async_dispatch
@@ -49,8 +49,10 @@ def encode_object(obj: Any) -> Any:
     """``json.dumps`` default: our dataclasses tagged with their class, paths, numpy scalars and sets."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         cls = type(obj)
-        return {"__class__": f"{cls.__module__}.{cls.__qualname__}",
-                "data": {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}}
+        return {
+            "__class__": f"{cls.__module__}.{cls.__qualname__}",
+            "data": {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)},
+        }
     if isinstance(obj, pathlib.PurePath):
         return {"__class__": f"pathlib.{type(obj).__name__}", "data": str(obj)}
     if isinstance(obj, np.generic):
@@ -60,11 +62,11 @@ def encode_object(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=str)
     if isinstance(obj, BaseException):
-        cls = type(obj)
-        return {"__exc_type__": f"{cls.__module__}.{cls.__qualname__}", "message": str(obj)}
+        kind = type(obj)
+        return {"__exc_type__": f"{kind.__module__}.{kind.__qualname__}", "message": str(obj)}
     if hasattr(obj, "model_dump"):  # pydantic models (configs): written for the record, never rebuilt
-        cls = type(obj)
-        return {"__class__": f"{cls.__module__}.{cls.__qualname__}", "data": obj.model_dump(mode="json")}
+        kind = type(obj)
+        return {"__class__": f"{kind.__module__}.{kind.__qualname__}", "data": obj.model_dump(mode="json")}
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable as a task result")
 
 
@@ -136,24 +138,32 @@ class TrustedJSONSerializer(JSONSerializer):
 RESULT_SERIALIZER = TrustedJSONSerializer()
 
 
-def check_record(content: bytes, where: str) -> dict:
-    """The parsed outer record when it is JSON naming our serializer; else UntrustedResultError."""
+def check_record(content: bytes, where: str) -> bytes:
+    """The serialized result a stored file holds, once it is known to be safe to hand to Prefect; else
+    UntrustedResultError. A record (what Prefect parses as one: a JSON object with ``metadata``, or the
+    legacy ``serializer``/``data`` shape) must name our serializer, or Prefect would load it with the one
+    it names. A bare payload (a flow's own result, stored without a wrapper) must be JSON: Prefect decodes
+    it with the serializer its database recorded for that result, which is ours."""
     try:
-        record = json.loads(content)
+        parsed = json.loads(content)
     except (UnicodeDecodeError, ValueError):
         raise UntrustedResultError(f"{where}: result record is not JSON (a pickle or a damaged file)") from None
-    serializer = record.get("metadata", {}).get("serializer", {}) if isinstance(record, dict) else None
+    if not (isinstance(parsed, dict) and ("metadata" in parsed or "serializer" in parsed)):
+        return content
+    metadata = parsed.get("metadata") if "metadata" in parsed else parsed
+    serializer = metadata.get("serializer") if isinstance(metadata, dict) else None
     kind = serializer.get("type") if isinstance(serializer, dict) else None
-    if kind != SERIALIZER_TYPE or not isinstance(record.get("result"), str):
+    result = parsed.get("result", parsed.get("data"))
+    if kind != SERIALIZER_TYPE or not isinstance(result, str):
         raise UntrustedResultError(f"{where}: result record names serializer {kind!r}, not {SERIALIZER_TYPE!r}")
-    return record
+    return result.encode()
 
 
 def read_trusted(content: bytes, where: str) -> Any:
-    """The result a record holds, checked and decoded by us alone; UntrustedResultError otherwise."""
-    record = check_record(content, where)
+    """The result a stored file holds, checked and decoded by us alone; UntrustedResultError otherwise."""
+    payload = check_record(content, where)
     try:
-        return RESULT_SERIALIZER.loads(record["result"].encode())
+        return RESULT_SERIALIZER.loads(payload)
     except UntrustedResultError as error:
         raise UntrustedResultError(f"{where}: {error}") from None
     except (ValueError, TypeError) as error:
@@ -191,27 +201,29 @@ class _CheckedReads:
 class TrustedLocalFileSystem(_CheckedReads, LocalFileSystem):
     """A local result folder whose reads refuse records we did not write."""
 
-    _block_type_name: ClassVar[str] = "Doughflow Trusted Results Local"  # type: ignore[misc]
+    _block_type_name: ClassVar[str] = "Doughflow Trusted Results Local"
 
     async def aread_path(self, path: str) -> bytes:
         return self._check(await LocalFileSystem.aread_path(self, path), path)
 
     @async_dispatch(aread_path)
-    def read_path(self, path: str) -> bytes:
-        return self._check(LocalFileSystem.read_path(self, path, _sync=True), path)  # type: ignore[call-arg]
+    def read_path(self, path: str) -> bytes:  # type: ignore[override]
+        content = LocalFileSystem.read_path(self, path, _sync=True)  # type: ignore[call-arg]
+        return self._check(cast(bytes, content), path)
 
 
 class TrustedRemoteFileSystem(_CheckedReads, RemoteFileSystem):
     """A result prefix on an fsspec URL (s3://...) whose reads refuse records we did not write."""
 
-    _block_type_name: ClassVar[str] = "Doughflow Trusted Results Remote"  # type: ignore[misc]
+    _block_type_name: ClassVar[str] = "Doughflow Trusted Results Remote"
 
     async def aread_path(self, path: str) -> bytes:
         return self._check(await RemoteFileSystem.aread_path(self, path), path)
 
     @async_dispatch(aread_path)
-    def read_path(self, path: str) -> bytes:
-        return self._check(RemoteFileSystem.read_path(self, path, _sync=True), path)  # type: ignore[call-arg]
+    def read_path(self, path: str) -> bytes:  # type: ignore[override]
+        content = RemoteFileSystem.read_path(self, path, _sync=True)  # type: ignore[call-arg]
+        return self._check(cast(bytes, content), path)
 
 
 def result_storage(url: str) -> TrustedLocalFileSystem | TrustedRemoteFileSystem:

@@ -49,8 +49,9 @@ def _private_key(path: Path):  # noqa: ANN202 - a cryptography EllipticCurvePriv
     except (OSError, ValueError, TypeError) as error:
         raise SigningError(f"signing key {path}: cannot be read as a PEM private key ({error})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise SigningError(f"signing key {path}: must be an ECDSA private key (P-256, P-384 or P-521), "
-                           f"got {type(key).__name__}")
+        raise SigningError(
+            f"signing key {path}: must be an ECDSA private key (P-256, P-384 or P-521), got {type(key).__name__}"
+        )
     return key
 
 
@@ -82,8 +83,12 @@ def sign_bundle(bundle_dir: Path, private_key: Path) -> Path:
     password = os.environ.get(SIGNING_KEY_PASSWORD_ENV)
     staged = bundle_dir.parent / f".{bundle_dir.name}.{SIGNATURE}.{os.getpid()}.tmp"
     try:
-        (signing.Config().set_hashing_config(_hashing_config())
-         .use_elliptic_key_signer(private_key=private_key, password=password).sign(bundle_dir, staged))
+        (
+            signing.Config()
+            .set_hashing_config(_hashing_config())
+            .use_elliptic_key_signer(private_key=private_key, password=password)
+            .sign(bundle_dir, staged)
+        )
         os.replace(staged, bundle_dir / SIGNATURE)
     except (OSError, ValueError) as error:
         raise SigningError(f"cannot sign {bundle_dir}: {error}") from None
@@ -101,8 +106,12 @@ def signature_problems(bundle_dir: Path, public_key: Path) -> list[str]:
     if signature.is_symlink() or not signature.is_file():
         return [f"{SIGNATURE}: missing: the bundle is not signed"]
     try:
-        (verifying.Config().set_hashing_config(_hashing_config())
-         .use_elliptic_key_verifier(public_key=public_key).verify(bundle_dir, signature))
+        (
+            verifying.Config()
+            .set_hashing_config(_hashing_config())
+            .use_elliptic_key_verifier(public_key=public_key)
+            .verify(bundle_dir, signature)
+        )
     except Exception as error:  # noqa: BLE001 - every way a signature fails to verify is the finding
         return [f"{SIGNATURE}: does not verify with {public_key}: {type(error).__name__}: {error}"]
     return []

@@ -9,18 +9,18 @@ from doughflow.config import ExperimentConfig, dump_config
 from doughflow.data.adapters import adapter_for
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
-from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult, build_bundle
-from doughflow.packaging.signing import sign_bundle, signing_key_path
 from doughflow.packaging.release_contents import manifest_extra, model_card, shipped_files
+from doughflow.packaging.signing import sign_bundle, signing_key_path
 from doughflow.preprocessing import preprocessing_for
+from doughflow.release.gates import ReleaseDecision
 from doughflow.reporting.report import ReportFiles
 from doughflow.runs import RunPaths
-from doughflow.training.job import TrainResult
-from doughflow.training.recipe import Recipe
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
+from doughflow.training.job import TrainResult
+from doughflow.training.recipe import Recipe
 
 
 def label_map(config: ExperimentConfig) -> dict:

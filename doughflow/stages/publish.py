@@ -5,16 +5,14 @@ configured, an unsigned bundle (or one whose signature fails) is refused."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import logging
-
 from doughflow.config import ExperimentConfig
-from doughflow.release.gates import ReleaseDecision
 from doughflow.packaging.bundle import BundleResult
 from doughflow.packaging.publish import PublishResult, publish_bundle
 from doughflow.packaging.signing import UnsignedBundleError, signature_problems_for_key, signing_key_path
-
+from doughflow.release.gates import ReleaseDecision
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.data.validate import ValidationResult
-from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.orchestration.runtime import root_flow_run_id
 from doughflow.packaging.bundle import BundleResult
 from doughflow.packaging.publish import PublishResult
+from doughflow.release.gates import ReleaseDecision
 from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult

@@ -33,7 +33,6 @@ import torch
 
 from doughflow.paths import remove_tree
 
-
 TAG = re.compile(r"step-\d{8}")
 DIGESTS = "sha256.json"  # in each tag folder: every file's SHA-256, recorded at save time
 
@@ -63,7 +62,7 @@ class LoopState:
         return {"loop": asdict(self)}
 
     @classmethod
-    def from_client_state(cls, client_state: dict) -> "LoopState":
+    def from_client_state(cls, client_state: dict) -> LoopState:
         return cls(**client_state["loop"])
 
 
@@ -121,7 +120,7 @@ def save_rng(checkpoint_dir: Path, tag: str, rank: int) -> None:
     path = rng_path(checkpoint_dir, tag, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **rng_arrays(rng_state()))
+    np.savez(tmp, **rng_arrays(rng_state()))  # type: ignore[arg-type]
     os.replace(tmp, path)
 
 
@@ -221,7 +220,7 @@ def verify_digests(checkpoint_dir: Path, tag: str) -> None:
                                        + "; ".join(problems))
 
 
-def atomic_torch_save(obj, path: Path) -> None:
+def atomic_torch_save(obj: object, path: Path) -> None:
     """Write then rename, so a kill mid-write never leaves a truncated file under the real name."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)

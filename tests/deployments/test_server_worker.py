@@ -93,6 +93,18 @@ def test_the_server_refuses_requests_without_the_auth_string(prefect_stack):
 
 
 @pytest.mark.slow
+def test_a_path_like_run_id_parameter_is_refused_by_the_server(prefect_stack):
+    """The flow's parameter schema carries the run-id pattern; the server enforces it when the run is
+    created, so a path-like id never reaches a worker (the flow's own check would refuse it there too)."""
+    env, _, _ = prefect_stack
+    for bad in ("../escape", "a/b", "run..id"):
+        run = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"run_id={json.dumps(bad)}"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and "run_id" in run.stdout + run.stderr, run.stdout + run.stderr
+        assert "UUID:" not in run.stdout
+
+
+@pytest.mark.slow
 def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
     env, home, _ = prefect_stack
     listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

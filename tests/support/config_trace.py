@@ -89,8 +89,11 @@ def config_reads(tasks: dict[str, Any]) -> Iterator[dict[str, set[str]]]:
 
 def uncovered(reads: dict[str, set[str]], sections: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
     """Stage -> fields it read that its cache key's sections leave out."""
-    return {stage: sorted(f for f in fields if not covers(sections[stage], f))
-            for stage, fields in reads.items() if any(not covers(sections[stage], f) for f in fields)}
+    return {
+        stage: sorted(f for f in fields if not covers(sections[stage], f))
+        for stage, fields in reads.items()
+        if any(not covers(sections[stage], f) for f in fields)
+    }
 
 
 def stage_tasks() -> dict[str, Any]:

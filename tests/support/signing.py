@@ -8,8 +8,7 @@ from pathlib import Path
 def write_key_pair(folder: Path) -> tuple[Path, Path]:
     """A fresh key pair as (private.pem, public.pem) in ``folder``."""
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
-                                                              PublicFormat)
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())

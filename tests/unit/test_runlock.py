@@ -47,9 +47,17 @@ def test_the_lock_is_reentrant_in_one_process_and_released_with_its_flow_run(tmp
     try:
         assert runlock.release_owned("flow-1") == [str((tmp_path / "a" / ".lock").resolve())]
         assert not runlock.holds(tmp_path / "a") and runlock.holds(tmp_path / "b")
-        child = subprocess.run([sys.executable, "-c", "import sys; from doughflow import runlock; "
-                                "runlock.acquire(sys.argv[1]); print('ok')", str(tmp_path / "a")],
-                               capture_output=True, text=True, timeout=120)
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from doughflow import runlock; runlock.acquire(sys.argv[1]); print('ok')",
+                str(tmp_path / "a"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert child.stdout.strip() == "ok", child.stderr
     finally:
         runlock.release_owned("flow-2")

@@ -23,8 +23,25 @@ def test_an_accepted_run_id_is_one_safe_folder_name(text):
     assert not text.startswith(("-", ".")) and "/" not in text and "\\" not in text and len(text) <= 128
 
 
-@pytest.mark.parametrize("bad", ["../x", "..", "a/b", "/etc", ".hidden", "-rf", "a..b", "x" * 129, "", "run id",
-                                 "a\x00b", "datasets", "tune", "C:\\x"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../x",
+        "..",
+        "a/b",
+        "/etc",
+        ".hidden",
+        "-rf",
+        "a..b",
+        "x" * 129,
+        "",
+        "run id",
+        "a\x00b",
+        "datasets",
+        "tune",
+        "C:\\x",
+    ],
+)
 def test_path_like_run_ids_are_refused_by_name(bad, tmp_path):
     with pytest.raises(InvalidRunIdError, match="run id"):
         check_run_id(bad)
@@ -33,7 +50,9 @@ def test_path_like_run_ids_are_refused_by_name(bad, tmp_path):
 
 
 def test_new_run_ids_pass_their_own_check():
-    assert check_run_id(new_run_id("pizza")) and check_run_id(new_run_id("pizza", "0b6e7c2a-1f3d-4e5f-9a8b-7c6d5e4f3a2b"))
+    assert check_run_id(new_run_id("pizza")) and check_run_id(
+        new_run_id("pizza", "0b6e7c2a-1f3d-4e5f-9a8b-7c6d5e4f3a2b")
+    )
 
 
 def test_a_run_folder_that_links_outside_the_artifacts_is_refused(tmp_path):

@@ -17,8 +17,13 @@ from doughflow.data.manifest import DataManifest, ShardInfo, UnitEntry
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport
-from doughflow.orchestration.results import (RESULT_SERIALIZER, TrustedLocalFileSystem, UntrustedResultError,
-                                             read_trusted, result_storage)
+from doughflow.orchestration.results import (
+    RESULT_SERIALIZER,
+    TrustedLocalFileSystem,
+    UntrustedResultError,
+    read_trusted,
+    result_storage,
+)
 from doughflow.orchestration.stage_tasks import MAX_CACHE_GENERATIONS, live_cache_key
 from doughflow.training.job import TrainResult
 

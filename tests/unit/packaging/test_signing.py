@@ -7,8 +7,14 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.packaging.bundle import SIGNATURE, build_bundle, verify_bundle
-from doughflow.packaging.signing import (SigningError, UnsignedBundleError, key_fingerprint, sign_bundle,
-                                         signature_problems, signing_key_path)
+from doughflow.packaging.signing import (
+    SigningError,
+    UnsignedBundleError,
+    key_fingerprint,
+    sign_bundle,
+    signature_problems,
+    signing_key_path,
+)
 from doughflow.stages.publish import require_signature
 from tests.support.signing import write_key_pair
 
@@ -17,9 +23,15 @@ from tests.support.signing import write_key_pair
 def bundle(tmp_path):
     model = tmp_path / "model.onnx"
     model.write_bytes(b"onnx-bytes")
-    return build_bundle(tmp_path / "run" / "bundle", files={"model.onnx": model},
-                        documents={"labels.json": {"labels": ["a"]}, "model_card.md": "# card\n"}, run_id="r1",
-                        data_fingerprint="f" * 64, config_hash="c" * 64, extra={"release": {"status": "released"}})
+    return build_bundle(
+        tmp_path / "run" / "bundle",
+        files={"model.onnx": model},
+        documents={"labels.json": {"labels": ["a"]}, "model_card.md": "# card\n"},
+        run_id="r1",
+        data_fingerprint="f" * 64,
+        config_hash="c" * 64,
+        extra={"release": {"status": "released"}},
+    )
 
 
 def test_a_signature_covers_every_file_and_only_its_key(bundle, tmp_path):
@@ -32,8 +44,10 @@ def test_a_signature_covers_every_file_and_only_its_key(bundle, tmp_path):
     assert "does not verify" in signature_problems(folder, other_public)[0]
     manifest = folder / "manifest.json"
     original = manifest.read_text()
-    for edit in (lambda: manifest.write_text(original.replace("released", "rejected")),  # hashes would not catch it
-                 lambda: (folder / "note.txt").write_text("planted")):
+    for edit in (
+        lambda: manifest.write_text(original.replace("released", "rejected")),  # hashes would not catch it
+        lambda: (folder / "note.txt").write_text("planted"),
+    ):
         edit()
         assert "does not verify" in signature_problems(folder, public)[0]
         manifest.write_text(original)
@@ -52,8 +66,9 @@ def test_keys_come_from_config_or_environment_and_must_be_ecdsa(tmp_path, monkey
     monkeypatch.setenv("DOUGHFLOW_SIGNING_KEY", str(tmp_path / "env.pem"))
     assert signing_key_path(None) == tmp_path / "env.pem" and signing_key_path("cfg.pem").name == "cfg.pem"
     edwards = tmp_path / "ed.pem"
-    edwards.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
-                                                                          NoEncryption()))
+    edwards.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
     with pytest.raises(SigningError, match="must be an ECDSA private key"):
         key_fingerprint(edwards)
     with pytest.raises(SigningError, match="cannot be read"):

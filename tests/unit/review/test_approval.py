@@ -11,15 +11,22 @@ import pytest
 
 from doughflow import runlock
 from doughflow.packaging import swap
-from doughflow.packaging.bundle import SIGNATURE, build_bundle, verify_bundle
+from doughflow.packaging.bundle import build_bundle, verify_bundle
 from doughflow.packaging.signing import sign_bundle, signature_problems
 from doughflow.review import approval as approval_module
 from doughflow.review.approval import write_approval
 from tests.support.signing import write_key_pair
 
-APPROVAL = {"status": "approved", "approved": True, "reviewers": ["ana"], "reviewed_at": "t", "decided_at": "t",
-            "reasons": [], "gate": {"min_correct_share": 0.9, "min_reviewed": 1, "min_reviewers": 1},
-            "figures": {"samples": 3, "packet_rows": 3, "verdicts": 3, "share_correct": 1.0, "per_topping": {}}}
+APPROVAL = {
+    "status": "approved",
+    "approved": True,
+    "reviewers": ["ana"],
+    "reviewed_at": "t",
+    "decided_at": "t",
+    "reasons": [],
+    "gate": {"min_correct_share": 0.9, "min_reviewed": 1, "min_reviewers": 1},
+    "figures": {"samples": 3, "packet_rows": 3, "verdicts": 3, "share_correct": 1.0, "per_topping": {}},
+}
 
 
 @pytest.fixture
@@ -28,8 +35,14 @@ def signed(tmp_path):
     bundle = tmp_path / "artifacts" / "run-1" / "bundle"
     model = tmp_path / "model.onnx"
     model.write_bytes(b"weights" * 100)
-    build_bundle(bundle, files={"model.onnx": model}, documents={"model_card.md": "# Model card\n"}, run_id="run-1",
-                 data_fingerprint="f" * 64, config_hash="c" * 64)
+    build_bundle(
+        bundle,
+        files={"model.onnx": model},
+        documents={"model_card.md": "# Model card\n"},
+        run_id="run-1",
+        data_fingerprint="f" * 64,
+        config_hash="c" * 64,
+    )
     sign_bundle(bundle, private)
     return bundle, private, public
 
@@ -69,11 +82,13 @@ def test_an_approval_killed_at_any_point_leaves_a_bundle_that_verifies(signed, t
     """SIGKILL of a forked writer at each step: staged card, staged manifest, new signature, just before
     the swap, right after it. The bundle is the old one or the approved one, and verifies either way."""
     bundle, private, public = signed
-    steps = {"card written": (approval_module, "write_atomic", "model_card.md", True),
-             "manifest written": (approval_module, "write_atomic", "manifest.json", True),
-             "signed": (approval_module, "sign_bundle", None, True),
-             "before the swap": (swap, "exchange", None, False),
-             "after the swap": (swap, "exchange", None, True)}
+    steps = {
+        "card written": (approval_module, "write_atomic", "model_card.md", True),
+        "manifest written": (approval_module, "write_atomic", "manifest.json", True),
+        "signed": (approval_module, "sign_bundle", None, True),
+        "before the swap": (swap, "exchange", None, False),
+        "after the swap": (swap, "exchange", None, True),
+    }
     outcomes = {}
     for step, (module, function, argument, after) in steps.items():
         pid = os.fork()

@@ -7,7 +7,8 @@ over) or one naming a tag with missing shards. We replace it atomically once eve
 a process killed while saving leaves the previous checkpoint usable. We add the loop's
 position (epoch, batches done in it, so the data stream can skip to it), history, early-stopping
 state and a fingerprint of everything that must not change across a resume, plus every rank's RNG
-states in a file of its own (DeepSpeed keeps only rank 0's client state), as plain arrays in an .npz.
+states in a file of its own (DeepSpeed keeps only rank 0's client state), as plain arrays in an .npz;
+the loop's state is JSON, not DeepSpeed's pickled client state.
 
 DeepSpeed's ``load_checkpoint`` unpickles its files (``torch.load`` without ``weights_only``), so a
 file swapped into a checkpoint folder would run code on resume. Once every rank has saved a tag, rank 0
@@ -35,6 +36,7 @@ from doughflow.paths import remove_tree
 
 TAG = re.compile(r"step-\d{8}")
 DIGESTS = "sha256.json"  # in each tag folder: every file's SHA-256, recorded at save time
+LOOP_STATE = "loop_state.json"  # in each tag folder: where the loop stood (epoch, batches, history)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -58,12 +60,22 @@ class LoopState:
     skipped_steps: int = 0
     fingerprint: str = ""
 
-    def to_client_state(self) -> dict:
-        return {"loop": asdict(self)}
+    def save(self, checkpoint_dir: Path, tag: str) -> Path:
+        """``<tag>/loop_state.json``, replaced whole (rank 0, before the save's closing barrier)."""
+        path = checkpoint_dir / tag / LOOP_STATE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"loop": asdict(self)}))
+        os.replace(tmp, path)
+        return path
 
     @classmethod
-    def from_client_state(cls, client_state: dict) -> LoopState:
-        return cls(**client_state["loop"])
+    def load(cls, checkpoint_dir: Path, tag: str) -> LoopState:
+        path = checkpoint_dir / tag / LOOP_STATE
+        try:
+            return cls(**json.loads(path.read_text())["loop"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CheckpointIntegrityError(f"{path}: no readable loop state ({type(error).__name__}: {error})") from None
 
 
 def fingerprint(parts: dict) -> str:

@@ -174,10 +174,10 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     if not tag:
         return ckpt.LoopState(fingerprint=expected)
     verify_before_load(checkpoint_dir, tag, process)
-    _, client_state = engine.load_checkpoint(str(checkpoint_dir), tag=tag)
-    if client_state is None:
+    load_path, _ = engine.load_checkpoint(str(checkpoint_dir), tag=tag)
+    if load_path is None:
         raise ckpt.CheckpointMismatchError(f"checkpoint {checkpoint_dir / tag} could not be loaded")
-    state = ckpt.LoopState.from_client_state(client_state)
+    state = ckpt.LoopState.load(checkpoint_dir, tag)
     if state.fingerprint != expected:
         raise ckpt.CheckpointMismatchError(
             f"checkpoint {checkpoint_dir / tag} was written for another config, data or world size; "
@@ -208,9 +208,10 @@ def save_checkpoint(run: Run, tag: str) -> None:
     """Every rank saves its part; rank 0 then records the files' digests, points ``latest`` at the tag
     and prunes old ones."""
     ckpt.save_rng(run.checkpoint_dir, tag, run.process.rank)
+    if run.process.is_main:
+        run.state.save(run.checkpoint_dir, tag)
     # Returns after a barrier: every rank's files of this tag are written.
-    run.engine.save_checkpoint(str(run.checkpoint_dir), tag=tag, client_state=run.state.to_client_state(),
-                               save_latest=False)
+    run.engine.save_checkpoint(str(run.checkpoint_dir), tag=tag, save_latest=False)
     if run.process.is_main:
         ckpt.record_digests(run.checkpoint_dir, tag)
         ckpt.mark_latest(run.checkpoint_dir, tag)

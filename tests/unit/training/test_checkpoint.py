@@ -25,9 +25,13 @@ def test_state_dict_hash_sees_every_bit():
     assert state_dict_hash(nudged) != state_dict_hash(state)
 
 
-def test_loop_state_round_trips_through_client_state():
+def test_loop_state_round_trips_through_json(tmp_path):
     state = LoopState(epoch=3, batches_done=7, best_score=0.9, fingerprint="abc")
-    assert LoopState.from_client_state(state.to_client_state()) == state
+    state.history["step_loss"] = [1.0, float("nan")]
+    path = state.save(tmp_path, "step-00000007")
+    back = LoopState.load(tmp_path, "step-00000007")
+    assert path.name == "loop_state.json" and back.epoch == 3 and back.batches_done == 7 and back.fingerprint == "abc"
+    assert back.history["step_loss"][0] == 1.0 and back.history["step_loss"][1] != back.history["step_loss"][1]
 
 
 def test_latest_pointer_is_replaced_whole_and_an_empty_one_names_nothing(tmp_path):

@@ -11,7 +11,7 @@ from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.data.validate import ValidationResult
 from doughflow.orchestration.results import RESULT_SERIALIZER
-from doughflow.orchestration.runtime import RUN_LOCK_HOOKS
+from doughflow.orchestration.runtime import RELEASE_RUN_LOCKS
 from doughflow.runs import RunId, RunPaths
 from tasks.fetch import fetch_task
 from tasks.run import data_summary_task, result_storage_task, start_run_task
@@ -32,7 +32,8 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifes
 
 
 @flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.",
-      persist_result=False, **RUN_LOCK_HOOKS)
+      persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
+      on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
 def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
     storage = result_storage_task(config.result_storage_url())
     paths = start_run_task(config, run_id)

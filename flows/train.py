@@ -8,7 +8,7 @@ from prefect import flow
 
 from doughflow.config import ExperimentConfig
 from doughflow.orchestration.results import RESULT_SERIALIZER
-from doughflow.orchestration.runtime import RUN_LOCK_HOOKS
+from doughflow.orchestration.runtime import RELEASE_RUN_LOCKS
 from doughflow.runs import RunId
 from flows.prepare import prepare_data
 from tasks.behaviour import behaviour_task
@@ -26,7 +26,8 @@ from tasks.train import train_task
 
 
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.",
-      persist_result=False, **RUN_LOCK_HOOKS)
+      persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
+      on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
 def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
     """Binds the result storage the config names, then runs the pipeline in it."""
     storage = result_storage_task(config.result_storage_url())

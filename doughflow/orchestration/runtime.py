@@ -4,6 +4,10 @@ of it finished. Outside a flow run every answer is empty, so the callers work as
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefect.flows import FlowStateHook
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ def earlier_attempt_stages(root_id: str) -> dict[str, dict]:
     return found
 
 
-def release_run_locks(flow: object, flow_run: object, state: object) -> None:
+def release_run_locks(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow state hook (completion, failure, crash, cancellation): release the run folders this flow run
     locked (doughflow.runlock), so a later flow in the same process, or another process, may use them."""
     from doughflow import runlock
@@ -73,5 +77,5 @@ def release_run_locks(flow: object, flow_run: object, state: object) -> None:
         log.debug("released run lock(s) %s", released)
 
 
-RUN_LOCK_HOOKS = {"on_completion": [release_run_locks], "on_failure": [release_run_locks],
-                  "on_crashed": [release_run_locks], "on_cancellation": [release_run_locks]}
+# A flow that starts a run passes this as on_completion, on_failure, on_crashed and on_cancellation.
+RELEASE_RUN_LOCKS: list[FlowStateHook[..., Any]] = [release_run_locks]

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from doughflow.data.dedup.subsample import SubsampleResult
+from doughflow.reporting.inert import md_code, md_text
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
@@ -21,9 +22,9 @@ def subsample_markdown(result: SubsampleResult) -> str:
              ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-", s.seconds] for s in result.steps]
     parts = ["### Subsampling",
              table(["step", "rows in", "rows out", "removed", "reasons", "seconds"], rows),
-             f"Every removed row, with its reason and the row kept in its place: `{result.removed_path}`."]
+             f"Every removed row, with its reason and the row kept in its place: {md_code(result.removed_path)}."]
     if result.lsh:
-        parts.append("Near-duplicate search: " + ", ".join(f"{k} {v}" for k, v in result.lsh.items()) + ".")
+        parts.append("Near-duplicate search: " + ", ".join(md_text(f"{k} {v}") for k, v in result.lsh.items()) + ".")
     truth = result.truth
     if truth:
         def share(value):
@@ -41,7 +42,7 @@ def subsample_markdown(result: SubsampleResult) -> str:
         if not items:
             continue
         headers = list(items[0].keys())
-        parts += [f"Examples: {reason}", table(headers, [[item[h] for h in headers] for item in items])]
+        parts += [f"Examples: {md_text(reason)}", table(headers, [[item[h] for h in headers] for item in items])]
     sizes = result.cluster_sizes
     if sizes:
         after = sizes.get("after", {})

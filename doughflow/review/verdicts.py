@@ -196,8 +196,8 @@ def agreement(verdicts: list[Verdict], packet: dict) -> dict:
     correct = sum(v.verdict == "correct" for v in verdicts)
     per_topping = {}
     for label in labels:
-        judged = [v.topping_correct(label, predicted[v.sample_id][label]) for v in verdicts]
-        judged = [j for j in judged if j is not None]
+        answers = [v.topping_correct(label, predicted[v.sample_id][label]) for v in verdicts]
+        judged = [answer for answer in answers if answer is not None]
         per_topping[label] = {
             "judged": len(judged),
             "correct": sum(judged),

@@ -16,6 +16,7 @@ from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.orchestration.artifacts import artifact_key, publish_link, publish_markdown, publish_table
 from doughflow.reporting import classification as cls_report
+from doughflow.reporting.inert import Md, md_code
 from doughflow.reporting.plots import example_grid, loss_curve
 from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
@@ -69,7 +70,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     test_metrics = evaluated.metrics.get("test", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
     data_rows = [
-        ["fetched", raw.rows, f"{len(raw.shards)} shard(s) from `{raw.source}`"],
+        ["fetched", raw.rows, Md(f"{len(raw.shards)} shard(s) from {md_code(raw.source)}")],
         ["quarantined", -validated.rows_quarantined, reasons],
         *[[step.step, -(step.rows_in - step.rows_out), ", ".join(f"{k}: {v}" for k, v in step.reasons.items())]
           for step in deduped.steps if step.rows_in != step.rows_out],
@@ -87,7 +88,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         cls_report.confusion_plot(np.asarray(test_metrics["confusion_matrix"]), labels, out / "confusion_matrix.png")
         figures.append("confusion_matrix.png")
     sections = [
-        f"# doughflow run `{paths.run_id}`",
+        f"# doughflow run {md_code(paths.run_id)}",
         f"Experiment **{config.name}**: "
         + (f"classifying images as {', '.join(labels)} (dataset adapter `{config.data.adapter}`)" if classify
            else f"counting {', '.join(labels)}")
@@ -103,7 +104,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         ]),
         "## Data",
         table(["step", "rows", "detail"], data_rows),
-        f"Quarantined rows with their reasons: `{validated.quarantine_path}`; removed duplicates: `{deduped.removed_path}`.",
+        f"Quarantined rows with their reasons: {md_code(validated.quarantine_path)}; "
+        f"removed duplicates: {md_code(deduped.removed_path)}.",
         subsample_markdown(deduped),
         *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
           if "removed_pairs.png" in figures else []),

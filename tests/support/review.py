@@ -16,13 +16,15 @@ from doughflow.review.sampling import select_for_review
 LABELS = ["pepperoni", "mushroom", "olive"]
 
 
-def synthetic_packet(review_dir: Path, n: int = 30, seed: int = 0, **review) -> dict:
-    """A packet over ``n`` rendered pizzas with a noisy 'prediction'; returns what the test needs."""
+def synthetic_packet(review_dir: Path, n: int = 30, seed: int = 0, ids: list[str] | None = None,
+                     groups: list[str] | None = None, **review) -> dict:
+    """A packet over ``n`` rendered pizzas with a noisy 'prediction'; returns what the test needs.
+    ``ids`` and ``groups`` replace the sample and customer ids (cycled), e.g. with hostile strings."""
     rng = np.random.default_rng(seed)
     true = rng.integers(0, 4, size=(n, len(LABELS))).astype(np.float32)
     pred = np.clip(true + rng.normal(0, 0.3, size=true.shape), 0, None).astype(np.float32)
     images = np.stack([render_pizza(dict(zip(LABELS, map(int, row))), rng, 64) for row in true])
-    ids = [f"pz-{i:07d}" for i in range(n)]
+    ids = [ids[i % len(ids)] + ("" if i < len(ids) else f"#{i}") for i in range(n)] if ids else [f"pz-{i:07d}" for i in range(n)]
     from PIL import Image
     import io
 
@@ -35,7 +37,7 @@ def synthetic_packet(review_dir: Path, n: int = 30, seed: int = 0, **review) -> 
     selected = select_for_review(true, pred, LABELS, config, {"onnx_int8_static": pred + rng.normal(0, 0.05, pred.shape)})
     chosen = [s.index for s in selected]
     originals = pa.table({"sample_id": [ids[i] for i in chosen], "image": [png(images[i]) for i in chosen],
-                          "customer_id": [f"cust-{i % 5:05d}" for i in chosen],
+                          "customer_id": [groups[i % len(groups)] if groups else f"cust-{i % 5:05d}" for i in chosen],
                           **{f"count_{label}": pa.array(true[chosen, k].astype(np.int16)) for k, label in enumerate(LABELS)}})
     result = write_packet(review_dir, run_id="pizza-test-run", labels=LABELS, ids=ids, images=images, pred=pred,
                           true=true, selected=selected, originals=originals, scale=2, max_count=20,

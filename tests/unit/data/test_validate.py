@@ -105,3 +105,18 @@ def test_non_finite_labels_in_a_labels_csv(tmp_path):
     assert result.rows_valid + result.rows_quarantined == 5 and result.rows_valid == 1
     assert "not a finite number" in reasons["s1.png"] and "not a finite number" in reasons["s2.png"]
     assert reasons["s3.png"] == reasons["s4.png"] == "count_pepperoni: missing label"
+
+
+def test_ids_with_control_characters_or_megabytes_are_quarantined(tmp_path):
+    png = _png()
+    rows = {"sample_id": ["ok", "two\nlines", "x" * 513, "fine", "y" * 512],
+            "customer_id": ["c", "c", "c", "nul\x00group", "c"], "image": [png] * 5,
+            **{name: [1] * 5 for name in TARGETS}}
+    (tmp_path / "src").mkdir()
+    pq.write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
+    result = validate_shards(fetch_source(str(tmp_path / "src"), tmp_path / "raw"), tmp_path / "valid", **COLUMNS)
+    reasons = {row["_source_row"]: row["_reason"] for row in pq.read_table(result.quarantine_path).to_pylist()}
+    assert result.rows_valid == 2 and result.rows_valid + result.rows_quarantined == 5
+    assert reasons == {1: "id holds control character U+000A", 2: "id over 512 characters (513)",
+                       3: "group id holds control character U+0000"}
+    assert result.reasons == {"id: unusable": 2, "group: unusable": 1}

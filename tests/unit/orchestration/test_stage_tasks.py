@@ -30,3 +30,16 @@ def test_every_cached_stage_names_real_config_sections():
     config = load_config(None)
     for stage, sections in STAGE_SECTIONS.items():
         select(config, sections)  # raises KeyError on a stale section name
+
+
+def test_io_stages_do_not_retry_a_named_bad_input():
+    """A truncated file or a link out of the source folder fails the same way every time: no backoff."""
+    from prefect.states import Failed
+
+    from doughflow.data.validate import SchemaError
+    from doughflow.orchestration.stage_tasks import retry_unless_permanent
+
+    for error in (ValueError("bad row"), SchemaError("missing column"), FileNotFoundError("gone")):
+        assert not retry_unless_permanent(None, None, Failed(data=error))
+    for error in (ConnectionError("reset"), TimeoutError(), OSError("flaky disk")):
+        assert retry_unless_permanent(None, None, Failed(data=error))

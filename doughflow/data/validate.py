@@ -97,9 +97,9 @@ def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: 
     if group is None or str(group) == "":
         return "group: missing", "missing group id", None
     for value, what, category in ((sample_id, "id", "id: unusable"), (group, "group id", "group: unusable")):
-        problem = id_problem(value, what)
-        if problem is not None:
-            return category, problem, None
+        unusable = id_problem(value, what)
+        if unusable is not None:
+            return category, unusable, None
     problem = label_problem(counts) if label_problem else count_label_problem(counts, target_columns, max_count)
     if problem is not None:
         return problem[0], problem[1], None

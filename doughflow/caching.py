@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from doughflow.config import ExperimentConfig
+
 PACKAGE_ROOTS = ("doughflow", "tasks")
 
 
@@ -49,7 +51,7 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def select(config: BaseModel, sections: tuple[str, ...]) -> dict:
+def select(config: ExperimentConfig, sections: tuple[str, ...]) -> dict:
     """The named (dotted) config sections; "*" means the whole config."""
     if "*" in sections:
         return canonical(config)
@@ -63,7 +65,7 @@ def select(config: BaseModel, sections: tuple[str, ...]) -> dict:
     return canonical(picked)
 
 
-def stage_key(stage: str, config: BaseModel, sections: tuple[str, ...], upstream: dict[str, Any]) -> str:
+def stage_key(stage: str, config: ExperimentConfig, sections: tuple[str, ...], upstream: dict[str, Any]) -> str:
     payload = {"stage": stage, "code": code_version(), "config": select(config, sections), "upstream": canonical(upstream)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

@@ -3,7 +3,14 @@
 An experiment is one YAML file parsed into :class:`ExperimentConfig`. The same model is the
 Prefect flow's parameter, so the Prefect UI renders it as a form with these descriptions and
 defaults. Every model forbids unknown keys so that a typo fails before any work starts, naming
-the field, instead of being silently ignored.
+the field, instead of being silently ignored; a key that was removed or renamed fails naming what
+replaced it (``RETIRED_KEYS``).
+
+This module is a leaf: it imports nothing of the project but the generator's table of drawable
+toppings, so every module can take a typed config without an import circle. What it can check on its
+own it checks here (types, ranges, cross-field rules, search-space paths, toppings the built-in
+generator can draw); what needs the rest of the library (the dataset adapter ``data.adapter`` names)
+is checked by :func:`doughflow.experiment.check_experiment`.
 """
 
 from __future__ import annotations
@@ -11,20 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 try:
     import yaml
 except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
     yaml = None
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from doughflow.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yaml"
-
-
-# The built-in experiment's label map, and the menu of its historical photos.
-DEFAULT_TOPPINGS = ("pepperoni", "mushroom", "olive", "basil", "pepper")
 
 
 class ConfigError(ValueError):
@@ -34,20 +41,40 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # Keys a section no longer has -> the rest of the sentence "<section>.<key> ...", saying what
+    # replaced it. Such a key fails with that sentence instead of a bare "unknown field".
+    RETIRED_KEYS: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and cls.RETIRED_KEYS:
+            retired = {key: why for key, why in cls.RETIRED_KEYS.items() if key in raw}
+            if retired:
+                raise PydanticCustomError("retired_key", "{message}", {
+                    "message": "; ".join(f"{key} {why}" for key, why in retired.items()), "retired": retired})
+        return raw
+
 
 class PizzaGeneratorConfig(_Strict):
     """The built-in synthetic pizza set: drawn deterministically from the seed, so every machine
-    gets the same bytes and the run needs no download."""
+    gets the same bytes and the run needs no download. It draws at ``data.image_size`` and writes
+    shards of ``data.rows_per_shard`` rows."""
+
+    RETIRED_KEYS = {
+        "image_size": "was removed: the generator draws at data.image_size",
+        "rows_per_shard": "was removed: the generator writes shards of data.rows_per_shard rows",
+        "max_count": "was renamed data.source.generator.max_per_topping (each topping is drawn 0..max_per_topping "
+                     "times); data.max_count is the count above which a row is quarantined",
+    }
 
     num_images: int = Field(6000, ge=10, le=2_000_000, description="Distinct pizzas to draw (before planted copies).")
-    image_size: int = Field(64, ge=32, le=512, description="Side of the square RGB image in pixels.")
-    max_count: int = Field(3, ge=1, le=6, description="Each topping appears 0..max_count times.")
+    max_per_topping: int = Field(3, ge=1, le=6, description="Each topping is drawn 0..max_per_topping times on a pizza (data.max_count is the quarantine bound, not this).")
     num_customers: int = Field(400, ge=3, description="Customer ids are drawn from a Zipf-like distribution over this many.")
     customer_skew: float = Field(1.1, ge=0.0, le=3.0, description="Zipf exponent: larger means a few customers own more orders.")
     exact_duplicate_rate: float = Field(0.03, ge=0.0, le=0.5, description="Share of extra rows that are byte-identical copies.")
     near_duplicate_rate: float = Field(0.04, ge=0.0, le=0.5, description="Share of extra rows that are re-encoded, shifted or recoloured copies.")
     corrupt_rows: int = Field(4, ge=0, description="Rows with undecodable images or impossible labels, to exercise quarantine.")
-    rows_per_shard: int = Field(2000, ge=10, description="Rows per generated Parquet shard.")
     seed: int = Field(7, description="Generator seed; changes every image.")
     base_menu: list[str] | None = Field(default_factory=lambda: list(DEFAULT_TOPPINGS), description="Toppings on the menu when the historical photos were taken; the base set is drawn with these alone, so adding a label does not redraw it. Each label beyond them is a new recipe: its own batch of new_recipe_images pizzas is drawn (with the menu of its time) and appended, and older photos count it as 0. Empty: the labels themselves (no menu history).")
     new_recipe_images: int = Field(1500, ge=10, le=2_000_000, description="Pizzas drawn for each topping added after base_menu (its recipes are featured in that batch).")
@@ -131,22 +158,23 @@ class DataConfig(_Strict):
     image_column: str = Field("image", description="Column with encoded image bytes (PNG/JPEG).")
     id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest.")
     group_column: str = Field("customer_id", description="Internal id that must never straddle splits.")
-    rows_per_shard: int = Field(2000, ge=10, description="Rows per fetched/cleaned Parquet shard; bounds memory per step.")
+    rows_per_shard: int = Field(2000, ge=10, description="Rows per Parquet shard the built-in generator draws and fetch/validate write; bounds memory per step.")
     subsample: SubsampleConfig = Field(default_factory=SubsampleConfig)
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
-    image_size: int = Field(64, ge=16, le=1024, description="Images are resized to this square size before the model.")
+    image_size: int = Field(64, ge=16, le=1024, description=f"Side of the square images the model sees: sources are resized to it, and the built-in generator draws at it ({MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} without data.source.url).")
     label_defaults: dict[str, float] = Field(default_factory=dict, description="Value of a label's target column in rows whose source file lacks that column, e.g. {onion: 0} when the photos taken before onion was on the menu carry no onion count. A row whose file has the column keeps its own value (a null there is still quarantined); fetch counts the filled rows in its manifest. The built-in generator fills the toppings that were not yet on its menu by itself.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
     adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")
     label_column: str = Field("label", description="image_classification: the column with each row's class name (an image folder's top-level folder is the column 'folder'). Rows whose class is not in labels are quarantined.")
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
 
-    def target_columns(self, labels: list[str]) -> list[str]:
-        """The numeric target columns, one per label, that training and evaluation read (after validate)."""
-        from doughflow.data.adapters import adapter_for_data
-
-        return adapter_for_data(self, labels).target_columns
+    @model_validator(mode="after")
+    def _builtin_generator_can_draw_the_size(self) -> "DataConfig":
+        if self.source.url is None and not MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE:
+            raise ValueError(f"image_size {self.image_size}: the built-in generator draws {MIN_IMAGE_SIDE}.."
+                             f"{MAX_IMAGE_SIDE} pixels (set source.url to train on other images at this size)")
+        return self
 
 
 class SplitConfig(_Strict):
@@ -436,6 +464,88 @@ class TuneConfig(_Strict):
         return self.study_name or experiment
 
 
+# Search-space paths. A key of tune.search_space is a dotted config path (train.learning_rate); it is
+# checked when the config loads, so a typo or a range the field itself would reject (train.model.width
+# low 2 while the field needs >= 4) fails before any trial runs, naming the key. Cross-field rules
+# (split fractions summing to one) are checked when a trial's sample is applied, with its values.
+
+# Tuning the tuner itself would change the study mid-study.
+FORBIDDEN_ROOTS = ("tune",)
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (also inside ``X | None``), or None for a plain value."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    return any(typing.get_origin(c) is dict or c is dict for c in (annotation, *typing.get_args(annotation)))
+
+
+def resolve_field(model: type[BaseModel], path: str) -> TypeAdapter | None:
+    """A validator for the value at ``path``; None for a key inside a free-form mapping (model.options).
+    Raises ValueError saying where the path stops leading to a value."""
+    parts = path.split(".")
+    if not all(parts):
+        raise ValueError("the path has an empty part")
+    if parts[0] in FORBIDDEN_ROOTS:
+        raise ValueError("the tune section cannot be tuned")
+    current: type[BaseModel] = model
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[: depth + 1])
+        field = current.model_fields.get(part)
+        if field is None:
+            known = ", ".join(current.model_fields)
+            raise ValueError(f"no field {where!r} (known here: {known})")
+        last = depth == len(parts) - 1
+        nested = _model_class(field.annotation)
+        if nested is not None:
+            if last:
+                raise ValueError(f"{where!r} is a section, not a value: tune one of its fields")
+            current = nested
+            continue
+        if _is_mapping(field.annotation) and not last:
+            return None  # free-form options: the model factory checks them
+        if not last:
+            raise ValueError(f"{where!r} is a value, not a section")
+        return TypeAdapter(Annotated[field.annotation, field])
+    raise AssertionError("unreachable")
+
+
+def _values_to_check(spec: SearchParamConfig) -> list[Any]:
+    if spec.type == "categorical":
+        return list(spec.choices or [])
+    cast = int if spec.type == "int" else float
+    return [cast(spec.low), cast(spec.high)]
+
+
+def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
+                enqueue: list[dict[str, Any]] = ()) -> None:
+    """Every key a field, every bound and choice a value that field accepts; enqueued trials name
+    only tuned keys. Raises ValueError naming the key."""
+    for path, spec in space.items():
+        try:
+            adapter = resolve_field(model, path)
+        except ValueError as error:
+            raise ValueError(f"tune.search_space[{path!r}]: {error}") from None
+        if adapter is None:
+            continue
+        for value in _values_to_check(spec):
+            try:
+                adapter.validate_python(value)
+            except ValidationError as error:
+                reason = "; ".join(e["msg"] for e in error.errors())
+                raise ValueError(f"tune.search_space[{path!r}]: {value!r} is not a valid value ({reason})") from None
+    for index, params in enumerate(enqueue):
+        unknown = sorted(set(params) - set(space))
+        if unknown:
+            raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space (fix the keys, or drop the baseline with tune.enqueue=[])")
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -474,39 +584,22 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
         if self.data.source.url is None:
-            from doughflow.data.synthetic.pizza import TOPPING_STYLES
-
             menu = self.labels + (self.data.source.generator.base_menu or [])
-            unknown = sorted({label for label in menu if label not in TOPPING_STYLES})
+            unknown = sorted({label for label in menu if label not in DRAWABLE_TOPPINGS})
             if unknown:
                 raise ValueError(
                     f"labels {unknown} cannot be drawn by the built-in generator "
-                    f"(labels or data.source.generator.base_menu); known toppings: {sorted(TOPPING_STYLES)}"
+                    f"(labels or data.source.generator.base_menu); known toppings: {sorted(DRAWABLE_TOPPINGS)}"
                 )
         strangers = [label for label in self.data.label_defaults if label not in self.labels]
         if strangers:
             raise ValueError(f"data.label_defaults names {strangers}, which are not labels {self.labels}")
         return self
 
-    @model_validator(mode="after")
-    def _adapter_is_registered(self) -> "ExperimentConfig":
-        from doughflow.data.adapters import adapter_for
-
-        try:
-            adapter = adapter_for(self)
-        except (KeyError, ImportError) as error:
-            raise ValueError(f"data.adapter: {error.args[0] if error.args else error}") from None
-        if adapter.problem == "classification" and self.data.source.url is None:
-            raise ValueError(f"data.adapter {self.data.adapter!r} is a classification adapter: set data.source.url "
-                             "(the built-in generator draws pizzas with counts)")
-        return self
-
     @field_validator("tune")
     @classmethod
     def _search_space_paths_exist(cls, tune: TuneConfig) -> TuneConfig:
         if tune.search_space or tune.enqueue:
-            from doughflow.tuning.space import check_space
-
             check_space(cls, tune.search_space, tune.enqueue)
         return tune
 
@@ -562,10 +655,16 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        if item["type"] == "retired_key":
+            section = f"{field}." if item["loc"] else ""
+            lines += [f"  {section}{key} {why}" for key, why in item["ctx"]["retired"].items()]
+            continue
         detail = item["msg"]
         if item["type"] == "extra_forbidden":
             detail = "unknown field"
-        lines.append(f"  {field}: {detail} (got {item.get('input')!r})")
+        # A rule over a whole section names its fields itself; echoing the section would bury it.
+        got = "" if isinstance(item.get("input"), dict) else f" (got {item.get('input')!r})"
+        lines.append(f"  {field}: {detail}{got}")
     return "\n".join(lines)
 
 
@@ -577,7 +676,8 @@ def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ExperimentCo
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work."""
+    """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work.
+    :func:`doughflow.experiment.load_experiment` also checks it against the code it names."""
     path = Path(path) if path else DEFAULT_CONFIG
     try:
         text = path.read_text()
@@ -590,10 +690,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source=_display_path(path))
+    return validate_config(raw, source=config_source(path))
 
 
-def _display_path(path: Path) -> str:
+def config_source(path: str | Path | None) -> str:
+    """How messages name the config file ``path`` (None: the default experiment)."""
+    path = Path(path) if path else DEFAULT_CONFIG
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

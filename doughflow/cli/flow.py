@@ -9,7 +9,8 @@ import json
 import sys
 from collections.abc import Callable
 
-from doughflow.config import ConfigError, load_config
+from doughflow.config import ConfigError
+from doughflow.experiment import load_experiment
 
 
 def parse_args(argv: list[str] | None, description: str | None, takes_run_id: bool = True) -> argparse.Namespace:
@@ -25,7 +26,7 @@ def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: 
     takes_run_id = "run_id" in inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters
     args = parse_args(argv, description, takes_run_id)
     try:
-        config = load_config(args.config, args.overrides)
+        config = load_experiment(args.config, args.overrides)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

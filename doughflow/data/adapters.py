@@ -24,6 +24,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
+from doughflow.config import DataConfig, ExperimentConfig
+
 PROBLEMS = ("count", "classification")
 CLASS_PREFIX = "_class_"
 
@@ -44,7 +46,7 @@ class DatasetAdapter(ABC):
         self.labels = list(labels)
 
     @classmethod
-    def from_data(cls, data, labels: list[str]) -> "DatasetAdapter":
+    def from_data(cls, data: DataConfig, labels: list[str]) -> "DatasetAdapter":
         """Build from the ``DataConfig`` fields this adapter uses (override to read more than labels)."""
         return cls(labels)
 
@@ -118,7 +120,7 @@ class CountColumns(DatasetAdapter):
         self.max_count = max_count
 
     @classmethod
-    def from_data(cls, data, labels: list[str]) -> "CountColumns":
+    def from_data(cls, data: DataConfig, labels: list[str]) -> "CountColumns":
         return cls(labels, data.target_prefix, data.max_count)
 
     @property
@@ -154,7 +156,7 @@ class ImageClassification(DatasetAdapter):
         self.index = {label: i for i, label in enumerate(self.labels)}
 
     @classmethod
-    def from_data(cls, data, labels: list[str]) -> "ImageClassification":
+    def from_data(cls, data: DataConfig, labels: list[str]) -> "ImageClassification":
         return cls(labels, data.label_column)
 
     @property
@@ -221,16 +223,16 @@ def adapter_class(name: str, import_module: str | None = None) -> type[DatasetAd
     return ADAPTER_REGISTRY[name]
 
 
-def adapter_for_data(data, labels: list[str]) -> DatasetAdapter:
+def adapter_for_data(data: DataConfig, labels: list[str]) -> DatasetAdapter:
     """The adapter a ``DataConfig`` names, built by its ``from_data`` from the fields it uses."""
     return adapter_class(data.adapter, data.import_module).from_data(data, labels)
 
 
-def adapter_for(config) -> DatasetAdapter:
-    """The adapter of an ExperimentConfig."""
+def adapter_for(config: ExperimentConfig) -> DatasetAdapter:
+    """The adapter of an experiment."""
     return adapter_for_data(config.data, config.labels)
 
 
-def problem_of(config) -> str:
+def problem_of(config: ExperimentConfig) -> str:
     """``count`` or ``classification``: what loss, metrics, gates and bundle the run uses."""
     return adapter_for(config).problem

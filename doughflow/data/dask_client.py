@@ -13,10 +13,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from doughflow.config import DaskConfig
+
 log = logging.getLogger(__name__)
 
 
-def in_process(config, rows: int | None) -> bool:
+def in_process(config: DaskConfig, rows: int | None) -> bool:
     """Small data on no given cluster: threads in this process. A LocalCluster of processes took
     ~25 s to start, shuffle and close for the 6.4k-row pizza set, longer than its work."""
     return not config.scheduler_address() and rows is not None and rows < config.in_process_below_rows
@@ -38,8 +40,8 @@ def _check_tls_settings(address: str) -> None:
 
 
 @contextlib.contextmanager
-def dask_client(config, rows: int | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
-    """A client for ``config`` (DaskConfig); ``rows``, when given, lets small stages skip worker
+def dask_client(config: DaskConfig, rows: int | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
+    """A client for ``config``; ``rows``, when given, lets small stages skip worker
     processes (see ``in_process``). Same graph and same results either way."""
     import dask
     from distributed import Client, LocalCluster

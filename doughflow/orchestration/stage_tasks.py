@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from doughflow.caching import missing_outputs, stage_key
+from doughflow.config import ExperimentConfig
 from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ MAX_CACHE_GENERATIONS = 8
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "labels", "data.extra_sources"),
+    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources"),
     "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count",
                  "data.adapter", "data.label_column", "data.import_module"),
     "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",
@@ -96,7 +97,7 @@ def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     return f"doughflow-{stage}-{stage_key(stage, config, STAGE_SECTIONS[stage], upstream)}"
 
 
-def live_cache_key(context, key: str | None, config) -> str | None:
+def live_cache_key(context, key: str | None, config: ExperimentConfig) -> str | None:
     """``key``, or its next generation when the result stored under it names deleted files: the
     stage then recomputes (and stores under the new generation, which later runs find) instead of
     serving paths to nothing. A result that cannot be read is left to Prefect to handle."""

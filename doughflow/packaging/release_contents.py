@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
+from doughflow.data.adapters import adapter_for, problem_of
 from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.model_card import dataset_statistics, render_model_card
@@ -49,7 +49,7 @@ def manifest_extra(config: ExperimentConfig, formats: DeployResult, decision: Re
 
 def split_targets(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
     """Label columns only (no image decoding) of each split, for the model card's statistics."""
-    columns = config.data.target_columns(config.labels)
+    columns = adapter_for(config).target_columns
     out = {}
     for name, manifest in splits.manifests.items():
         parts = [np.stack([pq.read_table(p, columns=columns).column(c).to_numpy() for c in columns], axis=1)

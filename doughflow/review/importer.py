@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from doughflow.config import load_config
+from doughflow.experiment import load_experiment
 from doughflow.packaging.bundle import MANIFEST
 from doughflow.registry import load_verdicts, record_verdicts
 from doughflow.review.approval import review_gate, write_approval
@@ -28,7 +28,7 @@ def resolve_bundle(target: str, artifacts: Path) -> Path:
 def import_review(bundle: Path, verdicts_file: Path | None, reviewer: str, registry: Path | None = None,
                   labelled_out: Path | None = None) -> dict:
     """The whole import, as a function the CLI and tests call; raises VerdictError on a bad file."""
-    config = load_config(bundle / "config.yaml", [])
+    config = load_experiment(bundle / "config.yaml", [])
     run_id = json.loads((bundle / MANIFEST).read_text())["run_id"]
     registry = Path(registry or config.registry_path or bundle.parent.parent / "registry.sqlite")
     review_dir = bundle.parent / "review"

@@ -31,7 +31,7 @@ class BehaviourResult:
 
 def _max_count(config: ExperimentConfig) -> int:
     """Largest count the training data holds: properties stay inside the training range."""
-    return config.data.source.generator.max_count if config.data.source.url is None else config.data.max_count
+    return config.data.source.generator.max_per_topping if config.data.source.url is None else config.data.max_count
 
 
 def _classification_cases(config: ExperimentConfig, splits: SplitResult | None, outcome: BehaviourResult) -> list:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def resolve_source(config: ExperimentConfig, paths: RunPaths) -> str:
     if config.data.source.url:
         return config.data.source.url
-    return str(draw_builtin_source(config.data.source.generator, config.labels, paths.datasets_dir))
+    return str(draw_builtin_source(config.data, config.labels, paths.datasets_dir))
 
 
 def label_defaults(config: ExperimentConfig) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
+from doughflow.data.adapters import adapter_for, problem_of
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, build_formats, formats_to_json
 from doughflow.export.runtimes import torch_predictor
@@ -27,7 +27,7 @@ def calibration_images(config: ExperimentConfig, splits: SplitResult, count: int
     chunks, have = [], 0
     for path in splits.manifests["train"].paths():
         part = load_split([path], id_column=data.id_column, image_column=data.image_column,
-                          target_columns=data.target_columns(config.labels), preprocessing=preprocessing_for(config),
+                          target_columns=adapter_for(config).target_columns, preprocessing=preprocessing_for(config),
                           desc="decoding calibration")
         chunks.append(part.images[:count - have])
         have += len(chunks[-1])

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
+from doughflow.data.adapters import adapter_for, problem_of
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
@@ -76,7 +76,7 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
     selected = select_for_review(test.targets, pred, config.labels, config.review,
                                  format_predictions(config, trained, formats, inputs))
     wanted = pa.array([test.ids[s.index] for s in selected], pa.string())
-    columns = [data.id_column, data.image_column, data.group_column, *data.target_columns(config.labels)]
+    columns = [data.id_column, data.image_column, data.group_column, *adapter_for(config).target_columns]
     originals = pa.concat_tables(
         [table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
          for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
+from doughflow.data.adapters import adapter_for, problem_of
 from doughflow.data.split import SplitResult
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
@@ -24,7 +24,7 @@ def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) ->
     data = config.data
     train_manifest = splits.manifests["train"]
     return TrainJob(train_shards=shard_refs(train_manifest), val_shards=shard_refs(splits.manifests["val"]),
-                    columns=Columns(data.id_column, data.image_column, tuple(data.target_columns(config.labels))),
+                    columns=Columns(data.id_column, data.image_column, tuple(adapter_for(config).target_columns)),
                     num_classes=len(config.labels), cfg=config.train, preprocessing=preprocessing_for(config),
                     out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint,
                     problem=problem_of(config))

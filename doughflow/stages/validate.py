@@ -12,5 +12,5 @@ from doughflow.runs import RunPaths
 def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> ValidationResult:
     data = config.data
     return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
-                           group_column=data.group_column, target_columns=data.target_columns(config.labels),
+                           group_column=data.group_column, target_columns=adapter_for(config).target_columns,
                            max_count=data.max_count, adapter=adapter_for(config))

@@ -8,7 +8,6 @@ from doughflow.config import TrainConfig
 
 TINY_OVERRIDES = [
     "data.source.generator.num_images=300",
-    "data.source.generator.rows_per_shard=120",
     "data.source.generator.num_customers=60",
     "data.rows_per_shard=100",
     "train.epochs=2",

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from doughflow.config import NearDupConfig, SubsampleConfig
 from doughflow.data.dedup import reduce as R
 from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.dedup.lsh import components, lsh_params
@@ -62,7 +63,7 @@ class SubsampleResult:
         return self.rows_in - self.rows_out
 
 
-def spec_for(cfg, id_column: str, group_column: str, image_column: str, parts: int = 0) -> SketchSpec:
+def spec_for(cfg: SubsampleConfig, id_column: str, group_column: str, image_column: str, parts: int = 0) -> SketchSpec:
     near = cfg.near_dup
     bands, rows = lsh_params(near.threshold, near.num_perm, near.false_negative_weight) if near.kind == "text" else (0, 0)
     return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column, text_column=near.text_column,
@@ -149,7 +150,7 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None,
+def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource | None" = None,
               n_examples: int = 6) -> tuple[dict, pd.DataFrame, list[str]]:
     """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
     pairs for the report, and the per-shard group files (for filter_shard). Components run here on
@@ -261,7 +262,7 @@ class TextSource:
     text_column: str
     scratch: Path
 
-    def exact_scores(self, edges: pd.DataFrame, near, threshold: float,
+    def exact_scores(self, edges: pd.DataFrame, near: NearDupConfig, threshold: float,
                      n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """(edge, score) per candidate edge, sorted by edge: true Jaccard of shingle sets, or a
         rapidfuzz ratio for strings up to ``levenshtein_max_chars``, computed on the workers; and
@@ -320,7 +321,7 @@ def id_cap_step(stage: _Stage, limit: int) -> None:
     cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
 
 
-def cluster_step(stage: _Stage, cfg, dims: int) -> tuple[np.ndarray, dict]:
+def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.ndarray, dict]:
     """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row, cap each cluster."""
     from sklearn.cluster import MiniBatchKMeans
 
@@ -420,7 +421,7 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
     return kept.num_rows, sizes
 
 
-def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: str, group_column: str,
+def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client, *, id_column: str, group_column: str,
               image_column: str = "image", score_truth: bool = True) -> SubsampleResult:
     """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
     ``score_truth``: score against planted ground truth columns when present (loads every id into

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from doughflow.config import ConfigError, load_config, validate_config
+from doughflow.config import load_config, validate_config
 from doughflow.data.adapters import (
     ADAPTER_REGISTRY,
     CountColumns,
@@ -59,7 +59,6 @@ def test_pizza_default_is_count_adapter_with_unchanged_columns():
     adapter = adapter_for(config)
     assert isinstance(adapter, CountColumns) and problem_of(config) == "count"
     assert adapter.target_columns == adapter.source_columns == [f"count_{label}" for label in config.labels]
-    assert config.data.target_columns(config.labels) == adapter.target_columns
     assert adapter.label_map()["task"] == "count_regression"
     assert adapter.derived_columns(pa.table({"x": [1]})) == {}
 
@@ -123,13 +122,6 @@ def test_image_folder_labels_come_from_the_top_folder(tmp_path):
     result = validate_shards(raw, tmp_path / "valid", id_column="sample_id", image_column="image", group_column="sample_id",
                              target_columns=[], max_count=0, adapter=ImageClassification(LABELS, "folder"))
     assert result.rows_valid == 3 and result.reasons == {"folder: unknown class": 1}
-
-
-def test_unknown_adapter_and_classification_without_a_source_are_config_errors():
-    with pytest.raises(ConfigError, match=r"data.adapter.*unknown dataset adapter 'nope'.*image_classification"):
-        validate_config({"data": {"adapter": "nope"}})
-    with pytest.raises(ConfigError, match="set data.source.url"):
-        validate_config({"data": {"adapter": "image_classification"}})
 
 
 def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatch):

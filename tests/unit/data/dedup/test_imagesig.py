@@ -16,7 +16,7 @@ LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 
 def pizzas(n: int, seed: int = 3) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    gen = PizzaGenerator(PizzaGeneratorConfig(num_images=max(n, 10), seed=seed), LABELS)
+    gen = PizzaGenerator(PizzaGeneratorConfig(num_images=max(n, 10), seed=seed), LABELS, image_size=64)
     return [gen.original(i)[0] for i in range(n)] + [render_pizza({"olive": 1}, rng)]
 
 

@@ -8,10 +8,10 @@ from doughflow.data.sources.fetch import fetch_source
 
 
 def test_fetch_reshards_and_records_manifest(tiny_source, tmp_path):
-    manifest = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)
+    manifest = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=70)  # the source has 100-row shards
     source_rows = sum(pq.read_metadata(p).num_rows for p in tiny_source.glob("*.parquet"))
     assert manifest.rows == source_rows
-    assert all(shard.rows <= 100 for shard in manifest.shards)
+    assert all(shard.rows <= 70 for shard in manifest.shards)
     assert sum(pq.read_metadata(s.path).num_rows for s in manifest.shards) == source_rows
     assert all(file_sha256(s.path) == s.sha256 for s in manifest.shards)
     assert DataManifest.load(tmp_path / "raw" / "manifest.json") == manifest

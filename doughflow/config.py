@@ -432,6 +432,18 @@ class ReviewConfig(_Strict):
     gate: ReviewGateConfig = Field(default_factory=ReviewGateConfig)
 
 
+class ReportConfig(_Strict):
+    """What the run report (report.md, report.html, also in the bundle) shows."""
+
+    include_images: bool = Field(True, description="Put example images in the report, and so in the bundle: the worst test examples, removed near-duplicate pairs and the error-analysis grid. false: the bundle ships no customer photos (tables, curves and the confusion matrix stay). The review packet beside the bundle still shows images: reviewers need them.")
+
+
+class PrivacyConfig(_Strict):
+    """Customer (group) ids are pseudonymised (HMAC-SHA256 with a secret key) wherever they leave the run's data/ folder: reports, review packet and samples, Prefect artifacts, error messages."""
+
+    key_file: str | None = Field(None, description="File with the pseudonym key, generated on first use (mode 0600) and refused when others can read it; empty: <artifacts_dir>/.keys/pseudonym.key. The environment variable DOUGHFLOW_PSEUDONYM_KEY (the key itself) takes precedence. Never inside a bundle: whoever holds the key can test guesses of customer ids.")
+
+
 class SearchParamConfig(_Strict):
     """One tuned field: a float or int range (optionally log-scaled or stepped) or a list of choices."""
 
@@ -609,6 +621,8 @@ class ExperimentConfig(_Strict):
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     packaging: PackagingConfig = Field(default_factory=PackagingConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("labels")

@@ -26,7 +26,7 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifes
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
     subsampled = subsample_task(config, paths, validated.manifest)
-    publish_subsample_task(subsampled, paths.run_id)
+    publish_subsample_task(config, subsampled, paths.run_id)
     splits = split_task(config, paths, subsampled.manifest)
     return raw, validated, subsampled, splits
 

@@ -228,10 +228,25 @@ def _stage_task(defaults: dict, name: str, **options: Any) -> Callable[[Callable
     return decorate
 
 
+# Failures that another attempt would repeat: bad input named by the stage (a truncated or mislabelled
+# file, a link out of the source folder, a missing column: ValueError and its SchemaError), and OSErrors
+# that say "never". Retrying them cost 42 s of backoff per hostile source before the error was shown.
+PERMANENT_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition of the I/O stages: retry what may pass next time, not a named bad input."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result says nothing against another try
+        return True
+    return not isinstance(error, PERMANENT_ERRORS)
+
+
 # I/O stages retry transient failures with backoff and jitter; compute stages fail fast (a retry
 # would repeat the same error), except where a stage says otherwise.
 io_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": [2, 10, 30],
-                                          "retry_jitter_factor": 0.5})
+                                          "retry_jitter_factor": 0.5, "retry_condition_fn": retry_unless_permanent})
 compute_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE})
 
 

@@ -1,10 +1,13 @@
 """The model card: what a consumer must know before using the bundle, in one Markdown page.
 
 It is generated from the same objects that gated the release, so what it claims is what was measured.
+Texts that come from data or from failures (gate details, reasons) are escaped for Markdown; the intended
+use and limitations are the config author's own Markdown and are kept as written.
 """
 
 from __future__ import annotations
 
+from doughflow.reporting.inert import md_code, md_text
 from doughflow.reporting.report import table
 
 
@@ -32,10 +35,10 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
                       training: str | None = None) -> str:
     """The card; ``training`` is the recipe that ran (:meth:`doughflow.training.recipe.Recipe.describe`)."""
     status = decision.status.upper()
-    lines = [f"# Model card: {name} (`{run_id}`)", "",
+    lines = [f"# Model card: {name} ({md_code(run_id)})", "",
              f"**Release status: {status}**" + ("" if decision.released else " - do not deploy."), ""]
     if decision.reasons:
-        lines += ["Reasons:", *[f"- {reason}" for reason in decision.reasons], ""]
+        lines += ["Reasons:", *[f"- {md_text(reason)}" for reason in decision.reasons], ""]
     if problem == "classification":
         model_text = (f"Classifies an RGB image resized to {image_size}x{image_size} as one of {', '.join(labels)}; output "
                       f"`logits[batch, {len(labels)}]`: softmax for probabilities, argmax for the class. ")
@@ -85,8 +88,8 @@ def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerp
               "## Limitations", "", *[f"- {item}" for item in limitations]]
     skipped = [g for g in decision.gates if g.status == "skipped"]
     for gate in skipped:
-        lines.append(f"- {gate.fmt} {gate.name} was not checked: {gate.detail}")
+        lines.append(f"- {md_text(gate.fmt)} {md_text(gate.name)} was not checked: {md_text(gate.detail)}")
     for fmt, reason in decision.excluded.items():
-        lines.append(f"- {fmt} is not shipped: {reason}")
+        lines.append(f"- {md_text(fmt)} is not shipped: {md_text(reason)}")
     lines += ["", "Verify the bundle before use: `python -m flows.verify BUNDLE_DIR`.", ""]
     return "\n".join(lines)

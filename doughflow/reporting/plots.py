@@ -40,15 +40,28 @@ def loss_curve(history: dict, path: Path, loss_name: str = "MSE") -> Path:
     return path
 
 
+# Caption lines are cut to this many characters: an id can be any length, and matplotlib lays out (and a
+# person can read) only a few dozen characters under a 64-pixel thumbnail.
+CAPTION_CHARS = 40
+
+
+def caption_text(caption: str) -> str:
+    """A caption as drawn: each line cut to CAPTION_CHARS, control characters shown as U+FFFD."""
+    lines = ["".join(c if c.isprintable() else "\ufffd" for c in line) for line in caption.split("\n")]
+    return "\n".join(line if len(line) <= CAPTION_CHARS else line[: CAPTION_CHARS - 1] + "\u2026" for line in lines)
+
+
 def example_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 6) -> Path:
-    """Images with a caption each (predicted vs true counts)."""
+    """Images with a caption each (predicted vs true counts). Captions hold ids from the data, so they are
+    drawn as plain text (``parse_math=False``: a "$" in an id is not mathtext, which a malformed
+    expression turns into an exception at save time) and cut to length."""
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 2.9), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title(caption, fontsize=6.5, family="monospace", loc="left")
+        ax.set_title(caption_text(caption), fontsize=6.5, family="monospace", loc="left", parse_math=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from doughflow.evaluation.error_analysis import count_confusion, per_bucket_errors, per_class_errors, pick_examples
 from doughflow.evaluation.metrics import rounded_counts
+from doughflow.reporting.inert import md_text
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
@@ -19,9 +20,9 @@ from doughflow.reporting.report import table
 def decision_section(decision) -> str:
     head = f"**{decision.status.upper()}**"
     if decision.reasons:
-        head += ": " + "; ".join(decision.reasons)
+        head += ": " + "; ".join(md_text(reason) for reason in decision.reasons)
     if decision.excluded:
-        head += "\n\nLeft out of the bundle: " + "; ".join(f"{k} ({v})" for k, v in decision.excluded.items())
+        head += "\n\nLeft out of the bundle: " + "; ".join(md_text(f"{k} ({v})") for k, v in decision.excluded.items())
     rows = [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]
     return head + "\n\n" + table(["format", "gate", "result", "detail"], rows)
 
@@ -92,9 +93,9 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
                 "shortfall or other change for directional).\n\n")
     text += table(["property", "kind", *formats], rows)
     for fmt, how in behaviour.runtimes.items():
-        text += f"\n- {fmt}: run with {how}"
+        text += f"\n- {md_text(fmt)}: run with {md_text(how)}"
     for fmt, why in behaviour.skipped.items():
-        text += f"\n- {fmt}: not tested ({why})"
+        text += f"\n- {md_text(fmt)}: not tested ({md_text(why)})"
     if skipped_props:
         text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"], list(skipped_props.items()))
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]

@@ -22,6 +22,7 @@ from doughflow.packaging.bundle import MANIFEST, SIGNATURE, verify_bundle
 from doughflow.packaging.signing import SIGNING_KEY_ENV, sign_bundle, signature_problems_for_key
 from doughflow.packaging.swap import commit, staged_copy, write_atomic
 from doughflow.paths import remove_tree
+from doughflow.reporting.inert import md_text
 
 CARD = "model_card.md"
 BEGIN, END = "<!-- human-review:begin -->", "<!-- human-review:end -->"
@@ -49,7 +50,7 @@ def card_section(approval: dict) -> str:
     figures = approval["figures"]
     share = figures["share_correct"]
     lines = [BEGIN, "## Human review", "",
-             f"**Review: {approval['status'].upper()}** by {', '.join(approval['reviewers']) or 'nobody'} "
+             f"**Review: {approval['status'].upper()}** by {', '.join(map(md_text, approval['reviewers'])) or 'nobody'} "
              f"(last verdicts imported {approval['reviewed_at']}). Separate from the automated release status above.", "",
              f"{figures['samples']} of {figures['packet_rows']} packet samples reviewed, {figures['verdicts']} verdicts; "
              f"judged correct: {'-' if share is None else f'{share:.1%}'} "
@@ -59,7 +60,7 @@ def card_section(approval: dict) -> str:
     for label, entry in figures["per_topping"].items():
         share_t = entry["share_correct"]
         lines.append(f"| {label} | {entry['judged']} | {entry['correct']} | {'-' if share_t is None else f'{share_t:.1%}'} |")
-    lines += [""] + [f"- not approved: {reason}" for reason in approval["reasons"]] + [END, ""]
+    lines += [""] + [f"- not approved: {md_text(reason)}" for reason in approval["reasons"]] + [END, ""]
     return "\n".join(lines)
 
 

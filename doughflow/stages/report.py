@@ -1,4 +1,8 @@
-"""Report stage: figures, Markdown and HTML for people, also published as a Prefect artifact."""
+"""Report stage: figures, Markdown and HTML for people, also published as a Prefect artifact.
+
+Example photos (worst examples, removed near-duplicate pairs, the error-analysis grid) are drawn only
+with ``report.include_images``; customer ids appear only as pseudonyms (:mod:`doughflow.privacy`).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
+from doughflow.privacy import pseudonymiser_for
 from doughflow.orchestration.artifacts import artifact_key, publish_link, publish_markdown, publish_table
 from doughflow.reporting import classification as cls_report
+from doughflow.reporting.inert import Md, md_code
 from doughflow.reporting.plots import example_grid, loss_curve
 from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
@@ -53,7 +59,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
 
     figures = ["loss_curve.png"]
     worst = evaluated.worst
-    if worst:
+    photos = config.report.include_images  # false: no customer photo goes into the report or the bundle
+    if worst and photos:
         test = load_split_for(config, splits.manifests["test"], desc="decoding test")
         index = {sample_id: i for i, sample_id in enumerate(test.ids)}
         images = [test.images[index[w["sample_id"]]] for w in worst]
@@ -64,13 +71,13 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         example_grid(images, captions, out / "worst_examples.png")
         figures.append("worst_examples.png")
 
-    if removed_pairs_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
+    if photos and removed_pairs_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
                             out / "removed_pairs.png"):
         figures.append("removed_pairs.png")
     test_metrics = evaluated.metrics.get("test", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
     data_rows = [
-        ["fetched", raw.rows, f"{len(raw.shards)} shard(s) from `{raw.source}`"],
+        ["fetched", raw.rows, Md(f"{len(raw.shards)} shard(s) from {md_code(raw.source)}")],
         ["quarantined", -validated.rows_quarantined, reasons],
         *[[step.step, -(step.rows_in - step.rows_out), ", ".join(f"{k}: {v}" for k, v in step.reasons.items())]
           for step in deduped.steps if step.rows_in != step.rows_out],
@@ -88,7 +95,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         cls_report.confusion_plot(np.asarray(test_metrics["confusion_matrix"]), labels, out / "confusion_matrix.png")
         figures.append("confusion_matrix.png")
     sections = [
-        f"# doughflow run `{paths.run_id}`",
+        f"# doughflow run {md_code(paths.run_id)}",
         f"Experiment **{config.name}**: "
         + (f"classifying images as {', '.join(labels)} (dataset adapter `{config.data.adapter}`)" if classify
            else f"counting {', '.join(labels)}")
@@ -104,8 +111,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         ]),
         "## Data",
         table(["step", "rows", "detail"], data_rows),
-        f"Quarantined rows with their reasons: `{validated.quarantine_path}`; removed duplicates: `{deduped.removed_path}`.",
-        subsample_markdown(deduped),
+        f"Quarantined rows with their reasons: {md_code(validated.quarantine_path)}; "
+        f"removed duplicates: {md_code(deduped.removed_path)}.",
+        subsample_markdown(deduped, pseudonymise=pseudonymiser_for(config)),
         *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
           if "removed_pairs.png" in figures else []),
         "## Training",
@@ -132,6 +140,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     ]
     if "worst_examples.png" in figures:
         sections.append("![worst examples](worst_examples.png)")
+    elif not photos:
+        sections.append("Example images are left out of this report (report.include_images: false).")
     if decision is not None and formats is not None and behaviour is not None:
         sections += release_sections(config, splits, evaluated, formats, behaviour, decision, out, figures)
     markdown_text = "\n\n".join(sections) + "\n"
@@ -149,7 +159,7 @@ def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: E
                     if matrix.size else "No test predictions.")
     else:
         test = load_split_for(config, splits.manifests["test"], desc="decoding test")
-        images = dict(zip(test.ids, test.images))
+        images = dict(zip(test.ids, test.images)) if config.report.include_images else None
         analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
                                                          config.release.grid_examples,
                                                          lambda values, _labels: " ".join(str(int(v)) for v in values))

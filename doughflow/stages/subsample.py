@@ -7,6 +7,7 @@ from doughflow.data.dask_client import dask_client
 from doughflow.data.manifest import DataManifest
 from doughflow.data.dedup.subsample import SubsampleResult, subsample
 from doughflow.orchestration.artifacts import artifact_key, publish_markdown
+from doughflow.privacy import pseudonymiser_for
 from doughflow.reporting.subsample import subsample_markdown
 from doughflow.runs import RunPaths
 
@@ -21,7 +22,9 @@ def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManife
 
 
 
-def publish_subsample(result: SubsampleResult, run_id: str) -> None:
-    """The subsampling report as its own Prefect artifact, so `flows.prepare` runs show it too."""
-    publish_markdown(artifact_key("subsample", run_id), subsample_markdown(result),
+def publish_subsample(config: ExperimentConfig, result: SubsampleResult, run_id: str) -> None:
+    """The subsampling report as its own Prefect artifact, so `flows.prepare` runs show it too (customer
+    ids as pseudonyms: the artifact leaves the run's data folder)."""
+    publish_markdown(artifact_key("subsample", run_id),
+                     subsample_markdown(result, pseudonymise=pseudonymiser_for(config)),
                      f"doughflow subsampling for {run_id}")

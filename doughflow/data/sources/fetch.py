@@ -34,6 +34,7 @@ from doughflow.data.sources.listing import (
     image_batch,
     list_files,
     plan_units,
+    read_error_detail,
     read_tabular,
 )
 from doughflow.data.sources.retry import with_retries
@@ -151,8 +152,9 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
         local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
         try:
             shards = write_shards(read_tabular(local, unit.format, rows_per_shard), None, out_dir, rows_per_shard, prefix)
-        except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: {error}") from error
+        except (pa.ArrowException, OSError) as error:  # not chained: Arrow's message quotes the row's data
+            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: "
+                             f"{read_error_detail(local, unit.format, error)}") from None
         finally:
             if temporary:
                 Path(local).unlink(missing_ok=True)

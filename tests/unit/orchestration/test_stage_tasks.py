@@ -48,3 +48,16 @@ def test_library_versions_and_the_signing_key_reach_only_the_stages_that_use_the
     assert stage_environment("package", signed)["signer"] and "signer" not in stage_environment("report", signed)
     one = {"config": config, "paths": RunPaths(tmp_path, "run-1"), "raw": Upstream("f", 1)}
     assert cache_key_for("package", one) != cache_key_for("package", {**one, "config": signed})
+
+
+def test_io_stages_do_not_retry_a_named_bad_input():
+    """A truncated file or a link out of the source folder fails the same way every time: no backoff."""
+    from prefect.states import Failed
+
+    from doughflow.data.validate import SchemaError
+    from doughflow.orchestration.stage_tasks import retry_unless_permanent
+
+    for error in (ValueError("bad row"), SchemaError("missing column"), FileNotFoundError("gone")):
+        assert not retry_unless_permanent(None, None, Failed(data=error))
+    for error in (ConnectionError("reset"), TimeoutError(), OSError("flaky disk")):
+        assert retry_unless_permanent(None, None, Failed(data=error))

@@ -23,9 +23,13 @@ from prefect.cache_policies import NO_CACHE
 
 from doughflow.caching import missing_outputs, stage_key
 from doughflow.config import ExperimentConfig
+from doughflow.orchestration.logs import route_library_logs
 from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)
+
+# Every process that defines the stage tasks runs flows: the library's INFO lines go to the run's logs.
+route_library_logs()
 
 # How many times one key may be recomputed after its files were deleted before it is overwritten.
 MAX_CACHE_GENERATIONS = 8

@@ -7,17 +7,21 @@ data URIs so the file can be mailed or opened from the bundle without its neighb
 from __future__ import annotations
 
 import base64
+import numbers
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import markdown as markdown_lib
 
+from doughflow.reporting.numbers import human
+
 
 def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table; numbers are written for people (:func:`doughflow.reporting.numbers.human`)."""
     def cell(value) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return human(value)
         return str(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -42,6 +46,29 @@ def metrics_section(metrics: dict, labels: list[str]) -> str:
         text += table(["topping", "MAE", "exact-count accuracy"],
                       [[label, test[label]["mae"], test[label]["exact_count_accuracy"]] for label in labels])
     return text
+
+
+def _figure_uri(base_dir: Path, name: str) -> str | None:
+    """``name`` (a PNG beside the report, never a path out of its folder) as a data URI, or None."""
+    folder = base_dir.resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+MARKDOWN_FIGURE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+\.png)(\))")
+
+
+def inline_figures(markdown_text: str, base_dir: Path) -> str:
+    """The Markdown with every ``![alt](figure.png)`` of ``base_dir`` as a data URI, for viewers that
+    do not have the report's folder: the Prefect UI renders such images in a markdown artifact
+    (checked in headless chromium against a real server), and they stay with the text."""
+    def inline(match: re.Match) -> str:
+        uri = _figure_uri(base_dir, match.group(2))
+        return match.group(0) if uri is None else f"{match.group(1)}{uri}{match.group(3)}"
+
+    return MARKDOWN_FIGURE.sub(inline, markdown_text)
 
 
 def render_html(markdown_text: str, base_dir: Path, title: str) -> str:

@@ -52,6 +52,7 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
         extra.update(manifest_extra(config, formats, decision))
         documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,
                                                 splits=splits, metrics=evaluated.metrics, formats=formats,
-                                                decision=decision, bundle_files=files)
+                                                decision=decision, bundle_files=files, epochs_run=trained.epochs_run,
+                                                world_size=trained.world_size)
     return build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
                         data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra)

@@ -55,13 +55,13 @@ def _check_tls_settings(address: str) -> None:
 
 
 @contextlib.contextmanager
-def dask_client(config: DaskConfig, rows: int | None = None) -> Iterator[distributed.Client]:  # noqa: F821
+def dask_client(config: DaskConfig, rows: int | None = None) -> Iterator[Any]:
     """A client for ``config``; ``rows``, when given, lets small stages skip worker
     processes (see ``in_process``). Same graph and same results either way."""
     import dask
     from distributed import Client, LocalCluster
 
-    settings = {
+    settings: dict[str, Any] = {
         "distributed.worker.daemon": False,
         "dataframe.convert-string": False,
         # the statistical profiler feeds only the dashboard (off here) and its history grows

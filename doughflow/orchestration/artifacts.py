@@ -13,6 +13,8 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import cast
+from uuid import UUID
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def progress_artifact(
         return
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+    artifact_id = cast(UUID, create_progress_artifact(progress=0.0, key=key, description=description))  # sync here
     stop = threading.Event()
     last = {"value": -1.0}
 

@@ -22,8 +22,19 @@ from doughflow.config import ExperimentConfig
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
 from tests.support.browser import browser_page
-from tests.support.compose import (ROOT, basic_auth, free_port, http_status, prefect_healthy, service_command, service_environment,
-                                   stack_secrets, start, stop, wait_until)
+from tests.support.compose import (
+    ROOT,
+    basic_auth,
+    free_port,
+    http_status,
+    prefect_healthy,
+    service_command,
+    service_environment,
+    stack_secrets,
+    start,
+    stop,
+    wait_until,
+)
 
 PREFECT = [sys.executable, "-m", "prefect"]
 

@@ -75,17 +75,28 @@ print(json.dumps({{"usages": usages, "heavy": heavy}}))
 
 
 def test_print_config_prints_the_resolved_yaml_and_exits_0(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "flows.train", "--print-config", "train.epochs=3", "name=printed"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.train", "--print-config", "train.epochs=3", "name=printed"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     printed = yaml.safe_load(done.stdout)
     assert printed["train"]["epochs"] == 3 and printed["name"] == "printed"
     assert ExperimentConfig.model_validate(printed).train.epochs == 3  # the whole config, loadable again
-    bad = subprocess.run([sys.executable, "-m", "flows.prepare", "--print-config", "train.epochz=3"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.prepare", "--print-config", "train.epochz=3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "train.epochz: unknown field" in bad.stderr and bad.stdout == ""
-    unknown = subprocess.run([sys.executable, "-m", "flows.tune", "--no-such-option"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "flows.tune", "--no-such-option"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert unknown.returncode == 2 and "usage: python -m flows.tune" in unknown.stderr
 
 
@@ -98,13 +109,19 @@ def _flow_raising(error: BaseException | None):
     return flow
 
 
-@pytest.mark.parametrize(("error", "status", "word"), [
-    (None, 0, None),
-    (RuntimeError("evaluate: the model file is gone"), 1, "error: RuntimeError: evaluate: the model file is gone"),
-    (ReleaseRejected("release rejected, bundle /b marked rejected: onnx: parity vs torch failed"), 3,
-     "rejected: release rejected, bundle /b marked rejected"),
-    (KeyboardInterrupt(), 130, "interrupted"),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "word"),
+    [
+        (None, 0, None),
+        (RuntimeError("evaluate: the model file is gone"), 1, "error: RuntimeError: evaluate: the model file is gone"),
+        (
+            ReleaseRejected("release rejected, bundle /b marked rejected: onnx: parity vs torch failed"),
+            3,
+            "rejected: release rejected, bundle /b marked rejected",
+        ),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
 def test_main_exits_with_the_documented_status(capsys, error, status, word):
     with pytest.raises(SystemExit) as exit_:
         main(_flow_raising(error), argv=["train.epochs=2"])
@@ -124,3 +141,29 @@ def test_main_exits_2_on_a_bad_config_without_calling_the_flow(capsys):
         main(lambda config: calls.append(config), argv=["split.train=2"])
     assert exit_.value.code == 2 and calls == []
     assert "split.train" in capsys.readouterr().err
+
+
+def test_a_release_rejected_in_a_sub_flow_task_exits_3(prefect_api, capsys):
+    """As flows.train does it: the pipeline sub-flow's last task raises ReleaseRejected; Prefect re-raises
+    it from the outer flow, and the command exits 3 with the reason."""
+    from prefect import flow, task
+
+    @task
+    def enforce_release() -> None:
+        raise ReleaseRejected("release rejected, bundle /b marked rejected: onnx: parity vs torch failed")
+
+    @flow(name="rejecting-pipeline")
+    def pipeline(config: ExperimentConfig) -> dict:
+        enforce_release()
+        return {}
+
+    @flow(name="rejecting-train")
+    def train(config: ExperimentConfig = ExperimentConfig()) -> dict:  # noqa: B008 - as the real flow
+        return pipeline(config)
+
+    with pytest.raises(SystemExit) as exit_:
+        main(train, argv=["train.epochs=1"])
+    assert exit_.value.code == 3
+    out, err = capsys.readouterr()
+    assert "rejected: release rejected, bundle /b marked rejected: onnx: parity vs torch failed" in err
+    assert json.loads(out.strip().splitlines()[-1])["exit"] == 3

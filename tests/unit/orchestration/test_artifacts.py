@@ -50,12 +50,21 @@ def test_report_and_run_artifacts_keep_one_key_per_experiment(prefect_api, tmp_p
     @flow(name="artifact-probe")
     def publish(run_id: str, published: str | None) -> None:
         publish_report(config, report, run_id)
-        publish_run(config, {"run_id": run_id, "bundle": str(tmp_path / "bundle"), "metrics": {"test_mae": 0.2},
-                             "release": {"status": "released"}, **({"published": published} if published else {})})
+        publish_run(
+            config,
+            {
+                "run_id": run_id,
+                "bundle": str(tmp_path / "bundle"),
+                "metrics": {"test_mae": 0.2},
+                "release": {"status": "released"},
+                **({"published": published} if published else {}),
+            },
+        )
 
     publish("run-1", None)
     publish("run-2", "s3://bucket/bundles/run-2/")
     with get_client(sync_client=True) as client:
+
         def versions(key: str) -> list:
             return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
@@ -64,7 +73,9 @@ def test_report_and_run_artifacts_keep_one_key_per_experiment(prefect_api, tmp_p
         text = reports[0].data
         assert "![loss curve](data:image/png;base64,iVBORw0KGgo" in text
         assert "![elsewhere](../../etc/passwd.png)" in text  # never read from outside the report's folder
-        links = {artifact.description.split("`")[1]: re.search(r"\]\((\S+)\)$", artifact.data).group(1)
-                 for artifact in versions("artifact-probe-bundle")}  # a link artifact's data is [text](link)
+        links = {
+            artifact.description.split("`")[1]: re.search(r"\]\((\S+)\)$", artifact.data).group(1)
+            for artifact in versions("artifact-probe-bundle")
+        }  # a link artifact's data is [text](link)
         assert links == {"run-1": (tmp_path / "bundle").resolve().as_uri(), "run-2": "s3://bucket/bundles/run-2/"}
         assert len(versions("artifact-probe-metrics")) == 2

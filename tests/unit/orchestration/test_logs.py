@@ -50,9 +50,12 @@ def test_library_info_lines_reach_the_flow_runs_logs(prefect_api, monkeypatch):
     state = probe_flow(return_state=True)
     assert state.is_completed()
     flow_run_id = state.state_details.flow_run_id
-    wanted = ["doughflow.data.dask_client 20 10 rows: computing on an in-process cluster",
-              "doughflow.data.dask_client 20 Dask dashboard: http://127.0.0.1:", "tasks.probe 20 a tasks line",
-              "flows.probe 20 a flows line"]
+    wanted = [
+        "doughflow.data.dask_client 20 10 rows: computing on an in-process cluster",
+        "doughflow.data.dask_client 20 Dask dashboard: http://127.0.0.1:",
+        "tasks.probe 20 a tasks line",
+        "flows.probe 20 a flows line",
+    ]
     messages = _run_logs(flow_run_id, wanted)
     for line in wanted:
         assert any(line in message for message in messages), (line, messages)

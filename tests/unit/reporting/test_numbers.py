@@ -23,10 +23,19 @@ def test_examples_from_a_real_report():
 
 
 def test_words_never_dumps_a_dict():
-    text = words({"kind": "image", "seconds": {"candidates": 1.43, "signature_check": 0.33}, "blocks": 11,
-                  "predictions": [[1.0, 2.5]], "topping": None})
-    assert text == ("kind image, seconds (candidates 1.43 s, signature check 0.330 s), blocks 11, "
-                    "predictions (1.00, 2.50), topping -")
+    text = words(
+        {
+            "kind": "image",
+            "seconds": {"candidates": 1.43, "signature_check": 0.33},
+            "blocks": 11,
+            "predictions": [[1.0, 2.5]],
+            "topping": None,
+        }
+    )
+    assert text == (
+        "kind image, seconds (candidates 1.43 s, signature check 0.330 s), blocks 11, "
+        "predictions (1.00, 2.50), topping -"
+    )
     assert not set("{}[]'") & set(text)
 
 
@@ -40,9 +49,15 @@ def test_human_keeps_three_significant_figures(value):
         assert len(digits) <= 3, text
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text("abc ", max_size=5),
-                    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text("ab_", max_size=3), children,
-                                                                                      max_size=3), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text("abc ", max_size=5),
+        lambda children: (
+            st.lists(children, max_size=3) | st.dictionaries(st.text("ab_", max_size=3), children, max_size=3)
+        ),
+        max_leaves=10,
+    )
+)
 def test_words_of_any_json_like_value_has_no_python_repr(value):
     text = words(value)
     assert "{'" not in text and "['" not in text and "': " not in text

@@ -12,10 +12,23 @@ from doughflow.training.inference import make_model
 
 
 def _record(run_id: str, created: str, experiment: str = "pizza", accuracy: float = 0.9) -> RunRecord:
-    return RunRecord(run_id=run_id, created_at=created, experiment=experiment, status="released", config_hash="h1",
-                     data_fingerprint="f" * 64, git_commit="c" * 40, bundle=None, total_seconds=60.0,
-                     metrics={"test_exact_count_accuracy": accuracy, "test_image_exact_accuracy": 0.5,
-                              "test_mae": 0.2, "train_seconds": 100.0})
+    return RunRecord(
+        run_id=run_id,
+        created_at=created,
+        experiment=experiment,
+        status="released",
+        config_hash="h1",
+        data_fingerprint="f" * 64,
+        git_commit="c" * 40,
+        bundle=None,
+        total_seconds=60.0,
+        metrics={
+            "test_exact_count_accuracy": accuracy,
+            "test_image_exact_accuracy": 0.5,
+            "test_mae": 0.2,
+            "train_seconds": 100.0,
+        },
+    )
 
 
 def test_the_previous_run_is_the_newest_other_run_of_the_experiment(tmp_path):
@@ -26,12 +39,26 @@ def test_the_previous_run_is_the_newest_other_run_of_the_experiment(tmp_path):
     record_run(registry, _record("other", "2026-01-03T00:00:00Z", experiment="shapes"))
     record_run(registry, _record("now", "2026-01-04T00:00:00Z"))  # a rerun of the run itself
     assert previous_run(registry, "pizza", "now").run_id == "newer"
-    text = previous_run_section(registry, "pizza", "now", {
-        "test_exact_count_accuracy": 0.975, "test_image_exact_accuracy": 0.5, "test_mae": 0.15, "train_seconds": 80.0,
-        "data_fingerprint": "f" * 64, "config_hash": "h2"}, "count")
+    text = previous_run_section(
+        registry,
+        "pizza",
+        "now",
+        {
+            "test_exact_count_accuracy": 0.975,
+            "test_image_exact_accuracy": 0.5,
+            "test_mae": 0.15,
+            "train_seconds": 80.0,
+            "data_fingerprint": "f" * 64,
+            "config_hash": "h2",
+        },
+        "count",
+    )
     assert "Against `newer`" in text and "same data, config changed" in text
     assert "| test exact-count accuracy | 97.5 % | 95.0 % | +2.50 points |" in text
-    assert "| test MAE (counts) | 0.150 | 0.200 | -0.0500 |" in text and "| training time | 80.0 s | 100 s | -20.0 s |" in text
+    assert (
+        "| test MAE (counts) | 0.150 | 0.200 | -0.0500 |" in text
+        and "| training time | 80.0 s | 100 s | -20.0 s |" in text
+    )
     assert "python -m flows.compare newer now" in text
     assert "first" in previous_run_section(registry, "fresh", "x", {}, "count")
 

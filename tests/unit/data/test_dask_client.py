@@ -22,17 +22,26 @@ def test_a_tls_scheduler_without_client_settings_names_them():
         with pytest.raises(ValueError, match="DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"), dask_client(config):
             pass
     # One setting given: only the others are named.
-    with dask.config.set({"distributed.comm.tls.ca_file": "/ca.pem", "distributed.comm.tls.client.cert": None,
-                          "distributed.comm.tls.client.key": None}):
+    with dask.config.set(
+        {
+            "distributed.comm.tls.ca_file": "/ca.pem",
+            "distributed.comm.tls.client.cert": None,
+            "distributed.comm.tls.client.key": None,
+        }
+    ):
         with pytest.raises(ValueError) as refused, dask_client(config):
             pass
     assert "CA_FILE" not in str(refused.value) and "CLIENT__KEY" in str(refused.value)
 
 
-def _listening_addresses() -> set[str]:
+def _listening() -> set[tuple[str, int]]:
     import psutil
 
-    return {conn.laddr.ip for conn in psutil.Process().net_connections(kind="tcp") if conn.status == psutil.CONN_LISTEN}
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
 
 
 @pytest.mark.parametrize("rows", [10, None])  # an in-process cluster, and one of worker processes
@@ -44,12 +53,15 @@ def test_the_dashboard_listens_on_loopback_only_and_its_link_is_logged(caplog, r
     from doughflow.data.progress import StageProgress
 
     config = load_config(None, ["dask.dashboard_port=0", "dask.n_workers=1"]).dask
+    before = _listening()  # what other tests in this process left listening is not the cluster's
     with caplog.at_level(logging.INFO, logger="doughflow.data.dask_client"), dask_client(config, rows=rows) as client:
-        links = [r.getMessage().split(": ", 1)[1] for r in caplog.records if r.getMessage().startswith("Dask dashboard: ")]
+        links = [
+            r.getMessage().split(": ", 1)[1] for r in caplog.records if r.getMessage().startswith("Dask dashboard: ")
+        ]
         assert len(links) == 1 and links[0].startswith("http://127.0.0.1:"), links
         with urllib.request.urlopen(links[0], timeout=30) as page:
             assert page.status == 200
-        assert _listening_addresses() <= {"127.0.0.1"}
+        assert {ip for ip, _ in _listening() - before} == {"127.0.0.1"}
         progress = StageProgress(["sketching"], disable=True)
         assert gather(client, client.map(lambda x: x + 1, range(5)), progress, "sketching") == [1, 2, 3, 4, 5]
         assert progress.fraction() == 1.0
@@ -57,4 +69,4 @@ def test_the_dashboard_listens_on_loopback_only_and_its_link_is_logged(caplog, r
     off = load_config(None, ["dask.dashboard_port=null"]).dask
     with caplog.at_level(logging.INFO, logger="doughflow.data.dask_client"), dask_client(off, rows=10):
         assert not any("Dask dashboard" in r.getMessage() for r in caplog.records)
-        assert _listening_addresses() <= {"127.0.0.1"}  # the scheduler's health endpoint too
+        assert {ip for ip, _ in _listening() - before} <= {"127.0.0.1"}  # the scheduler's health endpoint too

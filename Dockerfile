@@ -1,6 +1,6 @@
 # doughflow worker image: the pipeline code and its pinned CPU dependencies. Every compose service
 # but Postgres runs it, as the unprivileged user `doughflow`.
-# GPU hosts: build FROM an nvidia/cuda base and drop the CPU torch index.
+# GPU hosts: Dockerfile.gpu (the compose `gpu` profile builds it for its GPU worker).
 # The base is pinned to an exact Python and Debian release, so a rebuild gets the same system.
 FROM python:3.11.16-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential git && rm -rf /var/lib/apt/lists/*

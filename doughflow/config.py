@@ -102,6 +102,7 @@ class DaskConfig(_Strict):
     local_directory: str | None = Field(None, description="Spill and shuffle scratch folder; empty: the system temp folder.")
     in_process_below_rows: int = Field(100_000, ge=0, description="With no address, a stage over fewer rows runs on an in-process cluster (threads): starting worker processes and moving data between them costs more than such work. 0: always worker processes.")
     shuffle_method: Literal["auto", "tasks", "p2p", "disk"] = Field("auto", description="Dask DataFrame shuffle method; auto lets Dask choose (p2p on a distributed cluster).")
+    dashboard_port: int | None = Field(8787, ge=0, le=65535, description="LocalCluster: Dask's dashboard on 127.0.0.1 at this port, its link logged when a data stage starts (a taken port is replaced by a free one; 0: any free port); empty: no dashboard. It has no login, so it never listens beyond loopback.")
 
     def scheduler_address(self) -> str | None:
         """``address``, else DOUGHFLOW_DASK_ADDRESS (the compose stack sets it for its worker). Where the
@@ -386,13 +387,29 @@ class ReleaseConfig(_Strict):
     coreml: CoreMLConfig = Field(default_factory=CoreMLConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     properties: PropertyTestConfig = Field(default_factory=PropertyTestConfig)
+    RETIRED_KEYS = {"intended_use": "moved to card.intended_use (the model card's own section)",
+                    "limitations": "moved to card.limitations (the model card's own section)"}
+
     grid_examples: int = Field(6, ge=0, le=50, description="Worst, best and corner-case test images each in the error-analysis grid.")
+
+
+class CardConfig(_Strict):
+    """The model card's statements about the model that no measurement makes: who owns it, under which
+    terms it may be used, which version it is, what it is for and where it fails
+    (``bundle/model_card.md``; the card's measured parts come from the run)."""
+
+    owner: str = Field("unassigned", min_length=1, max_length=200, description="Team or person answerable for the model, whom its consumers ask.")
+    contact: str | None = Field(None, max_length=200, description="How to reach the owner (an e-mail address, a channel); empty: not stated.")
+    license: str = Field("proprietary", min_length=1, max_length=100, description="Terms of use of the model and its weights: an SPDX id (Apache-2.0, CC-BY-4.0) or 'proprietary'.")
+    version: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", description="Model version consumers pin, e.g. 1.4.0; empty: the run id.")
     intended_use: str = Field("Counting toppings on top-down 64x64 photos of pizzas like the training set, for kitchen QA dashboards.",
-                              description="Model card: what the model is for.")
+                              max_length=2000, description="What the model is for, and for whom.")
+    out_of_scope: list[str] = Field(default_factory=lambda: ["Food safety or allergen decisions: a miscount is not caught by anyone downstream."],
+                                    description="Uses the model is not meant for.")
     limitations: list[str] = Field(default_factory=lambda: [
         "Trained on synthetic pizzas only: real photos (angles, lighting, overlapping toppings) are out of distribution.",
         "Counts above the training maximum per topping were never seen and are likely under-counted.",
-    ], description="Model card: known limitations, beyond those the gates measure.")
+    ], description="Known limitations, beyond those the gates measure.")
 
 
 class OrchestrationConfig(_Strict):
@@ -623,6 +640,7 @@ class ExperimentConfig(_Strict):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("labels")
@@ -732,6 +750,8 @@ def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ExperimentCo
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work.
     :func:`doughflow.experiment.load_experiment` also checks it against the code it names."""
+    if not path and not DEFAULT_CONFIG.exists():  # an installed package ships no configs/: the defaults equal it
+        return validate_config(apply_overrides({}, overrides or []), source="the built-in defaults")
     path = Path(path) if path else DEFAULT_CONFIG
     try:
         text = path.read_text()

@@ -1,7 +1,12 @@
 """The data stages alone: fetch -> validate -> subsample -> split. ``flows.train`` runs the same
-``prepare_data`` sub-flow. ``python -m flows.prepare --config configs/pizza.yaml key=value ...``"""
+``prepare_data`` sub-flow. ``python -m flows.prepare [--config FILE] [key.path=value ...]``"""
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # parse arguments before Prefect and torch load: --help and typos answer at once
+    from doughflow.cli.flow import main
+
+    main("flows.prepare:prepare", __doc__)
 
 from prefect import flow
 
@@ -34,14 +39,8 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifes
 @flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.",
       persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
       on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
-def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
+def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:  # noqa: B008 - the UI form shows it
     storage = result_storage_task(config.result_storage_url())
     paths = start_run_task(config, run_id)
     raw, validated, subsampled, splits = prepare_data.with_options(result_storage=storage)(config, paths)
     return data_summary_task(paths, raw, validated, subsampled, splits)
-
-
-if __name__ == "__main__":
-    from doughflow.cli.flow import run_flow_cli
-
-    run_flow_cli(prepare, description=__doc__)

@@ -1,8 +1,13 @@
 """The training pipeline: fetch -> validate -> subsample -> split (the prepare-data sub-flow) -> train ->
 evaluate -> export -> deploy formats -> behaviour tests -> release gates -> report -> package -> publish
--> review packet -> record. ``python -m flows.train --config configs/pizza.yaml key=value ...``"""
+-> review packet -> record. ``python -m flows.train [--config FILE] [key.path=value ...]``"""
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # parse arguments before Prefect and torch load: --help and typos answer at once
+    from doughflow.cli.flow import main
+
+    main("flows.train:train", __doc__)
 
 from prefect import flow
 
@@ -28,7 +33,7 @@ from tasks.train import train_task
 @flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.",
       persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
       on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
-def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:
+def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:  # noqa: B008 - the UI form shows it
     """Binds the result storage the config names, then runs the pipeline in it."""
     storage = result_storage_task(config.result_storage_url())
     return pipeline.with_options(result_storage=storage)(config, run_id)
@@ -44,20 +49,15 @@ def pipeline(config: ExperimentConfig, run_id: RunId | None = None) -> dict:
     formats = convert_formats_task(config, paths, splits, trained, exported)
     behaviour = behaviour_task(config, paths, trained, formats, splits)
     decision = release_gates_task(config, paths, evaluated, formats, behaviour)
-    report = report_task(config, paths, raw, validated, subsampled, splits, trained, evaluated, exported,
-                         formats, behaviour, decision)
+    report = report_task(
+        config, paths, raw, validated, subsampled, splits, trained, evaluated, exported, formats, behaviour, decision
+    )
     bundle = package_task(config, paths, raw, trained, evaluated, exported, report, splits, formats, decision)
     published = publish_bundle_task(config, bundle, decision)
-    publish_report_task(report, paths.run_id)
+    publish_report_task(config, report, paths.run_id)
     review_packet_task(config, paths, splits, trained, evaluated, formats, bundle)
     summary = run_summary_task(paths, bundle, evaluated, trained, exported, formats, decision, published)
-    publish_run_task(summary)
+    publish_run_task(config, summary)
     record_task(config, paths, summary, decision)
     enforce_release_task(decision, bundle)
     return summary
-
-
-if __name__ == "__main__":
-    from doughflow.cli.flow import run_flow_cli
-
-    run_flow_cli(train, description=__doc__)

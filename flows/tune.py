@@ -1,9 +1,14 @@
 """Tune an experiment with Optuna: every trial trains on the cached data stages, bad trials are
 pruned from their per-epoch validation metric, the study is stored (SQLite by default) and resumed
 by a rerun, and the best config is written as YAML beside a report.
-``python -m flows.tune --config configs/pizza.yaml key=value ...``"""
+``python -m flows.tune [--config FILE] [key.path=value ...]``"""
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # parse arguments before Prefect and torch load: --help and typos answer at once
+    from doughflow.cli.flow import main
+
+    main("flows.tune:tune", __doc__)
 
 from prefect import flow
 
@@ -30,7 +35,7 @@ from tasks.tune import (
 
 @flow(name="tune", description="Optuna study over config fields; each trial a sub-flow on the cached data stages.",
       persist_result=False)
-def tune(config: ExperimentConfig = ExperimentConfig()) -> dict:
+def tune(config: ExperimentConfig = ExperimentConfig()) -> dict:  # noqa: B008 - the UI form shows it
     """Binds the result storage the config names (so trials share cached data stages), then runs the study."""
     storage = result_storage_task(config.result_storage_url())
     return study.with_options(result_storage=storage)(config)
@@ -58,9 +63,3 @@ def trial(config: ExperimentConfig, study_ref: StudyRef, plan: TrialPlan) -> dic
     paths = start_trial_task(trial_cfg, study_ref, plan)
     raw, validated, subsampled, splits = prepare_data(trial_cfg, paths)
     return train_trial_task(trial_cfg, paths, splits, study_ref, plan)
-
-
-if __name__ == "__main__":
-    from doughflow.cli.flow import run_flow_cli
-
-    run_flow_cli(tune, description=__doc__)

@@ -22,9 +22,13 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.review", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", help="bundle folder, run folder, or run id")
-    parser.add_argument("verdicts", type=Path, nargs="?", help="verdict CSV exported from review.html (or the filled template)")
+    parser.add_argument(
+        "verdicts", type=Path, nargs="?", help="verdict CSV exported from review.html (or the filled template)"
+    )
     parser.add_argument("--reviewer", default=None, help="who judged (default: the current user)")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="where run ids are looked up")
     parser.add_argument("--registry", type=Path, default=None, help="run registry (default: the run's)")
@@ -48,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"ok": False, "error": str(error)}))
         return 2
     figures = result["agreement"]
-    print(f"imported {result['imported']} verdict(s) for {result['run_id']}; {figures['samples']} samples reviewed "
-          f"by {', '.join(figures['reviewers']) or 'nobody'}")
+    print(
+        f"imported {result['imported']} verdict(s) for {result['run_id']}; {figures['samples']} samples reviewed "
+        f"by {', '.join(figures['reviewers']) or 'nobody'}"
+    )
     share = figures["share_correct"]
     print(f"judged correct: {'-' if share is None else f'{share:.1%}'} overall")
     for label, entry in figures["per_topping"].items():

@@ -20,10 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-from doughflow.packaging.bundle import SIGNATURE
-from doughflow.packaging.signing import signature_problems
-from doughflow.packaging.verify import verify_bundle_models
-
 SIGNATURE_FAILED = 5
 
 
@@ -31,9 +27,15 @@ def review_summary(review: dict | None) -> dict:
     if not review:
         return {"status": "not reviewed", "approved": False}
     figures = review.get("figures", {})
-    return {"status": review["status"], "approved": review["approved"], "reviewers": review["reviewers"],
-            "reviewed_at": review["reviewed_at"], "share_correct": figures.get("share_correct"),
-            "samples": figures.get("samples"), "reasons": review.get("reasons", [])}
+    return {
+        "status": review["status"],
+        "approved": review["approved"],
+        "reviewers": review["reviewers"],
+        "reviewed_at": review["reviewed_at"],
+        "share_correct": figures.get("share_correct"),
+        "samples": figures.get("samples"),
+        "reasons": review.get("reasons", []),
+    }
 
 
 def review_line(review: dict | None) -> str:
@@ -41,13 +43,17 @@ def review_line(review: dict | None) -> str:
     if summary["status"] == "not reviewed":
         return "review: not reviewed by people yet (python -m flows.review)"
     share = summary["share_correct"]
-    return (f"review: {summary['status']} by {', '.join(summary['reviewers'])} at {summary['reviewed_at']}: "
-            f"{summary['samples']} samples, {'-' if share is None else f'{share:.1%}'} judged correct"
-            + "".join(f"; {reason}" for reason in summary["reasons"]))
+    return (
+        f"review: {summary['status']} by {', '.join(summary['reviewers'])} at {summary['reviewed_at']}: "
+        f"{summary['samples']} samples, {'-' if share is None else f'{share:.1%}'} judged correct"
+        + "".join(f"; {reason}" for reason in summary["reasons"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("bundle", type=Path, help="bundle folder (the one holding manifest.json)")
     parser.add_argument("--require-review", action="store_true", help="exit 4 unless human reviewers approved the bundle")
     parser.add_argument("--public-key", type=Path, default=None, metavar="PUB.pem",
@@ -55,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.public_key is not None and not args.public_key.is_file():
         parser.error(f"--public-key {args.public_key}: no such file")
+    # after parsing: the model runtimes (onnxruntime, coremltools) take seconds to import
+    from doughflow.packaging.signing import signature_problems
+    from doughflow.packaging.verify import verify_bundle_models
+
     signature = signature_problems(args.bundle, args.public_key) if args.public_key is not None else []
     for line in signature:
         print(f"signature: {line}", file=sys.stderr)
@@ -67,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rejected: {line}", file=sys.stderr)
     print(review_line(report.review))
     if args.public_key is not None and not signature:
-        print(f"ok: {SIGNATURE} verifies with {args.public_key}")
+        print(f"ok: bundle.sig verifies with {args.public_key}")
     status = 1 if report.problems else 3 if report.rejected else 0
     if status == 0 and args.require_review and not (report.review or {}).get("approved"):
         status = 4

@@ -26,9 +26,13 @@ from prefect.cache_policies import NO_CACHE
 from doughflow.caching import library_versions, missing_outputs, stage_key, user_module_sources
 from doughflow.config import ExperimentConfig
 from doughflow.orchestration.results import RESULT_SERIALIZER, UntrustedResultError, matches, read_trusted
+from doughflow.orchestration.logs import route_library_logs
 from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)
+
+# Every process that defines the stage tasks runs flows: the library's INFO lines go to the run's logs.
+route_library_logs()
 
 # How many times one key may be recomputed after its files were deleted before it is overwritten.
 MAX_CACHE_GENERATIONS = 8

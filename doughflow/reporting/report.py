@@ -8,18 +8,24 @@ page is rendered with raw HTML off and a strict Content-Security-Policy (see tha
 
 from __future__ import annotations
 
+import base64
+import numbers
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from doughflow.reporting.inert import html_page, markdown_to_html, md_text
 
+from doughflow.reporting.numbers import human
+
 
 def table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table; every cell is escaped (``Md`` cells, e.g. code spans, pass as they are)."""
+    """A Markdown table: numbers written for people (:func:`doughflow.reporting.numbers.human`), every other
+    cell escaped (``Md`` cells, e.g. code spans, pass as they are)."""
 
     def cell(value: object) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return human(value)
         return md_text(value, line_start=False)
 
     lines = [
@@ -65,6 +71,27 @@ STYLE = (
     "th{background:#f4f0e8}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
     "code{background:#f6f6f6;padding:1px 4px}"
 )
+def _figure_uri(base_dir: Path, name: str) -> str | None:
+    """``name`` (a PNG beside the report, never a path out of its folder) as a data URI, or None."""
+    folder = base_dir.resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+MARKDOWN_FIGURE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+\.png)(\))")
+
+
+def inline_figures(markdown_text: str, base_dir: Path) -> str:
+    """The Markdown with every ``![alt](figure.png)`` of ``base_dir`` as a data URI, for viewers that
+    do not have the report's folder: the Prefect UI renders such images in a markdown artifact
+    (checked in headless chromium against a real server), and they stay with the text."""
+    def inline(match: re.Match) -> str:
+        uri = _figure_uri(base_dir, match.group(2))
+        return match.group(0) if uri is None else f"{match.group(1)}{uri}{match.group(3)}"
+
+    return MARKDOWN_FIGURE.sub(inline, markdown_text)
 
 
 def render_html(markdown_text: str, base_dir: Path, title: str) -> str:

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.reporting.inert import md_code, md_text
+from doughflow.reporting.numbers import human, words
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
@@ -28,19 +29,19 @@ def subsample_markdown(result: SubsampleResult, *, pseudonymise: Callable[[objec
     rows = [[s.step, s.rows_in, s.rows_out, s.rows_in - s.rows_out,
              ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-", s.seconds] for s in result.steps]
     parts = ["### Subsampling",
-             table(["step", "rows in", "rows out", "removed", "reasons", "seconds"], rows),
+             table(["step", "rows in", "rows out", "removed", "reasons", "time (s)"], rows),
              f"Every removed row, with its reason and the row kept in its place: {md_code(result.removed_path)}."]
     if result.lsh:
-        parts.append("Near-duplicate search: " + ", ".join(md_text(f"{k} {v}") for k, v in result.lsh.items()) + ".")
+        parts.append("Near-duplicate search: " + md_text(words(result.lsh)) + ".")
     truth = result.truth
     if truth:
-        def share(value):
-            return "-" if value is None else f"{value:.3f}"
+        def share(value: float | None) -> str:
+            return human(value)
 
         kinds = [[kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
                  for kind, v in sorted(truth["per_kind"].items())]
-        parts += [f"Against the planted ground truth: recall **{truth['recall']:.3f}** ({truth['found_pairs']} of "
-                  f"{truth['planted_pairs']} planted pairs), precision **{truth['precision']:.3f}** "
+        parts += [f"Against the planted ground truth: recall **{human(truth['recall'])}** ({truth['found_pairs']} of "
+                  f"{truth['planted_pairs']} planted pairs), precision **{human(truth['precision'])}** "
                   f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
                   "Per kind: recall over planted copies of that kind; precision over removed rows that are "
                   "that kind of copy (\"original\": a row that is not a planted copy).",

@@ -55,7 +55,8 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
         extra.update(manifest_extra(config, formats, decision))
         documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,
                                                 splits=splits, metrics=evaluated.metrics, formats=formats,
-                                                decision=decision, bundle_files=files,
+                                                decision=decision, bundle_files=files, epochs_run=trained.epochs_run,
+                                                world_size=trained.world_size,
                                                 training=Recipe.from_dict(trained.recipe).describe() if trained.recipe else None)
     result = build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
                           data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
-from doughflow.orchestration.artifacts import artifact_key, publish_markdown
+from doughflow.orchestration.artifacts import experiment_key, publish_markdown
 from doughflow.orchestration.runtime import flow_run_id
+from doughflow.reporting.report import inline_figures
 from doughflow.runs import RunPaths
 from doughflow.tuning import report as tune_report
 from doughflow.tuning.prune import PruneMonitor, optuna_judge
@@ -63,12 +64,10 @@ def build_report(config: ExperimentConfig, study: StudyRef, best: tune_report.Be
 
 
 def publish_report(report, study: StudyRef) -> None:
-    """Prefect markdown artifact; figures are files beside the report, so the artifact says where."""
-    folder = Path(report.markdown).parent.resolve()
-    text = Path(report.markdown).read_text()
-    for figure in report.figures:
-        text = text.replace(f"]({figure})", f"]({folder / figure})")
-    publish_markdown(artifact_key("tune", study.name), text, f"doughflow tuning study {study.name}")
+    """Prefect markdown artifact under the study's stable key (``pizza-tune-report``), figures embedded
+    as data URIs so the UI shows them (a file path renders as a broken image there)."""
+    text = inline_figures(Path(report.markdown).read_text(), Path(report.markdown).parent)
+    publish_markdown(experiment_key(study.name, "tune-report"), text, f"doughflow tuning study {study.name}")
 
 
 def summary(study: StudyRef, best: tune_report.BestConfig, report) -> dict:

@@ -86,8 +86,14 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
         read_trusted(record.read_bytes(), str(record))
 
     keys = asyncio.run(artifact_keys())
-    for prefix in ("report-", "metrics-", "bundle-", "train-progress-"):
-        assert any(key and key.startswith(prefix) for key in keys), (prefix, keys)
+    # stable per experiment (the UI keeps each key's history across runs), never per run
+    for key in ("pizza-report", "pizza-metrics", "pizza-bundle", "pizza-train-progress", "pizza-subsample",
+                "pizza-subsample-progress"):
+        assert key in keys, (key, keys)
+    assert "Prefect flow run: [http" in report or "Prefect flow run: none kept" in report
+    for text in ("## Compared with the previous run", "**Model.** `density_cnn`", "**Hardware.**", "parameters"):
+        assert text in report, text
+    assert "resumed" not in report.split("## Training")[1].split("##")[0]  # a fresh run says nothing of resuming
 
 
 def test_cli_rejects_bad_config_before_any_work(tmp_path):

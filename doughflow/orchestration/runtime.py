@@ -23,6 +23,14 @@ def flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
+def flow_run_url() -> str | None:
+    """The root flow run's page in the Prefect UI, or None outside a flow run or without a UI URL."""
+    from prefect.settings import PREFECT_UI_URL
+
+    root, ui = root_flow_run_id(), PREFECT_UI_URL.value()
+    return f"{ui.rstrip('/')}/runs/flow-run/{root}" if root and ui else None
+
+
 def flow_run_attempt() -> int:
     """1 on a flow run's first attempt, 2 after one `prefect flow-run retry`, ...; 0 outside a flow run."""
     from prefect.runtime import flow_run

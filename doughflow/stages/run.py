@@ -22,6 +22,7 @@ from doughflow.packaging.publish import PublishResult
 from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
+from doughflow.stages.track import TrackResult
 from doughflow.training.job import TrainResult
 
 
@@ -32,7 +33,7 @@ def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
 
 def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResult, trained: TrainResult,
                 exported: ExportResult, formats: DeployResult | None = None, decision: ReleaseDecision | None = None,
-                published: PublishResult | None = None) -> dict:
+                published: PublishResult | None = None, tracked: TrackResult | None = None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
     release = {}
@@ -47,6 +48,8 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
                         for f in formats.formats}}}
     if published is not None:
         release["published"] = published.url
+    if tracked is not None:
+        release["mlflow"] = tracked.summary()
     return {**release,
         "run_id": paths.run_id,
         "bundle": bundle.bundle_dir,

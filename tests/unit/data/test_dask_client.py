@@ -4,12 +4,18 @@ connection, naming the settings to make."""
 from __future__ import annotations
 
 import dask
+import distributed  # noqa: F401 - before dask.config.set below: see the note
 import pytest
 
 from doughflow.config import load_config
 from doughflow.data.dask_client import dask_client
 
 TLS = ("ca_file", "client.cert", "client.key")
+
+# Note: distributed adds its config defaults when first imported. Imported inside a dask.config.set
+# that names distributed.comm.* keys, the set's undo then deletes the whole distributed.comm section,
+# and every later LocalCluster in the process fails with KeyError: 'comm' (tests/flows/test_tune_flow.py
+# did, after this file, on the same xdist worker). Importing it first keeps the undo to these keys.
 
 
 def test_a_tls_scheduler_without_client_settings_names_them():

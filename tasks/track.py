@@ -1,8 +1,8 @@
-"""Track stage as a Prefect task: the finished run in MLflow. An I/O stage: a tracking server that
-hiccups is retried, and a retry finds the run it already logged (doughflow/tracking/mlflow_run.py)."""
+"""Track stage as a Prefect task: the finished run in MLflow. Not retried by Prefect: MLflow's client
+retries its own requests, and what still fails is reported without failing the run (see the stage)."""
 
-from doughflow.orchestration.stage_tasks import compute_task, io_task
+from doughflow.orchestration.stage_tasks import compute_task
 from doughflow.stages.track import open_tracking, track
 
 open_tracking_task = compute_task(name="open-mlflow")(open_tracking)
-track_task = io_task(name="track-mlflow")(track)
+track_task = compute_task(name="track-mlflow")(track)

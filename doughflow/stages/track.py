@@ -8,7 +8,10 @@ the ONNX model as a logged model; and for a released bundle a new version of the
 tagged with its release status and review state (``flows.review`` updates the review tag later).
 
 Never cached: the store may have changed since, and a run already tracked is found and kept (see
-doughflow/tracking/mlflow_run.py). Disabled (``tracking.mlflow.enabled=false``), it returns None
+doughflow/tracking/mlflow_run.py). MLflow failing (after its own HTTP retries) does not fail the run:
+MLflow mirrors what the bundle and doughflow's registry hold, and an outage at the end of a long run
+must not leave it unrecorded there. The error is logged and is the ``mlflow`` entry of the run's JSON
+line; rerunning with the same run id tracks it. Disabled (``tracking.mlflow.enabled=false``), it returns None
 without importing MLflow.
 """
 
@@ -32,7 +35,7 @@ from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
 from doughflow.tracking.mlflow_run import RELEASE_TAG, REVIEW_TAG, RunRecord, TrackedRun, log_train_run
 from doughflow.tracking.naming import flatten_params, redact
-from doughflow.tracking.store import warm_up
+from doughflow.tracking.store import TrackingError, warm_up
 from doughflow.training.job import TrainResult
 
 log = logging.getLogger(__name__)
@@ -40,14 +43,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrackResult:
-    """The MLflow run of this doughflow run, and the seconds logging it took."""
+    """The MLflow run of this doughflow run (or why there is none), and the seconds tracking took."""
 
-    tracked: TrackedRun
+    tracked: TrackedRun | None
     seconds: float
+    error: str | None = None
 
     def summary(self) -> dict:
         """What the run's final JSON line says about MLflow."""
         tracked = self.tracked
+        if tracked is None:
+            return {"error": self.error, "seconds": round(self.seconds, 2)}
         out = {
             "uri": tracked.uri,
             "experiment_id": tracked.experiment_id,
@@ -163,7 +169,17 @@ def track(
         return None
     started = time.perf_counter()
     record = run_record(config, paths, trained, evaluated, exported, report, bundle, decision, formats, published)
-    tracked = log_train_run(config.mlflow_uri(), record)
+    try:
+        tracked = log_train_run(config.mlflow_uri(), record)
+    except TrackingError as error:
+        # MLflow mirrors the run; the bundle and doughflow's registry hold it whatever MLflow says.
+        log.error(
+            "%s. The run itself is complete and recorded; `python -m flows.train --run-id %s` with the "
+            "same config tracks it once MLflow answers (every stage is served from the cache).",
+            error,
+            paths.run_id,
+        )
+        return TrackResult(None, time.perf_counter() - started, str(error))
     result = TrackResult(tracked, time.perf_counter() - started)
     version = (
         f", registered as {tracked.registered_model} version {tracked.model_version}" if tracked.model_version else ""

@@ -7,13 +7,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import onnx
 import pytest
 from mlflow import MlflowClient
-from onnx import TensorProto, helper
 
 from doughflow.tracking.mlflow_run import RunRecord, log_train_run, set_review_state
 from doughflow.tracking.store import TrackingError, how_to_look
+from tests.support.onnx_models import tiny_onnx
 
 EPOCHS = [
     {"epoch": 1, "train_loss": 2.0, "lr": 0.003, "seconds": 1.5, "global_step": 12, "val_mae": 0.9},
@@ -27,14 +26,6 @@ FINAL = {
         "per_topping": {"olive": {"mae": 0.3, "exact_count_accuracy": 0.9}},
     }
 }
-
-
-def tiny_onnx(path) -> str:
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [None, 3])
-    y = helper.make_tensor_value_info("counts", TensorProto.FLOAT, [None, 3])
-    graph = helper.make_graph([helper.make_node("Relu", ["images"], ["counts"])], "counter", [x], [y])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
-    return str(path)
 
 
 def record(tmp_path, run_id: str, experiment: str, released: bool) -> RunRecord:

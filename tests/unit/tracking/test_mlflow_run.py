@@ -101,7 +101,7 @@ def test_a_released_run_reads_back_whole(mlflow_uri, tmp_path):
 
 def test_a_rejected_run_registers_nothing_and_an_unfinished_one_is_replaced(mlflow_uri, tmp_path):
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = client.create_experiment("runs-rejected")
+    experiment = client.create_experiment("runs-rejected", artifact_location=(tmp_path / "store").as_uri())
     crashed = client.create_run(experiment, tags={"doughflow.run_id": "pizza-run2"})  # logging died mid-way
     tracked = log_train_run(mlflow_uri, record(tmp_path, "pizza-run2", "runs-rejected", released=False))
     assert tracked.model_version is None and tracked.model_id is not None

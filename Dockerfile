@@ -19,8 +19,9 @@ RUN python -m pip install -q -c constraints-cpu.txt $PIP_TORCH pip setuptools wh
  && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH -e '.[s3,postgres,stack]'
 COPY configs configs
 COPY deployments deployments
-# What the services write: run folders (the artifacts volume) and the Dask certificates (the certs
-# volume). A new named volume takes these folders' owner, so the user can write into it.
-RUN mkdir -p artifacts certs && chown doughflow:doughflow artifacts certs
+# What the services write: run folders (the artifacts volume), the Dask certificates (the certs
+# volume) and MLflow's store (the mlflow volume). A new named volume takes these folders' owner, so
+# the user can write into it.
+RUN mkdir -p artifacts certs mlflow && chown doughflow:doughflow artifacts certs mlflow
 ENV DOUGHFLOW_HOME=/opt/doughflow PYTHONUNBUFFERED=1 HOME=/home/doughflow
 USER doughflow:doughflow

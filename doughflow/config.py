@@ -263,6 +263,52 @@ class MicroBatchSearchConfig(_Strict):
     headroom: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the GPU's memory (or of train.memory_budget_gb on a CPU) left unused, for DeepSpeed's buffers, fragmentation and the loader.")
 
 
+class TensorBoardMonitorConfig(_Strict):
+    """DeepSpeed's ``tensorboard`` monitor, keys as DeepSpeed defines them (needs the tensorboard package)."""
+
+    enabled: bool = Field(False, description="Write DeepSpeed's events (learning rate per step) and the trainer's (loss, images/s, validation metrics) as TensorBoard event files.")
+    output_path: str = Field("", description="Folder of the event files; empty: the run's train/monitor folder.")
+    job_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="Sub-folder of output_path, one per run; empty: the run id.")
+
+
+class CsvMonitorConfig(_Strict):
+    """DeepSpeed's ``csv_monitor``: one CSV file per event name, rows of (step, value)."""
+
+    enabled: bool = Field(False, description="Write every monitor event to CSV files (step = samples trained on).")
+    output_path: str = Field("", description="Folder of the CSV files; empty: the run's train/monitor folder.")
+    job_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="Sub-folder of output_path, one per run; empty: the run id.")
+
+
+class WandbMonitorConfig(_Strict):
+    """DeepSpeed's ``wandb`` monitor (needs the wandb package and a W&B login or WANDB_API_KEY when training starts)."""
+
+    enabled: bool = Field(False, description="Log every monitor event to Weights & Biases.")
+    group: str | None = Field(None, description="W&B group, to put runs side by side.")
+    team: str | None = Field(None, description="W&B team (entity); empty: your default entity.")
+    project: str = Field("deepspeed", min_length=1, description="W&B project.")
+
+
+class DeepSpeedMonitorConfig(_Strict):
+    """DeepSpeed's own monitors, passed into its config as its ``tensorboard``, ``csv_monitor`` and ``wandb``
+    sections. DeepSpeed writes the learning rate at every optimizer step; the trainer adds its loss and
+    images/s every train.log_every_steps and the validation metrics every epoch, all at step = samples trained on."""
+
+    tensorboard: TensorBoardMonitorConfig = Field(default_factory=TensorBoardMonitorConfig)
+    csv_monitor: CsvMonitorConfig = Field(default_factory=CsvMonitorConfig)
+    wandb: WandbMonitorConfig = Field(default_factory=WandbMonitorConfig)
+
+    @property
+    def enabled(self) -> bool:
+        return self.tensorboard.enabled or self.csv_monitor.enabled or self.wandb.enabled
+
+
+class DeepSpeedSectionConfig(_Strict):
+    """Sections of DeepSpeed's own config that pass through to it unchanged (the rest of its config is
+    built from train.*: see the bundle's ds_config.json)."""
+
+    monitor: DeepSpeedMonitorConfig = Field(default_factory=DeepSpeedMonitorConfig)
+
+
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     epochs: int = Field(16, ge=1, le=1000)
@@ -314,6 +360,9 @@ class TrainConfig(_Strict):
                              f"({micro}) on every one of {processes} processes (launcher.num_processes x num_nodes): "
                              f"make it a multiple of {micro * processes} or change micro_batch_size")
         return self
+
+
+    deepspeed: DeepSpeedSectionConfig = Field(default_factory=DeepSpeedSectionConfig)
 
 
 class EvaluateConfig(_Strict):
@@ -616,6 +665,25 @@ def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
             raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space (fix the keys, or drop the baseline with tune.enqueue=[])")
 
 
+class MlflowConfig(_Strict):
+    """MLflow tracking: every train run becomes an MLflow run (config as params; data fingerprint, git
+    commit, run ids and release status as tags; per-epoch and final metrics; report, bundle and the ONNX
+    model), a released bundle a version of a registered model, and a tuning study a parent run with one
+    nested run per trial."""
+
+    enabled: bool = Field(True, description="Log runs, models and tuning studies to MLflow.")
+    uri: str | None = Field(None, description="Tracking URI: a server (http://host:5000) or a database (sqlite:///path.db); empty: MLFLOW_TRACKING_URI, else sqlite:///<artifacts_dir>/mlflow.db (mlflow ui --backend-store-uri <that> shows it, no server needed).")
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment; empty: the experiment name.")
+    registered_model: str | None = Field(None, min_length=1, description="Registered model a released bundle becomes a version of; empty: the experiment name.")
+    log_bundle: bool = Field(True, description="Copy the whole bundle into the run's artifacts (the report and the ONNX model are logged either way).")
+
+
+class TrackingConfig(_Strict):
+    """Where runs are tracked besides doughflow's own registry."""
+
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -642,6 +710,7 @@ class ExperimentConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     card: CardConfig = Field(default_factory=CardConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("labels")
     @classmethod
@@ -683,6 +752,12 @@ class ExperimentConfig(_Strict):
 
     def registry_file(self) -> str:
         return self.registry_path or str(Path(self.artifacts_dir) / "registry.sqlite")
+
+    def mlflow_uri(self) -> str:
+        """``tracking.mlflow.uri``, else MLFLOW_TRACKING_URI (the compose stack sets it for its worker), else
+        a SQLite store beside the runs (an absolute path: MLflow resolves a relative one against the cwd)."""
+        return (self.tracking.mlflow.uri or os.environ.get("MLFLOW_TRACKING_URI")
+                or f"sqlite:///{(Path(self.artifacts_dir) / 'mlflow.db').resolve()}")
 
     def config_hash(self) -> str:
         """Stable hash of every field: two runs with equal hashes had the same configuration."""

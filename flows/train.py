@@ -1,6 +1,6 @@
 """The training pipeline: fetch -> validate -> subsample -> split (the prepare-data sub-flow) -> train ->
 evaluate -> export -> deploy formats -> behaviour tests -> release gates -> report -> package -> publish
--> review packet -> record. ``python -m flows.train [--config FILE] [key.path=value ...]``"""
+-> review packet -> MLflow -> record. ``python -m flows.train [--config FILE] [key.path=value ...]``"""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from tasks.release import enforce_release_task, release_gates_task
 from tasks.report import publish_report_task, publish_run_task, report_task
 from tasks.review import review_packet_task
 from tasks.run import result_storage_task, run_summary_task, start_run_task
+from tasks.track import open_tracking_task, track_task
 from tasks.train import train_task
 
 
@@ -42,6 +43,7 @@ def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = 
 @flow(name="train-pipeline", result_serializer=RESULT_SERIALIZER)
 def pipeline(config: ExperimentConfig, run_id: RunId | None = None) -> dict:
     paths = start_run_task(config, run_id)
+    open_tracking_task(config)
     raw, validated, subsampled, splits = prepare_data(config, paths)
     trained = train_task(config, paths, splits)
     evaluated = evaluate_task(config, paths, splits, trained)
@@ -56,7 +58,8 @@ def pipeline(config: ExperimentConfig, run_id: RunId | None = None) -> dict:
     published = publish_bundle_task(config, bundle, decision)
     publish_report_task(config, report, paths.run_id)
     review_packet_task(config, paths, splits, trained, evaluated, formats, bundle)
-    summary = run_summary_task(paths, bundle, evaluated, trained, exported, formats, decision, published)
+    tracked = track_task(config, paths, trained, evaluated, exported, report, bundle, decision, formats, published)
+    summary = run_summary_task(paths, bundle, evaluated, trained, exported, formats, decision, published, tracked)
     publish_run_task(config, summary)
     record_task(config, paths, summary, decision)
     enforce_release_task(decision, bundle)

@@ -62,5 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         value = entry["share_correct"]
         print(f"  {label}: {'-' if value is None else f'{value:.1%}'} of {entry['judged']}")
     print(f"review: {result['review']}" + "".join(f"\n  - {reason}" for reason in result["reasons"]))
+    if "error" in result.get("mlflow", {}):
+        print(f"warning: {result['mlflow']['error']}", file=sys.stderr)
     print(json.dumps({"ok": True, **result}))
     return 0 if result["approved"] else 3

@@ -1,6 +1,7 @@
 """Importing human verdicts on a run's review packet: check them against the packet, store them in
 the run registry, put every stored verdict through the review gate, and write the outcome into the
-bundle's manifest and model card (``python -m flows.review`` is the command line over this)."""
+bundle's manifest and model card (``python -m flows.review`` is the command line over this). With MLflow
+tracking on, the outcome also becomes the ``review`` tag of the run's MLflow run and registered versions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from doughflow.config import ExperimentConfig
 from doughflow.experiment import load_experiment
 from doughflow.packaging.bundle import MANIFEST
 from doughflow.packaging.signing import signing_key_path
@@ -18,6 +20,8 @@ from doughflow.review.labelled import export_labelled
 from doughflow.review.packet import load_packet
 from doughflow.review.verdicts import Verdict, agreement, read_verdicts
 from doughflow.runs import InvalidRunIdError, check_run_id
+from doughflow.tracking.mlflow_run import set_review_state
+from doughflow.tracking.store import TrackingError
 
 
 def resolve_bundle(target: str, artifacts: Path) -> Path:
@@ -76,9 +80,26 @@ def import_review(bundle: Path, verdicts_file: Path | None, reviewer: str, regis
     result = {"run_id": run_id, "bundle": str(bundle), "imported": imported, "registry": str(registry),
               "agreement": figures, "review": approval["status"], "approved": approval["approved"],
               "reasons": approval["reasons"]}
+    if config.tracking.mlflow.enabled:
+        result["mlflow"] = mirror_review(config, bundle, run_id, approval)
     if labelled_out is not None:
         data = config.data
         result["labelled"] = {"path": str(labelled_out), "rows": export_labelled(
             review_dir, packet, stored, labelled_out, id_column=data.id_column, image_column=data.image_column,
             group_column=data.group_column, target_prefix=data.target_prefix)}
     return result
+
+
+def mirror_review(config: ExperimentConfig, bundle: Path, run_id: str, approval: dict) -> dict:
+    """Set the review tag in MLflow; what happened, as a dict for the command's JSON line. The verdicts
+    are stored whatever MLflow says, so a failure is reported, not raised: rerunning the import without a
+    verdict file sets the tag again."""
+    # A run logged to the default store has it in its artifacts folder: the bundle's grandparent.
+    uri = config.model_copy(update={"artifacts_dir": str(bundle.resolve().parent.parent)}).mlflow_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return {"skipped": f"no MLflow store at {uri} (the run was not tracked there)"}
+    experiment = config.tracking.mlflow.experiment or config.name
+    try:
+        return {"tagged": set_review_state(uri, experiment, run_id, approval)}
+    except TrackingError as error:
+        return {"error": f"{error}; the verdicts are stored: rerun without a verdict file to set the tag again"}

@@ -23,6 +23,7 @@ from doughflow.release.gates import ReleaseDecision
 from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
+from doughflow.stages.track import TrackResult
 from doughflow.training.job import TrainResult
 from doughflow.training.recipe import Recipe
 
@@ -39,7 +40,7 @@ def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
 
 def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResult, trained: TrainResult,
                 exported: ExportResult, formats: DeployResult | None = None, decision: ReleaseDecision | None = None,
-                published: PublishResult | None = None) -> dict:
+                published: PublishResult | None = None, tracked: TrackResult | None = None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
     release = {}
@@ -54,6 +55,8 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
                         for f in formats.formats}}}
     if published is not None:
         release["published"] = published.url
+    if tracked is not None:
+        release["mlflow"] = tracked.summary()
     return {**release,
         "run_id": paths.run_id,
         # world size, device, global batch, effective learning rate: how the hardware shaped this run

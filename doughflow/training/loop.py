@@ -31,7 +31,15 @@ from tqdm import tqdm
 from doughflow.training import checkpoint as ckpt
 from doughflow.training.control import await_verdict, publish_epoch
 from doughflow.training.early_stopping import judge_epoch
-from doughflow.training.engine import AUTOCAST, backward_step, build_engine, forward_loss, full_state_dict, resolved_ds_config
+from doughflow.training.engine import (
+    AUTOCAST,
+    backward_step,
+    build_engine,
+    forward_loss,
+    full_state_dict,
+    resolved_ds_config,
+    write_monitor_events,
+)
 from doughflow.training.inference import make_model
 from doughflow.training.job import TrainJob, TrainResult, resume_fingerprint, write_result
 from doughflow.training.losses import LossLog, nan_message, problem_loss
@@ -158,10 +166,10 @@ def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPla
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.effective_learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size))
-    engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size)
+    engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size, job.out_dir)
     ds_config_path = Path(job.out_dir) / "ds_config.json"
     if process.is_main:
-        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates, recipe)
+        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates, recipe, job.out_dir)
         ds_config_path.write_text(json.dumps(config, indent=2))
     return engine, scheduler, ds_config_path
 
@@ -341,6 +349,10 @@ def report_progress(run: Run, bar: tqdm, clock: EpochClock, epoch: int, step: in
         return
     write_progress(run.job.out_dir, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=clock.steps,
                    loss=value, images_per_second=rate)
+    if value is not None:
+        samples = run.engine.global_samples
+        write_monitor_events(run.engine, [("Train/Samples/train_loss", value, samples),
+                                          ("Train/Samples/images_per_second", rate, samples)])
     if bar.disable and time.perf_counter() - run.last_report > 30:
         # No terminal (Prefect, CI): a log line stands in for the progress bar.
         run.last_report = time.perf_counter()
@@ -381,6 +393,11 @@ def validate_and_judge(run: Run, epoch: int, record: dict) -> tuple[bool, bool]:
             log.info("stopped after epoch %d: the tuner pruned this run", epoch + 1)
     run.state.history["epoch"].append(record)
     log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+    samples = run.engine.global_samples
+    write_monitor_events(run.engine, [("Train/Samples/epoch", record["epoch"], samples),
+                                      ("Train/Samples/epoch_train_loss", record["train_loss"], samples),
+                                      *[(f"Val/Samples/{key[4:]}", value, samples) for key, value in record.items()
+                                        if key.startswith("val_") and isinstance(value, (int, float))]])
     return improved, stop
 
 

@@ -1,6 +1,6 @@
 """The stack is private unless opened on purpose, as docker-compose.yml and the Dockerfile write it:
-every published port on 127.0.0.1 unless DOUGHFLOW_BIND_ADDRESS says otherwise (the dashboard,
-which has no login, always); no credential in a tracked file, each one a required value of the
+every published port on 127.0.0.1 unless DOUGHFLOW_BIND_ADDRESS says otherwise (the Dask dashboard
+and the MLflow server, which have no login, always); no credential in a tracked file, each one a required value of the
 untracked .env; images pinned to exact versions, run as a non-root user without privileges."""
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ def test_every_port_listens_on_loopback_unless_opened():
     for values, address in [(secrets, "127.0.0.1"), ({**secrets, "DOUGHFLOW_BIND_ADDRESS": ""}, "127.0.0.1"),
                             ({**secrets, "DOUGHFLOW_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")]:
         published = _published(values)
-        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3"}
+        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3",
+                                                                        "mlflow"}
         for name, ports in published.items():
             for port in ports:
                 host, _, _ = port.rpartition(":")[0].rpartition(":")
-                expected = "127.0.0.1" if port.endswith(":8787") else address  # the dashboard has no login
+                # the Dask dashboard and the MLflow server have no login
+                expected = "127.0.0.1" if port.endswith((":8787", ":5000")) else address
                 assert host == expected, (name, port)
 
 

@@ -15,6 +15,11 @@ from doughflow.data.dask_client import dask_client
 
 TLS = ("ca_file", "client.cert", "client.key")
 
+# Note: distributed adds its config defaults when first imported. Imported inside a dask.config.set
+# that names distributed.comm.* keys, the set's undo then deletes the whole distributed.comm section,
+# and every later LocalCluster in the process fails with KeyError: 'comm' (tests/flows/test_tune_flow.py
+# did, after this file, on the same xdist worker). Importing it first keeps the undo to these keys.
+
 
 def test_a_tls_scheduler_without_client_settings_names_them():
     config = load_config(None, ["dask.address=tls://127.0.0.1:9"]).dask

@@ -53,6 +53,27 @@ def test_same_data_config_seed_gives_identical_weights(reference, tiny_shards, t
     assert other_seed.weights_sha256 != reference.weights_sha256
 
 
+def test_deepspeed_csv_monitor_gets_the_trainers_events_and_changes_nothing(reference, tiny_shards, tmp_path):
+    cfg = tiny_train_config(log_every_steps=4, deepspeed={"monitor": {"csv_monitor": {"enabled": True,
+                                                                                     "output_path": str(tmp_path / "csv"),
+                                                                                     "job_name": "tiny"}}})
+    monitored = run_training(_job(tiny_shards, tmp_path / "run", cfg))
+    assert monitored.weights_sha256 == reference.weights_sha256  # the same training, only watched
+
+    def column(name: str) -> list[tuple[int, float]]:
+        rows = (tmp_path / "csv" / "tiny" / f"{name}.csv").read_text().splitlines()[1:]
+        return [(int(step), float(value)) for step, value in (row.split(",") for row in rows)]
+
+    assert [step for step, _ in column("Train_Samples_lr")] == [16 * (i + 1) for i in range(24)]  # every update
+    losses = column("Train_Samples_train_loss")
+    assert [step for step, _ in losses] == [64, 128, 192, 256, 320, 384]  # every 4 of 12 steps an epoch
+    assert [value for _, value in losses] == [monitored.history["step_loss"][i] for i in (3, 7, 11, 15, 19, 23)]
+    epochs = monitored.history["epoch"]
+    assert column("Val_Samples_mae") == [(192, epochs[0]["val_mae"]), (384, epochs[1]["val_mae"])]
+    assert [value for _, value in column("Train_Samples_epoch")] == [1.0, 2.0]
+    assert json.loads(Path(monitored.ds_config_path).read_text())["csv_monitor"]["output_path"] == str(tmp_path / "csv")
+
+
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards, tmp_path):
     cfg = tiny_train_config(launcher={"isolate": True})
     job = _job(tiny_shards, tmp_path, cfg)

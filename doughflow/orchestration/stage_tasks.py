@@ -43,8 +43,10 @@ MAX_CACHE_GENERATIONS = 8
 ADAPTER_FIELDS = ("labels", "data.adapter", "data.import_module", "data.target_prefix", "data.max_count",
                   "data.label_column")
 COLUMNS = ("data.id_column", "data.image_column")
-# Read by stages without changing any result (where the data stages compute): never part of a key.
-KEY_EXEMPT_FIELDS = ("dask",)
+# Read by stages without changing any result, never part of a key: where the data stages compute
+# (``dask``), and the experiment name, which only names the Prefect artifacts a stage publishes while
+# it runs (``pizza-subsample-progress``); two experiments with the same data share the cached result.
+KEY_EXEMPT_FIELDS = ("dask", "name")
 
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).

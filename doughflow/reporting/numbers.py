@@ -36,6 +36,8 @@ def _significant(value: float) -> str:
         return "0"
     rounded = float(f"{value:.{SIGNIFICANT}g}")
     magnitude = abs(rounded)
+    if magnitude >= 1e15 or math.isinf(rounded):  # rounding 1.795e308 overflows; nobody reads 16 digits anyway
+        return f"{value:.{SIGNIFICANT - 1}e}"
     if magnitude >= 1000:
         return f"{round(rounded):,}"
     if magnitude < 1e-3:

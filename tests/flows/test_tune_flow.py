@@ -99,7 +99,7 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
         async with get_client() as client:
             return {a.key for a in await client.read_artifacts()}
 
-    assert "tune-pizza" in asyncio.run(artifact_keys())  # the study report, as a Prefect markdown artifact
+    assert "pizza-tune-report" in asyncio.run(artifact_keys())  # the study report, as a Prefect markdown artifact
 
     states = _trial_data_stage_states()
     assert set(states["trial-0"].values()) <= {"Completed", "Cached"}, states

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data.dedup.fileshuffle import read_part, write_parts
+from doughflow.data.dedup.fileshuffle import read_part, write_parts, write_sorted_parts
 from doughflow.data.dedup.minhash import char_shingle_hashes64, normalised_words, word_shingle_hashes64
 from doughflow.data.dedup.reduce import in_sorted
 from doughflow.data.dedup.sketch import id_keys
@@ -31,6 +31,9 @@ def _shingle_lists(normal: pa.Array, word_hash: np.ndarray, doc_offsets: np.ndar
         hashes, per_doc = char_shingle_hashes64(normal, size)
     offsets = np.concatenate([[0], np.cumsum(per_doc)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.uint64()))
+
+
+ROWS_PER_WRITE = 20_000  # endpoint rows built and written at once by a map task
 
 
 def rows_file(map_path: str) -> str:
@@ -59,17 +62,26 @@ def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: 
     edge, side, row = np.concatenate(edge_parts), np.concatenate(side_parts), np.concatenate(row_parts)
     part = edge % parts
     write_parts(pa.table({"edge": edge, "side": side, "key": sorted_keys[row]}), part, parts, out_path)
-    # a row at the centre of a big LSH bucket ends hundreds of edges: its shingles go once to each part
-    needed = np.unique(part * max(len(rows), 1) + row)
-    needed_part, needed_row = needed // max(len(rows), 1), needed % max(len(rows), 1)
+    # a row at the centre of a big LSH bucket ends hundreds of edges: its shingles go once to each part,
+    # and the parts are written a chunk at a time (4.1M candidate edges of 200k records needed 2M rows)
+    width = max(len(rows), 1)
+    needed = np.unique(part * width + row)  # sorted by part, then row
+    needed_part, needed_row = needed // width, needed % width
     normal, word_hash, doc_offsets = normalised_words(table.column(text_column).combine_chunks().take(pa.array(rows)))
     shingles = _shingle_lists(normal, word_hash, doc_offsets, kind, size)
-    take = pa.array(needed_row)
-    columns = {"key": sorted_keys[needed_row], "id": ids.take(pa.array(rows)).take(take), "shingles": shingles.take(take)}
-    if short_chars:
-        text = pc.if_else(pc.less_equal(pc.utf8_length(normal), short_chars), normal, pa.scalar(None, pa.string()))
-        columns["text"] = text.take(take)
-    write_parts(pa.table(columns), needed_part, parts, rows_file(out_path))
+    row_ids = ids.take(pa.array(rows))
+    short = pc.if_else(pc.less_equal(pc.utf8_length(normal), short_chars), normal, pa.scalar(None, pa.string())) \
+        if short_chars else None
+
+    def rows_of(lo: int, hi: int) -> pa.Table:
+        take = pa.array(needed_row[lo:hi], pa.int64())
+        columns = {"key": pa.array(sorted_keys[needed_row[lo:hi]], pa.int64()), "id": row_ids.take(take),
+                   "shingles": shingles.take(take)}
+        if short is not None:
+            columns["text"] = short.take(take)
+        return pa.table(columns)
+
+    write_sorted_parts(rows_of, needed_part, parts, rows_file(out_path), ROWS_PER_WRITE)
     return len(rows)
 
 
@@ -91,6 +103,8 @@ def verify_part(map_paths: list[str], part: int, short_chars: int) -> pd.DataFra
     if not len(first):
         return empty
     table = read_part([rows_file(p) for p in map_paths], part)
+    if table is None:
+        return empty
     row_keys = table.column("key").to_numpy()
     by_key = np.argsort(row_keys, kind="stable")
     left = by_key[np.searchsorted(row_keys[by_key], key[first])]

@@ -39,4 +39,4 @@ def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = 
 if __name__ == "__main__":
     from doughflow.cli.flow import run_flow_cli
 
-    run_flow_cli(prepare, description=__doc__)
+    run_flow_cli(prepare, description=__doc__, trains=False)

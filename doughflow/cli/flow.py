@@ -22,11 +22,13 @@ def parse_args(argv: list[str] | None, description: str | None, takes_run_id: bo
     return parser.parse_args(argv)
 
 
-def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None) -> dict:
+def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None,
+                 trains: bool = True) -> dict:
+    """``trains``: the flow trains a model, so the config's adapter must have one (flows.prepare: False)."""
     takes_run_id = "run_id" in inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters
     args = parse_args(argv, description, takes_run_id)
     try:
-        config = load_experiment(args.config, args.overrides)
+        config = load_experiment(args.config, args.overrides, trains=trains)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

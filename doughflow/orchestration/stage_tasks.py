@@ -33,12 +33,12 @@ MAX_CACHE_GENERATIONS = 8
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources"),
+    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources", "data.id_column"),
     "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count",
-                 "data.adapter", "data.label_column", "data.import_module"),
+                 "data.adapter", "data.label_column", "data.import_module", "data.text_columns", "data.max_text_chars"),
     "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",
-                  "data.target_prefix"),
-    "split": ("split", "data.group_column"),
+                  "data.target_prefix", "data.adapter", "data.text_columns"),
+    "split": ("split", "data.group_column", "data.id_column"),
     "train": ("train", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix",
               "data.adapter"),
     "evaluate": ("evaluate", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix",

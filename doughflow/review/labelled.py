@@ -35,19 +35,24 @@ def labelled_rows(packet: dict, verdicts: list[dict]) -> dict[str, tuple[dict[st
 
 
 def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_path: Path, *, id_column: str,
-                    image_column: str, group_column: str, target_prefix: str) -> int:
-    """Write the Parquet file; returns its row count."""
+                    image_column: str, group_column: str | None, target_prefix: str) -> int:
+    """Write the Parquet file; returns its row count. ``group_column`` None (or absent from the reviewed
+    rows): the data has no groups, and neither does the file."""
     chosen = labelled_rows(packet, verdicts)
     originals = pq.read_table(Path(review_dir) / SAMPLES).to_pylist()
     by_id = {str(row[id_column]): row for row in originals}
-    columns: dict[str, list] = {id_column: [], image_column: [], group_column: [],
+    if group_column and originals and group_column not in originals[0]:
+        group_column = None
+    groups = [group_column] if group_column else []
+    columns: dict[str, list] = {id_column: [], image_column: [], **{name: [] for name in groups},
                                 **{f"{target_prefix}{label}": [] for label in packet["labels"]},
                                 **{name: [] for name in ORIGIN_COLUMNS}}
     for sample_id, (counts, verdict) in sorted(chosen.items()):
         source = by_id[sample_id]
         columns[id_column].append(f"review-{sample_id}")
         columns[image_column].append(source[image_column])
-        columns[group_column].append(str(source[group_column]))
+        for name in groups:
+            columns[name].append(str(source[name]))
         for label in packet["labels"]:
             columns[f"{target_prefix}{label}"].append(int(counts[label]))
         origin = [packet["run_id"], sample_id, verdict["reviewer"], verdict["verdict"], verdict["reviewed_at"],
@@ -55,7 +60,7 @@ def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_pa
         for name, value in zip(ORIGIN_COLUMNS, origin):
             columns[name].append(value)
     schema = pa.schema([pa.field(id_column, pa.string()), pa.field(image_column, pa.binary()),
-                        pa.field(group_column, pa.string()),
+                        *[pa.field(name, pa.string()) for name in groups],
                         *[pa.field(f"{target_prefix}{label}", pa.int16()) for label in packet["labels"]],
                         *[pa.field(name, pa.string()) for name in ORIGIN_COLUMNS]])
     out_path = Path(out_path)

@@ -63,9 +63,10 @@ def label_name(label: str | int) -> str:
 
 
 def label_key(label: str | int) -> str:
-    """A label as part of a column name: the label itself when it is letters, digits and _ (so
-    count_pepperoni stays count_pepperoni), else those characters plus 8 hex digits of its hash,
-    so two labels never share a key ("a b" -> a_b_7faae47c, while "a_b" stays a_b)."""
+    """A label as part of a column name: the label itself when it is up to 64 letters, digits and _
+    (so count_pepperoni stays count_pepperoni), else those characters plus 8 hex digits of its hash,
+    so labels that clean to the same characters still differ ("a b" -> a_b_7faae47c while "a_b" stays
+    a_b); check_labels refuses the rare pair that would still share a key."""
     name = label_name(label)
     if _PLAIN_LABEL.fullmatch(name):
         return name

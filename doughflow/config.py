@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -26,7 +27,17 @@ try:
     import yaml
 except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
     yaml = None
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from doughflow.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
@@ -36,6 +47,53 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pizza.yam
 
 class ConfigError(ValueError):
     """Raised for any configuration problem; the message names the file and the field."""
+
+
+# A label as the data has it: a class name ("cat", "3 door", "crème") or a class number (0..9).
+Label = StrictStr | StrictInt
+MAX_LABEL_CHARS = 200
+_PLAIN_LABEL = re.compile(r"[A-Za-z0-9_]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def label_name(label: str | int) -> str:
+    """A label's text: how class values in the data are matched (an integer class column's 3 is
+    the label 3 or "3") and how reports show it."""
+    return str(label)
+
+
+def label_key(label: str | int) -> str:
+    """A label as part of a column name: the label itself when it is up to 64 letters, digits and _
+    (so count_pepperoni stays count_pepperoni), else those characters plus 8 hex digits of its hash,
+    so labels that clean to the same characters still differ ("a b" -> a_b_7faae47c while "a_b" stays
+    a_b); check_labels refuses the rare pair that would still share a key."""
+    name = label_name(label)
+    if _PLAIN_LABEL.fullmatch(name):
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")[:48] or "label"
+    return f"{cleaned}_{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
+
+
+def check_labels(labels: list[str | int]) -> list[str | int]:
+    """Non-empty, printable, unique by their text and by their column key; raises ValueError naming the label."""
+    names: dict[str, str | int] = {}
+    keys: dict[str, str | int] = {}
+    for label in labels:
+        name = label_name(label)
+        if isinstance(label, str):
+            if not label.strip():
+                raise ValueError(f"label {label!r} is empty")
+            if _CONTROL.search(label):
+                raise ValueError(f"label {label!r} holds a control character (tab, newline, ...)")
+            if len(label) > MAX_LABEL_CHARS:
+                raise ValueError(f"label {label[:40]!r}... is longer than {MAX_LABEL_CHARS} characters")
+        if name in names:
+            raise ValueError(f"labels must be unique: {names[name]!r} and {label!r} are the same class (both read {name!r})")
+        key = label_key(label)
+        if key in keys:
+            raise ValueError(f"labels {keys[key]!r} and {label!r} would name the same column ({key!r}): rename one")
+        names[name], keys[key] = label, label
+    return labels
 
 
 class _Strict(BaseModel):
@@ -111,18 +169,21 @@ class DaskConfig(_Strict):
 
 
 class NearDupConfig(_Strict):
-    """Near-duplicate removal: MinHash + LSH for text, perceptual hash + Hamming LSH for images."""
+    """Near-duplicate removal: MinHash + LSH for text, perceptual hash + Hamming LSH for images. With no
+    settings, text gets shingles and a threshold chosen from its measured length (README: Subsampling)."""
 
-    kind: Literal["none", "image", "text"] = Field("image", description="What the rows are compared on; none disables near-dup.")
-    text_column: str = Field("text", description="Text column for kind=text.")
-    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Text: Jaccard similarity at or above which two rows are near-duplicates.")
-    shingle: Literal["word", "char"] = Field("word", description="Text shingles: word n-grams or character n-grams.")
-    shingle_size: int = Field(3, ge=1, le=32, description="n of the n-gram shingles.")
+    kind: Literal["auto", "none", "image", "text"] = Field("auto", description="What the rows are compared on: auto: their text with the text adapter (data.adapter: text), their images otherwise; none disables near-dup.")
+    text_column: str | None = Field(None, description="kind=text: the column compared. Empty: the text adapter's text (data.text_columns, joined), else the column 'text'.")
+    threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Text: Jaccard similarity of shingle sets at or above which two rows are near-duplicates. Empty: 0.7 with character shingles, 0.6 with word shingles (where F1 peaked on planted short records and reviews).")
+    shingle: Literal["auto", "word", "char"] = Field("auto", description="Text shingles: word n-grams or character n-grams. auto: characters when the median text (normalised) has at most short_text_chars characters, words otherwise: one typo changes a third of a short record's word 3-grams.")
+    shingle_size: int | None = Field(None, ge=1, le=32, description="n of the n-gram shingles; empty: 3 for characters, 2 for words.")
+    short_text_chars: int = Field(100, ge=1, description="shingle=auto: texts whose median normalised length is at most this many characters get character shingles (they cost one MinHash update per character, ~6x words).")
     num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations.")
     scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch MinHash permutation scheme reproduced bit for bit.")
     seed: int = Field(1, description="MinHash seed (datasketch's seed).")
-    false_negative_weight: float = Field(0.9, gt=0.0, lt=1.0, description="Weight of misses vs false candidates when bands x rows are chosen from the threshold (datasketch's optimiser); verification removes the false candidates.")
-    verify: Literal["signature", "exact", "none"] = Field("signature", description="Check candidate pairs: signature agreement (estimated Jaccard), exact Jaccard of shingles (gathers candidate texts), or not at all.")
+    false_negative_weight: float = Field(0.9, gt=0.0, lt=1.0, description="Weight of misses vs false candidates when bands x rows are chosen (datasketch's optimiser); verification removes the false candidates.")
+    candidate_margin: float = Field(0.1, ge=0.0, lt=0.5, description="Text: LSH bands x rows are chosen for threshold - candidate_margin, so a pair just above the threshold becomes a candidate ~99% of the time instead of 87-92%; verification then applies the threshold itself.")
+    verify: Literal["signature", "exact", "none"] = Field("exact", description="Check text candidate pairs: exact Jaccard of their shingle sets (re-reads the candidates' texts on the workers), the MinHash estimate (drops ~1 in 3 true pairs within 0.02 above the threshold at 128 permutations), or not at all.")
     levenshtein_max_chars: int = Field(0, ge=0, description="With verify=exact, strings up to this length are compared by rapidfuzz ratio instead of Jaccard.")
     image_hash_size: int = Field(8, ge=4, le=32, description="Perceptual hash side: the hash has side*side bits.")
     max_hamming: int = Field(10, ge=0, le=64, description="Images: hashes within this Hamming distance are candidates (pigeonhole: max_hamming+1 blocks).")
@@ -157,8 +218,8 @@ class SubsampleConfig(_Strict):
 class DataConfig(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
     image_column: str = Field("image", description="Column with encoded image bytes (PNG/JPEG).")
-    id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest.")
-    group_column: str = Field("customer_id", description="Internal id that must never straddle splits.")
+    id_column: str = Field("sample_id", description="Stable unique row id; dedup keeps the lowest. A Parquet/CSV/JSONL file without this column gets one made at fetch: '<file name relative to the source>#<row number, 9 digits>' (image folders: the image path), the same on every rerun of the same files.")
+    group_column: str | None = Field("customer_id", description="Internal id that must never straddle splits (customer, writer, patient). A source without this column (or empty) has no groups: rows are split by near-duplicate component and the per-id cap counts only subsample.id_cap_column.")
     rows_per_shard: int = Field(2000, ge=10, description="Rows per Parquet shard the built-in generator draws and fetch/validate write; bounds memory per step.")
     subsample: SubsampleConfig = Field(default_factory=SubsampleConfig)
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
@@ -167,7 +228,9 @@ class DataConfig(_Strict):
     label_defaults: dict[str, float] = Field(default_factory=dict, description="Value of a label's target column in rows whose source file lacks that column, e.g. {onion: 0} when the photos taken before onion was on the menu carry no onion count. A row whose file has the column keeps its own value (a null there is still quarantined); fetch counts the filled rows in its manifest. The built-in generator fills the toppings that were not yet on its menu by itself.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
     adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")
-    label_column: str = Field("label", description="image_classification: the column with each row's class name (an image folder's top-level folder is the column 'folder'). Rows whose class is not in labels are quarantined.")
+    label_column: str | None = Field(None, description="image_classification and text: the column with each row's class, names or integers (an image folder's top-level folder is the column 'folder'); rows whose class is not in labels are quarantined. Empty: 'label' for image_classification; no labels for text.")
+    text_columns: list[str] = Field(default_factory=lambda: ["text"], min_length=1, description="text adapter: the columns that hold each row's text (name, address, city, ...); exact and near-dup compare them joined with spaces.")
+    max_text_chars: int = Field(100_000, ge=1, description="text adapter: rows whose joined text is longer than this many characters are quarantined (one such row costs its whole shard's memory in the sketch pass).")
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
 
     @model_validator(mode="after")
@@ -689,10 +752,11 @@ class ExperimentConfig(_Strict):
     configs/pizza.yaml, or override fields with key=value on the command line."""
 
     name: str = Field("pizza", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name; part of run ids.")
-    labels: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_TOPPINGS),
-        min_length=1,
-        description="Topping classes, in output order. The label map of the model and bundle.",
+    labels: list[Label] = Field(
+        default_factory=lambda: list[str | int](DEFAULT_TOPPINGS),
+        description="The classes, in output order: the label map of the model and bundle (labels.json keeps them as "
+                    "given). Names or integers as the data has them ([0, 1, 2], [cat, dog], ['3 door', 'crème']). "
+                    "Toppings for the pizza counter; not used by the text adapter without data.label_column.",
     )
     artifacts_dir: str = Field("artifacts", description="Where runs, bundles and cached data are written.")
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
@@ -714,25 +778,25 @@ class ExperimentConfig(_Strict):
 
     @field_validator("labels")
     @classmethod
-    def _labels_unique_identifiers(cls, labels: list[str]) -> list[str]:
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"labels must be unique, got {labels}")
-        for label in labels:
-            if not label.isidentifier():
-                raise ValueError(f"label {label!r} must be a plain identifier (letters, digits, _)")
-        return labels
+    def _labels_unique_and_printable(cls, labels: list[str | int]) -> list[str | int]:
+        return check_labels(labels)
+
+    @property
+    def label_names(self) -> list[str]:
+        """The labels' text, in output order: what metrics, reports and class matching use."""
+        return [label_name(label) for label in self.labels]
 
     @model_validator(mode="after")
     def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
         if self.data.source.url is None:
-            menu = self.labels + (self.data.source.generator.base_menu or [])
+            menu = self.label_names + (self.data.source.generator.base_menu or [])
             unknown = sorted({label for label in menu if label not in DRAWABLE_TOPPINGS})
             if unknown:
                 raise ValueError(
                     f"labels {unknown} cannot be drawn by the built-in generator "
                     f"(labels or data.source.generator.base_menu); known toppings: {sorted(DRAWABLE_TOPPINGS)}"
                 )
-        strangers = [label for label in self.data.label_defaults if label not in self.labels]
+        strangers = [label for label in self.data.label_defaults if label not in self.label_names]
         if strangers:
             raise ValueError(f"data.label_defaults names {strangers}, which are not labels {self.labels}")
         return self

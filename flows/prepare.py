@@ -6,7 +6,7 @@ from __future__ import annotations
 if __name__ == "__main__":  # parse arguments before Prefect and torch load: --help and typos answer at once
     from doughflow.cli.flow import main
 
-    main("flows.prepare:prepare", __doc__)
+    main("flows.prepare:prepare", __doc__, trains=False)
 
 from prefect import flow
 

@@ -68,13 +68,14 @@ def parse_args(
     return parser.parse_args(argv)
 
 
-def load_or_exit(args: argparse.Namespace) -> Any:
-    """The validated experiment, or exit 2 naming the file and field; with ``--print-config`` print it and exit 0."""
+def load_or_exit(args: argparse.Namespace, trains: bool = True) -> Any:
+    """The validated experiment, or exit 2 naming the file and field; with ``--print-config`` print it and exit 0.
+    ``trains``: the flow trains a model, so the config's adapter must have one (flows.prepare: False)."""
     from doughflow.config import ConfigError, dump_config
     from doughflow.experiment import load_experiment
 
     try:
-        config = load_experiment(args.config, args.overrides)
+        config = load_experiment(args.config, args.overrides, trains=trains)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -126,12 +127,13 @@ def _takes_run_id(flow_fn: Callable) -> bool:
     return "run_id" in inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters
 
 
-def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None) -> dict:
+def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None,
+                 trains: bool = True) -> dict:
     """Parse, load and call ``flow_fn``; return its result after printing it as the last stdout line.
     A failing flow raises here (tests see the exception); :func:`main` turns it into an exit status."""
     args = parse_args(argv, description, run_id_help="reuse this run's folder" if _takes_run_id(flow_fn) else None)
     run_id = run_id_or_exit(args)
-    config = load_or_exit(args)
+    config = load_or_exit(args, trains)
     with run_lock(config, run_id):
         result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
     sys.stderr.flush()
@@ -150,7 +152,8 @@ def exit_status(error: BaseException) -> int:
     return EXIT_FAILED
 
 
-def main(flow: str | Callable, description: str | None = None, argv: list[str] | None = None) -> NoReturn:
+def main(flow: str | Callable, description: str | None = None, argv: list[str] | None = None,
+         trains: bool = True) -> NoReturn:
     """``python -m flows.<name>``: parse, validate, import the flow (``"flows.train:train"``), run it and exit
     with the documented status. A failure ends with one ``error:``/``rejected:`` line on stderr and a JSON
     line ``{"exit": N, "error": ...}`` on stdout instead of a traceback (Prefect's log above it has one)."""
@@ -159,7 +162,7 @@ def main(flow: str | Callable, description: str | None = None, argv: list[str] |
     run_id_help = RUN_ID_HELP.get(module_name)
     args = parse_args(argv, description, prog, run_id_help)
     run_id = run_id_or_exit(args)
-    config = load_or_exit(args)
+    config = load_or_exit(args, trains)
     if isinstance(flow, str):
         attribute = flow.partition(":")[2]
         flow_fn = getattr(importlib.import_module(module_name), attribute)

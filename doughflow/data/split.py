@@ -2,6 +2,9 @@
 
 The split of a group is a pure function of (seed, group id): hashing instead of shuffling keeps a
 customer in the same split when new data arrives, and makes the split independent of row order.
+Data without groups is split by near-duplicate component: the rows of one component (named by the
+component) go together, every other row alone (named by its id), so no near-copy of a test row is
+trained on.
 """
 
 from __future__ import annotations
@@ -79,14 +82,30 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
     return units
 
 
-def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str, seed: int,
-                   fractions: tuple[float, float, float], link_column: str | None = None) -> SplitResult:
-    units = linked_units(manifest, group_column, link_column)
+def component_groups(table: pa.Table, id_column: str, link_column: str | None) -> list[str]:
+    """Each row's unit without groups: its near-dup component ("dup:<component>") or its id ("id:<id>")."""
+    ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
+    links = table.column(link_column).to_pylist() if link_column and link_column in table.column_names \
+        else [None] * table.num_rows
+    return [f"dup:{link}" if link else f"id:{row_id}" for row_id, link in zip(ids, links)]
+
+
+def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str | None, seed: int,
+                   fractions: tuple[float, float, float], link_column: str | None = None,
+                   id_column: str | None = None) -> SplitResult:
+    """``group_column`` None: the data has no groups; rows are split by near-dup component (``link_column``),
+    the rest one by one by ``id_column``."""
+    if group_column is None and id_column is None:
+        raise ValueError("data without a group column is split by row id: pass id_column")
+    units = linked_units(manifest, group_column, link_column) if group_column else {}
     writers_shards: dict[str, list[ShardInfo]] = {name: [] for name in SPLITS}
     groups_seen: dict[str, set[str]] = {name: set() for name in SPLITS}
     for index, path in enumerate(manifest.paths()):
         table = pq.read_table(path)
-        groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
+        if group_column:
+            groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
+        else:
+            groups = component_groups(table, str(id_column), link_column)
         assigned = [assign_split(units.get(group, group), seed, fractions) for group in groups]
         for name in SPLITS:
             mask = pa.array([a == name for a in assigned], pa.bool_())  # typed: a shard may be empty

@@ -89,7 +89,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
                   preprocessing: dict) -> list[FormatResult]:
     """Convert and measure. ``inputs`` are normalised held-out images (NCHW float32), ``calibration``
     normalised training images. A conversion that raises becomes a format with ``error`` set."""
-    release, labels = config.release, config.labels
+    release, labels = config.release, config.label_names
     problem = problem_of(config)
     size = config.data.image_size
     quant = release.quantization
@@ -120,7 +120,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         try:
             if target.exists() or target.is_symlink():
                 remove_tree(out_dir, target)
-            coreml_export.export_coreml(model, target, image_size=size, labels=labels, preprocessing=preprocessing,
+            coreml_export.export_coreml(model, target, image_size=size, labels=config.labels, preprocessing=preprocessing,
                                         precision=precision, max_batch=release.coreml.max_batch,
                                         deployment_target=release.coreml.deployment_target)
         except Exception as error:  # noqa: BLE001 - a failed conversion is a gate finding, not a crash
@@ -128,7 +128,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
             result.error, result.path = f"{type(error).__name__}: {error}", None
             continue
         result.size_bytes = path_size(target)
-        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=labels, precision=precision,
+        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=config.labels, precision=precision,
                                                             output_name=preprocessing.get("output_name", "counts"))
         tolerance = getattr(release.tolerances, name)
         if can_predict:

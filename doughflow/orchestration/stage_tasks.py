@@ -53,9 +53,9 @@ KEY_EXEMPT_FIELDS = ("dask", "name")
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources", "data.label_defaults",
               "data.target_prefix", *COLUMNS),
-    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column"),
-    "subsample": ("data.subsample", "labels", *COLUMNS, "data.group_column", "data.target_prefix"),
-    "split": ("split", "data.group_column"),
+    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns", "data.max_text_chars"),
+    "subsample": ("data.subsample", *ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns"),
+    "split": ("split", "data.group_column", "data.id_column"),
     "train": ("train", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
     "evaluate": ("evaluate", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
     "export-onnx": ("export", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),

@@ -63,9 +63,9 @@ def model_card(config: ExperimentConfig, *, run_id: str, data_fingerprint: str, 
                formats: DeployResult, decision: ReleaseDecision, bundle_files: dict[str, Path],
                epochs_run: int | None = None, world_size: int = 1, training: str | None = None) -> str:
     return render_model_card(
-        name=config.name, run_id=run_id, labels=config.labels, data_fingerprint=data_fingerprint,
+        name=config.name, run_id=run_id, labels=config.label_names, data_fingerprint=data_fingerprint,
         config_hash=config.config_hash(), image_size=config.data.image_size,
-        dataset_rows=dataset_statistics(split_targets(config, splits), config.labels, problem_of(config)), metrics=metrics,
+        dataset_rows=dataset_statistics(split_targets(config, splits), config.label_names, problem_of(config)), metrics=metrics,
         decision=decision, formats=formats.formats, card=config.card, bundle_files={name: {} for name in bundle_files},
         problem=problem_of(config), hyperparameters=hyperparameter_rows(config.train, epochs_run, world_size),
         training=training)

@@ -53,7 +53,7 @@ def _check_onnx(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: floa
     return None
 
 
-def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str],
+def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str | int],
                   image_size: int, precision: str, output_name: str = "counts") -> tuple[str | None, str]:
     from doughflow.export.coreml_export import inspect_coreml
     from doughflow.export.runtimes import coreml_can_predict, coreml_predictor

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from doughflow.config import label_key
 from doughflow.evaluation.error_analysis import count_confusion, per_bucket_errors, per_class_errors, pick_examples
 from doughflow.evaluation.metrics import rounded_counts
 from doughflow.reporting.inert import md_text
@@ -113,8 +114,9 @@ def error_analysis_section(predictions_path: str | Path, labels: list[str], test
     ``test_images`` maps sample id -> pixels; ``caption(pred, true)`` formats counts."""
     table_data = pq.read_table(predictions_path).to_pydict()
     ids = [str(i) for i in table_data["sample_id"]]
-    pred = np.stack([np.asarray(table_data[f"pred_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
-    true = np.stack([np.asarray(table_data[f"true_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
+    keys = [label_key(label) for label in labels]  # the prediction columns are named by the labels' keys
+    pred = np.stack([np.asarray(table_data[f"pred_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
+    true = np.stack([np.asarray(table_data[f"true_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
     if not ids:
         return "No test predictions.", []
     class_rows = [[r["label"], r["mae"], r["bias"], r["exact"], r["over_counted"], r["under_counted"]]

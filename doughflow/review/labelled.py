@@ -62,25 +62,31 @@ def read_real_groups(run_dir: Path) -> dict[str, str] | None:
 
 
 def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_path: Path, *, id_column: str,
-                    image_column: str, group_column: str, target_prefix: str) -> int:
-    """Write the Parquet file; returns its row count."""
+                    image_column: str, group_column: str | None, target_prefix: str) -> int:
+    """Write the Parquet file; returns its row count. ``group_column`` None (or absent from the reviewed
+    rows): the data has no groups, and neither does the file."""
     chosen = labelled_rows(packet, verdicts)
     originals = pq.read_table(Path(review_dir) / SAMPLES).to_pylist()
     by_id = {str(row[id_column]): row for row in originals}
-    real_groups = read_real_groups(Path(review_dir).parent)
-    columns: dict[str, list] = {id_column: [], image_column: [], group_column: [],
+    if group_column and originals and group_column not in originals[0]:
+        group_column = None
+    groups = [group_column] if group_column else []
+    real_groups = read_real_groups(Path(review_dir).parent) if group_column else None
+    columns: dict[str, list] = {id_column: [], image_column: [], **{name: [] for name in groups},
                                 **{f"{target_prefix}{label}": [] for label in packet["labels"]},
                                 **{name: [] for name in ORIGIN_COLUMNS}}
     for sample_id, (counts, verdict) in sorted(chosen.items()):
         source = by_id[sample_id]
         columns[id_column].append(f"review-{sample_id}")
         columns[image_column].append(source[image_column])
-        group = real_groups.get(sample_id) if real_groups is not None else str(source[group_column])
-        if group is None or is_pseudonym(group):
-            raise ValueError(f"{Path(review_dir) / SAMPLES}: sample {sample_id!r} has no real group id "
-                             f"({Path(review_dir).parent / GROUPS} is missing or lacks it); exported under a pseudonym "
-                             f"it could land in another split than its customer's rows, so nothing was written")
-        columns[group_column].append(group)
+        if group_column:
+            group = real_groups.get(sample_id) if real_groups is not None else str(source[group_column])
+            if group is None or is_pseudonym(group):
+                raise ValueError(f"{Path(review_dir) / SAMPLES}: sample {sample_id!r} has no real group id "
+                                 f"({Path(review_dir).parent / GROUPS} is missing or lacks it); exported under a "
+                                 f"pseudonym it could land in another split than its customer's rows, so nothing "
+                                 f"was written")
+            columns[group_column].append(group)
         for label in packet["labels"]:
             columns[f"{target_prefix}{label}"].append(int(counts[label]))
         origin = [packet["run_id"], sample_id, verdict["reviewer"], verdict["verdict"], verdict["reviewed_at"],
@@ -88,7 +94,7 @@ def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_pa
         for name, value in zip(ORIGIN_COLUMNS, origin):
             columns[name].append(value)
     schema = pa.schema([pa.field(id_column, pa.string()), pa.field(image_column, pa.binary()),
-                        pa.field(group_column, pa.string()),
+                        *[pa.field(name, pa.string()) for name in groups],
                         *[pa.field(f"{target_prefix}{label}", pa.int16()) for label in packet["labels"]],
                         *[pa.field(name, pa.string()) for name in ORIGIN_COLUMNS]])
     out_path = Path(out_path)

@@ -55,7 +55,7 @@ def behaviour_tests(config: ExperimentConfig, paths: RunPaths, trained: TrainRes
         if problem == "classification":
             cases, run = _classification_cases(config, splits, outcome), run_classification_properties
         else:
-            cases, run = generate_cases(config.labels, _max_count(config), config.data.image_size, cfg), run_properties
+            cases, run = generate_cases(config.label_names, _max_count(config), config.data.image_size, cfg), run_properties
         outcome.cases = len(cases)
         for fmt in formats.formats:
             predictor, how = predictor_for(fmt, model)
@@ -64,7 +64,7 @@ def behaviour_tests(config: ExperimentConfig, paths: RunPaths, trained: TrainRes
                 continue
             outcome.runtimes[fmt.name] = how
             outcome.results[fmt.name] = run(
-                cases, lambda images, p=predictor: p(preprocessing.to_tensor(images).numpy()), fmt.name, config.labels, cfg)
+                cases, lambda images, p=predictor: p(preprocessing.to_tensor(images).numpy()), fmt.name, config.label_names, cfg)
     path = paths.stage("export") / "behaviour.json"
     path.write_text(json.dumps({"cases": outcome.cases, "skipped": outcome.skipped, "runtimes": outcome.runtimes,
                                 "skipped_properties": outcome.skipped_properties,

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from doughflow.config import ExperimentConfig
+from doughflow.config import ExperimentConfig, label_key
 from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.adapters import problem_of
 from doughflow.evaluation.metrics import problem_metrics, worst_classified, worst_examples
@@ -42,12 +42,12 @@ def evaluate(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, tra
     for name in SPLITS:
         split = load_split_for(config, splits.manifests[name], desc=f"decoding {name}")
         pred = predict(model, split.images, preprocessing) if len(split) else np.zeros((0, len(config.labels)))
-        metrics[name] = problem_metrics(problem, pred, split.targets, config.labels)
+        metrics[name] = problem_metrics(problem, pred, split.targets, config.label_names)
         if name == "test":
             columns = {"sample_id": split.ids}
-            for k, label in enumerate(config.labels):
-                columns[f"true_{label}"] = split.targets[:, k]
-                columns[f"pred_{label}"] = pred[:, k]
+            for k, label in enumerate(config.labels):  # column names from labels use their keys
+                columns[f"true_{label_key(label)}"] = split.targets[:, k]
+                columns[f"pred_{label_key(label)}"] = pred[:, k]
             pq.write_table(pa.table(columns), out / "test_predictions.parquet")
             pick = worst_classified if problem == "classification" else worst_examples
             worst = [asdict(w) for w in pick(split.ids, pred, split.targets, config.evaluate.worst_examples)]

@@ -86,7 +86,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
                  deduped: SubsampleResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
                  exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
     out = paths.stage("report")
-    labels = config.labels
+    labels = config.label_names
     classify = problem_of(config) == "classification"
     loss_curve(trained.history, out / "loss_curve.png", loss_name="cross-entropy" if classify else "MSE",
                learning_rates=learning_rate_curve(config.train, trained.history))
@@ -198,18 +198,18 @@ def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: E
     """Release decision, deploy formats, behavioural tests and error analysis; appends its figures."""
     if problem_of(config) == "classification":
         matrix = np.asarray(evaluated.metrics.get("test", {}).get("confusion_matrix", np.zeros((0, 0))))
-        analysis = ("Most confused class pairs on the test split:\n\n" + cls_report.confused_pairs(matrix, config.labels)
+        analysis = ("Most confused class pairs on the test split:\n\n" + cls_report.confused_pairs(matrix, config.label_names)
                     if matrix.size else "No test predictions.")
     else:
         test = load_split_for(config, splits.manifests["test"], desc="decoding test")
         images = dict(zip(test.ids, test.images)) if config.report.include_images else None
-        analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.labels, images, out,
+        analysis, extra_figures = error_analysis_section(evaluated.predictions_path, config.label_names, images, out,
                                                          config.release.grid_examples,
                                                          lambda values, _labels: " ".join(str(int(v)) for v in values))
         figures.extend(extra_figures)
     return ["## Release decision", decision_section(decision),
             "## Deploy formats", formats_section(formats, decision),
-            "## Behavioural tests", behaviour_section(behaviour, config.labels),
+            "## Behavioural tests", behaviour_section(behaviour, config.label_names),
             "## Error analysis", analysis]
 
 

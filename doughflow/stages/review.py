@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.config import ExperimentConfig
+from doughflow.config import ExperimentConfig, label_key
 from doughflow.data.adapters import adapter_for, problem_of
+from doughflow.data.columns import groups_in
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
@@ -71,12 +72,13 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
     predictions = pq.read_table(evaluated.predictions_path).to_pydict()
     row_of = {str(sid): i for i, sid in enumerate(predictions["sample_id"])}
     order = [row_of[sid] for sid in test.ids]
-    pred = np.stack([np.asarray(predictions[f"pred_{label}"])[order] for label in config.labels], axis=1)
+    pred = np.stack([np.asarray(predictions[f"pred_{label_key(label)}"])[order] for label in config.labels], axis=1)
     inputs = preprocessing_for(config).to_tensor(test.images).numpy()
-    selected = select_for_review(test.targets, pred, config.labels, config.review,
+    selected = select_for_review(test.targets, pred, config.label_names, config.review,
                                  format_predictions(config, trained, formats, inputs))
     wanted = pa.array([test.ids[s.index] for s in selected], pa.string())
-    columns = [data.id_column, data.image_column, data.group_column, *adapter_for(config).target_columns]
+    group = groups_in(splits.manifests["test"], data.group_column)
+    columns = [data.id_column, data.image_column, *([group] if group else []), *adapter_for(config).target_columns]
     originals = pa.concat_tables(
         [table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
          for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())])
@@ -88,6 +90,6 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
                                      pa.field(data.group_column, pa.string()),
                                      pa.array(pseudonymise.many(real_groups.to_pylist()), pa.string()))
     strategy = config.review.model_dump(exclude={"gate"})
-    return write_packet(review_dir, run_id=run_id, labels=config.labels, ids=test.ids,
+    return write_packet(review_dir, run_id=run_id, labels=config.label_names, ids=test.ids,
                         images=test.images, pred=pred, true=test.targets, selected=selected, originals=originals,
                         scale=config.review.image_scale, max_count=data.max_count, strategy=strategy)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
+from doughflow.data.adapters import TextRecords, adapter_for
+from doughflow.data.columns import groups_in
 from doughflow.data.dask_client import dask_client
 from doughflow.data.dedup.subsample import SUBSAMPLE_PHASES, SubsampleResult, subsample
 from doughflow.data.manifest import DataManifest
@@ -14,10 +16,13 @@ from doughflow.runs import RunPaths
 
 
 def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManifest) -> SubsampleResult:
-    """The Dask graph is built here and submitted to our own client (see doughflow.data.dask_client).
+    """The Dask graph is built here and submitted to our own client (see doughflow.data.dask_client). Text
+    datasets are compared on their text (the adapter's joined text columns) unless the config says otherwise.
     Progress through sketching, dedup and writing shows as tqdm bars on a terminal and as a Prefect
     progress artifact (``<experiment>-subsample-progress``)."""
     data = config.data
+    adapter = adapter_for(config)
+    text_column = adapter.text_column if isinstance(adapter, TextRecords) else None
     progress = StageProgress(SUBSAMPLE_PHASES)
     with (
         dask_client(config.dask, rows=valid.rows) as client,
@@ -33,8 +38,10 @@ def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManife
             data.subsample,
             client,
             id_column=data.id_column,
-            group_column=data.group_column,
+            group_column=groups_in(valid, data.group_column),
             image_column=data.image_column,
+            modality=adapter.modality,
+            text_column=text_column,
             progress=progress,
         )
         progress.finish()

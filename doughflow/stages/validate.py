@@ -11,6 +11,7 @@ from doughflow.runs import RunPaths
 
 def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> ValidationResult:
     data = config.data
+    adapter = adapter_for(config)
     return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
-                           group_column=data.group_column, target_columns=adapter_for(config).target_columns,
-                           max_count=data.max_count, adapter=adapter_for(config))
+                           group_column=data.group_column, target_columns=adapter.target_columns,
+                           max_count=data.max_count, adapter=adapter)

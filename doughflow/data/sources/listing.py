@@ -143,7 +143,7 @@ def plan_units(files: list[SourceFile], fmt: str, rows_per_shard: int, salt: str
     """One unit per tabular file; images in runs of ``rows_per_shard`` per folder, so adding an
     image to one folder refetches only that folder's later runs."""
     if fmt != "images":
-        return [FetchUnit(f.name, fmt if fmt != "tabular" else str(file_format(f.name)), [f]) for f in files]
+        return [FetchUnit(f.name, fmt if fmt != "tabular" else str(file_format(f.name)), [f], salt) for f in files]
     by_folder: dict[str, list[SourceFile]] = {}
     for f in files:
         by_folder.setdefault(posixpath.dirname(f.name), []).append(f)
@@ -156,12 +156,41 @@ def plan_units(files: list[SourceFile], fmt: str, rows_per_shard: int, salt: str
     return units
 
 
-def read_tabular(local_path: str, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Stream a local Parquet, CSV or JSONL file in record batches."""
+def row_id(name: str, row: int) -> str:
+    """The id made for row ``row`` (from 0) of the source file ``name`` (relative to the source root)
+    when the file has no id column: stable while the file keeps its name and its rows their order,
+    unique within a source (names are), and sorted like the rows (9 digits; wider past 10^9 rows)."""
+    return f"{name}#{row:09d}"
+
+
+def with_row_ids(batches: Iterator[pa.RecordBatch], id_column: str, name: str,
+                 made: list[int]) -> Iterator[pa.RecordBatch]:
+    """``batches`` with ``id_column`` as text (every stage compares ids as text, and a CSV's 1 must fit a
+    JSONL file's "1"), made by :func:`row_id` and put first when the file has none; the rows given an id
+    are added to ``made[0]``."""
+    row = 0
+    for batch in batches:
+        if id_column in batch.schema.names:
+            at = batch.schema.get_field_index(id_column)
+            if batch.schema.field(at).type != pa.string():
+                batch = batch.set_column(at, id_column, batch.column(at).cast(pa.string()))
+            yield batch
+            continue
+        ids = pa.array([row_id(name, r) for r in range(row, row + batch.num_rows)], pa.string())
+        row += batch.num_rows
+        made[0] += batch.num_rows
+        yield pa.RecordBatch.from_arrays([ids, *batch.columns], names=[id_column, *batch.schema.names])
+
+
+def read_tabular(local_path: str, fmt: str, batch_rows: int, string_columns: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
+    """Stream a local Parquet, CSV or JSONL file in record batches. CSV columns in ``string_columns`` (ids,
+    texts) are read as text: type inference would read a postcode 01234 as the number 1234."""
     if fmt == "parquet":
         yield from pq.ParquetFile(local_path).iter_batches(batch_size=batch_rows)
     elif fmt == "csv":
-        yield from pacsv.open_csv(local_path, read_options=pacsv.ReadOptions(block_size=8 << 20))
+        convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in string_columns})
+        yield from pacsv.open_csv(local_path, read_options=pacsv.ReadOptions(block_size=8 << 20),
+                                  convert_options=convert)
     elif fmt == "jsonl":
         yield from pajson.open_json(local_path, read_options=pajson.ReadOptions(block_size=8 << 20))
     else:

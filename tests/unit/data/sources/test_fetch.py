@@ -242,3 +242,24 @@ def test_a_column_some_files_lack_takes_its_default_and_is_counted(tmp_path):
     assert other.fingerprint != filled.fingerprint
     again = fetch_source(str(src), tmp_path / "filled", options=FetchOptions(column_defaults={"count_onion": 0.0}))
     assert again.fingerprint == filled.fingerprint and again.filled == filled.filled  # a rerun reuses the shards
+
+
+def test_rows_of_files_without_an_id_column_get_file_and_row_ids(tmp_path):
+    """'<file>#<row>' per file without the id column, the file's own ids otherwise; the same on a rerun, and a
+    change of data.id_column fetches the files again under the new name."""
+    from doughflow.data.sources.fetch import FetchOptions
+
+    source = tmp_path / "src"
+    (source / "more").mkdir(parents=True)
+    (source / "a.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    (source / "more" / "b.jsonl").write_text('{"text": "three", "sample_id": "own-1"}\n')
+    first = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl"))
+    ids = sorted(i for s in first.shards for i in pq.read_table(s.path).column("sample_id").to_pylist())
+    assert ids == ["a.jsonl#000000000", "a.jsonl#000000001", "own-1"] and first.made_ids == 2
+    assert {e.name: e.made_ids for e in first.files} == {"a.jsonl": 2, "more/b.jsonl": 0}
+    rerun = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl"))
+    assert rerun.shards == first.shards and rerun.made_ids == 2  # reused, not refetched
+    renamed = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl", id_column="doc"))
+    assert {e.key for e in renamed.files}.isdisjoint({e.key for e in first.files})
+    assert sorted(i for s in renamed.shards for i in pq.read_table(s.path).column("doc").to_pylist())[:2] == \
+        ["a.jsonl#000000000", "a.jsonl#000000001"]

@@ -1,5 +1,6 @@
 """Command line for flows: ``--config FILE`` plus ``key.path=value`` overrides, validated before
-any work, and one JSON object as the last line of stdout so scripts can read the result."""
+any work, a table of where the run's time went on stderr (doughflow.orchestration.timing), and one
+JSON object as the last line of stdout so scripts can read the result."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import argparse
 import inspect
 import json
 import sys
+import time
 from collections.abc import Callable
 
 from doughflow.config import ConfigError
 from doughflow.experiment import load_experiment
+from doughflow.orchestration.timing import format_rows, latest_run, process_started_at, run_rows, start_local_api
 
 
 def parse_args(argv: list[str] | None, description: str | None, takes_run_id: bool = True) -> argparse.Namespace:
@@ -31,7 +34,13 @@ def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: 
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     run_id = getattr(args, "run_id", None)
+    api_seconds = start_local_api()
+    flow_called = time.time()
     result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
+    # Called with argv (a test, another program) the process did not start for this run: no start-up row.
+    started = process_started_at() if argv is None else None
+    rows = run_rows(started, api_seconds, flow_called, time.time(), latest_run())
+    print(format_rows(rows), file=sys.stderr)  # before the JSON line, which stays last on stdout
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
     return result

@@ -5,6 +5,7 @@ JSON object as the last line of stdout so scripts can read the result."""
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import json
 import sys
@@ -13,7 +14,8 @@ from collections.abc import Callable
 
 from doughflow.config import ConfigError
 from doughflow.experiment import load_experiment
-from doughflow.orchestration.timing import format_rows, latest_run, process_started_at, run_rows, start_local_api
+from doughflow.orchestration.local_api import local_api
+from doughflow.orchestration.timing import format_rows, latest_run, process_started_at, run_rows
 
 
 def parse_args(argv: list[str] | None, description: str | None, takes_run_id: bool = True) -> argparse.Namespace:
@@ -34,13 +36,16 @@ def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: 
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     run_id = getattr(args, "run_id", None)
-    api_seconds = start_local_api()
-    flow_called = time.time()
-    result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
     # Called with argv (a test, another program) the process did not start for this run: no start-up row.
     started = process_started_at() if argv is None else None
-    rows = run_rows(started, api_seconds, flow_called, time.time(), latest_run())
+    gc.freeze()  # what the imports built stays for good: collections then skip it, and so does the exit
+    with local_api() as api_seconds:
+        flow_called = time.time()
+        result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
+        flow_returned = time.time()
+    rows = run_rows(started, api_seconds, flow_called, flow_returned, latest_run())
     print(format_rows(rows), file=sys.stderr)  # before the JSON line, which stays last on stdout
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
+    gc.freeze()  # the interpreter's exit then frees the run's objects without a last full collection
     return result

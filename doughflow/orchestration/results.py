@@ -21,5 +21,11 @@ def result_storage(url: str) -> LocalFileSystem | RemoteFileSystem:
         block = LocalFileSystem(basepath=str(local))
         location = str(local)
     name = "doughflow-results-" + hashlib.sha256(location.encode()).hexdigest()[:16]
+    try:  # saved by an earlier run: one read (about 0.05 s) instead of a save (0.15 s, five requests)
+        saved = type(block).load(name)  # called from sync code, Prefect's dispatch runs it synchronously
+        if isinstance(saved, type(block)) and saved.model_dump() == block.model_dump():
+            return saved
+    except ValueError:  # not saved yet (Prefect: "Unable to find block document named ...")
+        pass
     block.save(name, overwrite=True)
     return block

@@ -12,7 +12,6 @@ end. A no-change rerun spends nearly all of its time in these overheads, which i
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 import psutil
@@ -34,21 +33,6 @@ class TimingRow:
 def process_started_at() -> float:
     """When this process started (time.time() scale): the imports before any code of ours count too."""
     return psutil.Process(os.getpid()).create_time()
-
-
-def start_local_api() -> float | None:
-    """Start Prefect's temporary local API now, when no ``PREFECT_API_URL`` names a server, and return
-    the seconds it took; None when a server is configured. Prefect would start the same one (a
-    process-wide singleton) at the flow's first request; starting it here makes its cost a row of its own."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return None
-    from prefect.server.api.server import SubprocessASGIServer
-
-    started = time.perf_counter()
-    SubprocessASGIServer().start()
-    return time.perf_counter() - started
 
 
 def stage_rows(run: str | None, since: float | None = None) -> list[TimingRow]:

@@ -1,6 +1,6 @@
 # doughflow worker image: the pipeline code and its pinned CPU dependencies. Every compose service
 # but Postgres runs it, as the unprivileged user `doughflow`.
-# GPU hosts: build FROM an nvidia/cuda base and drop the CPU torch index.
+# GPU hosts: Dockerfile.gpu (the compose `gpu` profile builds it for its GPU worker).
 # The base is pinned to an exact Python and Debian release, so a rebuild gets the same system.
 FROM python:3.11.16-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential git && rm -rf /var/lib/apt/lists/*
@@ -19,8 +19,9 @@ RUN python -m pip install -q -c constraints-cpu.txt $PIP_TORCH pip setuptools wh
  && python -m pip install -q -c constraints-cpu.txt $PIP_TORCH -e '.[s3,postgres,stack]'
 COPY configs configs
 COPY deployments deployments
-# What the services write: run folders (the artifacts volume) and the Dask certificates (the certs
-# volume). A new named volume takes these folders' owner, so the user can write into it.
-RUN mkdir -p artifacts certs && chown doughflow:doughflow artifacts certs
+# What the services write: run folders (the artifacts volume), the Dask certificates (the certs
+# volume) and MLflow's store (the mlflow volume). A new named volume takes these folders' owner, so
+# the user can write into it.
+RUN mkdir -p artifacts certs mlflow && chown doughflow:doughflow artifacts certs mlflow
 ENV DOUGHFLOW_HOME=/opt/doughflow PYTHONUNBUFFERED=1 HOME=/home/doughflow
 USER doughflow:doughflow

@@ -102,6 +102,7 @@ class DaskConfig(_Strict):
     local_directory: str | None = Field(None, description="Spill and shuffle scratch folder; empty: the system temp folder.")
     in_process_below_rows: int = Field(100_000, ge=0, description="With no address, a stage over fewer rows runs on an in-process cluster (threads): starting worker processes and moving data between them costs more than such work. 0: always worker processes.")
     shuffle_method: Literal["auto", "tasks", "p2p", "disk"] = Field("auto", description="Dask DataFrame shuffle method; auto lets Dask choose (p2p on a distributed cluster).")
+    dashboard_port: int | None = Field(8787, ge=0, le=65535, description="LocalCluster: Dask's dashboard on 127.0.0.1 at this port, its link logged when a data stage starts (a taken port is replaced by a free one; 0: any free port); empty: no dashboard. It has no login, so it never listens beyond loopback.")
 
     def scheduler_address(self) -> str | None:
         """``address``, else DOUGHFLOW_DASK_ADDRESS (the compose stack sets it for its worker). Where the
@@ -262,6 +263,52 @@ class MicroBatchSearchConfig(_Strict):
     headroom: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the GPU's memory (or of train.memory_budget_gb on a CPU) left unused, for DeepSpeed's buffers, fragmentation and the loader.")
 
 
+class TensorBoardMonitorConfig(_Strict):
+    """DeepSpeed's ``tensorboard`` monitor, keys as DeepSpeed defines them (needs the tensorboard package)."""
+
+    enabled: bool = Field(False, description="Write DeepSpeed's events (learning rate per step) and the trainer's (loss, images/s, validation metrics) as TensorBoard event files.")
+    output_path: str = Field("", description="Folder of the event files; empty: the run's train/monitor folder.")
+    job_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="Sub-folder of output_path, one per run; empty: the run id.")
+
+
+class CsvMonitorConfig(_Strict):
+    """DeepSpeed's ``csv_monitor``: one CSV file per event name, rows of (step, value)."""
+
+    enabled: bool = Field(False, description="Write every monitor event to CSV files (step = samples trained on).")
+    output_path: str = Field("", description="Folder of the CSV files; empty: the run's train/monitor folder.")
+    job_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="Sub-folder of output_path, one per run; empty: the run id.")
+
+
+class WandbMonitorConfig(_Strict):
+    """DeepSpeed's ``wandb`` monitor (needs the wandb package and a W&B login or WANDB_API_KEY when training starts)."""
+
+    enabled: bool = Field(False, description="Log every monitor event to Weights & Biases.")
+    group: str | None = Field(None, description="W&B group, to put runs side by side.")
+    team: str | None = Field(None, description="W&B team (entity); empty: your default entity.")
+    project: str = Field("deepspeed", min_length=1, description="W&B project.")
+
+
+class DeepSpeedMonitorConfig(_Strict):
+    """DeepSpeed's own monitors, passed into its config as its ``tensorboard``, ``csv_monitor`` and ``wandb``
+    sections. DeepSpeed writes the learning rate at every optimizer step; the trainer adds its loss and
+    images/s every train.log_every_steps and the validation metrics every epoch, all at step = samples trained on."""
+
+    tensorboard: TensorBoardMonitorConfig = Field(default_factory=TensorBoardMonitorConfig)
+    csv_monitor: CsvMonitorConfig = Field(default_factory=CsvMonitorConfig)
+    wandb: WandbMonitorConfig = Field(default_factory=WandbMonitorConfig)
+
+    @property
+    def enabled(self) -> bool:
+        return self.tensorboard.enabled or self.csv_monitor.enabled or self.wandb.enabled
+
+
+class DeepSpeedSectionConfig(_Strict):
+    """Sections of DeepSpeed's own config that pass through to it unchanged (the rest of its config is
+    built from train.*: see the bundle's ds_config.json)."""
+
+    monitor: DeepSpeedMonitorConfig = Field(default_factory=DeepSpeedMonitorConfig)
+
+
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     epochs: int = Field(16, ge=1, le=1000)
@@ -313,6 +360,9 @@ class TrainConfig(_Strict):
                              f"({micro}) on every one of {processes} processes (launcher.num_processes x num_nodes): "
                              f"make it a multiple of {micro * processes} or change micro_batch_size")
         return self
+
+
+    deepspeed: DeepSpeedSectionConfig = Field(default_factory=DeepSpeedSectionConfig)
 
 
 class EvaluateConfig(_Strict):
@@ -386,13 +436,29 @@ class ReleaseConfig(_Strict):
     coreml: CoreMLConfig = Field(default_factory=CoreMLConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     properties: PropertyTestConfig = Field(default_factory=PropertyTestConfig)
+    RETIRED_KEYS = {"intended_use": "moved to card.intended_use (the model card's own section)",
+                    "limitations": "moved to card.limitations (the model card's own section)"}
+
     grid_examples: int = Field(6, ge=0, le=50, description="Worst, best and corner-case test images each in the error-analysis grid.")
+
+
+class CardConfig(_Strict):
+    """The model card's statements about the model that no measurement makes: who owns it, under which
+    terms it may be used, which version it is, what it is for and where it fails
+    (``bundle/model_card.md``; the card's measured parts come from the run)."""
+
+    owner: str = Field("unassigned", min_length=1, max_length=200, description="Team or person answerable for the model, whom its consumers ask.")
+    contact: str | None = Field(None, max_length=200, description="How to reach the owner (an e-mail address, a channel); empty: not stated.")
+    license: str = Field("proprietary", min_length=1, max_length=100, description="Terms of use of the model and its weights: an SPDX id (Apache-2.0, CC-BY-4.0) or 'proprietary'.")
+    version: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", description="Model version consumers pin, e.g. 1.4.0; empty: the run id.")
     intended_use: str = Field("Counting toppings on top-down 64x64 photos of pizzas like the training set, for kitchen QA dashboards.",
-                              description="Model card: what the model is for.")
+                              max_length=2000, description="What the model is for, and for whom.")
+    out_of_scope: list[str] = Field(default_factory=lambda: ["Food safety or allergen decisions: a miscount is not caught by anyone downstream."],
+                                    description="Uses the model is not meant for.")
     limitations: list[str] = Field(default_factory=lambda: [
         "Trained on synthetic pizzas only: real photos (angles, lighting, overlapping toppings) are out of distribution.",
         "Counts above the training maximum per topping were never seen and are likely under-counted.",
-    ], description="Model card: known limitations, beyond those the gates measure.")
+    ], description="Known limitations, beyond those the gates measure.")
 
 
 class OrchestrationConfig(_Strict):
@@ -402,6 +468,12 @@ class OrchestrationConfig(_Strict):
     result_storage: str | None = Field(None, description="Folder or fsspec URL (s3://bucket/prefix) for persisted task results; empty: <artifacts_dir>/.prefect-results.")
     cache: bool = Field(True, description="Reuse a stage's result when its inputs (config section, upstream data, code) are unchanged.")
     publish_url: str | None = Field(None, description="fsspec URL (s3://bucket/bundles) the bundle is copied to after packaging, as <publish_url>/<run-id>/, then read back and checked against its manifest; empty: not published.")
+
+
+class PackagingConfig(_Strict):
+    """Signing of the release bundle (OpenSSF model-signing with a key: offline, no Sigstore service)."""
+
+    signing_key: str | None = Field(None, description="PEM file of an ECDSA private key (P-256, P-384 or P-521) that signs each bundle into bundle.sig, covering every file (manifest.json with its release and review status included); the review gate re-signs after approval, and publishing refuses a bundle without a valid signature while a key is set. Empty: the file DOUGHFLOW_SIGNING_KEY names, else bundles are not signed. An encrypted key takes its password from DOUGHFLOW_SIGNING_KEY_PASSWORD. Check with python -m flows.verify BUNDLE --public-key PUB.pem.")
 
 
 class ReviewGateConfig(_Strict):
@@ -424,6 +496,18 @@ class ReviewConfig(_Strict):
     seed: int = Field(11, description="Seed of the stratified draw: the same packet for the same run.")
     image_scale: int = Field(3, ge=1, le=8, description="Images are shown enlarged this many times (pixelated, not smoothed).")
     gate: ReviewGateConfig = Field(default_factory=ReviewGateConfig)
+
+
+class ReportConfig(_Strict):
+    """What the run report (report.md, report.html, also in the bundle) shows."""
+
+    include_images: bool = Field(True, description="Put example images in the report, and so in the bundle: the worst test examples, removed near-duplicate pairs and the error-analysis grid. false: the bundle ships no customer photos (tables, curves and the confusion matrix stay). The review packet beside the bundle still shows images: reviewers need them.")
+
+
+class PrivacyConfig(_Strict):
+    """Customer (group) ids are pseudonymised (HMAC-SHA256 with a secret key) wherever they leave the run's data/ folder: reports, review packet and samples, Prefect artifacts, error messages."""
+
+    key_file: str | None = Field(None, description="File with the pseudonym key, generated on first use (mode 0600) and refused when others can read it; empty: <artifacts_dir>/.keys/pseudonym.key. The environment variable DOUGHFLOW_PSEUDONYM_KEY (the key itself) takes precedence. Never inside a bundle: whoever holds the key can test guesses of customer ids.")
 
 
 class SearchParamConfig(_Strict):
@@ -581,6 +665,25 @@ def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
             raise ValueError(f"tune.enqueue[{index}] sets {unknown}, which are not in tune.search_space (fix the keys, or drop the baseline with tune.enqueue=[])")
 
 
+class MlflowConfig(_Strict):
+    """MLflow tracking: every train run becomes an MLflow run (config as params; data fingerprint, git
+    commit, run ids and release status as tags; per-epoch and final metrics; report, bundle and the ONNX
+    model), a released bundle a version of a registered model, and a tuning study a parent run with one
+    nested run per trial."""
+
+    enabled: bool = Field(True, description="Log runs, models and tuning studies to MLflow.")
+    uri: str | None = Field(None, description="Tracking URI: a server (http://host:5000) or a database (sqlite:///path.db); empty: MLFLOW_TRACKING_URI, else sqlite:///<artifacts_dir>/mlflow.db (mlflow ui --backend-store-uri <that> shows it, no server needed).")
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment; empty: the experiment name.")
+    registered_model: str | None = Field(None, min_length=1, description="Registered model a released bundle becomes a version of; empty: the experiment name.")
+    log_bundle: bool = Field(True, description="Copy the whole bundle into the run's artifacts (the report and the ONNX model are logged either way).")
+
+
+class TrackingConfig(_Strict):
+    """Where runs are tracked besides doughflow's own registry."""
+
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data, labels, training, evaluation and export. Edit a copy of
     configs/pizza.yaml, or override fields with key=value on the command line."""
@@ -601,8 +704,13 @@ class ExperimentConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    packaging: PackagingConfig = Field(default_factory=PackagingConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("labels")
     @classmethod
@@ -644,6 +752,12 @@ class ExperimentConfig(_Strict):
 
     def registry_file(self) -> str:
         return self.registry_path or str(Path(self.artifacts_dir) / "registry.sqlite")
+
+    def mlflow_uri(self) -> str:
+        """``tracking.mlflow.uri``, else MLFLOW_TRACKING_URI (the compose stack sets it for its worker), else
+        a SQLite store beside the runs (an absolute path: MLflow resolves a relative one against the cwd)."""
+        return (self.tracking.mlflow.uri or os.environ.get("MLFLOW_TRACKING_URI")
+                or f"sqlite:///{(Path(self.artifacts_dir) / 'mlflow.db').resolve()}")
 
     def config_hash(self) -> str:
         """Stable hash of every field: two runs with equal hashes had the same configuration."""
@@ -711,6 +825,8 @@ def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ExperimentCo
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment, apply ``key=value`` overrides and validate, before any work.
     :func:`doughflow.experiment.load_experiment` also checks it against the code it names."""
+    if not path and not DEFAULT_CONFIG.exists():  # an installed package ships no configs/: the defaults equal it
+        return validate_config(apply_overrides({}, overrides or []), source="the built-in defaults")
     path = Path(path) if path else DEFAULT_CONFIG
     try:
         text = path.read_text()

@@ -134,6 +134,23 @@ def load_runs(path: str | Path, run_ids: list[str] | None = None, last: int | No
     return records
 
 
+def previous_run(path: str | Path, experiment: str, run_id: str) -> RunRecord | None:
+    """The newest run of ``experiment`` other than ``run_id``, or None (no registry yet, or no such run)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with closing(_connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute("SELECT * FROM runs WHERE experiment = ? AND run_id != ? "
+                                 "ORDER BY created_at DESC, run_id DESC LIMIT 1", (experiment, run_id)).fetchone()
+    if row is None:
+        return None
+    data = dict(row)
+    for name in JSON_FIELDS:
+        data[name] = json.loads(data[name])
+    return RunRecord(**data)
+
+
 def record_verdicts(path: str | Path, run_id: str, rows: list[dict]) -> int:
     """Store verdict rows (keys as in the verdicts table; ``corrected`` a dict) for a registered run."""
     path = Path(path)

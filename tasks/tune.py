@@ -6,7 +6,18 @@ from typing import Any
 from prefect.states import State
 
 from doughflow.orchestration.stage_tasks import compute_task
-from doughflow.stages.tune import build_report, publish_report, start_trial, summary, train_trial, trial_config, write_best
+from doughflow.stages.tune import (
+    build_report,
+    finish_study_tracking,
+    publish_report,
+    start_trial,
+    summary,
+    track_study,
+    track_trial,
+    train_trial,
+    trial_config,
+    write_best,
+)
 from doughflow.tuning.study import ask_within, open_study, tell, trial_budget
 
 
@@ -28,3 +39,7 @@ write_best_task = compute_task(name="tune-best-config")(write_best)
 tune_report_task = compute_task(name="tune-report")(build_report)
 publish_tune_report_task = compute_task(name="tune-publish-report")(publish_report)
 summary_task = compute_task(name="tune-summary")(summary)
+# MLflow: its client retries its own requests; a failure is logged, not raised (doughflow/stages/tune.py).
+track_study_task = compute_task(name="tune-track-study")(track_study)
+track_trial_task = compute_task(name="tune-track-trial")(track_trial)
+finish_study_tracking_task = compute_task(name="tune-track-best")(finish_study_tracking)

@@ -16,6 +16,7 @@ names, ``data.label_column``; validate adds one-hot ``_class_<label>`` columns).
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
@@ -86,11 +87,22 @@ class DatasetAdapter(ABC):
 
 
 def count_label_problem(values: list, target_columns: list[str], max_count: int) -> tuple[str, str] | None:
-    """A count must be present, whole and within 0..max_count."""
+    """A count must be present, a finite whole number and within 0..max_count.
+
+    Null is a missing label; NaN and +-inf are "not finite" (a NaN that reaches Parquet was written as a
+    value, not left empty: CSV readers already turn "nan" and empty cells into nulls). Both are judged
+    before any cast, because ``int(inf)`` raises OverflowError, which once stopped validate with no file,
+    row or column named."""
     for name, value in zip(target_columns, values):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if value is None:
             return f"{name}: missing label", f"{name}: missing label"
-        if float(value) != int(value):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return f"{name}: not a number", f"{name}: {value!r} is not a number"
+        if not math.isfinite(number):
+            return f"{name}: not finite", f"{name}: count {value!r} is not a finite number"
+        if number != int(number):
             return f"{name}: not a whole number", f"{name}: count {value} is not a whole number"
         if not 0 <= value <= max_count:
             return f"{name}: out of range", f"{name}: count {value} outside 0..{max_count}"

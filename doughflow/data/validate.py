@@ -68,6 +68,23 @@ def content_hash(pixels: np.ndarray) -> bytes:
     return xxhash.xxh3_128_digest(np.ascontiguousarray(pixels).tobytes() + repr(pixels.shape).encode())
 
 
+# Ids are keys, not payloads: one over this many characters is quarantined (a megabyte id would be copied
+# into every manifest, report table, review page and log line that names the row).
+MAX_ID_CHARS = 512
+
+
+def id_problem(value: object, what: str) -> str | None:
+    """Why an id or group id cannot be used, or None. Control characters (a newline forges log lines, a
+    NUL truncates strings in C readers) and ids over MAX_ID_CHARS are refused; anything else is text."""
+    text = str(value)
+    if len(text) > MAX_ID_CHARS:
+        return f"{what} over {MAX_ID_CHARS} characters ({len(text)})"
+    control = next((char for char in text if ord(char) < 32 or ord(char) == 127), None)
+    if control is not None:
+        return f"{what} holds control character U+{ord(control):04X}"
+    return None
+
+
 def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
                 target_columns: list[str], image_column: str,
                 label_problem: Callable[[list], tuple[str, str] | None] | None = None) -> tuple[str | None, str | None, bytes | None]:
@@ -79,6 +96,10 @@ def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: 
         return "id: missing", "missing id", None
     if group is None or str(group) == "":
         return "group: missing", "missing group id", None
+    for value, what, category in ((sample_id, "id", "id: unusable"), (group, "group id", "group: unusable")):
+        unusable = id_problem(value, what)
+        if unusable is not None:
+            return category, unusable, None
     problem = label_problem(counts) if label_problem else count_label_problem(counts, target_columns, max_count)
     if problem is not None:
         return problem[0], problem[1], None
@@ -136,7 +157,7 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
                 bad_rows.append(row)
                 bad_reasons.append(reason)
                 reasons[category] = reasons.get(category, 0) + 1
-                log.warning("quarantined %s row %d (%s=%s): %s", shard.path, row, id_column, ids[row], reason)
+                log.warning("quarantined %s row %d (%s=%.80r): %s", shard.path, row, id_column, ids[row], reason)
         valid = table.filter(pa.array(keep))
         for name, column in adapter.derived_columns(valid).items():
             valid = valid.append_column(name, column)

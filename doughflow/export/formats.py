@@ -8,7 +8,6 @@ file size and batch-1 latency. Deciding what ships is not done here but in evalu
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,8 +19,16 @@ from doughflow.data.adapters import problem_of
 from doughflow.evaluation.metrics import problem_metrics
 from doughflow.export import coreml_export, quantize
 from doughflow.export.onnx_export import ParityReport, compare_outputs
-from doughflow.export.runtimes import (Predictor, RuntimeUnavailable, coreml_can_predict, coreml_predictor,
-                                       fp16_emulated_predictor, onnx_predictor, torch_predictor)
+from doughflow.export.runtimes import (
+    Predictor,
+    RuntimeUnavailable,
+    coreml_can_predict,
+    coreml_predictor,
+    fp16_emulated_predictor,
+    onnx_predictor,
+    torch_predictor,
+)
+from doughflow.paths import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +118,8 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         result = FormatResult(name, bundle_name, str(target), primary=name in PRIMARY_FORMATS)
         results.append(result)
         try:
-            if target.exists():
-                shutil.rmtree(target)
+            if target.exists() or target.is_symlink():
+                remove_tree(out_dir, target)
             coreml_export.export_coreml(model, target, image_size=size, labels=labels, preprocessing=preprocessing,
                                         precision=precision, max_batch=release.coreml.max_batch,
                                         deployment_target=release.coreml.deployment_target)

@@ -1,7 +1,10 @@
-"""Prefect artifacts: the report, tables, links and a live training progress bar in the UI.
+"""Prefect artifacts: the report, tables, links and live progress bars in the UI.
 
 Each publisher does nothing outside a flow run, so the stages that call them stay plain functions
-that tests run without a Prefect API.
+that tests run without a Prefect API. Keys are stable per experiment (``pizza-report``,
+``pizza-metrics``: :func:`experiment_key`), never per run: Prefect shows every artifact of one key as
+that key's history, so the UI answers "how did the last runs of this experiment go" on one page,
+while each run's own page still lists the versions it created.
 """
 
 from __future__ import annotations
@@ -10,14 +13,27 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import cast
+from uuid import UUID
 
 log = logging.getLogger(__name__)
 
 
 def artifact_key(*parts: str, limit: int = 100) -> str:
-    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    """Prefect artifact keys allow lower-case ASCII letters, digits and dashes only: anything else
+    becomes a dash, runs of dashes one, and the ends are trimmed."""
     text = "-".join(parts).lower()
-    return "".join(c if c.isalnum() else "-" for c in text)[:limit]
+    key = "".join(c if c.isascii() and c.isalnum() else "-" for c in text)
+    while "--" in key:
+        key = key.replace("--", "-")
+    return key.strip("-")[:limit].rstrip("-") or "doughflow"
+
+
+def experiment_key(experiment: str, kind: str) -> str:
+    """The stable key of one kind of artifact of an experiment: ``experiment_key("pizza", "report")`` is
+    ``pizza-report``. The kind is kept whole (the experiment name is cut if the key would be too long)."""
+    kind_key = artifact_key(kind)
+    return f"{artifact_key(experiment, limit=99 - len(kind_key))}-{kind_key}"
 
 
 def _in_flow_run() -> bool:
@@ -51,8 +67,9 @@ def publish_link(key: str, link: str, link_text: str, description: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_artifact(read_fraction: Callable[[], float | None], key: str, description: str,
-                      every_seconds: float = 5.0) -> Iterator[None]:
+def progress_artifact(
+    read_fraction: Callable[[], float | None], key: str, description: str, every_seconds: float = 5.0
+) -> Iterator[None]:
     """Inside a Prefect task run: a progress artifact (0-100 %) updated from ``read_fraction`` every few
     seconds while the block runs (e.g. rank 0's progress file). Outside one it does nothing."""
     from prefect.context import TaskRunContext
@@ -62,7 +79,7 @@ def progress_artifact(read_fraction: Callable[[], float | None], key: str, descr
         return
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+    artifact_id = cast(UUID, create_progress_artifact(progress=0.0, key=key, description=description))  # sync here
     stop = threading.Event()
     last = {"value": -1.0}
 

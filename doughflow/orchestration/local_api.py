@@ -205,9 +205,9 @@ def local_api() -> Iterator[float | None]:
 
 def launched_flow_command(argv: list[str]) -> bool:
     """Whether this interpreter was started as ``python -m flows.train|prepare|tune`` (not for --help):
-    only those run a flow, and only a process started for one should start a server."""
+    only those run a flow (not with --help or --print-config), and only a process started for one should start a server."""
     if "-m" not in argv:
         return False
     module = argv[argv.index("-m") + 1] if argv.index("-m") + 1 < len(argv) else ""
     rest = argv[argv.index("-m") + 2 :]
-    return module in {"flows.train", "flows.prepare", "flows.tune"} and not {"-h", "--help"} & set(rest)
+    return module in {"flows.train", "flows.prepare", "flows.tune"} and not {"-h", "--help", "--print-config"} & set(rest)

@@ -15,40 +15,73 @@ import inspect
 import logging
 import os
 import time
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from doughflow.caching import missing_outputs, stage_key
+from doughflow.caching import library_versions, missing_outputs, stage_key, user_module_sources
 from doughflow.config import ExperimentConfig
+from doughflow.orchestration.results import RESULT_SERIALIZER, UntrustedResultError, matches, read_trusted
+from doughflow.orchestration.logs import route_library_logs
 from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)
 
+# Every process that defines the stage tasks runs flows: the library's INFO lines go to the run's logs.
+route_library_logs()
+
 # How many times one key may be recomputed after its files were deleted before it is overwritten.
 MAX_CACHE_GENERATIONS = 8
+
+# What the dataset adapter reads (every stage that asks which problem it solves, or which columns are
+# the targets, reads these): tests/flows/test_train_flow.py traces the fields each stage reads during a
+# real run and fails on any outside its sections.
+ADAPTER_FIELDS = ("labels", "data.adapter", "data.import_module", "data.target_prefix", "data.max_count",
+                  "data.label_column")
+COLUMNS = ("data.id_column", "data.image_column")
+# Read by stages without changing any result, never part of a key: where the data stages compute
+# (``dask``), and the experiment name, which only names the Prefect artifacts a stage publishes while
+# it runs (``pizza-subsample-progress``); two experiments with the same data share the cached result.
+KEY_EXEMPT_FIELDS = ("dask", "name")
 
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources"),
-    "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count",
-                 "data.adapter", "data.label_column", "data.import_module"),
-    "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",
-                  "data.target_prefix"),
+    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources", "data.label_defaults",
+              "data.target_prefix", *COLUMNS),
+    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column"),
+    "subsample": ("data.subsample", "labels", *COLUMNS, "data.group_column", "data.target_prefix"),
     "split": ("split", "data.group_column"),
-    "train": ("train", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix",
-              "data.adapter"),
-    "evaluate": ("evaluate", "labels", "data.image_size", "data.id_column", "data.image_column", "data.target_prefix",
-                 "data.adapter"),
-    "export-onnx": ("export", "labels", "data.image_size", "data.adapter"),
-    "deploy-formats": ("release", "export", "labels", "data.image_size", "data.adapter"),
-    "behaviour-tests": ("release", "labels", "data.image_size", "data.adapter", "train.augment"),
-    "release-gates": ("release", "evaluate", "export", "data.adapter"),
+    "train": ("train", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
+    "evaluate": ("evaluate", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
+    "export-onnx": ("export", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
+    "deploy-formats": ("release", "export", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
+    "behaviour-tests": ("release", "train.model", "train.augment", *ADAPTER_FIELDS, *COLUMNS, "data.image_size",
+                        "data.source"),
+    "release-gates": ("release", "evaluate", "export", *ADAPTER_FIELDS),
     "report": ("*",),
     "package": ("*",),
+}
+
+# The libraries whose output each cached stage depends on: an upgrade reruns the stage. (Prefect,
+# Dask, numpy and the like change no result we keep; they are recorded in the bundle manifest.)
+STAGE_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "fetch": ("pyarrow",),
+    "validate": ("pyarrow",),
+    "subsample": ("pyarrow",),
+    "split": ("pyarrow",),
+    "train": ("torch", "deepspeed", "pyarrow"),
+    "evaluate": ("torch", "pyarrow"),
+    "export-onnx": ("torch", "onnx", "onnxscript", "onnxruntime"),
+    "deploy-formats": ("torch", "onnx", "onnxruntime", "coremltools"),
+    "behaviour-tests": ("torch", "onnxruntime", "coremltools"),
+    "release-gates": (),
+    "report": ("torch", "pyarrow"),
+    "package": ("torch", "deepspeed", "onnxruntime", "coremltools", "pyarrow"),
 }
 
 # Upper bounds for stages that wait on the outside world; a hung read fails and is retried.
@@ -65,7 +98,7 @@ NOT_IN_KEY = ("config", "paths")
 STAGE_LOG: dict[str, dict[str, dict]] = {}
 
 
-def _log_stage_state(task, task_run, state) -> None:
+def _log_stage_state(task: Any, task_run: Any, state: Any) -> None:
     started = task_run.start_time
     seconds = (state.timestamp - started).total_seconds() if started and state.timestamp else 0.0
     # Keyed by the root flow run, so stages inside sub-flows (prepare-data) count for the run.
@@ -82,7 +115,7 @@ def _log_stage_state(task, task_run, state) -> None:
 FAULT_HOLD = "DOUGHFLOW_FAULT_HOLD_STAGE" in os.environ
 
 
-def _hold_for_fault_test(task, task_run, state) -> None:
+def _hold_for_fault_test(task: Any, task_run: Any, state: Any) -> None:
     if os.environ.get("DOUGHFLOW_FAULT_HOLD_STAGE") != task.name:
         return
     marker = Path(os.environ["DOUGHFLOW_FAULT_HOLD_MARKER"])
@@ -93,54 +126,108 @@ def _hold_for_fault_test(task, task_run, state) -> None:
         time.sleep(1)
 
 
+def stage_environment(stage: str, config: Any) -> dict[str, Any]:
+    """What a stage's output depends on beyond its config sections and upstream results: the versions
+    of its libraries, the source of user modules its sections name, and (package) the fingerprint of
+    the signing key, so a bundle signed with another key, or none, is not served from the cache."""
+    environment: dict[str, Any] = {"libraries": library_versions(STAGE_LIBRARIES.get(stage, ())),
+                                   "modules": user_module_sources(config, STAGE_SECTIONS[stage])}
+    if stage == "package":
+        from doughflow.packaging.signing import SigningError, key_fingerprint, signing_key_path
+
+        key = signing_key_path(config.packaging.signing_key)
+        try:
+            environment["signer"] = key_fingerprint(key) if key else None
+        except SigningError:
+            environment["signer"] = f"unusable key {key}"  # the stage runs and fails naming it
+    return environment
+
+
 def cache_key_for(stage: str, parameters: dict[str, Any]) -> str | None:
     """The stage's cache key from its call parameters, or None (no caching) when caching is off."""
     config = parameters["config"]
     if stage not in STAGE_SECTIONS or not config.orchestration.cache:
         return None
     upstream = {name: value for name, value in parameters.items() if name not in NOT_IN_KEY}
-    return f"doughflow-{stage}-{stage_key(stage, config, STAGE_SECTIONS[stage], upstream)}"
+    key = stage_key(stage, config, STAGE_SECTIONS[stage], upstream, stage_environment(stage, config))
+    return f"doughflow-{stage}-{key}"
 
 
-def live_cache_key(context, key: str | None, config: ExperimentConfig) -> str | None:
-    """``key``, or its next generation when the result stored under it names deleted files: the
-    stage then recomputes (and stores under the new generation, which later runs find) instead of
-    serving paths to nothing. A result that cannot be read is left to Prefect to handle."""
+def _read_record(store: Any, key: str) -> bytes | None:
+    """The raw bytes stored under ``key``, or None when there are none. Read through the storage block,
+    never through ``ResultStore.exists``/``read``, which deserialise with whatever serializer the
+    record names (pickle included)."""
+    storage = getattr(store, "result_storage", None)
+    if storage is None:
+        return None
+    try:
+        return storage.read_path(key, _sync=True)
+    except UntrustedResultError:
+        raise
+    except (OSError, ValueError):  # absent: LocalFileSystem raises ValueError, fsspec FileNotFoundError
+        return None
+
+
+def live_cache_key(context: Any, key: str | None, config: ExperimentConfig, expected: Any = None) -> str | None:
+    """``key``, or its next generation when the record stored under it cannot be served: it names
+    deleted files (the stage then recomputes, and stores under the new generation, which later runs
+    find, instead of serving paths to nothing), or it is not a record we wrote: not JSON, another
+    serializer (a planted pickle), a class that is not ours, or not the stage's return type ``expected``.
+    Those are never deserialised by Prefect; each is a cache miss with a warning. None (no caching for
+    this call) when every generation is unusable."""
     if key is None or context is None or getattr(context, "result_store", None) is None:
         return key
     artifacts = Path(config.artifacts_dir)
     roots = (str(artifacts), str(artifacts.resolve()))
-    for generation in range(MAX_CACHE_GENERATIONS):
+    for generation in range(MAX_CACHE_GENERATIONS + 1):
         candidate = key if generation == 0 else f"{key}-g{generation}"
         try:
-            if not context.result_store.exists(candidate):
+            content = _read_record(context.result_store, candidate)
+            if content is None:
                 return candidate
-            gone = missing_outputs(context.result_store.read(candidate).result, roots)
-        except Exception as error:  # noqa: BLE001 - an unreadable record is Prefect's to report
-            log.debug("cache record %s unreadable (%s): leaving it to Prefect", candidate, error)
-            return candidate
+            result = read_trusted(content, candidate)
+            if expected is not None and not matches(result, expected):
+                raise UntrustedResultError(f"{candidate}: holds a {type(result).__name__}, not the stage's {expected}")
+        except UntrustedResultError as error:
+            log.warning("ignoring cached result (%s): recomputing the stage", error)
+            continue
+        gone = missing_outputs(result, roots)
         if not gone:
             return candidate
         log.info("cached result %s names %d deleted file(s) (e.g. %s): recomputing", candidate, len(gone), gone[0])
-    return f"{key}-g{MAX_CACHE_GENERATIONS}"
+        if generation == MAX_CACHE_GENERATIONS:
+            return candidate  # the last generation is overwritten
+    log.warning("no usable cache generation of %s: running the stage without its cache", key)
+    return None
 
 
-def _stage_task(defaults: dict, name: str, **options):
+def _return_type(fn: Callable[..., Any]) -> Any:
+    """The stage function's declared return type, or None when it cannot be resolved."""
+    try:
+        return typing.get_type_hints(fn).get("return")
+    except Exception:  # noqa: BLE001 - an unresolvable hint only skips the type check
+        return None
+
+
+def _stage_task(defaults: dict, name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``@task`` with the project's defaults, a cache key when the stage is cacheable, and
     persisted results so that a later run (or a retry) can pick the result up."""
 
-    def decorate(fn):
+    def decorate(fn: Callable[..., Any]) -> Any:
         signature = inspect.signature(fn)
         settings = {**defaults, **options}
         if name in STAGE_SECTIONS:
             settings.pop("cache_policy", None)
             settings.setdefault("persist_result", True)
 
-            def key_fn(context, parameters: dict) -> str | None:
+            expected = _return_type(fn)
+
+            def key_fn(context: Any, parameters: dict) -> str | None:
                 arguments = signature.bind_partial(**parameters).arguments
-                return live_cache_key(context, cache_key_for(name, arguments), arguments["config"])
+                return live_cache_key(context, cache_key_for(name, arguments), arguments["config"], expected)
 
             settings["cache_key_fn"] = key_fn
+            settings.setdefault("result_serializer", RESULT_SERIALIZER)
         settings["on_completion"] = [*settings.get("on_completion", []), _log_stage_state]
         settings["on_failure"] = [*settings.get("on_failure", []), _log_stage_state]
         if FAULT_HOLD:
@@ -152,10 +239,25 @@ def _stage_task(defaults: dict, name: str, **options):
     return decorate
 
 
+# Failures that another attempt would repeat: bad input named by the stage (a truncated or mislabelled
+# file, a link out of the source folder, a missing column: ValueError and its SchemaError), and OSErrors
+# that say "never". Retrying them cost 42 s of backoff per hostile source before the error was shown.
+PERMANENT_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition of the I/O stages: retry what may pass next time, not a named bad input."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result says nothing against another try
+        return True
+    return not isinstance(error, PERMANENT_ERRORS)
+
+
 # I/O stages retry transient failures with backoff and jitter; compute stages fail fast (a retry
 # would repeat the same error), except where a stage says otherwise.
 io_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": [2, 10, 30],
-                                          "retry_jitter_factor": 0.5})
+                                          "retry_jitter_factor": 0.5, "retry_condition_fn": retry_unless_permanent})
 compute_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE})
 
 

@@ -81,6 +81,8 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
     release = manifest.get("release")
     if release is None:
         report.problems.append("manifest has no release decision: bundle was not gated")
+    elif not isinstance(release, dict):
+        report.problems.append("manifest release section is not a mapping")
     elif release.get("status") != "released":
         report.rejected = [f"release {release.get('status')}: {reason}" for reason in release.get("reasons", [])] or \
             [f"release status is {release.get('status')!r}"]

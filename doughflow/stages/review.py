@@ -3,7 +3,8 @@
 Beside the bundle rather than in the current run's folder: when every stage came from the cache, the
 bundle is the earlier run's, and flows.review finds the packet as the bundle's sibling. A packet that
 is already there for that bundle is left alone (same inputs give the same packet, and a run never
-rewrites another run's folder).
+rewrites another run's folder). The packet's samples carry customer ids as pseudonyms; the real ones
+stay in the run's data folder for the labelled export (:mod:`doughflow.review.labelled`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
 from doughflow.packaging.bundle import MANIFEST, BundleResult
+from doughflow.privacy import pseudonymiser_for
+from doughflow.review.labelled import write_real_groups
 from doughflow.review.packet import PACKET, PAGE, TEMPLATE, PacketResult, write_packet
 from doughflow.review.sampling import select_for_review
 from doughflow.runs import RunPaths
@@ -77,6 +80,13 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
     originals = pa.concat_tables(
         [table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
          for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())])
+    # The packet leaves the data folder: its samples carry pseudonyms; the real ids stay in data/.
+    real_groups = pc.cast(originals.column(data.group_column), pa.string())
+    write_real_groups(review_dir.parent, pc.cast(originals.column(data.id_column), pa.string()), real_groups)
+    pseudonymise = pseudonymiser_for(config)
+    originals = originals.set_column(originals.schema.get_field_index(data.group_column),
+                                     pa.field(data.group_column, pa.string()),
+                                     pa.array(pseudonymise.many(real_groups.to_pylist()), pa.string()))
     strategy = config.review.model_dump(exclude={"gate"})
     return write_packet(review_dir, run_id=run_id, labels=config.labels, ids=test.ids,
                         images=test.images, pred=pred, true=test.targets, selected=selected, originals=originals,

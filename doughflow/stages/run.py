@@ -9,31 +9,38 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from doughflow import runlock
 from doughflow.config import ExperimentConfig
 from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult
 from doughflow.data.validate import ValidationResult
-from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.orchestration.runtime import root_flow_run_id
 from doughflow.packaging.bundle import BundleResult
 from doughflow.packaging.publish import PublishResult
+from doughflow.release.gates import ReleaseDecision
 from doughflow.runs import RunPaths, new_run_id
 from doughflow.stages.evaluate import EvaluationResult
 from doughflow.stages.export import ExportResult
+from doughflow.stages.track import TrackResult
 from doughflow.training.job import TrainResult
 from doughflow.training.recipe import Recipe
 
 
 def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
-    """The run's folder layout; a new id unless ``run_id`` names a run to resume into."""
-    return RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name, root_flow_run_id()), time.time())
+    """The run's folder layout; a new id unless ``run_id`` names a run to resume into. The id is checked
+    (InvalidRunIdError) and the run folder locked for this flow run (RunInUseError naming the process
+    that has it) before any stage writes."""
+    owner = root_flow_run_id()
+    paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name, owner), time.time())
+    runlock.acquire(paths.stage(""), owner=owner)
+    return paths
 
 
 def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResult, trained: TrainResult,
                 exported: ExportResult, formats: DeployResult | None = None, decision: ReleaseDecision | None = None,
-                published: PublishResult | None = None) -> dict:
+                published: PublishResult | None = None, tracked: TrackResult | None = None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
     release = {}
@@ -48,6 +55,8 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
                         for f in formats.formats}}}
     if published is not None:
         release["published"] = published.url
+    if tracked is not None:
+        release["mlflow"] = tracked.summary()
     return {**release,
         "run_id": paths.run_id,
         # world size, device, global batch, effective learning rate: how the hardware shaped this run

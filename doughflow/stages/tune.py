@@ -3,22 +3,30 @@ and the study report. Opening, asking and telling the study are plain functions 
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
-from doughflow.orchestration.artifacts import artifact_key, publish_markdown
-from doughflow.orchestration.runtime import flow_run_id
+from doughflow.orchestration.artifacts import experiment_key, publish_markdown
+from doughflow.orchestration.runtime import flow_run_id, flow_run_ui_url, root_flow_run_id
+from doughflow.reporting.report import inline_figures
 from doughflow.runs import RunPaths
+from doughflow.stages.train import run_train_job, train_job
+from doughflow.tracking.mlflow_study import TrialRecord, close_study_run, log_trial, open_study_run
+from doughflow.tracking.naming import flatten_params
+from doughflow.tracking.store import TrackingError
+from doughflow.training.job import TrainResult
 from doughflow.tuning import report as tune_report
 from doughflow.tuning.prune import PruneMonitor, optuna_judge
 from doughflow.tuning.space import apply_params
 from doughflow.tuning.study import StudyRef, TrialPlan, load_study, trial_handle, trial_run_id
-from doughflow.training.job import TrainResult
-from doughflow.stages.train import run_train_job, train_job
 
 CONTROL_DIR = "tune-control"
+
+log = logging.getLogger(__name__)
 
 
 def trial_config(config: ExperimentConfig, plan: TrialPlan) -> ExperimentConfig:
@@ -63,12 +71,10 @@ def build_report(config: ExperimentConfig, study: StudyRef, best: tune_report.Be
 
 
 def publish_report(report, study: StudyRef) -> None:
-    """Prefect markdown artifact; figures are files beside the report, so the artifact says where."""
-    folder = Path(report.markdown).parent.resolve()
-    text = Path(report.markdown).read_text()
-    for figure in report.figures:
-        text = text.replace(f"]({figure})", f"]({folder / figure})")
-    publish_markdown(artifact_key("tune", study.name), text, f"doughflow tuning study {study.name}")
+    """Prefect markdown artifact under the study's stable key (``pizza-tune-report``), figures embedded
+    as data URIs so the UI shows them (a file path renders as a broken image there)."""
+    text = inline_figures(Path(report.markdown).read_text(), Path(report.markdown).parent)
+    publish_markdown(experiment_key(study.name, "tune-report"), text, f"doughflow tuning study {study.name}")
 
 
 def summary(study: StudyRef, best: tune_report.BestConfig, report) -> dict:
@@ -77,3 +83,61 @@ def summary(study: StudyRef, best: tune_report.BestConfig, report) -> dict:
     return {"study": study.name, "storage": study.storage, "metric": study.metric, "best_value": best.value,
             "best_trial": best.trial, "best_params": best.params, "best_config": best.path,
             "report": report.html, **counts}
+
+
+# MLflow: the study as a parent run, each trial nested under it (doughflow/tracking/mlflow_study.py).
+# Each returns None, without importing MLflow, when tracking.mlflow.enabled is off. As for train runs,
+# MLflow failing is logged, not raised: the study lives in its Optuna storage whatever MLflow says.
+
+
+def track_study(config: ExperimentConfig, study: StudyRef) -> str | None:
+    """The study's parent run in MLflow (reopened when the study resumes)."""
+    if not config.tracking.mlflow.enabled:
+        return None
+    uri = config.mlflow_uri()
+    tags = {"doughflow.experiment": config.name, "doughflow.config_hash": config.config_hash(),
+            "optuna.direction": study.direction, "optuna.metric": study.metric}
+    if root_flow_run_id():
+        tags["prefect.flow_run_id"] = root_flow_run_id() or ""
+    if flow_run_ui_url():
+        tags["prefect.flow_run_ui_url"] = flow_run_ui_url() or ""
+    try:
+        return open_study_run(uri, config.tracking.mlflow.experiment or config.name, study.name, study.storage,
+                              flatten_params(config.model_dump(mode="json")), tags)
+    except TrackingError as error:
+        log.error("%s; the study itself is complete in its Optuna storage", error)
+        return None
+
+
+def track_trial(config: ExperimentConfig, plan: TrialPlan, outcome: dict, state: str,
+                parent_run_id: str | None) -> str | None:
+    """One told trial as a nested run: its params, per-epoch metrics (from its history), and the state
+    Optuna was told (``state``: a complete trial without a finite value was told as failed)."""
+    if parent_run_id is None:
+        return None
+    epochs: list[dict] = []
+    if outcome.get("run_id"):
+        history = Path(config.artifacts_dir) / str(outcome["run_id"]) / "train" / "history.json"
+        if history.exists():
+            epochs = json.loads(history.read_text()).get("epoch", [])
+    record = TrialRecord(number=plan.number, params=plan.params, state=state,
+                         value=outcome.get("value") if state == "complete" else None, pruned_after_epoch=outcome.get("pruned_after_epoch"),
+                         error=outcome.get("error"), run_id=outcome.get("run_id"), epochs=epochs)
+    try:
+        return log_trial(config.mlflow_uri(), parent_run_id, record)
+    except TrackingError as error:
+        log.error("%s", error)
+        return None
+
+
+def finish_study_tracking(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig, report,
+                          parent_run_id: str | None) -> None:
+    """End the parent run: best trial, value and params, trials per state, the report and best config."""
+    if parent_run_id is None:
+        return
+    best_dict = {"trial": best.trial, "value": best.value, "params": best.params}
+    artifacts = [report.html, report.markdown, *([best.path] if best.path else [])]
+    try:
+        close_study_run(config.mlflow_uri(), parent_run_id, best_dict, tune_report.counts(load_study(study)), artifacts)
+    except TrackingError as error:
+        log.error("%s", error)

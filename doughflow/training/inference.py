@@ -33,7 +33,7 @@ def make_model(cfg: TrainConfig, num_classes: int, problem: str = "count") -> to
 def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig, problem: str = "count") -> torch.nn.Module:
     """The trained weights at ``model_path`` in the config's architecture, on the CPU, in eval mode."""
     model = make_model(cfg, num_classes, problem)
-    model.load_state_dict(torch.load(model_path, map_location="cpu"))
+    model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
     return model.eval()
 
 

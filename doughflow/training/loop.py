@@ -31,7 +31,15 @@ from tqdm import tqdm
 from doughflow.training import checkpoint as ckpt
 from doughflow.training.control import await_verdict, publish_epoch
 from doughflow.training.early_stopping import judge_epoch
-from doughflow.training.engine import AUTOCAST, backward_step, build_engine, forward_loss, full_state_dict, resolved_ds_config
+from doughflow.training.engine import (
+    AUTOCAST,
+    backward_step,
+    build_engine,
+    forward_loss,
+    full_state_dict,
+    resolved_ds_config,
+    write_monitor_events,
+)
 from doughflow.training.inference import make_model
 from doughflow.training.job import TrainJob, TrainResult, resume_fingerprint, write_result
 from doughflow.training.losses import LossLog, nan_message, problem_loss
@@ -159,10 +167,10 @@ def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPla
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.effective_learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size))
-    engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size)
+    engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size, job.out_dir)
     ds_config_path = Path(job.out_dir) / "ds_config.json"
     if process.is_main:
-        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates, recipe)
+        config = resolved_ds_config(cfg, device, process.world_size, plan.total_updates, recipe, job.out_dir)
         ds_config_path.write_text(json.dumps(config, indent=2))
     return engine, scheduler, ds_config_path
 
@@ -174,10 +182,11 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     tag = ckpt.latest_tag(checkpoint_dir)
     if not tag:
         return ckpt.LoopState(fingerprint=expected)
-    _, client_state = engine.load_checkpoint(str(checkpoint_dir), tag=tag)
-    if client_state is None:
+    verify_before_load(checkpoint_dir, tag, process)
+    load_path, _ = engine.load_checkpoint(str(checkpoint_dir), tag=tag)
+    if load_path is None:
         raise ckpt.CheckpointMismatchError(f"checkpoint {checkpoint_dir / tag} could not be loaded")
-    state = ckpt.LoopState.from_client_state(client_state)
+    state = ckpt.LoopState.load(checkpoint_dir, tag)
     if state.fingerprint != expected:
         raise ckpt.CheckpointMismatchError(
             f"checkpoint {checkpoint_dir / tag} was written for another config, data or world size; "
@@ -187,13 +196,33 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     return state
 
 
+def verify_before_load(checkpoint_dir: Path, tag: str, process: ProcessContext) -> None:
+    """Rank 0 checks the tag's files against the digests recorded at save time (one reader of the shared
+    checkpoint folder, not one per rank); every rank raises when it fails, before DeepSpeed unpickles."""
+    failure = ""
+    if process.is_main:
+        try:
+            ckpt.verify_digests(checkpoint_dir, tag)
+        except ckpt.CheckpointIntegrityError as error:
+            failure = str(error)
+    if process.world_size > 1:
+        verdict = [failure]
+        torch.distributed.broadcast_object_list(verdict, src=0)
+        failure = verdict[0]
+    if failure:
+        raise ckpt.CheckpointIntegrityError(failure)
+
+
 def save_checkpoint(run: Run, tag: str) -> None:
-    """Every rank saves its part; rank 0 then points ``latest`` at the tag and prunes old ones."""
+    """Every rank saves its part; rank 0 then records the files' digests, points ``latest`` at the tag
+    and prunes old ones."""
     ckpt.save_rng(run.checkpoint_dir, tag, run.process.rank)
-    # Returns after a barrier: every rank's files of this tag are written.
-    run.engine.save_checkpoint(str(run.checkpoint_dir), tag=tag, client_state=run.state.to_client_state(),
-                               save_latest=False)
     if run.process.is_main:
+        run.state.save(run.checkpoint_dir, tag)
+    # Returns after a barrier: every rank's files of this tag are written.
+    run.engine.save_checkpoint(str(run.checkpoint_dir), tag=tag, save_latest=False)
+    if run.process.is_main:
+        ckpt.record_digests(run.checkpoint_dir, tag)
         ckpt.mark_latest(run.checkpoint_dir, tag)
         ckpt.prune(run.checkpoint_dir, run.job.cfg.keep_checkpoints)
 
@@ -321,6 +350,10 @@ def report_progress(run: Run, bar: tqdm, clock: EpochClock, epoch: int, step: in
         return
     write_progress(run.job.out_dir, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=clock.steps,
                    loss=value, images_per_second=rate)
+    if value is not None:
+        samples = run.engine.global_samples
+        write_monitor_events(run.engine, [("Train/Samples/train_loss", value, samples),
+                                          ("Train/Samples/images_per_second", rate, samples)])
     if bar.disable and time.perf_counter() - run.last_report > 30:
         # No terminal (Prefect, CI): a log line stands in for the progress bar.
         run.last_report = time.perf_counter()
@@ -361,6 +394,11 @@ def validate_and_judge(run: Run, epoch: int, record: dict) -> tuple[bool, bool]:
             log.info("stopped after epoch %d: the tuner pruned this run", epoch + 1)
     run.state.history["epoch"].append(record)
     log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+    samples = run.engine.global_samples
+    write_monitor_events(run.engine, [("Train/Samples/epoch", record["epoch"], samples),
+                                      ("Train/Samples/epoch_train_loss", record["train_loss"], samples),
+                                      *[(f"Val/Samples/{key[4:]}", value, samples) for key, value in record.items()
+                                        if key.startswith("val_") and isinstance(value, (int, float))]])
     return improved, stop
 
 
@@ -372,7 +410,7 @@ def write_outputs(run: Run, seconds: float) -> TrainResult | None:
         return None
     out_dir, state, history = run.out_dir, run.state, run.state.history
     best_path = out_dir / "best_model.pt"
-    weights = torch.load(best_path, map_location="cpu") if best_path.exists() else final_weights
+    weights = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else final_weights
     model_path = out_dir / "model.pt"
     ckpt.atomic_torch_save(weights, model_path)
     ckpt.atomic_torch_save(final_weights, out_dir / "last_model.pt")

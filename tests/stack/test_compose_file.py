@@ -1,12 +1,13 @@
 """The stack is private unless opened on purpose, as docker-compose.yml and the Dockerfile write it:
-every published port on 127.0.0.1 unless DOUGHFLOW_BIND_ADDRESS says otherwise (the dashboard,
-which has no login, always); no credential in a tracked file, each one a required value of the
+every published port on 127.0.0.1 unless DOUGHFLOW_BIND_ADDRESS says otherwise (the Dask dashboard
+and the MLflow server, which have no login, always); no credential in a tracked file, each one a required value of the
 untracked .env; images pinned to exact versions, run as a non-root user without privileges."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,11 +27,13 @@ def test_every_port_listens_on_loopback_unless_opened():
     for values, address in [(secrets, "127.0.0.1"), ({**secrets, "DOUGHFLOW_BIND_ADDRESS": ""}, "127.0.0.1"),
                             ({**secrets, "DOUGHFLOW_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")]:
         published = _published(values)
-        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3"}
+        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3",
+                                                                        "mlflow"}
         for name, ports in published.items():
             for port in ports:
                 host, _, _ = port.rpartition(":")[0].rpartition(":")
-                expected = "127.0.0.1" if port.endswith(":8787") else address  # the dashboard has no login
+                # the Dask dashboard and the MLflow server have no login
+                expected = "127.0.0.1" if port.endswith((":8787", ":5000")) else address
                 assert host == expected, (name, port)
 
 
@@ -60,11 +63,13 @@ def test_a_missing_secret_stops_the_stack():
 
 
 def test_images_are_pinned_and_run_unprivileged():
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
-    assert bases and all(re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+-[\w-]+", base) for base in bases), bases
-    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        dockerfile = (ROOT / name).read_text()
+        bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+        bases += re.findall(r"^COPY\s+--from=(\S+)", dockerfile, re.MULTILINE)
+        assert bases and all(re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", base) for base in bases), (name, bases)
+        users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+        assert users and users[-1].split(":")[0] not in ("root", "0"), name
     for name, service in services().items():
         assert "build" in service or "image" in service, name
         if "image" in service:  # not our Dockerfile: a pinned version and an explicit user
@@ -72,3 +77,43 @@ def test_images_are_pinned_and_run_unprivileged():
             assert service.get("user") not in (None, "root", "0"), name
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         assert service.get("cap_drop") == ["ALL"], name
+
+
+def test_the_gpu_profile_adds_a_gpu_worker_on_a_second_work_pool():
+    stack = services()
+    gpu = stack["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["build"] == {"context": ".", "dockerfile": "Dockerfile.gpu"}
+    assert gpu["command"] == "prefect worker start --pool doughflow-gpu"
+    assert gpu["deploy"]["resources"]["reservations"]["devices"] == [{"driver": "nvidia", "count": "all",
+                                                                      "capabilities": ["gpu"]}]
+    assert gpu["environment"] == stack["worker"]["environment"]  # the same stack, the same credentials
+    assert [name for name, service in stack.items() if "profiles" in service] == ["worker-gpu"]  # the rest runs without
+    assert "prefect work-pool create doughflow-gpu --type process" in stack["deploy"]["command"]
+
+
+def test_the_gpu_image_installs_the_cuda_constraints():
+    dockerfile = (ROOT / "Dockerfile.gpu").read_text()
+    assert re.search(r"^FROM nvidia/cuda:\d+\.\d+\.\d+-cudnn-devel-ubuntu\d+\.\d+$", dockerfile, re.MULTILINE)
+    installs = re.findall(r"uv pip install[^\n]*", dockerfile)
+    assert len(installs) == 4 and all("-c constraints-cuda.txt" in line for line in installs), installs
+    assert "--no-build-isolation deepspeed" in dockerfile and "constraints-cpu.txt constraints-cuda.txt" in dockerfile
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_cuda_constraints_are_the_cpu_set_plus_exact_cuda_pins():
+    cuda = ROOT / "constraints-cuda.txt"
+    options = [line for line in cuda.read_text().splitlines() if line.startswith("-")]
+    assert options == ["-c constraints-cpu.txt"]  # every CPU pin applies, at the same version
+    extra, cpu = _pins(cuda), _pins(ROOT / "constraints-cpu.txt")
+    assert not set(extra) & set(cpu), set(extra) & set(cpu)  # no package pinned twice
+    assert all(re.fullmatch(r"\d+(\.\d+)+", version) for version in extra.values()), extra
+    assert {"nvidia-cudnn-cu13", "nvidia-nccl-cu13", "triton"} <= set(extra) and cpu["torch"] == "2.13.0"

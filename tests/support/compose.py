@@ -63,8 +63,9 @@ def _localise(part: str, ports: Mapping[int, int], paths: Mapping[str, Path]) ->
     for compose_port, port in ports.items():
         part = str(port) if part == str(compose_port) else re.sub(rf":{compose_port}\b", f":{port}", part)
     for container, local in paths.items():
-        if part == container or part.startswith(container + "/"):
-            part = str(local) + part[len(container):]
+        for lead in ("", "sqlite:///"):  # a folder, or a SQLite database URL inside it
+            if part == lead + container or part.startswith(lead + container + "/"):
+                part = lead + str(local) + part[len(lead + container):]
     return part
 
 

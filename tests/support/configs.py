@@ -21,6 +21,9 @@ TINY_OVERRIDES = [
     "release.properties.max_failure_rate=1.0",
     "release.quantization.calibration_samples=16",
     "release.quantization.latency_repeats=2",
+    # MLflow (a few seconds of imports and a store per run) is checked by the tests that turn it on:
+    # tests/flows/test_train_flow.py and test_tune_flow.py (a local store), tests/stack/test_mlflow.py (a server).
+    "tracking.mlflow.enabled=false",
 ]
 
 # The shapes example (configs/shapes.yaml) on a tiny image folder, small enough for a 2-core CI box: 32 px

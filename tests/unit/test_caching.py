@@ -51,3 +51,28 @@ def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):
     result = Result(str(kept), [{"path": str(gone)}, {"path": "/elsewhere/not-ours.parquet"}, {"note": "text"}])
     assert missing_outputs(result, (str(tmp_path),)) == [str(gone)]
     assert missing_outputs(result, (str(tmp_path / "runs" / "a"),)) == []
+
+
+def test_user_module_source_and_library_versions_enter_the_key(tmp_path, monkeypatch):
+    import sys
+
+    from doughflow.caching import library_versions, module_source_hash, user_module_sources
+
+    package = tmp_path / "my_models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text("WIDTH = 8\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_config(None, ["train.model.import_module=my_models"])
+    before = user_module_sources(config, ("train",))
+    assert set(before) == {"train.model.import_module"}
+    assert user_module_sources(config, ("data",)) == {}  # a stage that does not read the field
+    upstream = {"raw": Upstream("abc", 10)}
+    key = stage_key("train", config, ("train",), upstream, {"modules": before})
+    (package / "nets.py").write_text("WIDTH = 16\n")  # same config, edited model code
+    after = user_module_sources(config, ("train",))
+    assert after != before and stage_key("train", config, ("train",), upstream, {"modules": after}) != key
+    assert module_source_hash("surely_not_a_module_xyz").startswith("not found")
+    assert "my_models" not in sys.modules  # hashed without importing it
+    versions = library_versions(("torch", "surely-not-installed-xyz"))
+    assert versions["torch"].startswith("2.") and versions["surely-not-installed-xyz"] == "absent"

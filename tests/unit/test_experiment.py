@@ -51,3 +51,29 @@ def test_an_adapter_module_named_by_the_config_is_imported_for_the_check(tmp_pat
     finally:
         ADAPTER_REGISTRY.pop("lab_counts", None)
         sys.modules.pop("lab_adapters", None)
+
+
+def test_deepspeed_monitor_sections_validate_like_deepspeeds_and_need_their_packages():
+    """A DeepSpeed user's monitor sections are accepted as DeepSpeed spells them, with no network (W&B is
+    not called); an unknown key fails naming it, and an enabled monitor whose package is missing fails
+    before any work, naming the field and the package."""
+    import importlib.util
+
+    sections = {"tensorboard": {"enabled": True, "output_path": "tb", "job_name": "run1"},
+                "csv_monitor": {"enabled": True, "output_path": "", "job_name": None},
+                "wandb": {"enabled": True, "group": "g", "team": "t", "project": "p"}}
+    config = validate_config({"train": {"deepspeed": {"monitor": sections}}})
+    assert config.train.deepspeed.monitor.wandb.team == "t" and config.train.deepspeed.monitor.enabled
+    with pytest.raises(ConfigError, match="train.deepspeed.monitor.wandb.entity: unknown field"):
+        validate_config({"train": {"deepspeed": {"monitor": {"wandb": {"entity": "t"}}}}})
+    with pytest.raises(ConfigError, match="train.deepspeed.monitor.csv_monitor.job_name: String should match"):
+        validate_config({"train": {"deepspeed": {"monitor": {"csv_monitor": {"job_name": "../elsewhere"}}}}})
+
+    missing = [name for name in ("tensorboard", "wandb") if importlib.util.find_spec(name) is None]
+    if missing:  # neither is a dependency: a plain `make setup` has neither
+        with pytest.raises(ConfigError) as caught:
+            check_experiment(config, source="exp.yaml")
+        assert str(caught.value).splitlines() == ["invalid configuration in exp.yaml:", *[
+            f"  train.deepspeed.monitor.{name}: enabled, but the {name} package is not installed (pip install {name})"
+            for name in missing]]
+    check_experiment(validate_config({"train": {"deepspeed": {"monitor": {"csv_monitor": {"enabled": True}}}}}))

@@ -77,5 +77,5 @@ def test_comparison_shows_the_hardware_and_recipe_of_each_run(tmp_path):
     text = comparison_markdown(runs)
     for row in ("| world size | 2 | 1 | 8 |", "| device | — | cpu | cuda |", "| global batch | 128 | 64 | 512 |",
                 "| micro batch x accumulation | 32 x 2 | 64 x 1 | 64 x 1 (gpu probe) |",
-                "| effective learning rate | 0.0010 | 0.0030 | 0.0240 |"):
+                "| effective learning rate | 0.00100 | 0.00300 | 0.0240 |"):
         assert row in text, row

@@ -25,13 +25,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from doughflow.config import NearDupConfig, SubsampleConfig
+from doughflow.data.dask_client import gather
 from doughflow.data.dedup import reduce as R
 from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
+from doughflow.data.progress import StageProgress
 from doughflow.data.dedup.lsh import components, lsh_params
 from doughflow.data.dedup.sketch import SketchSpec, id_keys, rows_matrix, sketch_shard
 
 log = logging.getLogger(__name__)
 
+# What a person watching the stage sees move (doughflow.data.progress): shards sketched, the dedup and
+# cap steps, shards written.
+SUBSAMPLE_PHASES = ("sketching", "dedup", "writing")
 DUP_GROUP = "_dup_group"
 CLUSTER = "_cluster"
 
@@ -422,10 +427,12 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
 
 
 def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client, *, id_column: str, group_column: str,
-              image_column: str = "image", score_truth: bool = True) -> SubsampleResult:
+              image_column: str = "image", score_truth: bool = True, progress: StageProgress | None = None) -> SubsampleResult:
     """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
     ``score_truth``: score against planted ground truth columns when present (loads every id into
-    this process: benchmarks score after timing instead)."""
+    this process: benchmarks score after timing instead). ``progress`` follows ``SUBSAMPLE_PHASES``:
+    shards sketched, dedup and cap steps done, shards written."""
+    progress = progress or StageProgress(SUBSAMPLE_PHASES, disable=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     sketch_dir = out_dir / "_sketch"
     sketch_dir.mkdir(exist_ok=True)
@@ -433,7 +440,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     spec = spec_for(cfg, id_column, group_column, image_column, parts=len(paths))
     sketch_paths = [str(sketch_dir / f"sketch-{i:05d}.parquet") for i in range(len(paths))]
     started = time.perf_counter()
-    done = client.gather(client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False))
+    done = gather(client, client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False), progress, "sketching")
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
     stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed")
@@ -450,23 +457,29 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     facts: dict = {}
     group_maps: list[str] = []
     pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    progress.start("dedup", sum(map(bool, (cfg.exact_dedup, near.kind != "none", cfg.max_per_id, cfg.cluster.max_per_cluster))))
     if cfg.exact_dedup:
         exact_step(stage)
+        progress.advance()
     if near.kind != "none":
         texts = TextSource(client, paths, id_column, near.text_column, sketch_dir / "_verify") if near.kind == "text" else None
         facts, pairs, group_maps = near_step(stage, near, width, texts, cfg.report_examples)
+        progress.advance()
     if cfg.max_per_id:
         id_cap_step(stage, cfg.max_per_id)
+        progress.advance()
     centres, cluster_sizes = None, {}
     if cfg.cluster.max_per_cluster:
         centres, cluster_sizes = cluster_step(stage, cfg, 64 if near.kind != "text" else 256)
+        progress.advance()
 
     started = time.perf_counter()
     removed_keys = stage.keys()
     removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
-    written = client.gather(client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
-                                       removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False))
+    written = gather(client, client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
+                                        removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False),
+                     progress, "writing")
     if centres is not None:
         after: dict[int, int] = {}
         for _, sizes in written:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from doughflow.config import DataConfig, PizzaGeneratorConfig
 from doughflow.data.synthetic.pizza import MenuEra, generate_pizza_dataset, menu_history
+from doughflow.paths import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def publish_once(folder: Path, build: Callable[[Path], None]) -> bool:
     try:
         tmp.rename(folder)
     except OSError:  # another run published the same folder first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(folder.parent, tmp)
     return True
 
 

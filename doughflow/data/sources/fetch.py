@@ -24,9 +24,21 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, UnitEntry, file_sha256, write_shards
+from doughflow.data.sources.listing import (
+    FORMAT_NAMES,
+    LABELS_FILE,
+    FetchUnit,
+    ImageLabels,
+    SourceFile,
+    choose_format,
+    image_batch,
+    list_files,
+    plan_units,
+    read_error_detail,
+    read_tabular,
+)
 from doughflow.data.sources.retry import with_retries
-from doughflow.data.sources.listing import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
-                                    image_batch, list_files, plan_units, read_tabular)
+from doughflow.paths import remove_file
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +152,9 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
         local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
         try:
             shards = write_shards(read_tabular(local, unit.format, rows_per_shard), None, out_dir, rows_per_shard, prefix)
-        except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: {error}") from error
+        except (pa.ArrowException, OSError) as error:  # not chained: Arrow's message quotes the row's data
+            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: "
+                             f"{read_error_detail(local, unit.format, error)}") from None
         finally:
             if temporary:
                 Path(local).unlink(missing_ok=True)
@@ -227,8 +240,8 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
         if _reusable(entry, old_shards):
             unit_shards = [old_shards[p] for p in entry.shards]
         else:
-            for path in entry.shards if entry else []:
-                Path(path).unlink(missing_ok=True)
+            for path in entry.shards if entry else []:  # names from the manifest on disk: only ours are deleted
+                remove_file(out_dir, path)
             entry = _fetch_unit(source, unit, out_dir, rows_per_shard)
             unit_shards = [ShardInfo(p, pq.read_metadata(p).num_rows, Path(p).stat().st_size, file_sha256(Path(p)))
                            for p in entry.shards]

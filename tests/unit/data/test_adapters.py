@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
 import textwrap
 
@@ -10,11 +11,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from doughflow.config import load_config, validate_config
-from doughflow.data.adapters import (ADAPTER_REGISTRY, CountColumns, ImageClassification, adapter_for, register_adapter,
-                                     problem_of)
+from doughflow.data.adapters import (
+    ADAPTER_REGISTRY,
+    CountColumns,
+    ImageClassification,
+    adapter_for,
+    count_label_problem,
+    problem_of,
+    register_adapter,
+)
 from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 from doughflow.preprocessing import Preprocessing
@@ -154,3 +164,14 @@ def test_register_adapter_rejects_an_unknown_problem():
     with pytest.raises(ValueError, match="problem must be one of"):
         register_adapter("odd")(Odd)
     assert "odd" not in ADAPTER_REGISTRY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70)))
+def test_count_label_problem_judges_every_number_without_raising(value):
+    """Any value a numeric column can hold gets a verdict naming the column, never an exception."""
+    problem = count_label_problem([value], ["count_olive"], 20)
+    good = value is not None and math.isfinite(value) and float(value) == int(value) and 0 <= value <= 20
+    assert (problem is None) == good
+    if problem is not None:
+        assert problem[0].startswith("count_olive: ") and problem[1].startswith("count_olive: ")

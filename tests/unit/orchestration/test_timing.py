@@ -10,7 +10,10 @@ from doughflow.orchestration.timing import format_rows, latest_run, run_rows, st
 
 @pytest.fixture
 def logged_run():
-    """Three stages of one run as the task hooks log them (ended out of dict order on purpose)."""
+    """Three stages of one run as the task hooks log them (ended out of dict order on purpose), alone in
+    the log: runs of earlier tests in this process are set aside (they ended later than these)."""
+    earlier = dict(STAGE_LOG)
+    STAGE_LOG.clear()
     STAGE_LOG["run-a"] = {
         "split": {"state": "Cached", "seconds": 0.0, "ended": 1012.0},
         "fetch": {"state": "Completed", "seconds": 4.0, "ended": 1005.0},
@@ -18,8 +21,8 @@ def logged_run():
     }
     STAGE_LOG["run-old"] = {"fetch": {"state": "Completed", "seconds": 1.0, "ended": 900.0}}
     yield "run-a"
-    STAGE_LOG.pop("run-a")
-    STAGE_LOG.pop("run-old")
+    STAGE_LOG.clear()
+    STAGE_LOG.update(earlier)
 
 
 def test_each_stage_is_charged_the_wall_time_since_the_one_before(logged_run):

@@ -115,6 +115,22 @@ def test_sync_free_engine_trains_like_deepspeed_defaults(precision):
     assert moved > 1e-4, "the clip never engaged, so the comparison proves nothing"
 
 
+def test_deepspeed_monitors_pass_through_and_the_step_still_never_waits(tmp_path):
+    """DeepSpeed's CSV monitor, enabled through train.deepspeed.monitor, writes its learning-rate event
+    at every optimizer step of our engine (throughput timer off), and adds no host wait to a step."""
+    out_dir = tmp_path / "pizza-run1" / "train"
+    cfg = tiny_train_config(gradient_clipping=0.05, deepspeed={"monitor": {"csv_monitor": {"enabled": True}}})
+    assert deepspeed_config(cfg, DEVICE, str(out_dir))["csv_monitor"] == {
+        "enabled": True, "output_path": str(out_dir / "monitor"), "job_name": "pizza-run1"}
+    model, optimizer, scheduler = _parts(cfg)
+    engine = build_engine(model, optimizer, scheduler, cfg, DEVICE, world_size=1, out_dir=str(out_dir))
+    assert engine.monitor.enabled
+    syncs = _record_last_step(engine, optimizer, _batches(STEPS))
+    assert syncs == [], "host waits in a training step: " + "; ".join(map(str, syncs))
+    rows = (out_dir / "monitor" / "pizza-run1" / "Train_Samples_lr.csv").read_text().splitlines()
+    assert rows[0] == "step,lr" and [int(row.split(",")[0]) for row in rows[1:]] == [16 * (i + 1) for i in range(STEPS)]  # micro batch 16
+
+
 def test_single_process_zero0_skips_the_identity_allreduce_only():
     engine, _ = _doughflow_engine(tiny_train_config())
     assert engine.enable_backward_allreduce is False

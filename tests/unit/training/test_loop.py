@@ -42,7 +42,8 @@ def test_run_writes_outputs_metrics_and_checkpoints(reference):
     assert ds_config["train_micro_batch_size_per_gpu"] == 16 and ds_config["doughflow"]["world_size"] == 1
     tags = sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir())
     assert len(tags) == 2 and latest_tag(out / "checkpoints") == "step-00000024"  # keep_checkpoints=2, pruned
-    assert (out / "checkpoints" / "step-00000024" / "rng_rank0.pt").exists()
+    assert (out / "checkpoints" / "step-00000024" / "rng_rank0.npz").exists()
+    assert (out / "checkpoints" / "step-00000024" / "sha256.json").exists()  # digests recorded at save time
 
 
 def test_same_data_config_seed_gives_identical_weights(reference, tiny_shards, tmp_path):
@@ -71,6 +72,27 @@ def test_num_threads_0_trains_alike_whatever_threads_the_caller_had(tiny_shards,
     assert hashes[0] == hashes[1]
 
 
+def test_deepspeed_csv_monitor_gets_the_trainers_events_and_changes_nothing(reference, tiny_shards, tmp_path):
+    cfg = tiny_train_config(log_every_steps=4, deepspeed={"monitor": {"csv_monitor": {"enabled": True,
+                                                                                     "output_path": str(tmp_path / "csv"),
+                                                                                     "job_name": "tiny"}}})
+    monitored = run_training(_job(tiny_shards, tmp_path / "run", cfg))
+    assert monitored.weights_sha256 == reference.weights_sha256  # the same training, only watched
+
+    def column(name: str) -> list[tuple[int, float]]:
+        rows = (tmp_path / "csv" / "tiny" / f"{name}.csv").read_text().splitlines()[1:]
+        return [(int(step), float(value)) for step, value in (row.split(",") for row in rows)]
+
+    assert [step for step, _ in column("Train_Samples_lr")] == [16 * (i + 1) for i in range(24)]  # every update
+    losses = column("Train_Samples_train_loss")
+    assert [step for step, _ in losses] == [64, 128, 192, 256, 320, 384]  # every 4 of 12 steps an epoch
+    assert [value for _, value in losses] == [monitored.history["step_loss"][i] for i in (3, 7, 11, 15, 19, 23)]
+    epochs = monitored.history["epoch"]
+    assert column("Val_Samples_mae") == [(192, epochs[0]["val_mae"]), (384, epochs[1]["val_mae"])]
+    assert [value for _, value in column("Train_Samples_epoch")] == [1.0, 2.0]
+    assert json.loads(Path(monitored.ds_config_path).read_text())["csv_monitor"]["output_path"] == str(tmp_path / "csv")
+
+
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards, tmp_path):
     cfg = tiny_train_config(launcher={"isolate": True})
     job = _job(tiny_shards, tmp_path, cfg)
@@ -86,7 +108,7 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards
     assert resumed.resumed_from_step == int(killed_at.split("-")[1]) > 0
     assert resumed.resumed_from_step < reference.global_steps
     assert resumed.weights_sha256 == reference.weights_sha256
-    assert state_dict_hash(torch.load(resumed.model_path)) == state_dict_hash(torch.load(reference.model_path))
+    assert state_dict_hash(torch.load(resumed.model_path, weights_only=True)) == state_dict_hash(torch.load(reference.model_path, weights_only=True))
     assert resumed.history["step_loss"] == reference.history["step_loss"]
     # a finished run is not trained again
     assert run_job(job, cfg.launcher).epochs_run == 0
@@ -119,8 +141,8 @@ def test_early_stopping_keeps_best_checkpoint(tiny_shards, tmp_path):
                             loader={"num_workers": 0})
     result = run_training(_job(tiny_shards, tmp_path, cfg))
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
-    assert state_dict_hash(torch.load(result.model_path)) == state_dict_hash(torch.load(tmp_path / "best_model.pt"))
-    assert state_dict_hash(torch.load(result.model_path)) != result.weights_sha256
+    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) == state_dict_hash(torch.load(tmp_path / "best_model.pt", weights_only=True))
+    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) != result.weights_sha256
 
 
 def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_path):
@@ -140,8 +162,8 @@ def test_zero3_gathers_whole_weights_for_final_and_best_model(tiny_shards, tmp_p
     plain = run_training(_job(tiny_shards, tmp_path / "z0", tiny_train_config(zero_stage=0, epochs=1)))
     sharded = run_training(_job(tiny_shards, tmp_path / "z3", tiny_train_config(zero_stage=3, epochs=1)))
     for name in ("model.pt", "best_model.pt", "last_model.pt"):
-        expected = torch.load(Path(plain.model_path).parent / name, map_location="cpu")
-        got = torch.load(Path(sharded.model_path).parent / name, map_location="cpu")
+        expected = torch.load(Path(plain.model_path).parent / name, map_location="cpu", weights_only=True)
+        got = torch.load(Path(sharded.model_path).parent / name, map_location="cpu", weights_only=True)
         assert got.keys() == expected.keys()
         for key, tensor in expected.items():
             assert got[key].shape == tensor.shape and got[key].numel() > 0, key

@@ -183,21 +183,20 @@ def prestart() -> None:
 
 @contextmanager
 def local_api() -> Iterator[float | None]:
-    """Run the body against our temporary API and yield the seconds spent waiting for it here; or,
-    when Prefect's settings name a server (environment or profile), against that one, yielding None
-    (ours, if started, is stopped unused)."""
+    """Run the body against our temporary API, when :func:`prestart` started one, and yield the seconds
+    spent waiting for it here; or, when Prefect's settings name a server (environment or profile),
+    against that one, yielding None (ours, if started, is stopped unused). A process that did not start
+    for a flow (a test, a program calling the CLI function) leaves the API to Prefect: None as well."""
     global _SERVER
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if PREFECT_API_URL.value():
+    if PREFECT_API_URL.value() or _SERVER is None:
         if _SERVER is not None:
             _SERVER.stop()
             _SERVER = None
         yield None
         return
     waited = time.perf_counter()
-    prestart()
-    assert _SERVER is not None
     url = _SERVER.wait()
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield time.perf_counter() - waited

@@ -54,3 +54,10 @@ def test_a_configured_server_wins_and_ours_is_stopped_unused(prefect_api, monkey
     with local_api.local_api() as waited:  # the test harness's API is configured
         assert waited is None
     assert started == ["stopped"] and local_api._SERVER is None
+
+
+def test_a_process_not_started_for_a_flow_leaves_the_api_to_prefect(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(local_api, "_SERVER", None)
+    with local_api.local_api() as waited:  # no server of ours is started here
+        assert waited is None and local_api._SERVER is None

@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20, help="training seeds 0..N-1")
     parser.add_argument("--checks", default="shapes,pizza,tune", help="comma-separated subset")
     parser.add_argument("--work-dir", default=None, help="where data and runs go (default: a temporary folder)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="key.path=value", help="an extra override for every check (to try a recipe)"
+    )
     return parser.parse_args(argv)
 
 
@@ -61,9 +64,9 @@ def prepared(config: ExperimentConfig, paths: RunPaths):  # noqa: ANN201 - a Spl
     return split(config, paths, subsample_stage(config, paths, validated.manifest).manifest)
 
 
-def shapes_check(work: Path, seeds: int) -> dict:
+def shapes_check(work: Path, seeds: int, extra: list[str]) -> dict:
     source = generate_shapes(work / "shapes-data", TINY_SHAPES_IMAGES, size=32, other=6)
-    base = [*TINY_SHAPES_OVERRIDES, f"data.source.url={source}", f"artifacts_dir={work / 'shapes'}"]
+    base = [*TINY_SHAPES_OVERRIDES, f"data.source.url={source}", f"artifacts_dir={work / 'shapes'}", *extra]
     config = load_config(ROOT / "configs" / "shapes.yaml", base)
     splits = prepared(config, RunPaths(work / "shapes", "data"))
     bar = config.evaluate.min_metrics["accuracy"]
@@ -88,13 +91,15 @@ def shapes_check(work: Path, seeds: int) -> dict:
         "worst": worst,
         "margin": worst - bar,
         "values": [round(row["accuracy"], 4) for row in rows],
+        "median": sorted(row["accuracy"] for row in rows)[len(rows) // 2],
+        "macro_f1_worst": min(row["macro_f1"] for row in rows),
         "loss_ratio_worst": max(row["loss_ratio"] for row in rows),
         "passed": worst >= bar and all(row["loss_ratio"] < 1 for row in rows),
     }
 
 
-def pizza_check(work: Path, seeds: int) -> dict:
-    base = [*TINY_OVERRIDES, f"artifacts_dir={work / 'pizza'}"]
+def pizza_check(work: Path, seeds: int, extra: list[str]) -> dict:
+    base = [*TINY_OVERRIDES, f"artifacts_dir={work / 'pizza'}", *extra]
     config = load_config(None, base)
     splits = prepared(config, RunPaths(work / "pizza", "data"))
     ratios = []
@@ -113,8 +118,8 @@ def pizza_check(work: Path, seeds: int) -> dict:
     }
 
 
-def tune_check(work: Path, seeds: int) -> dict:
-    base = [*TINY_OVERRIDES, *TINY_TUNE_OVERRIDES, f"artifacts_dir={work / 'tune'}"]
+def tune_check(work: Path, seeds: int, extra: list[str]) -> dict:
+    base = [*TINY_OVERRIDES, *TINY_TUNE_OVERRIDES, f"artifacts_dir={work / 'tune'}", *extra]
     config = load_config(None, base)
     splits = prepared(config, RunPaths(work / "tune", "data"))
     trials = [[f"{key}={value}" for key, value in params.items()] for params in config.tune.enqueue]
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for name in args.checks.split(","):
             started = time.perf_counter()
-            result = CHECKS[name](work, args.seeds)
+            result = CHECKS[name](work, args.seeds, args.set)
             result["seconds"] = round(time.perf_counter() - started, 1)
             results.append(result)
             print(

@@ -36,9 +36,10 @@ def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     preprocessing = json.loads((bundle / "preprocessing.json").read_text())
     assert preprocessing["task"] == "classification" and preprocessing["output_name"] == "logits"
 
+    # The one learned-metric check is the release gate on test accuracy (bar 0.45, chance 0.25): every one of
+    # 20 training seeds clears it by 0.15 or more (tests/support/configs.py, benchmarks/test_margins.py).
     metrics = json.loads((bundle / "metrics.json").read_text())["test"]
-    chance = 1 / len(CLASSES)
-    assert metrics["accuracy"] > chance + 0.1 and metrics["macro_f1"] > chance
+    assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["accuracy"] >= 0.45
     assert set(metrics["per_class"]) == set(CLASSES)
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
     gates = {(g["fmt"], g["name"]): g for g in manifest["release"]["gates"]}

@@ -27,18 +27,21 @@ TINY_OVERRIDES = [
 ]
 
 # The shapes example (configs/shapes.yaml) on a tiny image folder, small enough for a 2-core CI box: 32 px
-# images, three short epochs, CoreML left to the pizza test. Its release gate on test accuracy sits where
-# benchmarks/test_margins.py shows it holds for 20 training seeds with a margin (figures in that script).
+# images, ten short epochs (about 4 s), CoreML left to the pizza test. Its release gate on test accuracy
+# (chance is 0.25: four classes) holds for every one of 20 training seeds with a margin, measured by
+# `python benchmarks/test_margins.py --checks shapes`: worst seed 0.60, median 0.75 with 10 epochs. With
+# 3 epochs the worst seeds reached 0.27 and 0.29 against a bar of 0.3 (and the 1-thread run 0.2182,
+# the CI failure), so that test failed whenever the weights came out a little different.
 TINY_SHAPES_IMAGES = 240  # drawn with generate_shapes(out, TINY_SHAPES_IMAGES, size=32, other=6)
 TINY_SHAPES_OVERRIDES = [
     "data.image_size=32",
     "data.rows_per_shard=100",
-    "train.epochs=3",
+    "train.epochs=10",
     "train.micro_batch_size=16",
     "train.warmup_steps=5",
     "train.learning_rate=0.005",
     "evaluate.worst_examples=4",
-    "evaluate.min_metrics={accuracy: 0.3}",
+    "evaluate.min_metrics={accuracy: 0.45}",
     "release.coreml.enabled=false",
     "release.properties.examples=8",
     "release.properties.max_failure_rate=1.0",

@@ -10,19 +10,24 @@ functions:
 1. with ``train.num_threads`` 1 and 2: the weights (and usually the accuracy) differ;
 2. with ``train.num_threads: 0`` in a process whose torch thread count was set to 1, then to 2 first:
    the weights are identical, equal to those of this process's share of the cores, and the caller
-   gets its own count back.
+   gets its own count back;
+3. the same config in two processes started at the same time on the same cores (each slowed by the
+   other, as under ``pytest -n 2``): the weights are those of part 2, bit for bit.
 
     python benchmarks/thread_counts.py        # about 1 minute on 2 cores
 
-Prints one line per training and one JSON line; exits 1 when the second part does not hold.
+Prints one line per training and one JSON line; exits 1 when part 2 or 3 does not hold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import pickle
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -54,6 +59,12 @@ def trained(config: ExperimentConfig, work: Path, name: str, splits: object) -> 
     return row
 
 
+def trained_elsewhere(config_yaml: str, overrides: list[str], work: str, name: str, splits_file: str) -> dict:
+    """:func:`trained` in a fresh process (started by the pool below, two at a time)."""
+    splits = pickle.loads(Path(splits_file).read_bytes())
+    return trained(load_config(config_yaml, overrides), Path(work), name, splits)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", default=None, help="where data and runs go (default: a temporary folder)")
@@ -77,12 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(caller)
             automatic.append(trained(config, work, f"num_threads=0, caller at {caller}", splits))
             returned.append(torch.get_num_threads() == caller)
+        splits_file = work / "splits.pickle"
+        splits_file.write_bytes(pickle.dumps(splits))
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+            at_once = list(pool.map(trained_elsewhere, [str(ROOT / "configs" / "shapes.yaml")] * 2, [base] * 2,
+                                    [str(work)] * 2, ["at once, left", "at once, right"], [str(splits_file)] * 2))
     share = usable_cores()
     fixed = (
         automatic[0]["weights"] == automatic[1]["weights"]
         and all(row["threads"] == share for row in automatic)
         and all(returned)
     )
+    concurrent = all(row["weights"] == automatic[0]["weights"] for row in at_once)
     matches = next((row["run"] for row in explicit if row["threads"] == share), None)
     print(
         json.dumps(
@@ -93,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 "num_threads_0_equals": matches
                 if matches and automatic[0]["weights"] == explicit[[r["run"] for r in explicit].index(matches)]["weights"]
                 else None,
-                "runs": explicit + automatic,
+                "two_processes_at_once_identical": concurrent,
+                "runs": explicit + automatic + at_once,
             }
         )
     )
-    return 0 if fixed else 1
+    return 0 if fixed and concurrent else 1
 
 
 if __name__ == "__main__":

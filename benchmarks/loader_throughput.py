@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from doughflow.config import AugmentConfig, LoaderConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
-from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 from doughflow.training.streaming import ParquetStream  # noqa: E402
+from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 
 
 def one_pass(stream: ParquetStream) -> tuple[float, float]:

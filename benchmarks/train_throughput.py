@@ -30,13 +30,13 @@ import torch  # noqa: E402
 
 from doughflow.config import TrainConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
-from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
-from doughflow.training.streaming import ShardRef  # noqa: E402
 from doughflow.training.inference import make_model  # noqa: E402
 from doughflow.training.job import TrainJob  # noqa: E402
 from doughflow.training.loop import run_training  # noqa: E402
 from doughflow.training.process import resolve_device  # noqa: E402
 from doughflow.training.schedule import lr_factor  # noqa: E402
+from doughflow.training.streaming import ShardRef  # noqa: E402
+from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -234,7 +234,7 @@ class DataConfig(_Strict):
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
 
     @model_validator(mode="after")
-    def _builtin_generator_can_draw_the_size(self) -> "DataConfig":
+    def _builtin_generator_can_draw_the_size(self) -> DataConfig:
         if self.source.url is None and not MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE:
             raise ValueError(f"image_size {self.image_size}: the built-in generator draws {MIN_IMAGE_SIDE}.."
                              f"{MAX_IMAGE_SIDE} pixels (set source.url to train on other images at this size)")
@@ -248,7 +248,7 @@ class SplitConfig(_Strict):
     seed: int = Field(13, description="Seed of the group hash; changing it reshuffles customers.")
 
     @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> "SplitConfig":
+    def _fractions_sum_to_one(self) -> SplitConfig:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1.0, got {total:.4f}")
@@ -312,7 +312,7 @@ class ScalingConfig(_Strict):
     reference_global_batch: int | None = Field(None, ge=1, description="The global batch learning_rate was chosen for; required by rule linear or sqrt.")
 
     @model_validator(mode="after")
-    def _reference_given_for_a_rule(self) -> "ScalingConfig":
+    def _reference_given_for_a_rule(self) -> ScalingConfig:
         if self.rule != "none" and self.reference_global_batch is None:
             raise ValueError(f"rule {self.rule} needs reference_global_batch (the global batch learning_rate was chosen for)")
         return self
@@ -413,7 +413,7 @@ class TrainConfig(_Strict):
         raise ValueError("must be a whole number of samples from 1 to 4096, or 'auto'")
 
     @model_validator(mode="after")
-    def _global_batch_divides(self) -> "TrainConfig":
+    def _global_batch_divides(self) -> TrainConfig:
         if self.global_batch_size is None:
             return self
         processes = self.launcher.num_processes * self.launcher.num_nodes
@@ -584,7 +584,7 @@ class SearchParamConfig(_Strict):
     choices: list[Any] | None = Field(None, min_length=1, description="categorical: the values (None, bool, int, float or str).")
 
     @model_validator(mode="after")
-    def _fits_its_type(self) -> "SearchParamConfig":
+    def _fits_its_type(self) -> SearchParamConfig:
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical parameter needs choices")
@@ -636,7 +636,7 @@ class TuneConfig(_Strict):
     ], description="Trials to run first with these params ({dotted path: value}), e.g. the current config as a baseline; skipped when the study already has them.")
 
     @model_validator(mode="after")
-    def _direction_matches_metric(self) -> "TuneConfig":
+    def _direction_matches_metric(self) -> TuneConfig:
         wanted = "maximize" if self.metric in ("val_exact_count_accuracy", "val_accuracy") else "minimize"
         if self.direction != wanted:
             raise ValueError(f"tune.metric {self.metric} should be {wanted}d, not {self.direction}d")
@@ -787,7 +787,7 @@ class ExperimentConfig(_Strict):
         return [label_name(label) for label in self.labels]
 
     @model_validator(mode="after")
-    def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
+    def _builtin_labels_are_drawable(self) -> ExperimentConfig:
         if self.data.source.url is None:
             menu = self.label_names + (self.data.source.generator.base_menu or [])
             unknown = sorted({label for label in menu if label not in DRAWABLE_TOPPINGS})

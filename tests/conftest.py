@@ -14,7 +14,6 @@ from doughflow.data.synthetic.pizza import generate_pizza_dataset  # noqa: E402
 from tests.support.configs import TINY_OVERRIDES  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):
     """One Prefect API for all flow tests; a temporary PREFECT_HOME keeps the user's state clean."""

@@ -19,9 +19,9 @@ another process is using right now (the holder is named in the message).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
-import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator

@@ -65,7 +65,7 @@ class DataManifest:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "DataManifest":
+    def load(cls, path: Path) -> DataManifest:
         raw = json.loads(Path(path).read_text())
         raw["shards"] = [ShardInfo(**shard) for shard in raw["shards"]]
         raw["files"] = [UnitEntry(**entry) for entry in raw.get("files", [])]

@@ -22,8 +22,8 @@ import xxhash
 
 from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, TextRecords, count_label_problem
 from doughflow.data.columns import present_group_column
-from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.imagecodec import decode_image
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.textvalidate import text_problems
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from doughflow.reporting.numbers import human, human_bytes, percent
 from doughflow.reporting.report import table
 
 
-def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], problem: str = "count") -> list[list]:
+def dataset_statistics(splits_targets: dict[str, object], labels: list[str], problem: str = "count") -> list[list]:
     """Rows per split: images, then mean count and share of zero per topping, or the share of each class
     (data after cleaning, dedup and any subsampling: exactly what the model was trained and tested on)."""
     rows = []

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import adapter_for, problem_of
-from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.model_card import dataset_statistics, hyperparameter_rows, render_model_card
 from doughflow.packaging.verify import SAMPLE
+from doughflow.release.gates import ReleaseDecision
 
 
 def format_tolerance(config: ExperimentConfig, name: str) -> float:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import problem_of
 from doughflow.data.split import SplitResult
-from doughflow.evaluation.class_behaviour import classification_cases, run_classification_properties
 from doughflow.evaluation.behaviour import PropertyResult, generate_cases, results_to_json, run_properties
+from doughflow.evaluation.class_behaviour import classification_cases, run_classification_properties
 from doughflow.export.formats import DeployResult, predictor_for
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths

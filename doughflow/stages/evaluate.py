@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig, label_key
-from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.adapters import problem_of
+from doughflow.data.split import SPLITS, SplitResult
 from doughflow.evaluation.metrics import problem_metrics, worst_classified, worst_examples
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths

@@ -15,9 +15,9 @@ import numpy as np
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import problem_of
+from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
-from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.orchestration.artifacts import experiment_key, publish_link, publish_markdown, publish_table
 from doughflow.orchestration.runtime import flow_run_ui_url
@@ -26,16 +26,21 @@ from doughflow.reporting import classification as cls_report
 from doughflow.reporting.inert import Md, md_code
 from doughflow.reporting.numbers import human, human_seconds, percent
 from doughflow.reporting.plots import example_grid, loss_curve
-from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
+from doughflow.reporting.release_report import (
+    behaviour_section,
+    decision_section,
+    error_analysis_section,
+    formats_section,
+)
 from doughflow.reporting.report import ReportFiles, inline_figures, metrics_section, table, write_report
 from doughflow.reporting.run_facts import hardware_line, learning_rate_curve, model_facts, previous_run_section
 from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
+from doughflow.stages.evaluate import EvaluationResult
+from doughflow.stages.export import ExportResult
 from doughflow.training.data import load_split_for
 from doughflow.training.job import TrainResult
 from doughflow.training.recipe import Recipe
-from doughflow.stages.evaluate import EvaluationResult
-from doughflow.stages.export import ExportResult
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ class TrainJob:
                            "control_dir": self.control_dir, "problem": self.problem}, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainJob":
+    def from_json(cls, text: str) -> TrainJob:
         raw = json.loads(text)
         columns = raw["columns"]
         pre = raw["preprocessing"]

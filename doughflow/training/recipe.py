@@ -89,7 +89,7 @@ class Recipe:
                 "effective_learning_rate": self.effective_learning_rate, "schedule_unit": self.schedule_unit}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Recipe":
+    def from_dict(cls, raw: dict) -> Recipe:
         """A recipe read back from result.json or history.json."""
         return cls(**raw)
 

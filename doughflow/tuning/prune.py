@@ -36,7 +36,7 @@ class PruneMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="tune-prune-monitor", daemon=True)
 
-    def __enter__(self) -> "PruneMonitor":
+    def __enter__(self) -> PruneMonitor:
         self.control_dir.mkdir(parents=True, exist_ok=True)
         for stale in (*self.control_dir.glob("epoch-*.json"), *self.control_dir.glob("verdict-*.json")):
             stale.unlink()  # a retry in the same folder must not read the last attempt's verdicts

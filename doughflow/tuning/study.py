@@ -8,11 +8,10 @@ Prefect task and flow boundaries; each side reopens the study from its storage U
 
 from __future__ import annotations
 
-import uuid
-
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -32,8 +32,8 @@ TINY_SHAPES_OVERRIDES = [
 
 @pytest.mark.slow
 def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
-    from flows.train import train
     from doughflow.cli.verify import main as verify
+    from flows.train import train
 
     source = generate_shapes(tmp_path / "shapes", 240, size=32, other=6)
     argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,

@@ -21,10 +21,17 @@ import pytest
 
 from doughflow.packaging.bundle import verify_bundle
 from doughflow.registry import load_runs
-from tests.support.configs import TINY_OVERRIDES
-from tests.support.configs import DATA_STAGES, MODEL_STAGES
-from tests.support.compose import (free_port, prefect_healthy, service_command, service_environment, stack_secrets, start, stop,
-                                   wait_until)
+from tests.support.compose import (
+    free_port,
+    prefect_healthy,
+    service_command,
+    service_environment,
+    stack_secrets,
+    start,
+    stop,
+    wait_until,
+)
+from tests.support.configs import DATA_STAGES, MODEL_STAGES, TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
 # Checkpoints every few steps so that a kill lands between two of them.

@@ -177,7 +177,7 @@ def word_shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: 
     return K.shingle_hashes64(word_hash, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
 
 
-def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: "MinHasher") -> np.ndarray:
+def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: MinHasher) -> np.ndarray:
     """MinHash rows from word hashes and word offsets per document."""
     from doughflow.data.dedup import textkernels as K
 

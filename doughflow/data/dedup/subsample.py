@@ -178,7 +178,7 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource | None" = None,
+def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource | None = None,
               n_examples: int = 6, text: TextSettings | None = None) -> tuple[dict, pd.DataFrame, list[str]]:
     """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
     pairs for the report, and the per-shard group files (for filter_shard). Components run here on
@@ -247,7 +247,7 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource
     return facts, pairs, group_maps
 
 
-def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
+def component_step(stage: _Stage, nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
     """Remove all but the ``keep`` lowest ids of each component through a file shuffle by component
     (doughflow.data.dedup.reduce.member_map / member_part): this process sends only (key, label) arrays and
     gets back removed keys. Returns the group files, split by source shard, for filter_shard."""
@@ -271,7 +271,7 @@ def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep:
     return group_maps
 
 
-def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
+def text_band_edges(stage: _Stage, removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
     """Star edges of the MinHash band buckets: the sketch pass wrote each shard's (bucket, key) pairs
     split by bucket (doughflow.data.dedup.fileshuffle); one task per part sorts its pairs into stars.
     Memory per task is one part; this process gets only the edges (two int64 per duplicate)."""

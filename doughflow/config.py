@@ -20,13 +20,17 @@ import json
 import os
 import re
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-try:
+if TYPE_CHECKING:
     import yaml
-except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
-    yaml = None
+else:
+    try:
+        import yaml
+    except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
+        yaml = None
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -604,6 +608,12 @@ class SearchParamConfig(_Strict):
             raise ValueError("an int parameter needs whole-number low, high and step")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a float or int parameter (the validator makes both present)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no low and high")
+        return self.low, self.high
+
 
 class PrunerConfig(_Strict):
     """Stops trials whose per-epoch validation metric is worse than the median of earlier trials at the same epoch."""
@@ -694,7 +704,8 @@ def resolve_field(model: type[BaseModel], path: str) -> TypeAdapter | None:
             return None  # free-form options: the model factory checks them
         if not last:
             raise ValueError(f"{where!r} is a value, not a section")
-        return TypeAdapter(Annotated[field.annotation, field])
+        built: Any = Annotated[field.annotation, field]  # a type made at run time: mypy cannot follow it
+        return TypeAdapter(built)
     raise AssertionError("unreachable")
 
 
@@ -702,11 +713,11 @@ def _values_to_check(spec: SearchParamConfig) -> list[Any]:
     if spec.type == "categorical":
         return list(spec.choices or [])
     cast = int if spec.type == "int" else float
-    return [cast(spec.low), cast(spec.high)]
+    return [cast(bound) for bound in spec.bounds()]
 
 
 def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
-                enqueue: list[dict[str, Any]] = ()) -> None:
+                enqueue: Sequence[dict[str, Any]] = ()) -> None:
     """Every key a field, every bound and choice a value that field accepts; enqueued trials name
     only tuned keys. Raises ValueError naming the key."""
     for path, spec in space.items():

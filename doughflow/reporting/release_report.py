@@ -117,7 +117,8 @@ def behaviour_section(behaviour: BehaviourOutcome, labels: list[str]) -> str:
     for fmt, why in behaviour.skipped.items():
         text += f"\n- {md_text(fmt)}: not tested ({md_text(why)})"
     if skipped_props:
-        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"], [[prop, why] for prop, why in skipped_props.items()])
+        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"],
+                                                                     [[prop, why] for prop, why in skipped_props.items()])
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]
     if failing:
         text += "\n\nWorst failing examples:\n\n"

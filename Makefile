@@ -37,7 +37,7 @@ PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast test-flaky lint typecheck format clean stack-env check-cuda-constraints
+.PHONY: setup run test test-fast test-flaky lint lint-check typecheck format clean stack-env check-cuda-constraints
 
 setup: $(STAMP)
 
@@ -74,13 +74,17 @@ test-flaky: setup
 	$(PY) -m tests.support.flaky --runs $(RUNS) --jobs $(JOBS) $(FLAKY_PATHS)
 
 # ruff (lint + format check) and import-linter's contracts: flows -> tasks -> doughflow, Prefect only in
-# doughflow/orchestration, no import cycles. `make format` rewrites in place.
+# doughflow/orchestration, no import cycles. `make format` rewrites in place. lint-check is all of it but
+# the format check (what CI runs until the tree is formatted once).
 LINTED := doughflow tasks flows tests benchmarks
-lint: setup
+lint-check: setup
 	$(VENV)/bin/ruff check $(LINTED)
-	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/lint-imports
 
+lint: lint-check
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+# mypy over the library, tasks, flows and benchmarks ([tool.mypy] in pyproject.toml says what and how).
 typecheck: setup
 	$(VENV)/bin/mypy
 

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,10 +32,11 @@ from doughflow.training.footprint import StepProbe  # noqa: E402
 from doughflow.training.inference import make_model  # noqa: E402
 from doughflow.training.job import TrainJob  # noqa: E402
 from doughflow.training.loop import run_training  # noqa: E402
+from doughflow.training.streaming import ShardRef  # noqa: E402
 from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2400, help="drawn pizzas: two thirds train, one third validation")
     parser.add_argument("--epochs", type=int, default=6)
@@ -46,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train(args, shards, out: Path, accumulation: int, rule: str) -> dict:
+def train(args: argparse.Namespace, shards: list[ShardRef], out: Path, accumulation: int, rule: str) -> dict:
     cfg = TrainConfig.model_validate({
         "epochs": args.epochs, "micro_batch_size": args.batch, "gradient_accumulation_steps": accumulation,
         "learning_rate": args.learning_rate, "warmup_samples": args.warmup_samples, "checkpoint_every_steps": 0,
@@ -54,6 +56,7 @@ def train(args, shards, out: Path, accumulation: int, rule: str) -> dict:
         "loader": {"num_workers": 1, "piece_rows": 100}})
     started = time.perf_counter()
     result = run_training(TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out), "bench"))
+    assert result is not None, "a single-process run returns its result"
     last = result.history["epoch"][-1]
     return {"global_batch": result.recipe["global_batch_size"], "rule": rule,
             "effective_lr": result.recipe["effective_learning_rate"], "updates": result.global_steps,
@@ -62,7 +65,7 @@ def train(args, shards, out: Path, accumulation: int, rule: str) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="batch_scaling_"))
     shards = pizza_shards(work / "data", args.images, rows_per_shard=args.images // 3)

@@ -27,6 +27,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 class PeakRSS:
     """Samples the RSS of this process tree every 0.2 s."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.peak = 0
         self.per_process: dict[int, int] = {}  # pid -> its own peak, to see who holds the memory
         self.timeline: list[tuple[float, int, dict[int, int]]] = []  # (seconds, total, rss per pid)
@@ -46,7 +47,7 @@ class PeakRSS:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
+    def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
             total, now = 0, {}
@@ -62,11 +63,11 @@ class PeakRSS:
             self.timeline.append((time.perf_counter() - self.started, total, now))
             time.sleep(0.2)
 
-    def __enter__(self):
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -143,7 +144,7 @@ def baseline(paths: list[str], rows: int, threshold: float, num_perm: int, shing
     return {"docs_per_s": len(ids) / seconds, "rows": len(ids), "removed": kept_of, "seconds": seconds}
 
 
-def baseline_scores(paths, rows: int, removed: dict, threshold: float, id_column: str = "doc_id") -> dict:
+def baseline_scores(paths: list[str], rows: int, removed: dict, threshold: float, id_column: str = "doc_id") -> dict:
     """Precision of the baseline's removals and its recall over every planted pair in its rows."""
     import pandas as pd
     import pyarrow.parquet as pq
@@ -217,7 +218,7 @@ def run_stage(manifest: Any, cfg: Any, args: argparse.Namespace, out: Path, id_c
     return result, done - ready, done - started
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="reviews", choices=["reviews", "records"])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -263,6 +264,7 @@ def main(argv=None) -> dict:
                                                    text_column)
                 rates.append(args.rows / running)
                 totals.append(args.rows / total)
+        assert result is not None, "--repeats must be at least 1"
         # scored after the timed and measured part: scoring loads every id into this process
         truth = score_against_truth(paths, id_column, pq.read_table(result.removed_path).to_pandas(),
                                     result.lsh.get("threshold"))

@@ -14,15 +14,19 @@ import resource
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+T = TypeVar("T")
 
-def main(argv=None) -> dict:
+
+def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--shards", type=int, default=4)
@@ -50,7 +54,7 @@ def main(argv=None) -> dict:
     sketch_shard(paths[0], str(work / "warm.parquet"), spec)  # load the compiled kernels first
     cpu: dict[str, tuple[float, float]] = {}
 
-    def phase(name, fn):
+    def phase(name: str, fn: Callable[[], T]) -> T:
         c, w = time.process_time(), time.perf_counter()
         out = fn()
         cpu[name] = (time.process_time() - c, time.perf_counter() - w)

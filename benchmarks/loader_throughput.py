@@ -18,14 +18,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from doughflow.config import AugmentConfig, LoaderConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
-from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 from doughflow.training.streaming import ParquetStream  # noqa: E402
+from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 
 
 def one_pass(stream: ParquetStream) -> tuple[float, float]:
@@ -36,7 +37,7 @@ def one_pass(stream: ParquetStream) -> tuple[float, float]:
     return images / wall, cpu / images * 1e6
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--images", type=int, default=2048)

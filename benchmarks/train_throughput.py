@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,16 +31,16 @@ import torch  # noqa: E402
 
 from doughflow.config import TrainConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
-from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
-from doughflow.training.streaming import ShardRef  # noqa: E402
 from doughflow.training.inference import make_model  # noqa: E402
 from doughflow.training.job import TrainJob  # noqa: E402
 from doughflow.training.loop import run_training  # noqa: E402
 from doughflow.training.process import resolve_device  # noqa: E402
-from doughflow.training.schedule import lr_factor  # noqa: E402
+from doughflow.training.schedule import lr_factor, settled_micro_batch  # noqa: E402
+from doughflow.training.streaming import ShardRef  # noqa: E402
+from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default="density_cnn")
@@ -56,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def pipeline_run(args, device: torch.device, shards: list[ShardRef], out_dir: Path) -> dict:
+def pipeline_run(args: argparse.Namespace, device: torch.device, shards: list[ShardRef], out_dir: Path) -> dict:
     cfg = TrainConfig.model_validate({
         "model": {"name": args.model, "width": args.width}, "epochs": 1, "micro_batch_size": args.batch_size,
         "zero_stage": args.zero_stage, "precision": args.precision, "device": device.type, "warmup_steps": 10,
@@ -75,12 +76,13 @@ def pipeline_run(args, device: torch.device, shards: list[ShardRef], out_dir: Pa
             total += take
     job = TrainJob(refs, [], pizza_columns(), 5, cfg, Preprocessing(args.image_size), str(out_dir))
     result = run_training(job)
+    assert result is not None, "a single-process run returns its result"
     epoch = result.history["epoch"][-1]
     return {"img_s": epoch.get("steady_img_s", epoch["img_s"]), "steps": result.global_steps,
             "measured_steps": epoch.get("steady_steps", result.global_steps), "cfg": cfg}
 
 
-def in_memory(args, device: torch.device, shards: list[ShardRef]) -> tuple[torch.Tensor, torch.Tensor]:
+def in_memory(args: argparse.Namespace, device: torch.device, shards: list[ShardRef]) -> tuple[torch.Tensor, torch.Tensor]:
     """Every drawn image decoded and normalised once, as float tensors on the device."""
     import pyarrow.parquet as pq
 
@@ -98,16 +100,18 @@ def plain_run(device: torch.device, data: torch.Tensor, labels: torch.Tensor, cf
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, labels.shape[1]).to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; its typed overloads leave it out
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
     generator = torch.Generator(device="cpu").manual_seed(0)
     warm = min(10, max(1, steps // 5))
+    micro_batch = settled_micro_batch(cfg)
     start = None
     for step in range(steps):
-        index = torch.randint(0, len(data), (cfg.micro_batch_size,), generator=generator).to(device)
+        index = torch.randint(0, len(data), (micro_batch,), generator=generator).to(device)
         batch = data[index]
         if device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -125,10 +129,11 @@ def plain_run(device: torch.device, data: torch.Tensor, labels: torch.Tensor, cf
             start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (steps - warm) * cfg.micro_batch_size / (time.perf_counter() - start)
+    assert start is not None, "steps must exceed the warm-up steps"
+    return (steps - warm) * micro_batch / (time.perf_counter() - start)
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     device = resolve_device(args.device)
     if args.width is None:

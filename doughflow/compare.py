@@ -64,7 +64,7 @@ def hardware_rows(runs: list[RunRecord]) -> list[list]:
 
 def comparison_markdown(runs: list[RunRecord]) -> str:
     headers = ["", *[run.run_id for run in runs]]
-    meta = [["experiment", *[r.experiment for r in runs]], ["status", *[r.status for r in runs]],
+    meta: list[list[object]] = [["experiment", *[r.experiment for r in runs]], ["status", *[r.status for r in runs]],
             ["data fingerprint", *[r.data_fingerprint[:12] for r in runs]], ["commit", *[r.git_commit[:10] for r in runs]],
             ["seconds", *[r.total_seconds or float("nan") for r in runs]], *hardware_rows(runs)]
     differences = config_differences(runs)

@@ -20,13 +20,17 @@ import json
 import os
 import re
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-try:
+if TYPE_CHECKING:
     import yaml
-except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
-    yaml = None
+else:
+    try:
+        import yaml
+    except ImportError:  # the GPU throughput benchmark runs with torch + deepspeed only; YAML needs PyYAML
+        yaml = None
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -234,7 +238,7 @@ class DataConfig(_Strict):
     import_module: str | None = Field(None, description="Python module imported before the adapter is looked up, so that its @register_adapter classes exist, e.g. my_project.adapters.")
 
     @model_validator(mode="after")
-    def _builtin_generator_can_draw_the_size(self) -> "DataConfig":
+    def _builtin_generator_can_draw_the_size(self) -> DataConfig:
         if self.source.url is None and not MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE:
             raise ValueError(f"image_size {self.image_size}: the built-in generator draws {MIN_IMAGE_SIDE}.."
                              f"{MAX_IMAGE_SIDE} pixels (set source.url to train on other images at this size)")
@@ -248,7 +252,7 @@ class SplitConfig(_Strict):
     seed: int = Field(13, description="Seed of the group hash; changing it reshuffles customers.")
 
     @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> "SplitConfig":
+    def _fractions_sum_to_one(self) -> SplitConfig:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1.0, got {total:.4f}")
@@ -312,7 +316,7 @@ class ScalingConfig(_Strict):
     reference_global_batch: int | None = Field(None, ge=1, description="The global batch learning_rate was chosen for; required by rule linear or sqrt.")
 
     @model_validator(mode="after")
-    def _reference_given_for_a_rule(self) -> "ScalingConfig":
+    def _reference_given_for_a_rule(self) -> ScalingConfig:
         if self.rule != "none" and self.reference_global_batch is None:
             raise ValueError(f"rule {self.rule} needs reference_global_batch (the global batch learning_rate was chosen for)")
         return self
@@ -413,7 +417,7 @@ class TrainConfig(_Strict):
         raise ValueError("must be a whole number of samples from 1 to 4096, or 'auto'")
 
     @model_validator(mode="after")
-    def _global_batch_divides(self) -> "TrainConfig":
+    def _global_batch_divides(self) -> TrainConfig:
         if self.global_batch_size is None:
             return self
         processes = self.launcher.num_processes * self.launcher.num_nodes
@@ -584,7 +588,7 @@ class SearchParamConfig(_Strict):
     choices: list[Any] | None = Field(None, min_length=1, description="categorical: the values (None, bool, int, float or str).")
 
     @model_validator(mode="after")
-    def _fits_its_type(self) -> "SearchParamConfig":
+    def _fits_its_type(self) -> SearchParamConfig:
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical parameter needs choices")
@@ -603,6 +607,12 @@ class SearchParamConfig(_Strict):
         if self.type == "int" and any(v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):
             raise ValueError("an int parameter needs whole-number low, high and step")
         return self
+
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a float or int parameter (the validator makes both present)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no low and high")
+        return self.low, self.high
 
 
 class PrunerConfig(_Strict):
@@ -636,7 +646,7 @@ class TuneConfig(_Strict):
     ], description="Trials to run first with these params ({dotted path: value}), e.g. the current config as a baseline; skipped when the study already has them.")
 
     @model_validator(mode="after")
-    def _direction_matches_metric(self) -> "TuneConfig":
+    def _direction_matches_metric(self) -> TuneConfig:
         wanted = "maximize" if self.metric in ("val_exact_count_accuracy", "val_accuracy") else "minimize"
         if self.direction != wanted:
             raise ValueError(f"tune.metric {self.metric} should be {wanted}d, not {self.direction}d")
@@ -694,7 +704,8 @@ def resolve_field(model: type[BaseModel], path: str) -> TypeAdapter | None:
             return None  # free-form options: the model factory checks them
         if not last:
             raise ValueError(f"{where!r} is a value, not a section")
-        return TypeAdapter(Annotated[field.annotation, field])
+        built: Any = Annotated[field.annotation, field]  # a type made at run time: mypy cannot follow it
+        return TypeAdapter(built)
     raise AssertionError("unreachable")
 
 
@@ -702,11 +713,11 @@ def _values_to_check(spec: SearchParamConfig) -> list[Any]:
     if spec.type == "categorical":
         return list(spec.choices or [])
     cast = int if spec.type == "int" else float
-    return [cast(spec.low), cast(spec.high)]
+    return [cast(bound) for bound in spec.bounds()]
 
 
 def check_space(model: type[BaseModel], space: dict[str, SearchParamConfig],
-                enqueue: list[dict[str, Any]] = ()) -> None:
+                enqueue: Sequence[dict[str, Any]] = ()) -> None:
     """Every key a field, every bound and choice a value that field accepts; enqueued trials name
     only tuned keys. Raises ValueError naming the key."""
     for path, spec in space.items():
@@ -787,7 +798,7 @@ class ExperimentConfig(_Strict):
         return [label_name(label) for label in self.labels]
 
     @model_validator(mode="after")
-    def _builtin_labels_are_drawable(self) -> "ExperimentConfig":
+    def _builtin_labels_are_drawable(self) -> ExperimentConfig:
         if self.data.source.url is None:
             menu = self.label_names + (self.data.source.generator.base_menu or [])
             unknown = sorted({label for label in menu if label not in DRAWABLE_TOPPINGS})

@@ -18,9 +18,23 @@ from doughflow.orchestration.results import RESULT_SERIALIZER
 from doughflow.tuning.study import StudyRef, TrialPlan
 from flows.prepare import prepare_data
 from tasks.run import result_storage_task
-from tasks.tune import (ask_task, finish_study_tracking_task, open_study_task, outcome_of, publish_tune_report_task,
-                        start_trial_task, summary_task, tell_task, track_study_task, track_trial_task, train_trial_task,
-                        trial_budget_task, trial_config_task, tune_report_task, write_best_task)
+from tasks.tune import (
+    ask_task,
+    finish_study_tracking_task,
+    open_study_task,
+    outcome_of,
+    publish_tune_report_task,
+    start_trial_task,
+    summary_task,
+    tell_task,
+    track_study_task,
+    track_trial_task,
+    train_trial_task,
+    trial_budget_task,
+    trial_config_task,
+    tune_report_task,
+    write_best_task,
+)
 
 
 @flow(name="tune", description="Optuna study over config fields; each trial a sub-flow on the cached data stages.",

@@ -25,7 +25,7 @@ def outcome_of(state: State) -> dict[str, Any]:
     """A trial sub-flow's final Prefect state as the outcome Optuna is told (a failure is FAIL)."""
     if state.is_completed():
         return state.result()
-    return {"state": "fail", "error": (state.message or state.name)[:500]}
+    return {"state": "fail", "error": (state.message or state.name or state.type.value)[:500]}
 
 
 open_study_task = compute_task(name="tune-open-study")(open_study)

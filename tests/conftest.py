@@ -6,13 +6,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+# Property tests judge values, never speed: Hypothesis's default 200 ms limit per example (and its
+# too-slow health check) fails tests at random on a shared 2-core machine under load.
+settings.register_profile("doughflow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("doughflow")
 
 from doughflow.config import ExperimentConfig, load_config  # noqa: E402
 from doughflow.data.synthetic.pizza import generate_pizza_dataset  # noqa: E402
 from tests.support.configs import TINY_OVERRIDES  # noqa: E402
-
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ MODALITIES = ("image", "text")
 CLASS_PREFIX = "_class_"
 JOINED_TEXT = "_text"  # the text adapter's joined text columns, when there are several
 
-ADAPTER_REGISTRY: dict[str, type["DatasetAdapter"]] = {}
+ADAPTER_REGISTRY: dict[str, type[DatasetAdapter]] = {}
 
 
 class AdapterSchemaError(ValueError):
@@ -59,7 +59,7 @@ class DatasetAdapter(ABC):
         self.keys = [label_key(label) for label in self.values]  # safe inside column names
 
     @classmethod
-    def from_data(cls, data: DataConfig, labels: Sequence[str | int]) -> "DatasetAdapter":
+    def from_data(cls, data: DataConfig, labels: Sequence[str | int]) -> DatasetAdapter:
         """Build from the ``DataConfig`` fields this adapter uses (override to read more than labels)."""
         return cls(labels)
 
@@ -135,7 +135,7 @@ class CountColumns(DatasetAdapter):
         self.max_count = max_count
 
     @classmethod
-    def from_data(cls, data: DataConfig, labels: Sequence[str | int]) -> "CountColumns":
+    def from_data(cls, data: DataConfig, labels: Sequence[str | int]) -> CountColumns:
         return cls(labels, data.target_prefix, data.max_count)
 
     @property

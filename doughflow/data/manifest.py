@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -65,7 +66,7 @@ class DataManifest:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "DataManifest":
+    def load(cls, path: Path) -> DataManifest:
         raw = json.loads(Path(path).read_text())
         raw["shards"] = [ShardInfo(**shard) for shard in raw["shards"]]
         raw["files"] = [UnitEntry(**entry) for entry in raw.get("files", [])]
@@ -88,7 +89,7 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def write_shards(batches, schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
+def write_shards(batches: Iterable[pa.RecordBatch], schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
                  prefix: str = "part") -> list[ShardInfo]:
     """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
     the first batch's is used (CSV and JSONL readers infer it)."""

@@ -22,8 +22,8 @@ import xxhash
 
 from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, TextRecords, count_label_problem
 from doughflow.data.columns import present_group_column
-from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.imagecodec import decode_image
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.textvalidate import text_problems
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def id_problem(value: object, what: str) -> str | None:
     return None
 
 
-def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
+def row_problem(image: bytes | None, sample_id: object, group: object, counts: list, max_count: int,
                 target_columns: list[str], image_column: str,
                 label_problem: Callable[[list], tuple[str, str] | None] | None = None) -> tuple[str | None, str | None, bytes | None]:
     """The first thing wrong with a row as (category, detail), or (None, None, content hash).
@@ -179,7 +179,7 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
         else:
             images = table.column(image_column).to_pylist()
         keep = np.zeros(table.num_rows, dtype=bool)
-        hashes: list[bytes] = []
+        hashes: list[bytes | None] = []  # content hashes of kept image rows (text rows: None, unused)
         bad_rows: list[int] = []
         bad_reasons: list[str] = []
         for row in range(table.num_rows):
@@ -199,6 +199,7 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
             else:
                 bad_rows.append(row)
                 bad_reasons.append(reason)
+                assert category is not None, "a problem always comes with its category"
                 reasons[category] = reasons.get(category, 0) + 1
                 log.warning("quarantined %s row %d (%s=%.80r): %s", shard.path, row, id_column, ids[row], reason)
         valid = table.filter(pa.array(keep))

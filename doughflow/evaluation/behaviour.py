@@ -13,14 +13,18 @@ a property passes when at most ``max_failure_rate`` of its examples fail.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from doughflow.config import PropertyTestConfig
 from doughflow.data.synthetic.pizza import _place_toppings, _rng, draw_base, paint_toppings
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 CAPACITY = 12  # the generator's toppings-per-pizza limit: keep tests in distribution
 
@@ -83,7 +87,7 @@ class PropertyResult:
 
 
 @contextmanager
-def _without_local_constants():
+def _without_local_constants() -> Iterator[None]:
     """Hypothesis mixes literals harvested from the *imported* local modules into its draws, so the
     same seed gives other pizzas in pytest than in the pipeline. Switch that off while we draw (a
     private hook, hypothesis is pinned in constraints-cpu.txt; if it moves, draws stay valid but may
@@ -106,18 +110,18 @@ def _without_local_constants():
         providers.CONSTANTS_CACHE.cache.clear()
 
 
-def _collect(strategy, examples: int, seed: int) -> list:
+def _collect(strategy: SearchStrategy[Any], examples: int, seed: int) -> list[Any]:
     """Run Hypothesis as a seeded generator: every drawn value, in order, without shrinking."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as fix_seed
 
-    drawn: list = []
+    drawn: list[Any] = []
 
     @fix_seed(seed)
     @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck), derandomize=False)
     @given(strategy)
-    def collect(value) -> None:
+    def collect(value: Any) -> None:
         drawn.append(value)
 
     with _without_local_constants():
@@ -125,7 +129,8 @@ def _collect(strategy, examples: int, seed: int) -> list:
     return drawn[:examples]
 
 
-def _scene_strategy(labels: list[str], max_count: int, *, min_total: int = 0, max_total: int = CAPACITY):
+def _scene_strategy(labels: list[str], max_count: int, *, min_total: int = 0,
+                    max_total: int = CAPACITY) -> SearchStrategy[Scene]:
     from hypothesis import strategies as st
 
     seeds = st.integers(0, 2**31 - 1)
@@ -141,7 +146,7 @@ def generate_cases(labels: list[str], max_count: int, size: int, cfg: PropertyTe
     k = len(labels)
     seeds = st.integers(0, 2**31 - 1)
     cases: list[Case] = []
-    for i, (b, layout) in enumerate(_collect(st.tuples(seeds, seeds), cfg.examples, cfg.seed)):
+    for b, layout in _collect(st.tuples(seeds, seeds), cfg.examples, cfg.seed):
         scene = Scene((0,) * k, b, layout)
         cases.append(Case("empty_pizza", scene, [render_scene(scene, labels, size)]))
     single = st.tuples(st.integers(0, k - 1), st.integers(1, max_count), seeds, seeds)

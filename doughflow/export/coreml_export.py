@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16")
 
 
-def _coremltools():
+def _coremltools() -> ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("coremltools").setLevel(logging.ERROR)

@@ -182,6 +182,8 @@ def predictor_for(result: FormatResult, model: torch.nn.Module) -> tuple[Predict
         return None, f"not built: {result.error}"
     if result.name == "torch":
         return torch_predictor(model), "torch fp32"
+    if result.path is None:
+        return None, "not built: no file"
     if result.name.startswith("onnx"):
         return onnx_predictor(result.path), "onnxruntime (CPU)"
     can_predict, why_not = coreml_can_predict()

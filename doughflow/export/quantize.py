@@ -12,13 +12,17 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization import QuantType
 
 log = logging.getLogger(__name__)
 
 
-def _quant_type(name: str):
+def _quant_type(name: str) -> QuantType:
     from onnxruntime.quantization import QuantType
 
     return {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[name]
@@ -44,7 +48,7 @@ def head_nodes(path: Path) -> list[str]:
 class ArrayCalibrationReader:
     """Feeds calibration batches to quantize_static (ORT's CalibrationDataReader protocol)."""
 
-    def __init__(self, inputs: np.ndarray, input_name: str = "images", batch_size: int = 32):
+    def __init__(self, inputs: np.ndarray, input_name: str = "images", batch_size: int = 32) -> None:
         self._batches = [{input_name: np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)}
                          for i in range(0, len(inputs), batch_size)]
         self._position = 0

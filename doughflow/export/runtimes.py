@@ -9,9 +9,13 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -67,7 +71,7 @@ def fp16_emulated_predictor(model: torch.nn.Module, batch_size: int = 256) -> Pr
     return _batched(run, batch_size)
 
 
-def onnx_session(path: str | Path):
+def onnx_session(path: str | Path) -> ort.InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()

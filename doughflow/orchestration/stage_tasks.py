@@ -25,8 +25,8 @@ from prefect.cache_policies import NO_CACHE
 
 from doughflow.caching import library_versions, missing_outputs, stage_key, user_module_sources
 from doughflow.config import ExperimentConfig
-from doughflow.orchestration.results import RESULT_SERIALIZER, UntrustedResultError, matches, read_trusted
 from doughflow.orchestration.logs import route_library_logs
+from doughflow.orchestration.results import RESULT_SERIALIZER, UntrustedResultError, matches, read_trusted
 from doughflow.orchestration.runtime import earlier_attempt_stages, flow_run_attempt, root_flow_run_id
 
 log = logging.getLogger(__name__)

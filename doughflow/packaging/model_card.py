@@ -7,13 +7,23 @@ section (intended use, limitations) is the config author's own Markdown and is k
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from doughflow.config import CardConfig, TrainConfig
 from doughflow.reporting.inert import md_code, md_text
 from doughflow.reporting.numbers import human, human_bytes, percent
 from doughflow.reporting.report import table
 
+if TYPE_CHECKING:
+    from doughflow.export.formats import FormatResult
+    from doughflow.release.gates import ReleaseDecision
 
-def dataset_statistics(splits_targets: dict[str, "object"], labels: list[str], problem: str = "count") -> list[list]:
+
+def dataset_statistics(splits_targets: Mapping[str, np.ndarray], labels: list[str],
+                       problem: str = "count") -> list[list]:
     """Rows per split: images, then mean count and share of zero per topping, or the share of each class
     (data after cleaning, dedup and any subsampling: exactly what the model was trained and tested on)."""
     rows = []
@@ -56,7 +66,8 @@ def hyperparameter_rows(train: TrainConfig, epochs_run: int | None = None, world
 
 
 def render_model_card(*, name: str, run_id: str, labels: list[str], data_fingerprint: str, config_hash: str,
-                      image_size: int, dataset_rows: list[list], metrics: dict, decision, formats: list,
+                      image_size: int, dataset_rows: list[list], metrics: dict, decision: ReleaseDecision,
+                      formats: list[FormatResult],
                       card: CardConfig, bundle_files: dict[str, dict], problem: str = "count",
                       hyperparameters: list[list] | None = None, training: str | None = None) -> str:
     """The card; ``training`` is the recipe that ran (:meth:`doughflow.training.recipe.Recipe.describe`)."""

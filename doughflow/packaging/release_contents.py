@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import adapter_for, problem_of
-from doughflow.release.gates import ReleaseDecision
+from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.model_card import dataset_statistics, hyperparameter_rows, render_model_card
 from doughflow.packaging.verify import SAMPLE
+from doughflow.release.gates import ReleaseDecision
 
 
 def format_tolerance(config: ExperimentConfig, name: str) -> float:
@@ -48,7 +49,7 @@ def manifest_extra(config: ExperimentConfig, formats: DeployResult, decision: Re
             "formats": entries}
 
 
-def split_targets(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
+def split_targets(config: ExperimentConfig, splits: SplitResult) -> dict[str, np.ndarray]:
     """Label columns only (no image decoding) of each split, for the model card's statistics."""
     columns = adapter_for(config).target_columns
     out = {}
@@ -59,7 +60,7 @@ def split_targets(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
     return out
 
 
-def model_card(config: ExperimentConfig, *, run_id: str, data_fingerprint: str, splits, metrics: dict,
+def model_card(config: ExperimentConfig, *, run_id: str, data_fingerprint: str, splits: SplitResult, metrics: dict,
                formats: DeployResult, decision: ReleaseDecision, bundle_files: dict[str, Path],
                epochs_run: int | None = None, world_size: int = 1, training: str | None = None) -> str:
     return render_model_card(

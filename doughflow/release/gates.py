@@ -114,7 +114,8 @@ def decide_release(formats: list[FormatResult], extra_gates: list[Gate],
         if not result.error:
             gates.append(property_gate(result.name, properties.get(result.name, []), property_skips.get(result.name)))
     primary = {f.name for f in formats if f.primary}
-    reasons, excluded = [], {}
+    reasons: list[str] = []
+    excluded: dict[str, str] = {}
     for gate in gates:
         if gate.status != FAILED:
             continue

@@ -5,6 +5,7 @@ release_report.py); tasks/report.py picks by the task of the dataset adapter."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,8 +16,11 @@ import numpy as np  # noqa: E402
 from doughflow.reporting.numbers import human, percent  # noqa: E402
 from doughflow.reporting.report import table  # noqa: E402
 
+if TYPE_CHECKING:
+    from doughflow.export.onnx_export import ParityReport
 
-def headline_rows(test: dict, parity, images_per_second: float) -> list[list]:
+
+def headline_rows(test: dict, parity: ParityReport, images_per_second: float) -> list[list]:
     return [["test accuracy", percent(test.get("accuracy"))],
             ["test macro-F1", human(test.get("macro_f1"))],
             ["ONNX parity max abs diff (logits)", human(parity.max_abs_diff)],

@@ -5,7 +5,9 @@ Plain functions from measured objects to Markdown (and one figure), so tasks/rep
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,8 +20,24 @@ from doughflow.reporting.numbers import human, human_bytes, percent, words
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
+if TYPE_CHECKING:
+    from doughflow.evaluation.behaviour import PropertyResult
+    from doughflow.export.formats import DeployResult
+    from doughflow.release.gates import ReleaseDecision
 
-def decision_section(decision) -> str:
+
+class BehaviourOutcome(Protocol):
+    """What the behaviour stage hands the report (doughflow.stages.behaviour.BehaviourResult: the
+    stages build on this package, so it is described here rather than imported)."""
+
+    results: dict[str, list[PropertyResult]]  # format -> properties
+    skipped: dict[str, str]  # format -> why it was not tested
+    runtimes: dict[str, str]  # format -> what ran it
+    cases: int
+    skipped_properties: dict[str, str]  # property -> why it was not run
+
+
+def decision_section(decision: ReleaseDecision) -> str:
     head = f"**{decision.status.upper()}**"
     if decision.reasons:
         head += ": " + "; ".join(md_text(reason) for reason in decision.reasons)
@@ -29,7 +47,7 @@ def decision_section(decision) -> str:
     return head + "\n\n" + table(["format", "gate", "result", "detail"], rows)
 
 
-def formats_section(formats, decision) -> str:
+def formats_section(formats: DeployResult, decision: ReleaseDecision) -> str:
     by_name = {f.name: f for f in formats.formats}
     base = by_name.get("onnx") or by_name.get("torch")
     key = "accuracy" if base and "accuracy" in base.metrics else "exact_count_accuracy"  # classification or counting
@@ -69,8 +87,8 @@ def formats_section(formats, decision) -> str:
     return text
 
 
-def behaviour_section(behaviour, labels: list[str]) -> str:
-    skipped_props = getattr(behaviour, "skipped_properties", {})
+def behaviour_section(behaviour: BehaviourOutcome, labels: list[str]) -> str:
+    skipped_props = behaviour.skipped_properties
     if not behaviour.results and not behaviour.skipped and not skipped_props:
         return "Behavioural tests are disabled (release.properties.enabled)."
     formats = list(behaviour.results)
@@ -99,7 +117,8 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
     for fmt, why in behaviour.skipped.items():
         text += f"\n- {md_text(fmt)}: not tested ({md_text(why)})"
     if skipped_props:
-        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"], list(skipped_props.items()))
+        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"],
+                                                                     [[prop, why] for prop, why in skipped_props.items()])
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]
     if failing:
         text += "\n\nWorst failing examples:\n\n"
@@ -109,7 +128,8 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
 
 
 def error_analysis_section(predictions_path: str | Path, labels: list[str], test_images: dict[str, np.ndarray] | None,
-                           out_dir: Path, k: int, caption) -> tuple[str, list[str]]:
+                           out_dir: Path, k: int,
+                           caption: Callable[[Iterable[float], list[str]], str]) -> tuple[str, list[str]]:
     """Tables from the saved test predictions, and a grid of worst, best and corner-case images.
     ``test_images`` maps sample id -> pixels; ``caption(pred, true)`` formats counts."""
     table_data = pq.read_table(predictions_path).to_pydict()

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doughflow.reporting.inert import html_page, markdown_to_html, md_text
-
 from doughflow.reporting.numbers import human
 
 

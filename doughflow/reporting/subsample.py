@@ -18,7 +18,6 @@ from doughflow.reporting.numbers import human, words
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
-
 # Removal reasons whose ``detail`` is the value of an id column (the per-id cap counts by the group
 # column unless configured otherwise): shown only as pseudonyms.
 ID_DETAIL_REASONS = ("id_cap",)

@@ -60,7 +60,7 @@ def select_for_review(true: np.ndarray, pred: np.ndarray, labels: list[str], con
         for k, label in enumerate(labels):
             for count in np.unique(rounded_true[:, k]):
                 members = np.flatnonzero(rounded_true[:, k] == count)
-                already = [i for i in members if i in chosen]
+                already = [int(i) for i in members if i in chosen]
                 for i in already[:config.per_stratum]:
                     chosen[i].reasons.append(f"stratum {label}={count}")
                 fresh = [i for i in members if i not in chosen]

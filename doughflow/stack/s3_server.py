@@ -28,8 +28,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 from xml.sax.saxutils import escape
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class S3Credentials:
         return cls(key, secret)
 
 
-def signature_problem(credentials: S3Credentials, method: str, raw_uri: str, headers: Mapping[str, str],
+def signature_problem(credentials: S3Credentials, method: str, raw_uri: str, headers: Mapping[str, str] | Headers,
                       body: bytes, now: datetime) -> str | None:
     """Why this request is not signed by ``credentials``, or None when it is. ``raw_uri`` is the
     path and query exactly as sent (still percent-encoded)."""
@@ -116,7 +120,7 @@ def _refuse(start_response: Callable, reason: str, status: str = "403 Forbidden"
 class SignedRequestsOnly:
     """WSGI middleware: passes ``app`` only the requests ``credentials`` signed (see module docs)."""
 
-    def __init__(self, app: Callable, credentials: S3Credentials, clock: Callable[[], datetime] | None = None):
+    def __init__(self, app: Callable, credentials: S3Credentials, clock: Callable[[], datetime] | None = None) -> None:
         self.app = app
         self.credentials = credentials
         self.clock = clock or (lambda: datetime.now(UTC))

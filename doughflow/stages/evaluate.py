@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig, label_key
-from doughflow.data.split import SPLITS, SplitResult
 from doughflow.data.adapters import problem_of
+from doughflow.data.split import SPLITS, SplitResult
 from doughflow.evaluation.metrics import problem_metrics, worst_classified, worst_examples
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
@@ -44,7 +44,7 @@ def evaluate(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, tra
         pred = predict(model, split.images, preprocessing) if len(split) else np.zeros((0, len(config.labels)))
         metrics[name] = problem_metrics(problem, pred, split.targets, config.label_names)
         if name == "test":
-            columns = {"sample_id": split.ids}
+            columns: dict[str, list[str] | np.ndarray] = {"sample_id": split.ids}
             for k, label in enumerate(config.labels):  # column names from labels use their keys
                 columns[f"true_{label_key(label)}"] = split.targets[:, k]
                 columns[f"pred_{label_key(label)}"] = pred[:, k]

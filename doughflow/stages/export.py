@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.split import SplitResult
 from doughflow.data.adapters import problem_of
+from doughflow.data.split import SplitResult
 from doughflow.export.onnx_export import ParityReport, compare_outputs, export_onnx, onnx_predict
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths

@@ -7,10 +7,10 @@ import logging
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import adapter_for
-from doughflow.data.sources.extra import append_extra_sources
 from doughflow.data.manifest import DataManifest
-from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.data.sources.builtin import draw_builtin_source, missing_label_defaults
+from doughflow.data.sources.extra import append_extra_sources
+from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.runs import RunPaths
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from doughflow.export.formats import DeployResult, build_formats, formats_to_jso
 from doughflow.export.runtimes import torch_predictor
 from doughflow.preprocessing import preprocessing_for
 from doughflow.runs import RunPaths
+from doughflow.stages.export import ExportResult
 from doughflow.training.data import load_split, load_split_for
 from doughflow.training.inference import load_trained_model
 from doughflow.training.job import TrainResult
-from doughflow.stages.export import ExportResult
 
 
 def calibration_images(config: ExperimentConfig, splits: SplitResult, count: int) -> np.ndarray:

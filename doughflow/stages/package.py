@@ -42,7 +42,7 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
         "ds_config.json": Path(trained.ds_config_path),
         **{name: report_dir / name for name in report.figures},
     }
-    documents = {
+    documents: dict[str, dict | list | str] = {
         "labels.json": label_map(config),
         "preprocessing.json": preprocessing_for(config).to_json(),
         "config.yaml": dump_config(config),
@@ -51,6 +51,8 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
                                                             "rounded_agreement": exported.parity.rounded_agreement,
                                                             "passed": exported.parity.passed}}}
     if formats is not None and decision is not None:
+        if splits is None:
+            raise ValueError("a release bundle needs the splits: its model card states their statistics")
         files.update(shipped_files(formats, decision))
         extra.update(manifest_extra(config, formats, decision))
         documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,

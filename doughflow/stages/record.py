@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from doughflow.config import ExperimentConfig
-from doughflow.release.gates import ReleaseDecision
 from doughflow.orchestration.stage_tasks import stage_runs
 from doughflow.registry import RunRecord, record_run
+from doughflow.release.gates import ReleaseDecision
 from doughflow.runs import RunPaths
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ import json
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import problem_of
-from doughflow.release.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release, metric_gates
 from doughflow.export.formats import DeployResult
 from doughflow.packaging.bundle import BundleResult
+from doughflow.release.gates import ReleaseDecision, ReleaseRejected, accuracy_gate, decide_release, metric_gates
 from doughflow.runs import RunPaths
 from doughflow.stages.behaviour import BehaviourResult
 from doughflow.stages.evaluate import EvaluationResult

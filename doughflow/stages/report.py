@@ -15,28 +15,36 @@ import numpy as np
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.adapters import problem_of
+from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SPLITS, SplitResult
-from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
+from doughflow.export.formats import DeployResult
 from doughflow.orchestration.artifacts import experiment_key, publish_link, publish_markdown, publish_table
 from doughflow.orchestration.runtime import flow_run_ui_url
 from doughflow.orchestration.timing import current_run_rows
 from doughflow.privacy import pseudonymiser_for
+from doughflow.release.gates import ReleaseDecision
 from doughflow.reporting import classification as cls_report
 from doughflow.reporting.inert import Md, md_code
 from doughflow.reporting.numbers import human, human_seconds, percent
 from doughflow.reporting.plots import example_grid, loss_curve
-from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
+from doughflow.reporting.release_report import (
+    behaviour_section,
+    decision_section,
+    error_analysis_section,
+    formats_section,
+)
 from doughflow.reporting.report import ReportFiles, inline_figures, metrics_section, table, write_report
 from doughflow.reporting.run_facts import hardware_line, learning_rate_curve, model_facts, previous_run_section
 from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
+from doughflow.stages.behaviour import BehaviourResult
+from doughflow.stages.evaluate import EvaluationResult
+from doughflow.stages.export import ExportResult
 from doughflow.training.data import load_split_for
 from doughflow.training.job import TrainResult
 from doughflow.training.recipe import Recipe
-from doughflow.stages.evaluate import EvaluationResult
-from doughflow.stages.export import ExportResult
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,8 @@ def training_sentence(config: ExperimentConfig, trained: TrainResult) -> str:
 
 def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, validated: ValidationResult,
                  deduped: SubsampleResult, splits: SplitResult, trained: TrainResult, evaluated: EvaluationResult,
-                 exported: ExportResult, formats=None, behaviour=None, decision=None) -> ReportFiles:
+                 exported: ExportResult, formats: DeployResult | None = None, behaviour: BehaviourResult | None = None,
+                 decision: ReleaseDecision | None = None) -> ReportFiles:
     out = paths.stage("report")
     labels = config.label_names
     classify = problem_of(config) == "classification"
@@ -195,8 +204,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     return files
 
 
-def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: EvaluationResult, formats, behaviour,
-                     decision, out, figures: list[str]) -> list[str]:
+def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: EvaluationResult, formats: DeployResult,
+                     behaviour: BehaviourResult, decision: ReleaseDecision, out: Path, figures: list[str]) -> list[str]:
     """Release decision, deploy formats, behavioural tests and error analysis; appends its figures."""
     if problem_of(config) == "classification":
         matrix = np.asarray(evaluated.metrics.get("test", {}).get("confusion_matrix", np.zeros((0, 0))))

@@ -23,17 +23,17 @@ from doughflow.data.adapters import adapter_for, problem_of
 from doughflow.data.columns import groups_in
 from doughflow.data.split import SplitResult
 from doughflow.export.formats import DeployResult, predictor_for
-from doughflow.preprocessing import preprocessing_for
 from doughflow.packaging.bundle import MANIFEST, BundleResult
+from doughflow.preprocessing import preprocessing_for
 from doughflow.privacy import pseudonymiser_for
 from doughflow.review.labelled import write_real_groups
 from doughflow.review.packet import PACKET, PAGE, TEMPLATE, PacketResult, write_packet
 from doughflow.review.sampling import select_for_review
 from doughflow.runs import RunPaths
+from doughflow.stages.evaluate import EvaluationResult
 from doughflow.training.data import load_split_for
 from doughflow.training.inference import load_trained_model
 from doughflow.training.job import TrainResult
-from doughflow.stages.evaluate import EvaluationResult
 
 log = logging.getLogger(__name__)
 

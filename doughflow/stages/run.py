@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from doughflow import runlock
 from doughflow.config import ExperimentConfig
@@ -43,7 +44,7 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
                 published: PublishResult | None = None, tracked: TrackResult | None = None) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
-    release = {}
+    release: dict[str, Any] = {}
     if decision is not None and formats is not None:
         release = {"release": {
             "status": decision.status, "shipped": decision.shipped, "excluded": sorted(decision.excluded),

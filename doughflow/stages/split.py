@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from doughflow.config import ExperimentConfig
 from doughflow.data.columns import groups_in
+from doughflow.data.dedup.subsample import DUP_GROUP
 from doughflow.data.manifest import DataManifest
 from doughflow.data.split import SplitResult, split_by_group
-from doughflow.data.dedup.subsample import DUP_GROUP
 from doughflow.runs import RunPaths
 
 

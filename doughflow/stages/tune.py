@@ -12,7 +12,7 @@ from doughflow.config import ExperimentConfig
 from doughflow.data.split import SplitResult
 from doughflow.orchestration.artifacts import experiment_key, publish_markdown
 from doughflow.orchestration.runtime import flow_run_id, flow_run_ui_url, root_flow_run_id
-from doughflow.reporting.report import inline_figures
+from doughflow.reporting.report import ReportFiles, inline_figures
 from doughflow.runs import RunPaths
 from doughflow.stages.train import run_train_job, train_job
 from doughflow.tracking.mlflow_study import TrialRecord, close_study_run, log_trial, open_study_run
@@ -66,18 +66,18 @@ def write_best(config: ExperimentConfig, study: StudyRef) -> tune_report.BestCon
     return tune_report.write_best_config(config, load_study(study), study.metric, tune_report.study_dir(config, study))
 
 
-def build_report(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig):
+def build_report(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig) -> ReportFiles:
     return tune_report.build_tune_report(config, load_study(study), study, best, tune_report.study_dir(config, study))
 
 
-def publish_report(report, study: StudyRef) -> None:
+def publish_report(report: ReportFiles, study: StudyRef) -> None:
     """Prefect markdown artifact under the study's stable key (``pizza-tune-report``), figures embedded
     as data URIs so the UI shows them (a file path renders as a broken image there)."""
     text = inline_figures(Path(report.markdown).read_text(), Path(report.markdown).parent)
     publish_markdown(experiment_key(study.name, "tune-report"), text, f"doughflow tuning study {study.name}")
 
 
-def summary(study: StudyRef, best: tune_report.BestConfig, report) -> dict:
+def summary(study: StudyRef, best: tune_report.BestConfig, report: ReportFiles) -> dict:
     """The JSON line ``flows.tune`` ends with."""
     counts = tune_report.counts(load_study(study))
     return {"study": study.name, "storage": study.storage, "metric": study.metric, "best_value": best.value,
@@ -130,7 +130,7 @@ def track_trial(config: ExperimentConfig, plan: TrialPlan, outcome: dict, state:
         return None
 
 
-def finish_study_tracking(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig, report,
+def finish_study_tracking(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig, report: ReportFiles,
                           parent_run_id: str | None) -> None:
     """End the parent run: best trial, value and params, trials per state, the report and best config."""
     if parent_run_id is None:

@@ -35,7 +35,7 @@ class ParamStream:
     sequence (a property test checks it) for about a tenth of the Python work per image.
     """
 
-    def __init__(self, rng: np.random.Generator, block: int = 512):
+    def __init__(self, rng: np.random.Generator, block: int = 512) -> None:
         self.rng = rng
         self.block = block
         self._values = np.empty((0, _VALUES_PER_SAMPLE))

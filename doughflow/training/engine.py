@@ -29,14 +29,18 @@ drops a step that goes back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from doughflow.config import DeepSpeedMonitorConfig, TrainConfig
 from doughflow.training.recipe import Recipe, training_recipe
 from doughflow.training.schedule import global_batch_size
+
+if TYPE_CHECKING:
+    from deepspeed import DeepSpeedEngine
 
 # torch autocast dtype per train.precision (fp32: none), for what runs outside the engine: validation, memory probes.
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -111,7 +115,7 @@ def engine_changes(cfg: TrainConfig, world_size: int) -> dict[str, str]:
     return changes
 
 
-def sync_free_clipping(engine) -> None:
+def sync_free_clipping(engine: DeepSpeedEngine) -> None:
     """Make the ZeRO-0 engine clip with torch's fused norm, which reads nothing back to the host.
 
     The result is the same clip (max_norm / (total_norm + 1e-6), capped at 1). After the all-reduce
@@ -150,22 +154,24 @@ def write_monitor_events(engine: Any, events: list[tuple[str, float, int]]) -> N
         monitor.write_events(events)
 
 
-def forward_loss(engine, images_u8: torch.Tensor, targets: torch.Tensor, normalize, device: torch.device,
-                 loss_fn) -> torch.Tensor:
+def forward_loss(engine: DeepSpeedEngine, images_u8: torch.Tensor, targets: torch.Tensor,
+                 normalize: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Copy a pinned uint8 batch to the device, normalise it there, forward, loss: nothing is read back."""
     inputs = normalize(images_u8.to(device, non_blocking=True))
     outputs = engine(inputs)
     return loss_fn(outputs.float(), targets.to(device, non_blocking=True))
 
 
-def backward_step(engine, loss: torch.Tensor) -> None:
+def backward_step(engine: DeepSpeedEngine, loss: torch.Tensor) -> None:
     """Backward and DeepSpeed's step (accumulation, clipping and the optimizer happen at the boundary)."""
     engine.backward(loss)
     engine.step()
 
 
-def full_state_dict(engine, zero_stage: int) -> dict | None:
-    """Whole fp32 weights; ZeRO-3 must gather them (a collective: every rank calls this)."""
+def full_state_dict(engine: DeepSpeedEngine, zero_stage: int) -> dict[str, torch.Tensor] | None:
+    """Whole fp32 weights; ZeRO-3 must gather them (a collective: every rank calls this; only rank 0
+    gets them, the others None)."""
     if zero_stage == 3:
         return engine._zero3_consolidated_16bit_state_dict()
     return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}

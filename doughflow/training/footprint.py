@@ -24,7 +24,9 @@ The weights and the optimizer's state exist outside the step: :meth:`StepProbe.s
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -42,7 +44,7 @@ class TensorMeter(TorchDispatchMode):
     """Live and peak bytes of the tensor storages torch creates while active (views and in-place
     results share a storage and count once); past ``cap`` bytes, ``torch.OutOfMemoryError``."""
 
-    def __init__(self, cap: int | None = None):
+    def __init__(self, cap: int | None = None) -> None:
         super().__init__()
         self.cap = cap
         self.live = 0
@@ -53,7 +55,8 @@ class TensorMeter(TorchDispatchMode):
         self.live -= size
         self._alive.pop(key, None)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_dispatch__(self, func: Callable[..., Any], types: tuple[type, ...], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         for tensor in tree_flatten(out)[0]:
             if not isinstance(tensor, torch.Tensor):
@@ -105,7 +108,7 @@ class StepProbe:
     """One training step of ``model`` at any micro-batch, and its peak memory in bytes."""
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, num_classes: int, problem: str,
-                 device: torch.device, precision: str, cap: int | None = None):
+                 device: torch.device, precision: str, cap: int | None = None) -> None:
         self.model = model.train()
         self.preprocessing, self.num_classes, self.problem = preprocessing, num_classes, problem
         self.device, self.cap = device, cap

@@ -14,8 +14,10 @@ blocking one.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -60,7 +62,7 @@ class HostSyncRecorder(TorchFunctionMode):
     The accelerator's ``synchronize`` (DeepSpeed's and torch's) is wrapped for the duration.
     """
 
-    def __init__(self, device: torch.device | str, host_tensors: list[torch.Tensor] = ()):
+    def __init__(self, device: torch.device | str, host_tensors: Iterable[torch.Tensor] = ()) -> None:
         super().__init__()
         self.device = torch.device(device)
         self.host_ids = {id(t) for t in host_tensors}
@@ -68,13 +70,14 @@ class HostSyncRecorder(TorchFunctionMode):
         self._restore: list[tuple[object, object, bool]] = []
         self._in_synchronize = False
 
-    def _targets_device(self, device) -> bool:
+    def _targets_device(self, device: torch.device | str | int | None) -> bool:
         if device is None:
             return False
         device = torch.device(device) if not isinstance(device, torch.device) else device
         return device.type == self.device.type
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: tuple[type, ...], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in _READS:
@@ -90,7 +93,7 @@ class HostSyncRecorder(TorchFunctionMode):
         if original is None:
             return
 
-        def synchronize(*args, **kwargs):
+        def synchronize(*args: object, **kwargs: object) -> object:
             if self._in_synchronize:  # DeepSpeed's CUDA accelerator calls torch.cuda.synchronize: one wait
                 return original(*args, **kwargs)
             self.syncs.append(HostSync("synchronize", _caller()))
@@ -101,9 +104,9 @@ class HostSyncRecorder(TorchFunctionMode):
                 self._in_synchronize = False
 
         self._restore.append((owner, original, "synchronize" in vars(owner)))
-        setattr(owner, "synchronize", synchronize)
+        setattr(owner, "synchronize", synchronize)  # noqa: B010 - owner is any accelerator object, typed object
 
-    def __enter__(self):
+    def __enter__(self) -> HostSyncRecorder:
         from deepspeed.accelerator import get_accelerator
 
         self._wrap_synchronize(get_accelerator())
@@ -111,13 +114,13 @@ class HostSyncRecorder(TorchFunctionMode):
             self._wrap_synchronize(torch.cuda)
         return super().__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             return super().__exit__(*exc)
         finally:
             for owner, original, own_attribute in reversed(self._restore):
                 if own_attribute:
-                    setattr(owner, "synchronize", original)
+                    setattr(owner, "synchronize", original)  # noqa: B010 - owner is typed object (any accelerator)
                 else:  # the method came from the class: drop the shadowing instance attribute
                     delattr(owner, "synchronize")
             self._restore.clear()

@@ -22,7 +22,7 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 
 # Launcher settings and logging choices do not change what is trained, so a resume may change them.
-_NOT_PART_OF_A_RUN = {"launcher": {"isolate", "master_port", "master_addr", "timeout_minutes", "launcher", "hostfile"},
+_NOT_PART_OF_A_RUN: dict[str, set[str] | bool] = {"launcher": {"isolate", "master_port", "master_addr", "timeout_minutes", "launcher", "hostfile"},
                       "log_every_steps": True, "num_threads": True}
 
 
@@ -76,7 +76,7 @@ class TrainJob:
                            "control_dir": self.control_dir, "problem": self.problem}, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainJob":
+    def from_json(cls, text: str) -> TrainJob:
         raw = json.loads(text)
         columns = raw["columns"]
         pre = raw["preprocessing"]

@@ -48,7 +48,7 @@ from doughflow.training.normalize import Normalizer
 from doughflow.training.process import ProcessContext, set_up_process
 from doughflow.training.progress import write_progress
 from doughflow.training.recipe import Recipe, training_recipe
-from doughflow.training.schedule import StepPlan, checkpoint_due, lr_factor, plan_steps
+from doughflow.training.schedule import StepPlan, checkpoint_due, lr_factor, plan_steps, settled_micro_batch
 from doughflow.training.streaming import ParquetStream, make_loader
 from doughflow.training.validation import validate
 
@@ -87,7 +87,7 @@ class Run:
         cfg = self.job.cfg
         self.resumed_from = (self.state.epoch, self.engine.global_steps)
         self.val_stream = ParquetStream(self.job.val_shards, self.job.columns, self.job.preprocessing,
-                                        batch_size=max(64, cfg.micro_batch_size), loader=cfg.loader, shuffle=False,
+                                        batch_size=max(64, settled_micro_batch(cfg)), loader=cfg.loader, shuffle=False,
                                         augment_cfg=None, drop_remainder=False)
         self.normalize = Normalizer(self.job.preprocessing, self.process.device)
         # Read each loss as it comes, except on GPUs failing on NaN (see doughflow.training.losses).
@@ -151,7 +151,7 @@ def training_stream(job: TrainJob, process: ProcessContext, micro_batch: int) ->
 def plan_run(job: TrainJob, process: ProcessContext) -> tuple[ParquetStream, StepPlan]:
     """This rank's training stream and the steps it will train in every epoch."""
     cfg = job.cfg
-    stream = training_stream(job, process, cfg.micro_batch_size)
+    stream = training_stream(job, process, settled_micro_batch(cfg))
     plan = plan_steps([stream.steps_per_epoch(e) for e in range(cfg.epochs)], cfg, process.world_size,
                       sum(s.rows for s in job.train_shards))
     return stream, plan
@@ -164,7 +164,8 @@ def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPla
     cfg, device = job.cfg, process.device
     model = make_model(cfg, job.num_classes, job.problem).to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; its typed overloads leave it out
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.effective_learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size))
     engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size, job.out_dir)
@@ -231,7 +232,7 @@ class EpochClock:
     """Images and time of one epoch, and its steady-state rate, which leaves out the first steps
     (worker start-up, shuffle-buffer fill, kernel autotuning)."""
 
-    def __init__(self, first_step: int, steps: int):
+    def __init__(self, first_step: int, steps: int) -> None:
         self.start = time.perf_counter()
         self.first_step, self.steps = first_step, steps
         self.warm_steps = min(10, max(1, (steps - first_step) // 5))
@@ -297,7 +298,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     if process.is_main:
         write_progress(run.job.out_dir, epoch=epoch, epochs=cfg.epochs, step=steps, steps=steps, loss=None,
                        images_per_second=clock.seen / max(1e-9, clock.end - clock.start))
-    return clock.record(epoch, run.scheduler.get_last_lr()[0], run.engine.global_steps,
+    return clock.record(epoch, float(run.scheduler.get_last_lr()[0]), run.engine.global_steps,
                         state.history["step_loss"][state.epoch_start_index:])
 
 
@@ -408,6 +409,7 @@ def write_outputs(run: Run, seconds: float) -> TrainResult | None:
     final_weights = full_state_dict(run.engine, run.job.cfg.zero_stage)
     if not run.process.is_main:
         return None
+    assert final_weights is not None, "rank 0 always receives the whole weights"
     out_dir, state, history = run.out_dir, run.state, run.state.history
     best_path = out_dir / "best_model.pt"
     weights = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else final_weights

@@ -31,7 +31,7 @@ def nan_message(value: float, where: str, ids: list) -> str:
 class LossLog:
     """Per-step losses without a host sync per step on GPUs (fail policy): checked every log interval."""
 
-    def __init__(self, lazy: bool, history: list[float]):
+    def __init__(self, lazy: bool, history: list[float]) -> None:
         self.lazy = lazy
         self.history = history
         self.pending: list[tuple[torch.Tensor, str, list]] = []

@@ -125,7 +125,8 @@ def memory_cap(job: TrainJob, process: ProcessContext) -> dict:
         model = make_model(cfg, job.num_classes, job.problem).to(process.device)
         probe = StepProbe(model, job.preprocessing, job.num_classes, job.problem, process.device, cfg.precision)
         if process.device.type == "cuda":
-            model.to(memory_format=torch.channels_last)  # as the loop trains it
+            # as the loop trains it; Module.to takes memory_format at run time, its typed overloads leave it out
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             free, _ = torch.cuda.mem_get_info(process.device)
             available = free + torch.cuda.memory_reserved(process.device)
             allowed = (1 - search.headroom) * available

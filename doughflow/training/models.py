@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ class LogitsHead(nn.Module):
     rather than one over concatenated features: the same function, and ONNX Runtime's shape inference
     (run before int8 quantization) fails on that Concat."""
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
         self.from_mean = nn.Linear(channels, num_classes)
         self.from_max = nn.Linear(channels, num_classes, bias=False)
@@ -59,11 +60,21 @@ def _check_head(head: str) -> None:
         raise ValueError(f"model head must be one of {HEADS}, got {head!r} (train.model.options.head)")
 
 
+def _density_head(channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 conv to per-class density, started near zero so that initial predictions are small
+    counts, not noise."""
+    density = nn.Conv2d(channels, num_classes, 1)
+    assert density.bias is not None  # a Conv2d has a bias unless made with bias=False
+    nn.init.normal_(density.weight, std=1e-3)
+    nn.init.constant_(density.bias, -4.0)
+    return density
+
+
 class DensityCounter(nn.Module):
     """Conv features -> per-class non-negative density at 1/4 resolution -> sum = counts.
     With ``head="logits"`` the same features end in a :class:`LogitsHead` (classification)."""
 
-    def __init__(self, num_classes: int, width: int = 32, head: str = "density"):
+    def __init__(self, num_classes: int, width: int = 32, head: str = "density") -> None:
         super().__init__()
         _check_head(head)
         self.features = nn.Sequential(
@@ -78,10 +89,7 @@ class DensityCounter(nn.Module):
         if head == "logits":
             self.classifier = LogitsHead(width * 2, num_classes)
             return
-        self.density = nn.Conv2d(width * 2, num_classes, 1)
-        # Start the density near zero so that initial predictions are small counts, not noise.
-        nn.init.normal_(self.density.weight, std=1e-3)
-        nn.init.constant_(self.density.bias, -4.0)
+        self.density = _density_head(width * 2, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.head == "logits":
@@ -98,7 +106,7 @@ def density_cnn(num_classes: int, width: int = 32, head: str = "density") -> nn.
 class BasicBlock(nn.Module):
     """ResNet basic block: two 3x3 convs and an identity (or 1x1 projection) shortcut."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -117,7 +125,7 @@ class ResNetCounter(nn.Module):
     density head as the small counter, so it sums evidence too. Sized for GPUs; plain torch."""
 
     def __init__(self, num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
-                 head: str = "density"):
+                 head: str = "density") -> None:
         super().__init__()
         _check_head(head)
         self.head = head
@@ -132,9 +140,7 @@ class ResNetCounter(nn.Module):
         if head == "logits":
             self.classifier = LogitsHead(cin, num_classes)
             return
-        self.density = nn.Conv2d(cin, num_classes, 1)
-        nn.init.normal_(self.density.weight, std=1e-3)
-        nn.init.constant_(self.density.bias, -4.0)
+        self.density = _density_head(cin, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.head == "logits":
@@ -158,7 +164,7 @@ def accepts_head(factory: ModelFactory) -> bool:
     return any(p.name == "head" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def build_model(name: str, num_classes: int, problem: str = "count", **kwargs) -> nn.Module:
+def build_model(name: str, num_classes: int, problem: str = "count", **kwargs: Any) -> nn.Module:
     """Call the registered factory with ``num_classes`` and ``kwargs``. For ``problem="classification"`` a
     factory that takes ``head`` gets ``head="logits"`` (unless the options name one); one that does not
     must itself return ``[batch, num_classes]`` logits."""

@@ -16,7 +16,7 @@ from doughflow.preprocessing import Preprocessing
 class Normalizer:
     """uint8 NHWC batch on the device -> normalised float NCHW, with mean/std already on the device."""
 
-    def __init__(self, preprocessing: Preprocessing, device: torch.device):
+    def __init__(self, preprocessing: Preprocessing, device: torch.device) -> None:
         self.mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
 

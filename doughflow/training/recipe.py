@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from doughflow.config import TrainConfig
-from doughflow.training.schedule import global_batch_size
+from doughflow.training.schedule import global_batch_size, settled_micro_batch
 
 
 def lr_scale(rule: str, global_batch: int, reference_global_batch: int | None) -> float:
@@ -89,7 +89,7 @@ class Recipe:
                 "effective_learning_rate": self.effective_learning_rate, "schedule_unit": self.schedule_unit}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Recipe":
+    def from_dict(cls, raw: dict) -> Recipe:
         """A recipe read back from result.json or history.json."""
         return cls(**raw)
 
@@ -100,7 +100,7 @@ def training_recipe(cfg: TrainConfig, world_size: int, device: str, micro_batch:
     scale = lr_scale(cfg.scaling.rule, batch, cfg.scaling.reference_global_batch)
     in_samples = cfg.warmup_samples is not None
     return Recipe(
-        world_size=world_size, device=device, micro_batch_size=cfg.micro_batch_size,
+        world_size=world_size, device=device, micro_batch_size=settled_micro_batch(cfg),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, global_batch_size=batch,
         learning_rate=cfg.learning_rate, scaling_rule=cfg.scaling.rule,
         reference_global_batch=cfg.scaling.reference_global_batch, lr_scale=scale,

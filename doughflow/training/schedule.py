@@ -24,11 +24,16 @@ from dataclasses import dataclass
 from doughflow.config import TrainConfig
 
 
-def global_batch_size(cfg: TrainConfig, world_size: int) -> int:
-    """Samples behind one optimizer update: micro batch x accumulation steps x ranks (a settled micro batch)."""
+def settled_micro_batch(cfg: TrainConfig) -> int:
+    """The micro batch of a config whose ``auto`` has been settled (doughflow.training.micro_batch)."""
     if cfg.micro_batch_size == "auto":
         raise ValueError("train.micro_batch_size is auto: settle it first (doughflow.training.micro_batch)")
-    return cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size
+    return cfg.micro_batch_size
+
+
+def global_batch_size(cfg: TrainConfig, world_size: int) -> int:
+    """Samples behind one optimizer update: micro batch x accumulation steps x ranks (a settled micro batch)."""
+    return settled_micro_batch(cfg) * cfg.gradient_accumulation_steps * world_size
 
 
 def accumulation_for(global_batch: int, micro_batch: int, world_size: int) -> int:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -27,7 +30,13 @@ from doughflow.config import AugmentConfig, LoaderConfig
 from doughflow.preprocessing import Preprocessing
 from doughflow.training import augment
 
+if TYPE_CHECKING:
+    from doughflow.data.manifest import DataManifest
+
 log = logging.getLogger(__name__)
+
+# (sample id, encoded image or None, targets, targets all finite, (shard path, row in the shard))
+Row = tuple[str, bytes | None, np.ndarray, bool, tuple[str, int]]
 
 
 class CorruptShardError(RuntimeError):
@@ -125,11 +134,13 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_piece(path: str, piece: Piece, columns: Columns):
+def read_piece(path: str, piece: Piece, columns: Columns) -> pa.Table:
     """Rows [start, stop) of a shard, reading only the row groups that hold them."""
     try:
         handle = pq.ParquetFile(path)
-        groups, first, offset = [], None, 0
+        groups: list[int] = []
+        first: int | None = None
+        offset = 0
         for g in range(handle.metadata.num_row_groups):
             n = handle.metadata.row_group(g).num_rows
             if offset < piece.stop and offset + n > piece.start:
@@ -139,7 +150,7 @@ def read_piece(path: str, piece: Piece, columns: Columns):
         if offset < piece.stop:
             raise ValueError(f"has {offset} rows, the manifest promised at least {piece.stop}")
         table = handle.read_row_groups(groups, columns=[columns.id, columns.image, *columns.targets], use_threads=False)
-        return table.slice(piece.start - first, piece.rows)
+        return table.slice(piece.start - (piece.start if first is None else first), piece.rows)  # None: no rows
     except CorruptShardError:
         raise
     except Exception as error:  # pyarrow raises several types for a damaged file; name the shard whatever it was
@@ -156,7 +167,7 @@ class ParquetStream(IterableDataset):
 
     def __init__(self, shards: list[ShardRef], columns: Columns, preprocessing: Preprocessing, *, batch_size: int,
                  loader: LoaderConfig, seed: int = 0, shuffle: bool = True, augment_cfg: AugmentConfig | None = None,
-                 rank: int = 0, world_size: int = 1, drop_remainder: bool = True):
+                 rank: int = 0, world_size: int = 1, drop_remainder: bool = True) -> None:
         super().__init__()
         self.shards = shards
         self.columns = columns
@@ -191,7 +202,7 @@ class ParquetStream(IterableDataset):
         return min(sum(rank) for rank in self.counts(epoch))
 
     # -- the worker side ----------------------------------------------------------------------
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         counts = self.counts(self.epoch)[self.rank]
         skips, first = resume_plan(counts, self.skip_batches)
@@ -210,13 +221,15 @@ class ParquetStream(IterableDataset):
         # part too to stay exact; otherwise skipping needs no decode at all.
         decode_skipped = self.loader.on_bad_row == "skip"
         for sample_id, data, target, finite, where in rows:
-            params = draws.next() if self.augment_cfg else None
+            augmentation = (draws.next(), self.augment_cfg) if self.augment_cfg else None
             if emitted < skip and not decode_skipped:
                 emitted += 1
                 continue
             try:
                 if not finite:
                     raise BadRowError(f"labels {target.tolist()} are not finite")
+                if data is None:
+                    raise BadRowError("the image is null")
                 pixels = self.preprocessing.decode(data)
             except Exception as error:
                 bad += 1
@@ -229,13 +242,13 @@ class ParquetStream(IterableDataset):
             emitted += 1
             if emitted <= skip:
                 continue
-            batch.add(pixels, params, self.augment_cfg, target, sample_id)
+            batch.add(pixels, augmentation, target, sample_id)
             if batch.full:
                 yield batch.take(bad, worker)
         if batch.rows and not self.drop_remainder:
             yield batch.take(bad, worker)
 
-    def _rows(self, pieces: list[Piece]):
+    def _rows(self, pieces: list[Piece]) -> Iterator[Row]:
         for piece in pieces:
             shard = self.shards[piece.shard]
             try:
@@ -259,8 +272,8 @@ class ParquetStream(IterableDataset):
             for k in range(len(ids)):
                 yield ids[k], data[k], targets[k], finite[k], (shard.path, piece.start + k)
 
-    def _shuffled(self, rows, rng: np.random.Generator):
-        buffer = []
+    def _shuffled(self, rows: Iterator[Row], rng: np.random.Generator) -> Iterator[Row]:
+        buffer: list[Row] = []
         size = self.loader.shuffle_buffer
         picks: list[int] = []
         next_pick = 0
@@ -287,7 +300,7 @@ class _BatchBuffer:
     training process copies nothing more (the DataLoader would otherwise move it there, a copy).
     """
 
-    def __init__(self, batch_size: int, target_width: int, shared: bool):
+    def __init__(self, batch_size: int, target_width: int, shared: bool) -> None:
         self.batch_size = batch_size
         self.target_width = target_width
         self.shared = shared
@@ -297,7 +310,7 @@ class _BatchBuffer:
         self.images: torch.Tensor | None = None
         self.pixels: np.ndarray | None = None
         self.targets = np.empty((self.batch_size, self.target_width), dtype=np.float32)
-        self.ids: list = []
+        self.ids: list[str] = []
 
     @property
     def rows(self) -> int:
@@ -307,8 +320,9 @@ class _BatchBuffer:
     def full(self) -> bool:
         return len(self.ids) == self.batch_size
 
-    def add(self, pixels: np.ndarray, params, augment_cfg: AugmentConfig | None, target: np.ndarray, sample_id) -> None:
-        shape = augment.output_shape(pixels.shape, params, augment_cfg) if params is not None else pixels.shape
+    def add(self, pixels: np.ndarray, augmentation: tuple[augment.Params, AugmentConfig] | None, target: np.ndarray,
+            sample_id: str) -> None:
+        shape = augment.output_shape(pixels.shape, *augmentation) if augmentation is not None else pixels.shape
         if self.pixels is None:
             self.images = torch.empty((self.batch_size, *shape), dtype=torch.uint8)
             if self.shared:
@@ -317,14 +331,15 @@ class _BatchBuffer:
         elif tuple(shape) != self.pixels.shape[1:]:
             raise BadRowError(f"sample {sample_id!r} decodes to {tuple(shape)}, the batch holds {self.pixels.shape[1:]}")
         slot = self.pixels[len(self.ids)]
-        if params is not None:
-            augment.apply_into(pixels, params, augment_cfg, slot)
+        if augmentation is not None:
+            augment.apply_into(pixels, *augmentation, slot)
         else:
             slot[...] = pixels
         self.targets[len(self.ids)] = target
         self.ids.append(sample_id)
 
-    def take(self, bad: int, worker: int) -> dict:
+    def take(self, bad: int, worker: int) -> dict[str, Any]:
+        assert self.images is not None, "take() follows at least one add()"
         n = len(self.ids)
         batch = {"images": self.images[:n], "targets": torch.from_numpy(self.targets[:n]), "ids": self.ids,
                  "bad_rows": bad, "worker": worker}
@@ -344,6 +359,6 @@ def make_loader(stream: ParquetStream, loader: LoaderConfig, device: torch.devic
                       prefetch_factor=loader.prefetch_factor if workers else None, persistent_workers=False)
 
 
-def shard_refs(manifest) -> list[ShardRef]:
+def shard_refs(manifest: DataManifest) -> list[ShardRef]:
     """ShardRefs from a split DataManifest (path, rows and sha256 of each shard)."""
     return [ShardRef(str(Path(s.path)), int(s.rows), getattr(s, "sha256", "") or "") for s in manifest.shards]

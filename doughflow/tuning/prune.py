@@ -13,8 +13,12 @@ import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doughflow.training.control import read_epochs, send_verdict
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,8 @@ Judge = Callable[[int, float], bool]  # (epoch counted from 1, metric value) -> 
 class PruneMonitor:
     """Context manager: judges epochs while the block trains; ``pruned_after`` is the epoch it stopped."""
 
-    def __init__(self, control_dir: str | Path, metric: str, judge: Judge, total_epochs: int, poll_s: float = 0.1):
+    def __init__(self, control_dir: str | Path, metric: str, judge: Judge, total_epochs: int,
+                 poll_s: float = 0.1) -> None:
         self.control_dir = Path(control_dir)
         self.metric = metric
         self.judge = judge
@@ -36,14 +41,14 @@ class PruneMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="tune-prune-monitor", daemon=True)
 
-    def __enter__(self) -> "PruneMonitor":
+    def __enter__(self) -> PruneMonitor:
         self.control_dir.mkdir(parents=True, exist_ok=True)
         for stale in (*self.control_dir.glob("epoch-*.json"), *self.control_dir.glob("verdict-*.json")):
             stale.unlink()  # a retry in the same folder must not read the last attempt's verdicts
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
         self.poll()  # the last epoch is published without a wait: report it too
@@ -61,7 +66,7 @@ class PruneMonitor:
                 self.pruned_after = epoch
             send_verdict(self.control_dir, epoch, stop, reason)
 
-    def _decide(self, epoch: int, value) -> tuple[bool, str]:
+    def _decide(self, epoch: int, value: float | None) -> tuple[bool, str]:
         if value is None or not math.isfinite(float(value)):
             return False, f"{self.metric} missing at epoch {epoch}: nothing to judge"
         self.values[epoch] = float(value)
@@ -75,7 +80,7 @@ class PruneMonitor:
         return stop, "pruned" if stop else ""
 
 
-def optuna_judge(trial) -> Judge:
+def optuna_judge(trial: optuna.trial.Trial) -> Judge:
     """Report the epoch's value to the Optuna trial and ask its pruner."""
 
     def judge(epoch: int, value: float) -> bool:

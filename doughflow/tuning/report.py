@@ -16,8 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import optuna  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from doughflow.config import ExperimentConfig, dump_config  # noqa: E402
 from doughflow.reporting.inert import md_code  # noqa: E402
@@ -50,14 +50,14 @@ def write_best_config(config: ExperimentConfig, study: optuna.Study, metric: str
     complete = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
     if not complete:
         return BestConfig(None, None, None, {})
-    best = study.best_trial
+    best, best_value = study.best_trial, study.best_value
     best_config = apply_params(config, best.params, source=f"best trial {best.number}")
     path = out_dir / "best.yaml"
-    header = (f"# Best trial {best.number} of study {study.study_name}: {metric} {best.value:.6g}\n"
+    header = (f"# Best trial {best.number} of study {study.study_name}: {metric} {best_value:.6g}\n"
               f"# Train it: python -m flows.train --config {path}\n"
               f"# Its values: {' '.join(params_as_overrides(best.params))}\n")
     path.write_text(header + dump_config(best_config))
-    return BestConfig(str(path), best.number, float(best.value), dict(best.params))
+    return BestConfig(str(path), best.number, float(best_value), dict(best.params))
 
 
 def history_plot(study: optuna.Study, metric: str, path: Path) -> Path:
@@ -65,11 +65,12 @@ def history_plot(study: optuna.Study, metric: str, path: Path) -> Path:
     trials = study.get_trials(deepcopy=False)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     fig, (history, curves) = plt.subplots(1, 2, figsize=(11, 3.8))
-    complete = [t for t in trials if t.state == State.COMPLETE]
+    complete = [(t.number, t.value) for t in trials if t.state == State.COMPLETE and t.value is not None]
     if complete:
-        xs, ys = [t.number for t in complete], [t.value for t in complete]
+        xs, ys = [number for number, _ in complete], [value for _, value in complete]
         history.scatter(xs, ys, label="complete", zorder=3)
-        best, best_line = None, []
+        best: float | None = None
+        best_line: list[float] = []
         for y in ys:
             best = y if best is None or (y > best if maximize else y < best) else best
             best_line.append(best)

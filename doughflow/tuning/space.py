@@ -10,22 +10,27 @@ in the message.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doughflow.config import ExperimentConfig, SearchParamConfig, validate_config
 from doughflow.experiment import check_experiment
 
+if TYPE_CHECKING:
+    import optuna
 
-def suggest(trial, space: dict[str, SearchParamConfig]) -> dict[str, Any]:
+
+def suggest(trial: optuna.trial.Trial, space: dict[str, SearchParamConfig]) -> dict[str, Any]:
     """Ask an Optuna trial for one value per key (the key is the Optuna parameter name)."""
     params: dict[str, Any] = {}
     for path, spec in space.items():
         if spec.type == "categorical":
             params[path] = trial.suggest_categorical(path, list(spec.choices or []))
         elif spec.type == "int":
-            params[path] = trial.suggest_int(path, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
+            low, high = spec.bounds()
+            params[path] = trial.suggest_int(path, int(low), int(high), step=int(spec.step or 1), log=spec.log)
         else:
-            params[path] = trial.suggest_float(path, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
+            low, high = spec.bounds()
+            params[path] = trial.suggest_float(path, float(low), float(high), step=spec.step, log=spec.log)
     return params
 
 

@@ -8,14 +8,13 @@ Prefect task and flow boundaries; each side reopens the study from its storage U
 
 from __future__ import annotations
 
-import uuid
-
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -30,7 +29,7 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 class StudyRef:
     storage: str
     name: str
-    direction: str
+    direction: Literal["maximize", "minimize"]
     metric: str
 
 
@@ -139,7 +138,7 @@ def trial_handle(ref: StudyRef, tune: TuneConfig, plan: TrialPlan) -> optuna.Tri
     return optuna.trial.Trial(load_study(ref, tune), plan.trial_id)
 
 
-def tell(ref: StudyRef, plan: TrialPlan, outcome: dict) -> str:
+def tell(ref: StudyRef, plan: TrialPlan, outcome: dict[str, Any]) -> str:
     """Record the trial's end: its value, PRUNED, or FAIL. Returns the state's name."""
     study = load_study(ref)
     state = outcome.get("state")
@@ -157,6 +156,7 @@ def tell(ref: StudyRef, plan: TrialPlan, outcome: dict) -> str:
         study.tell(plan.number, state=optuna.trial.TrialState.PRUNED)
     else:
         study.tell(plan.number, state=optuna.trial.TrialState.FAIL)
+        state = "fail"  # an outcome without a known state is told as a failure: say so
     return state
 
 

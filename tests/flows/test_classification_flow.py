@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
-    from flows.train import train
     from doughflow.cli.verify import main as verify
+    from flows.train import train
 
     source = generate_shapes(tmp_path / "shapes", TINY_SHAPES_IMAGES, size=32, other=6)
     argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,

@@ -7,9 +7,7 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.registry import load_runs
-from tests.support.configs import TINY_OVERRIDES
-
-from tests.support.configs import DATA_STAGES, MODEL_STAGES
+from tests.support.configs import DATA_STAGES, MODEL_STAGES, TINY_OVERRIDES
 
 
 @pytest.mark.slow

@@ -14,9 +14,18 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.stack.certificates import write_certificates
+from tests.support.compose import (
+    CONTAINER_CERTS,
+    free_port,
+    port_open,
+    service_command,
+    service_environment,
+    stack_secrets,
+    start,
+    stop,
+    wait_until,
+)
 from tests.support.configs import TINY_OVERRIDES
-from tests.support.compose import (CONTAINER_CERTS, free_port, port_open, service_command, service_environment, stack_secrets,
-                                   start, stop, wait_until)
 
 
 @pytest.fixture

@@ -18,8 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.compose import (ROOT, free_port, port_open, prefect_healthy, service_command, service_environment, stack_secrets,
-                                   start, stop, wait_until)
+from tests.support.compose import (
+    ROOT,
+    free_port,
+    port_open,
+    prefect_healthy,
+    service_command,
+    service_environment,
+    stack_secrets,
+    start,
+    stop,
+    wait_until,
+)
 
 
 def _postgres_bin() -> Path | None:

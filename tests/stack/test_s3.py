@@ -13,9 +13,18 @@ import pytest
 
 from doughflow.config import load_config
 from doughflow.registry import load_runs
+from tests.support.compose import (
+    free_port,
+    http_status,
+    port_open,
+    service_command,
+    service_environment,
+    stack_secrets,
+    start,
+    stop,
+    wait_until,
+)
 from tests.support.configs import TINY_OVERRIDES
-from tests.support.compose import (free_port, http_status, port_open, service_command, service_environment, stack_secrets, start,
-                                   stop, wait_until)
 
 CACHED_STAGES = {"fetch", "validate", "subsample", "split", "train", "evaluate", "export-onnx", "deploy-formats",
                  "behaviour-tests", "release-gates", "report", "package"}

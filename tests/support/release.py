@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,7 @@ def normalised(images: np.ndarray) -> np.ndarray:
     return Preprocessing(64).to_tensor(images).numpy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def fixed_model_onnx() -> Path:
     """fixed_model() exported once per test process (the dynamo exporter takes seconds)."""
     return export_onnx(fixed_model(), Path(tempfile.mkdtemp(prefix="doughflow-test-")) / "model.onnx", 64, 18)

@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from doughflow.config import (DEFAULT_CONFIG, ConfigError, ExperimentConfig, PizzaGeneratorConfig, load_config,
-                              parse_override, validate_config)
+from doughflow.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    ExperimentConfig,
+    PizzaGeneratorConfig,
+    load_config,
+    parse_override,
+    validate_config,
+)
 from doughflow.data.adapters import adapter_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -59,10 +59,10 @@ def shingle_hash64(shingle: bytes | str) -> int:
     """Reference 64-bit hash of one shingle (words joined by single spaces): the word hashes folded
     as h * 0x9E3779B97F4A7C15 + w. Exact verification compares sets of these."""
     text = shingle.decode() if isinstance(shingle, bytes) else shingle
-    h = None
-    for word in text.split(" "):
-        w = word_hash(word)
-        h = w if h is None else (h * 0x9E3779B97F4A7C15 + w) & _M64
+    first, *rest = text.split(" ")
+    h = word_hash(first)
+    for word in rest:
+        h = (h * 0x9E3779B97F4A7C15 + word_hash(word)) & _M64
     return h
 
 
@@ -177,7 +177,7 @@ def word_shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: 
     return K.shingle_hashes64(word_hash, doc_offsets, size), K.shingles_per_doc(doc_offsets, size)
 
 
-def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: "MinHasher") -> np.ndarray:
+def word_signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, hasher: MinHasher) -> np.ndarray:
     """MinHash rows from word hashes and word offsets per document."""
     from doughflow.data.dedup import textkernels as K
 
@@ -209,7 +209,7 @@ def char_shingle_hashes(texts: pa.Array, size: int) -> tuple[np.ndarray, np.ndar
 class MinHasher:
     """datasketch's permutations for (num_perm, seed, scheme), applied to many documents at once."""
 
-    def __init__(self, num_perm: int = 128, seed: int = 1, scheme: str = "affine32"):
+    def __init__(self, num_perm: int = 128, seed: int = 1, scheme: str = "affine32") -> None:
         from datasketch import MinHash
 
         self.num_perm, self.seed, self.scheme = num_perm, seed, scheme

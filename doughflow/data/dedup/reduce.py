@@ -18,7 +18,7 @@ from doughflow.data.dedup.sketch import rows_matrix
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
 
 
-def removed_arrow(removed: pd.DataFrame):
+def removed_arrow(removed: pd.DataFrame) -> pa.Table:
     """A removed-rows frame as an Arrow table with the one schema every removed file has."""
     import pyarrow as pa
 

@@ -7,9 +7,12 @@ of its id: decisions depend on content and ids, not on where a row sits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,7 +59,10 @@ class SketchSpec:
         return names is not None and self.kind == "none" and self.text_column in names and self.image_column not in names
 
 
-def _string_array(values) -> pa.Array:
+Strings: TypeAlias = Sequence[str] | pa.Array | pa.ChunkedArray  # a list of str or an Arrow string column
+
+
+def _string_array(values: Strings) -> pa.Array:
     array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), pa.string())
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -65,7 +71,7 @@ def _string_array(values) -> pa.Array:
     return pc.fill_null(array, "") if array.null_count else array
 
 
-def string_keys(values, seed: int = 0) -> np.ndarray:
+def string_keys(values: Strings, seed: int = 0) -> np.ndarray:
     """MurmurHash64A of each string's UTF-8 bytes (a list of str or an Arrow string array), in one
     compiled loop over Arrow's buffers: no Python object per row."""
     from doughflow.data.dedup.minhash import _string_buffers
@@ -78,12 +84,12 @@ def string_keys(values, seed: int = 0) -> np.ndarray:
     return string_hashes(data, offsets, seed).view(np.int64)
 
 
-def id_keys(ids) -> np.ndarray:
+def id_keys(ids: Strings) -> np.ndarray:
     """The 64-bit key of each id: what every step joins and filters on."""
     return string_keys(ids, 0)
 
 
-def rank_keys(ids, seed: int) -> np.ndarray:
+def rank_keys(ids: Strings, seed: int) -> np.ndarray:
     """A seeded pseudo-random rank per id: caps keep the lowest ranks, reproducibly."""
     prefix = f"{seed}:".encode()
     ids = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
@@ -107,7 +113,7 @@ def _binary_rows(matrix: np.ndarray) -> pa.Array:
         .cast(pa.binary())
 
 
-def rows_matrix(values, dtype, width: int) -> np.ndarray:
+def rows_matrix(values: np.ndarray, dtype: npt.DTypeLike, width: int) -> np.ndarray:
     """Inverse of _binary_rows for a pandas/arrow column of bytes."""
     if len(values) == 0:
         return np.zeros((0, width), dtype=dtype)

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,10 @@ from doughflow.data.dedup.sketch import SketchSpec, id_keys, rows_matrix, sketch
 from doughflow.data.dedup.textsettings import DEFAULT_TEXT_COLUMN, TextSettings, length_histogram, resolve_text
 from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.progress import StageProgress
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +122,11 @@ class _Stage:
     under ``removed_dir`` as each step finishes; this process keeps only their sorted keys (8 bytes
     a row) and counts, so its memory does not grow with the removed table."""
 
-    def __init__(self, sketches, rows: int, removed_dir: Path):
+    def __init__(self, sketches: _LazySketches, rows: int, removed_dir: Path, client: Client, sketch_paths: list[str],
+                 exact_maps: list[str], band_maps: list[str]) -> None:
         self.sk = sketches
+        self.client, self.sketch_paths = client, sketch_paths
+        self.exact_maps, self.band_maps = exact_maps, band_maps
         self.removed_dir = removed_dir
         removed_dir.mkdir(parents=True, exist_ok=True)
         self.removed_files: list[str] = []
@@ -178,7 +185,7 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource | None" = None,
+def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource | None = None,
               n_examples: int = 6, text: TextSettings | None = None) -> tuple[dict, pd.DataFrame, list[str]]:
     """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
     pairs for the report, and the per-shard group files (for filter_shard). Components run here on
@@ -247,7 +254,7 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource
     return facts, pairs, group_maps
 
 
-def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
+def component_step(stage: _Stage, nodes: np.ndarray, labels: np.ndarray, keep: int, started: float) -> list[str]:
     """Remove all but the ``keep`` lowest ids of each component through a file shuffle by component
     (doughflow.data.dedup.reduce.member_map / member_part): this process sends only (key, label) arrays and
     gets back removed keys. Returns the group files, split by source shard, for filter_shard."""
@@ -271,7 +278,7 @@ def component_step(stage: "_Stage", nodes: np.ndarray, labels: np.ndarray, keep:
     return group_maps
 
 
-def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
+def text_band_edges(stage: _Stage, removed_keys: np.ndarray, width: int, bands: int, rows: int) -> pd.DataFrame:
     """Star edges of the MinHash band buckets: the sketch pass wrote each shard's (bucket, key) pairs
     split by bucket (doughflow.data.dedup.fileshuffle); one task per part sorts its pairs into stars.
     Memory per task is one part; this process gets only the edges (two int64 per duplicate)."""
@@ -301,7 +308,7 @@ def verify_parts(edges: int, shards: int) -> int:
 class TextSource:
     """Where the texts are, for exact verification of candidate pairs (doughflow.data.dedup.textverify)."""
 
-    client: object
+    client: Client
     paths: list[str]
     id_column: str
     text_column: str
@@ -335,14 +342,14 @@ class TextSource:
 
 
 
-def _arrow_strings(values) -> pa.Array:
+def _arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     array = pa.array(values) if not isinstance(values, pa.Array) else values
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     return array.cast(pa.string())
 
 
-def cap_step(stage: _Stage, frame, column: str, limit: int, reason: str, step: str) -> None:
+def cap_step(stage: _Stage, frame: dd.DataFrame, column: str, limit: int, reason: str, step: str) -> None:
     """Exact cap on Dask: pre-cap inside each partition, shuffle the rest on the key, cap again."""
     started = time.perf_counter()
     flagged = frame
@@ -366,7 +373,7 @@ def id_cap_step(stage: _Stage, limit: int) -> None:
     cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
 
 
-def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.ndarray, dict]:
+def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row, cap each cluster."""
     from sklearn.cluster import MiniBatchKMeans
 
@@ -388,10 +395,10 @@ def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.nda
                          "cluster": pd.Series(dtype="int64")})
     assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres, meta=meta)
     limit = cfg.cluster.max_per_cluster
+    assert limit is not None, "cluster_step runs only with cluster.max_per_cluster set"
     flag_meta = meta.assign(over=pd.Series(dtype="bool"))
     flagged = assigned.map_partitions(lambda f: R.precap(f, np.zeros(0, np.int64), "cluster", limit), meta=flag_meta)
     sizes_before = assigned["cluster"].value_counts().compute().sort_index()
-    stage.steps_before = sizes_before
     cap_step(stage, flagged, "cluster", limit, "cluster_cap", "cluster_cap")
     stage.steps[-1].seconds = round(time.perf_counter() - started, 2)
     return centres, {"before": {int(k): int(v) for k, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
@@ -401,10 +408,11 @@ def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.nda
 class _LazySketches:
     """The sketches as a Dask DataFrame, built on first use: the text path never needs it."""
 
-    def __init__(self, paths: list[str]):
-        self.paths, self._frame = paths, None
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        self._frame: dd.DataFrame | None = None
 
-    def __getitem__(self, columns):
+    def __getitem__(self, columns: list[str]) -> dd.DataFrame:
         if self._frame is None:
             import dask.dataframe as dd
 
@@ -466,7 +474,7 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
     return kept.num_rows, sizes
 
 
-def text_settings(client: Any, paths: list[str], near: NearDupConfig, text_column: str | None) -> TextSettings:
+def text_settings(client: Client, paths: list[str], near: NearDupConfig, text_column: str | None) -> TextSettings:
     """Resolve the text settings; with shingle auto, from a histogram of every row's normalised length
     (one read of the text column per shard, on the workers)."""
     histogram = None
@@ -477,7 +485,7 @@ def text_settings(client: Any, paths: list[str], near: NearDupConfig, text_colum
     return resolve_text(near, histogram, text_column)
 
 
-def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client, *, id_column: str,
+def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client: Client, *, id_column: str,
               group_column: str | None, image_column: str = "image", score_truth: bool = True,
               modality: str = "image", text_column: str | None = None,
               progress: StageProgress | None = None) -> SubsampleResult:
@@ -501,10 +509,9 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     done = gather(client, client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False), progress, "sketching")
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
-    stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed")
-    stage.client, stage.sketch_paths = client, sketch_paths
-    stage.exact_maps = [f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else []
-    stage.band_maps = [f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and spec.lsh_bands else []
+    stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed", client, sketch_paths,
+                   exact_maps=[f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else [],
+                   band_maps=[f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and spec.lsh_bands else [])
     bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
                         "reason": "quarantined", "kept_id": "",
                         "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})
@@ -527,7 +534,8 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     if cfg.max_per_id and spec.cap_column:
         id_cap_step(stage, cfg.max_per_id)
         progress.advance()
-    centres, cluster_sizes = None, {}
+    centres: np.ndarray | None = None
+    cluster_sizes: dict[str, Any] = {}
     if cfg.cluster.max_per_cluster:
         centres, cluster_sizes = cluster_step(stage, cfg, 256 if spec.payload_is_text() else 64)
         progress.advance()
@@ -608,7 +616,7 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
             current = np.where(moved, step, current)
         return current
 
-    def root_of(values) -> np.ndarray:
+    def root_of(values: pd.Series) -> np.ndarray:
         found = root.reindex(values).to_numpy()
         return np.where(pd.notna(found), found, np.asarray(values, dtype=object))
 
@@ -625,7 +633,7 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
         over = (planted["true_jaccard"] >= threshold).to_numpy()
         above = {"recall_at_threshold": float(found[over].mean()) if over.any() else 1.0,
                  "planted_at_threshold": int(over.sum())}
-    per_kind = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
+    per_kind: dict[str, dict[str, Any]] = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
                 for kind, g in planted.groupby("dup_kind")}
     for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)
         mine = removed_kind == kind

@@ -20,7 +20,7 @@ MERSENNE = np.uint64((1 << 61) - 1)
 
 
 @njit(cache=True, nogil=True)
-def fmix64(h):
+def fmix64(h: np.uint64) -> np.uint64:
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)
@@ -30,7 +30,7 @@ def fmix64(h):
 
 
 @njit(cache=True, nogil=True)
-def word_hashes(data, starts, ends):
+def word_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """64-bit hash per string ``data[starts[i]:ends[i]]``: FNV-1a over its UTF-8 bytes, then
     murmur3's fmix64 so every bit depends on every byte."""
     out = np.empty(len(starts), np.uint64)
@@ -43,7 +43,7 @@ def word_hashes(data, starts, ends):
 
 
 @njit(cache=True, nogil=True)
-def murmur64a(data, start, stop, seed):
+def murmur64a(data: np.ndarray, start: int, stop: int, seed: int) -> np.uint64:
     """MurmurHash64A of ``data[start:stop]`` (Austin Appleby's, public domain)."""
     m = np.uint64(0xC6A4A7935BD1E995)
     r = np.uint64(47)
@@ -73,7 +73,7 @@ def murmur64a(data, start, stop, seed):
 
 
 @njit(cache=True, nogil=True)
-def string_hashes(data, offsets, seed):
+def string_hashes(data: np.ndarray, offsets: np.ndarray, seed: int) -> np.ndarray:
     """MurmurHash64A of every string of an Arrow string array's (bytes, offsets)."""
     out = np.empty(len(offsets) - 1, np.uint64)
     for i in range(len(out)):
@@ -82,7 +82,8 @@ def string_hashes(data, offsets, seed):
 
 
 @njit(cache=True, nogil=True)
-def normalise_ascii(data, offsets):
+def normalise_ascii(data: np.ndarray,
+                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The Arrow normalisation (utf8_lower, drop minhash.NOT_WORD, split on whitespace, join with one
     space) for ASCII texts, in one pass: on ASCII input that class keeps [0-9A-Za-z_] and RE2's \\s,
     so a word is a run of [0-9a-z_] after lowering, [ \\t\\n\\f\\r] separate words and every other
@@ -127,7 +128,7 @@ def normalise_ascii(data, offsets):
 
 
 @njit(cache=True, nogil=True)
-def _shingle64(word_hash, start, stop, size):
+def _shingle64(word_hash: np.ndarray, start: int, stop: int, size: int) -> np.uint64:
     """Fold of the (up to) ``size`` word hashes from ``start``: a shingle's 64-bit hash."""
     h = word_hash[start]
     for j in range(1, size):
@@ -137,7 +138,7 @@ def _shingle64(word_hash, start, stop, size):
 
 
 @njit(cache=True, nogil=True)
-def shingles_per_doc(doc_offsets, size):
+def shingles_per_doc(doc_offsets: np.ndarray, size: int) -> np.ndarray:
     n = len(doc_offsets) - 1
     out = np.zeros(n, np.int64)
     for d in range(n):
@@ -148,7 +149,7 @@ def shingles_per_doc(doc_offsets, size):
 
 
 @njit(cache=True, nogil=True)
-def shingle_hashes64(word_hash, doc_offsets, size):
+def shingle_hashes64(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int) -> np.ndarray:
     """Every shingle's 64-bit hash, documents one after another (counts: shingles_per_doc)."""
     per_doc = shingles_per_doc(doc_offsets, size)
     out = np.empty(per_doc.sum(), np.uint64)
@@ -162,7 +163,7 @@ def shingle_hashes64(word_hash, doc_offsets, size):
 
 
 @njit(cache=True, nogil=True)
-def to32(h):
+def to32(h: np.uint64) -> np.uint32:
     return np.uint32((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF))
 
 
@@ -260,7 +261,7 @@ def hash_signatures(hashes32: np.ndarray, per_doc: np.ndarray, a: np.ndarray, b:
 
 
 @njit(cache=True, nogil=True)
-def pair_jaccard(hashes, offsets, left, right):
+def pair_jaccard(hashes: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Jaccard of the shingle-hash sets of documents ``left[i]`` and ``right[i]`` (rows of the
     ragged ``hashes`` / ``offsets``); duplicate shingles inside a document count once."""
     out = np.empty(len(left), np.float64)

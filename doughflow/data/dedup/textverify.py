@@ -54,10 +54,10 @@ def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: 
     order = np.argsort(keys[rows], kind="stable")
     rows, sorted_keys = rows[order], keys[rows][order]
     edge_parts, side_parts, row_parts = [], [], []
-    for side, ends_of_side in ((0, a), (1, b)):
+    for which, ends_of_side in ((0, a), (1, b)):
         hit = np.nonzero(in_sorted(ends_of_side, sorted_keys))[0]
         edge_parts.append(hit)
-        side_parts.append(np.full(len(hit), side, np.int8))
+        side_parts.append(np.full(len(hit), which, np.int8))
         row_parts.append(np.searchsorted(sorted_keys, ends_of_side[hit]))
     edge, side, row = np.concatenate(edge_parts), np.concatenate(side_parts), np.concatenate(row_parts)
     part = edge % parts

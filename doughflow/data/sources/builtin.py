@@ -78,9 +78,12 @@ def draw_builtin_source(data: DataConfig, labels: list[str], datasets_dir: Path)
     folders = []
     for era in eras:
         folder = era_dir(data, era, datasets_dir)
-        drew = publish_once(folder, lambda tmp, era=era: generate_pizza_dataset(
-            data.source.generator, list(era.menu), tmp, image_size=data.image_size,
-            rows_per_shard=data.rows_per_shard, progress=True, featured=era.featured))
+
+        def draw(tmp: Path, era: MenuEra = era) -> None:
+            generate_pizza_dataset(data.source.generator, list(era.menu), tmp, image_size=data.image_size,
+                                   rows_per_shard=data.rows_per_shard, progress=True, featured=era.featured)
+
+        drew = publish_once(folder, draw)
         log.info("%s pizza era %r (menu %s) in %s", "drew" if drew else "reused", era.name, list(era.menu), folder)
         folders.append(folder)
     if len(folders) == 1:

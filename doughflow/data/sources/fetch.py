@@ -15,8 +15,10 @@ import json
 import logging
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard, TypeVar
 
 import fsspec
 import pyarrow as pa
@@ -42,6 +44,7 @@ from doughflow.data.sources.retry import with_retries
 from doughflow.paths import remove_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FetchOptions:
@@ -61,7 +64,7 @@ class FetchOptions:
 class _Source:
     """The listed source plus the retrying readers that pull bytes from it."""
 
-    def __init__(self, url: str, rows_per_shard: int, options: FetchOptions):
+    def __init__(self, url: str, rows_per_shard: int, options: FetchOptions) -> None:
         self.url, self.options = url, options
         self.rng = random.Random()
         self.fs, self.root = fsspec.core.url_to_fs(url, **options.storage_options)
@@ -76,7 +79,7 @@ class _Source:
         salt = self.labels.version if self.format == "images" else f"id_column={options.id_column}"
         self.units = plan_units(chosen, self.format, rows_per_shard, salt)
 
-    def retry(self, action, what: str):
+    def retry(self, action: Callable[[], T], what: str) -> T:
         return with_retries(action, retries=self.options.retries, backoff_seconds=self.options.backoff_seconds,
                             what=what, rng=self.rng)
 
@@ -173,7 +176,7 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
                      sum(s.rows for s in shards), [s.path for s in shards], made_ids[0])
 
 
-def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> bool:
+def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> TypeGuard[UnitEntry]:
     """True when a previous run's entry still has every shard on disk with its recorded hash."""
     if entry is None:
         return False
@@ -204,7 +207,8 @@ def _unify(shards: list[ShardInfo], source_of: dict[str, str],
     """CSV/JSONL types are inferred per file (a column of nulls in one, strings in another): cast
     the shards that differ to one schema, or say which source file does not fit. A column a file
     lacks is null, or its value in ``defaults``; the filled rows are counted per column."""
-    defaults, filled = defaults or {}, {}
+    defaults = defaults or {}
+    filled: dict[str, int] = {}
     schemas = [pq.read_schema(s.path) for s in shards]
     if not schemas:
         return shards, [], filled

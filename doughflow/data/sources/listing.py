@@ -230,7 +230,7 @@ class ImageLabels:
     version: str = ""
 
     @classmethod
-    def read(cls, data: bytes, name: str, version: str, id_column: str) -> "ImageLabels":
+    def read(cls, data: bytes, name: str, version: str, id_column: str) -> ImageLabels:
         try:
             table = pacsv.read_csv(io.BytesIO(data))
         except pa.ArrowInvalid as error:

@@ -24,6 +24,7 @@ from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import encode_png
 from doughflow.toppings import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
+RGB = tuple[int, int, int]
 SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real photo's
 
 
@@ -31,9 +32,9 @@ SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real pho
 class ToppingStyle:
     """How a topping looks: a base colour and a shape painter; size is in output pixels."""
 
-    colour: tuple[int, int, int]
+    colour: RGB
     radius: tuple[float, float]
-    paint: Callable[[ImageDraw.ImageDraw, float, float, float, float, tuple[int, int, int], np.random.Generator], None]
+    paint: Callable[[ImageDraw.ImageDraw, float, float, float, float, RGB, np.random.Generator], None]
 
 
 def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: float) -> list[tuple[float, float]]:
@@ -41,7 +42,8 @@ def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: flo
     return [(cx + x * cos_a - y * sin_a, cy + x * sin_a + y * cos_a) for x, y in points]
 
 
-def _paint_pepperoni(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_pepperoni(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                     rng: np.random.Generator) -> None:
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
     for _ in range(3):  # darker fat spots
         dx, dy = rng.uniform(-0.5, 0.5, size=2) * r
@@ -49,40 +51,47 @@ def _paint_pepperoni(draw, cx, cy, r, angle, colour, rng) -> None:
         draw.ellipse((cx + dx - s, cy + dy - s, cx + dx + s, cy + dy + s), fill=tuple(int(c * 0.7) for c in colour))
 
 
-def _paint_mushroom(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_mushroom(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                    rng: np.random.Generator) -> None:
     cap = [(r * math.cos(t), -r * 0.35 - r * 0.65 * math.sin(t)) for t in np.linspace(0, math.pi, 12)]
     stem = [(-r * 0.3, -r * 0.35), (-r * 0.3, r * 0.9), (r * 0.3, r * 0.9), (r * 0.3, -r * 0.35)]
     draw.polygon(_rotated(cap, cx, cy, angle), fill=colour)
     draw.polygon(_rotated(stem, cx, cy, angle), fill=tuple(min(255, c + 30) for c in colour))
 
 
-def _paint_olive(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_olive(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                 rng: np.random.Generator) -> None:
     draw.ellipse((cx - r, cy - r * 0.85, cx + r, cy + r * 0.85), outline=colour, width=max(1, int(r * 0.55)))
 
 
-def _paint_basil(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_basil(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                 rng: np.random.Generator) -> None:
     leaf = [(r * math.cos(t), r * 0.45 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 16, endpoint=False)]
     draw.polygon(_rotated(leaf, cx, cy, angle), fill=colour)
     draw.line(_rotated([(-r, 0), (r, 0)], cx, cy, angle), fill=tuple(int(c * 0.6) for c in colour), width=1)
 
 
-def _paint_pepper(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_pepper(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                  rng: np.random.Generator) -> None:
     arc = [(r * math.cos(t), r * math.sin(t) * 0.6) for t in np.linspace(-2.2, 2.2, 10)]
     inner = [(x * 0.55, y * 0.55) for x, y in reversed(arc)]
     draw.polygon(_rotated(arc + inner, cx, cy, angle), fill=colour)
 
 
-def _paint_onion(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_onion(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                 rng: np.random.Generator) -> None:
     arc = [(r * math.cos(t), r * math.sin(t)) for t in np.linspace(0, math.pi * 1.3, 10)]
     draw.line(_rotated(arc, cx, cy, angle), fill=colour, width=max(1, int(r * 0.45)))
 
 
-def _paint_pineapple(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_pineapple(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+                     rng: np.random.Generator) -> None:
     wedge = [(-r, -r * 0.6), (r, -r * 0.6), (0, r)]
     draw.polygon(_rotated(wedge, cx, cy, angle), fill=colour)
 
 
-def _paint_ham(draw, cx, cy, r, angle, colour, rng) -> None:
+def _paint_ham(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
+               rng: np.random.Generator) -> None:
     square = [(-r * 0.8, -r * 0.8), (r * 0.8, -r * 0.8), (r * 0.8, r * 0.8), (-r * 0.8, r * 0.8)]
     draw.polygon(_rotated(square, cx, cy, angle), fill=colour)
 
@@ -234,7 +243,8 @@ def paint_toppings(base: PizzaBase, layout: list[tuple[str, float, float, float]
         topping_rng = rng(index) if callable(rng) else rng
         style = TOPPING_STYLES[label]
         jitter = topping_rng.integers(-18, 19, size=3)
-        colour = tuple(min(255, max(0, c + int(j))) for c, j in zip(style.colour, jitter))
+        red, green, blue = (min(255, max(0, c + int(j))) for c, j in zip(style.colour, jitter))
+        colour = (red, green, blue)
         style.paint(draw, px, py, r, topping_rng.uniform(0, 2 * math.pi), colour, topping_rng)
     image = image.resize((base.size, base.size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
@@ -268,7 +278,7 @@ class PizzaGenerator:
     NEAR_KINDS = ("reencoded", "shifted", "recoloured")
 
     def __init__(self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None, *,
-                 image_size: int):
+                 image_size: int) -> None:
         """``labels`` is the menu drawn from; with ``featured`` this is a launch batch of
         ``new_recipe_images`` pizzas whose seed and ids derive from the featured topping, so no
         batch repeats another's images or ids. Images are ``image_size`` pixels square."""
@@ -322,13 +332,13 @@ class PizzaGenerator:
     def sample_id(self, position: int) -> str:
         return f"{self.id_prefix}{position:07d}"
 
-    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[dict]:
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, str | bytes | int]]:
         """Rows at plan positions [start, stop): any range can be drawn independently."""
         for position in range(start, len(self.plan) if stop is None else stop):
             kind, index = self.plan[position]
             pixels, recipe, counts, customer = self.original(index)
             rng = _rng(self.seed, index, stream=position + 1)
-            row = {"sample_id": self.sample_id(position), "customer_id": customer, "recipe": recipe,
+            row: dict[str, str | bytes | int] = {"sample_id": self.sample_id(position), "customer_id": customer, "recipe": recipe,
                    "dup_of": "", "dup_kind": "", "defect": ""}
             if kind == "original":
                 image = encode_png(pixels)

@@ -42,7 +42,7 @@ class TextCorpusSpec:
 
 
 class TextCorpus:
-    def __init__(self, spec: TextCorpusSpec):
+    def __init__(self, spec: TextCorpusSpec) -> None:
         self.spec = spec
         rng = np.random.default_rng(spec.seed)
         made = {"".join(rng.choice(_SYLLABLES, size=rng.integers(2, 5))) for _ in range(spec.vocabulary * 2)}

@@ -8,9 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doughflow.data.manifest import DataManifest, ShardInfo
-from doughflow.data.split import split_by_group
 from doughflow.data.sources.fetch import fetch_source
-from doughflow.data.split import assign_split
+from doughflow.data.split import assign_split, split_by_group
 from doughflow.data.validate import validate_shards
 from tests.support.configs import PIZZA_COLUMNS as COLUMNS
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed
 
 from doughflow.config import PropertyTestConfig
 from doughflow.evaluation.behaviour import KINDS, Scene, generate_cases, render_scene, run_properties
-from doughflow.release.gates import FAILED, PASSED, property_gate
 from doughflow.export.runtimes import onnx_predictor, torch_predictor
 from doughflow.preprocessing import Preprocessing
+from doughflow.release.gates import FAILED, PASSED, property_gate
+from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed
 
 CFG = PropertyTestConfig(examples=12, seed=3, max_failure_rate=0.0)
 

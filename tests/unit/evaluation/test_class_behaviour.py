@@ -6,7 +6,12 @@ import numpy as np
 
 from doughflow.config import AugmentConfig, PropertyTestConfig
 from doughflow.evaluation.behaviour import KINDS
-from doughflow.evaluation.class_behaviour import COUNT_ONLY, classification_cases, run_classification_properties, transforms_for
+from doughflow.evaluation.class_behaviour import (
+    COUNT_ONLY,
+    classification_cases,
+    run_classification_properties,
+    transforms_for,
+)
 
 
 def test_transforms_follow_the_augment_config_and_count_properties_are_skipped_with_a_reason():

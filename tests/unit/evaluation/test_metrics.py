@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from doughflow.evaluation.metrics import (classification_metrics, count_metrics, headline_metric, softmax, problem_metrics,
-                                          worst_classified)
-import pytest
-from doughflow.evaluation.metrics import worst_examples
+from doughflow.evaluation.metrics import (
+    classification_metrics,
+    count_metrics,
+    headline_metric,
+    problem_metrics,
+    softmax,
+    worst_classified,
+    worst_examples,
+)
 
 LABELS = ["circle", "square", "triangle"]
 

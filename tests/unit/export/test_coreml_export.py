@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.support.release import LABELS, fixed_model
 
 from doughflow.export.coreml_export import export_coreml, inspect_coreml
 from doughflow.preprocessing import Preprocessing
+from tests.support.release import LABELS, fixed_model
 
 
 @pytest.fixture(scope="module")

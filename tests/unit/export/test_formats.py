@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.release import fixed_model, fixed_model_onnx, normalised, perturbed, pizzas, tiny_config
 
 from doughflow.config import FormatTolerance
-from doughflow.release.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate
 from doughflow.export.formats import build_formats
 from doughflow.export.onnx_export import compare_outputs, export_onnx
 from doughflow.export.runtimes import coreml_can_predict, fp16_emulated_predictor, onnx_predictor, torch_predictor
 from doughflow.preprocessing import Preprocessing
+from doughflow.release.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate
+from tests.support.release import fixed_model, fixed_model_onnx, normalised, perturbed, pizzas, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from tests.support.release import fixed_model_onnx, normalised, pizzas
 
-from doughflow.export.quantize import (ArrayCalibrationReader, head_nodes, median_latency_ms, quantize_dynamic_int8,
-                                       quantize_static_qdq)
+from doughflow.export.quantize import (
+    ArrayCalibrationReader,
+    head_nodes,
+    median_latency_ms,
+    quantize_dynamic_int8,
+    quantize_static_qdq,
+)
 from doughflow.export.runtimes import onnx_predictor
+from tests.support.release import fixed_model_onnx, normalised, pizzas
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 from doughflow.packaging.bundle import build_bundle, verify_bundle
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed, pizzas, tiny_config
 
-from doughflow.release.gates import decide_release
+from doughflow.cli.verify import main
 from doughflow.export.coreml_export import export_coreml
 from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport, export_onnx
@@ -19,7 +18,8 @@ from doughflow.packaging.bundle import build_bundle
 from doughflow.packaging.release_contents import manifest_extra, shipped_files
 from doughflow.packaging.verify import preprocess_from_json
 from doughflow.preprocessing import Preprocessing
-from doughflow.cli.verify import main
+from doughflow.release.gates import decide_release
+from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed, pizzas, tiny_config
 
 PASSING = ParityReport(10, 0.0, 0.0, 1.0, 1e-3, 0.99, True)
 

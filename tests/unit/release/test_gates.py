@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from doughflow.evaluation.behaviour import PropertyResult
-from doughflow.release.gates import FAILED, PASSED, SKIPPED, accuracy_gate, decide_release, spec_gate
 from doughflow.export.formats import FormatResult
 from doughflow.export.onnx_export import ParityReport
+from doughflow.release.gates import FAILED, PASSED, SKIPPED, accuracy_gate, decide_release, spec_gate
 
 
 def parity(passed: bool) -> ParityReport:

@@ -7,12 +7,12 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from doughflow.cli.review import main as review_main
 from doughflow.config import ExperimentConfig, ReviewGateConfig, dump_config
 from doughflow.packaging.bundle import build_bundle, verify_bundle
 from doughflow.registry import RunRecord, load_verdicts, record_run, record_verdicts
 from doughflow.review.approval import review_gate, write_approval
 from doughflow.review.packet import csv_columns, load_packet
-from doughflow.cli.review import main as review_main
 from tests.support.review import LABELS, synthetic_packet
 
 RUN = "pizza-test-run"

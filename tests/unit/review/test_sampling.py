@@ -1,7 +1,8 @@
 """Which images reviewers see: stratified, worst errors and format disagreements, bounded, no repeats."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doughflow.config import ReviewConfig
 from doughflow.review.sampling import format_disagreement, select_for_review

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from doughflow.config import ExperimentConfig
-from doughflow.release.gates import ReleaseRejected
 from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport
 from doughflow.packaging.bundle import BundleResult
+from doughflow.release.gates import ReleaseRejected
 from doughflow.runs import RunPaths
 from doughflow.stages.behaviour import BehaviourResult
 from doughflow.stages.evaluate import EvaluationResult

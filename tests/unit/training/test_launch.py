@@ -15,11 +15,11 @@ import torch
 from doughflow.config import LauncherConfig
 from doughflow.preprocessing import Preprocessing
 from doughflow.training.checkpoint import latest_tag
-from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job, start
-from tests.support.sample_data import pizza_columns
-from doughflow.training.streaming import ShardRef
 from doughflow.training.job import TrainJob
+from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job, start
+from doughflow.training.streaming import ShardRef
 from tests.support.configs import tiny_train_config
+from tests.support.sample_data import pizza_columns
 
 
 def _two_process_job(shards, out_dir) -> TrainJob:

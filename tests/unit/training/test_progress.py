@@ -1,5 +1,5 @@
-from doughflow.training.progress import read_progress, write_progress
 from doughflow.orchestration.artifacts import progress_artifact
+from doughflow.training.progress import read_progress, write_progress
 
 
 def test_progress_file_round_trip_and_fraction(tmp_path):

@@ -10,8 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doughflow.training.engine import resolved_ds_config
-from doughflow.training.schedule import (accumulation_for, checkpoint_due, global_batch_size, lr_factor, plan_steps,
-                                         split_global_batch)
+from doughflow.training.schedule import (
+    accumulation_for,
+    checkpoint_due,
+    global_batch_size,
+    lr_factor,
+    plan_steps,
+    split_global_batch,
+)
 from tests.support.configs import tiny_train_config
 
 

@@ -11,9 +11,17 @@ from hypothesis import strategies as st
 
 from doughflow.config import AugmentConfig, LoaderConfig
 from doughflow.preprocessing import Preprocessing
+from doughflow.training.streaming import (
+    BadRowError,
+    CorruptShardError,
+    ParquetStream,
+    ShardRef,
+    assign_pieces,
+    make_loader,
+    plan_pieces,
+    worker_skips,
+)
 from tests.support.sample_data import pizza_columns
-from doughflow.training.streaming import (BadRowError, CorruptShardError, ParquetStream, ShardRef, assign_pieces,
-                                          make_loader, plan_pieces, worker_skips)
 
 
 @given(st.lists(st.integers(1, 500), min_size=1, max_size=6), st.integers(1, 100), st.integers(0, 50),

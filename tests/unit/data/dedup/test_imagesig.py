@@ -6,10 +6,10 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.dedup.imagesig import centred, grayscale, image_signatures, phash_bits, shift_correlation
 from doughflow.data.dedup.lsh import bucket_pairs, hamming
 from doughflow.data.synthetic.pizza import PizzaGenerator, near_copy, render_pizza
-from doughflow.config import PizzaGeneratorConfig
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 

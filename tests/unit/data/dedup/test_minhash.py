@@ -8,8 +8,15 @@ from datasketch.hashfunc import sha1_hash32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.data.dedup.minhash import (MinHasher, char_shingle_hash, normalise_text, normalise_words, reference_shingles,
-                                    shingle_hash, text_signatures)
+from doughflow.data.dedup.minhash import (
+    MinHasher,
+    char_shingle_hash,
+    normalise_text,
+    normalise_words,
+    reference_shingles,
+    shingle_hash,
+    text_signatures,
+)
 
 words = st.lists(st.sampled_from(["pizza", "crust", "hot", "Cold!", "the", "olive", "a", "b", "ça"]), max_size=12)
 texts = st.lists(words.map(" ".join), min_size=1, max_size=8)

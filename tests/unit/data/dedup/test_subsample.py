@@ -8,8 +8,8 @@ import pytest
 
 from doughflow.config import DaskConfig, SubsampleConfig
 from doughflow.data.dask_client import dask_client
-from doughflow.data.manifest import DataManifest, ShardInfo
 from doughflow.data.dedup.subsample import subsample
+from doughflow.data.manifest import DataManifest, ShardInfo
 from doughflow.data.synthetic.textgen import SCHEMA, TextCorpus, TextCorpusSpec
 
 

@@ -55,7 +55,7 @@ def test_fetch_appends_extra_sources_with_origin(tiny_source, tmp_path):
                          "origin_sample_id": "pz-0000000", "origin_reviewer": "ana"}
     # the appended rows pass validation like any other row
     result = validate_shards(manifest, tmp_path / "valid", id_column="sample_id", image_column="image",
-                             group_column="customer_id", target_columns=[f"count_{l}" for l in LABELS], max_count=20)
+                             group_column="customer_id", target_columns=[f"count_{label}" for label in LABELS], max_count=20)
     assert result.rows_in == manifest.rows and result.rows_valid == manifest.rows - result.rows_quarantined
     valid_ids = {i for s in result.manifest.shards for i in pq.read_table(s.path).column("sample_id").to_pylist()}
     assert {f"review-pz-{i:07d}" for i in range(3)} <= valid_ids

@@ -3,7 +3,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from doughflow.data.manifest import DataManifest, file_sha256
-
 from doughflow.data.sources.fetch import fetch_source
 
 

@@ -33,7 +33,8 @@ MAX_CACHE_GENERATIONS = 8
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.source", "data.rows_per_shard", "labels", "data.extra_sources"),
     "validate": ("labels", "data.id_column", "data.image_column", "data.group_column", "data.target_prefix", "data.max_count",
-                 "data.adapter", "data.label_column", "data.import_module"),
+                 "data.adapter", "data.label_column", "data.import_module", "data.image_formats", "data.max_image_bytes",
+                 "data.max_image_pixels", "data.subsample.near_dup", "data.subsample.cluster"),
     "subsample": ("data.subsample", "labels", "data.id_column", "data.image_column", "data.group_column",
                   "data.target_prefix"),
     "split": ("split", "data.group_column"),

@@ -69,11 +69,11 @@ def spec_for(cfg, id_column: str, group_column: str, image_column: str, parts: i
                       cap_column=(cfg.id_cap_column or group_column) if cfg.max_per_id else None,
                       shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
                       scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
-                      thumb_size=near.thumb_size, rank_seed=cfg.seed,
+                      thumb_size=near.thumb_size, image_blocks=near.max_hamming + 1, rank_seed=cfg.seed,
                       features=cfg.cluster.max_per_cluster is not None,
                       ranks=bool(cfg.max_per_id or cfg.cluster.max_per_cluster),
                       signatures=not (near.kind == "text" and near.verify == "exact"),
-                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind == "text" else 0)
+                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind != "none" else 0)
 
 
 def _sorted_keys(removed: pd.DataFrame) -> np.ndarray:
@@ -168,13 +168,7 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
     if near.kind == "text":
         edges = text_band_edges(stage, removed_keys, width, bands, rows)
     else:
-        meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64"),
-                             "sig": pd.Series(dtype="object")})
-        buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
-                                                          near.max_hamming, meta=meta)
-        edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
-        edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
-                                                         near.bucket_pair_limit, meta=edge_meta).compute()
+        edges = image_band_edges(stage, removed_keys, near.bucket_pair_limit)
     edges = edges.drop_duplicates().reset_index(drop=True)
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
     timing = {"candidates": round(time.perf_counter() - started, 2)}
@@ -187,16 +181,17 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
         if near.verify == "exact" and near.kind == "text" and texts is not None:
             edge, score, pairs = texts.exact_scores(edges, near, threshold, n_examples)
             timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        elif near.kind == "image":
+            edge, score, pairs = image_scores(stage, edges, near, threshold, n_examples)
+            timing["thumbnail_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         else:
             ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
                                       "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
-            payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
-            ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
-                                                                   meta=ends_meta)
+            ends = stage.sk[["key", "id", "sig"]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], "sig",
+                                                                 meta=ends_meta)
             ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                                      "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-            verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
-                                                           meta=ver_meta).compute()
+            verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, width, meta=ver_meta).compute()
             edge, score = verified["edge"].to_numpy(np.int64), verified["score"].to_numpy(np.float64)
             pairs = verified[verified["score"] >= threshold].sort_values(["id_a", "id_b"]).head(n_examples)
             timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
@@ -249,6 +244,48 @@ def text_band_edges(stage: "_Stage", removed_keys: np.ndarray, width: int, bands
     a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
     b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
     return pd.DataFrame({"a": a, "b": b})
+
+
+def image_band_edges(stage: "_Stage", removed_keys: np.ndarray, pair_limit: int) -> pd.DataFrame:
+    """Candidate pairs of the signature-block buckets the sketch pass wrote as shuffle files, one
+    task per part (doughflow.data.dedup.imageverify.band_part); this process gets only the edges."""
+    from doughflow.data.dedup import imageverify
+
+    client, maps = stage.client, stage.band_maps
+    parts = len(maps)
+    removed = client.scatter(removed_keys, broadcast=True, hash=False)
+    found = client.gather(client.map(imageverify.band_part, [maps] * parts, range(parts), removed_keys=removed,
+                                     pair_limit=pair_limit, pure=False))
+    a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
+    b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
+    return pd.DataFrame({"a": a, "b": b})
+
+
+def image_scores(stage: "_Stage", edges: pd.DataFrame, near, threshold: float,
+                 n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(edge, score) per candidate edge, sorted by edge: the thumbnails' best correlation over
+    small shifts, computed on the workers through a file shuffle by edge (doughflow.data.dedup.imageverify);
+    and the ``n_examples`` passing pairs with the lowest ids."""
+    from doughflow.data.dedup import imageverify
+
+    client = stage.client
+    scratch = stage.removed_dir / "_verify"
+    scratch.mkdir(parents=True, exist_ok=True)
+    edges_path = str(scratch / "edges.npz")
+    a, b = edges["a"].to_numpy(np.int64), edges["b"].to_numpy(np.int64)
+    np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
+    shards = len(stage.sketch_paths)
+    maps = [str(scratch / f"ends-{i:05d}.arrow") for i in range(shards)]
+    client.gather(client.map(imageverify.endpoint_thumbnails, stage.source_paths, stage.sketch_paths, maps,
+                             id_column=stage.id_column, edges_path=edges_path, parts=shards,
+                             thumb_size=near.thumb_size, pure=False))
+    found = client.gather(client.map(imageverify.verify_part, [maps] * shards, range(shards), thumb_size=near.thumb_size,
+                                     max_shift=near.max_shift, threshold=threshold, examples=n_examples, pure=False))
+    edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
+    score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
+    order = np.argsort(edge, kind="stable")
+    pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
+    return edge[order], score[order], pairs.reset_index(drop=True)
 
 
 @dataclass
@@ -436,9 +473,9 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
     stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed")
-    stage.client, stage.sketch_paths = client, sketch_paths
+    stage.client, stage.sketch_paths, stage.source_paths, stage.id_column = client, sketch_paths, paths, id_column
     stage.exact_maps = [f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else []
-    stage.band_maps = [f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and spec.lsh_bands else []
+    stage.band_maps = [f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and (spec.lsh_bands or spec.kind == "image") else []
     bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
                         "reason": "quarantined", "kept_id": "",
                         "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})

@@ -107,11 +107,17 @@ class NearDupConfig(_Strict):
 
 
 class ClusterCapConfig(_Strict):
-    """Cap over-represented looks: MiniBatchKMeans on cheap features, at most max_per_cluster each."""
+    """Cap over-represented looks: MiniBatchKMeans on each image's central colour histogram (the
+    embedding validation stores; text: hashed word counts), at most so many rows per cluster."""
 
-    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty disables clustering.")
+    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty: no absolute cap.")
+    max_over_mean: float | None = Field(None, gt=1.0, description="Rows kept per cluster as a multiple of the mean cluster size (live rows / n_clusters): a cap that means the same at 6k rows and at 1M. With max_per_cluster too, the smaller applies; both empty disables clustering.")
     n_clusters: int = Field(16, ge=2, le=4096)
     sample_rows: int = Field(20000, ge=100, description="Rows the k-means is fitted on; the rest are assigned per partition.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_per_cluster is not None or self.max_over_mean is not None
 
 
 class SubsampleConfig(_Strict):

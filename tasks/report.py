@@ -18,7 +18,7 @@ from doughflow.reporting import classification as cls_report
 from doughflow.reporting.plots import example_grid, loss_curve
 from doughflow.reporting.release_report import behaviour_section, decision_section, error_analysis_section, formats_section
 from doughflow.reporting.report import ReportFiles, metrics_section, table, write_report
-from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
+from doughflow.reporting.subsample import cluster_examples_figure, removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
 from doughflow.training.data import load_split_for
 from doughflow.training.trainer import TrainResult
@@ -66,6 +66,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     if removed_pairs_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
                             out / "removed_pairs.png"):
         figures.append("removed_pairs.png")
+    if cluster_examples_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
+                               out / "cluster_examples.png"):
+        figures.append("cluster_examples.png")
     test_metrics = evaluated.metrics.get("test", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
     data_rows = [
@@ -107,6 +110,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         subsample_markdown(deduped),
         *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
           if "removed_pairs.png" in figures else []),
+        *(["Examples of the largest clusters the cluster cap sees, one row each:", "![cluster examples](cluster_examples.png)"]
+          if "cluster_examples.png" in figures else []),
         "## Training",
         f"DeepSpeed ZeRO-{config.train.zero_stage}, {config.train.precision}, micro batch {config.train.micro_batch_size}, "
         f"{trained.epochs_run} epoch(s) run (resumed after epoch {trained.resumed_from_epoch}), best epoch {trained.best_epoch}, "

@@ -54,7 +54,7 @@ class SignalSpec:
     def from_config(cls, subsample) -> "SignalSpec":
         """From a SubsampleConfig: its near-dup hash and thumbnail, and whether it clusters."""
         near = subsample.near_dup
-        return cls(near.image_hash, near.image_hash_size, near.thumb_size, subsample.cluster.max_per_cluster is not None)
+        return cls(near.image_hash, near.image_hash_size, near.thumb_size, subsample.cluster.enabled)
 
 
 def content_hash(pixels: np.ndarray) -> bytes:
@@ -140,6 +140,6 @@ def usable(stored: SignalSpec | None, wanted: SignalSpec) -> bool:
 def signals_for(subsample) -> SignalSpec | None:
     """What validation should compute for a SubsampleConfig: nothing beyond the pixel hash unless
     image near-dup or the cluster cap will read signals."""
-    if subsample.near_dup.kind != "image" and subsample.cluster.max_per_cluster is None:
+    if subsample.near_dup.kind != "image" and not subsample.cluster.enabled:
         return None
     return SignalSpec.from_config(subsample)

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -61,8 +62,9 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
         if not link_column or link_column not in names:
             continue
         table = pq.read_table(path, columns=[group_column, link_column])
-        for group, link in zip(pc.cast(table.column(group_column), pa.string()).to_pylist(),
-                               table.column(link_column).to_pylist()):
+        linked = table.filter(pc.fill_null(pc.not_equal(pc.cast(table.column(link_column), pa.string()), ""), False))
+        for group, link in zip(pc.cast(linked.column(group_column), pa.string()).to_pylist(),
+                               linked.column(link_column).to_pylist()):
             if link:
                 a, b = find(group), find("\0link:" + link)
                 if a != b:
@@ -79,26 +81,50 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
     return units
 
 
+def _split_shard(index: int, path: Path, out_dir: Path, group_column: str, seed: int,
+                 fractions: tuple[float, float, float], units: dict[str, str]) -> dict[str, tuple[ShardInfo | None, set[str]]]:
+    """One shard's rows written to out_dir/<split>/part-<index>; the split of each distinct group is
+    computed once (dictionary-encoded), not per row."""
+    table = pq.read_table(path)
+    encoded = pc.cast(table.column(group_column), pa.string()).combine_chunks().dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    split_of = np.array([SPLITS.index(assign_split(units.get(g, g), seed, fractions)) for g in distinct], np.int8)
+    assigned = split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+    out: dict[str, tuple[ShardInfo | None, set[str]]] = {}
+    for number, name in enumerate(SPLITS):
+        mask = assigned == number
+        if not mask.any():
+            out[name] = (None, set())
+            continue
+        part = table.filter(pa.array(mask))
+        folder = out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"part-{index:05d}.parquet"
+        pq.write_table(part, target)
+        groups = {g for g, k in zip(distinct, split_of) if k == number}
+        out[name] = (ShardInfo(str(target), part.num_rows, target.stat().st_size, file_sha256(target)), groups)
+    return out
+
+
+SPLIT_THREADS = 2  # reading, writing and hashing shards release the GIL
+
+
 def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str, seed: int,
                    fractions: tuple[float, float, float], link_column: str | None = None) -> SplitResult:
     units = linked_units(manifest, group_column, link_column)
     writers_shards: dict[str, list[ShardInfo]] = {name: [] for name in SPLITS}
     groups_seen: dict[str, set[str]] = {name: set() for name in SPLITS}
-    for index, path in enumerate(manifest.paths()):
-        table = pq.read_table(path)
-        groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
-        assigned = [assign_split(units.get(group, group), seed, fractions) for group in groups]
-        for name in SPLITS:
-            mask = pa.array([a == name for a in assigned], pa.bool_())  # typed: a shard may be empty
-            part = table.filter(mask)
-            if part.num_rows == 0:
-                continue
-            groups_seen[name].update(g for g, a in zip(groups, assigned) if a == name)
-            folder = out_dir / name
-            folder.mkdir(parents=True, exist_ok=True)
-            out = folder / f"part-{index:05d}.parquet"
-            pq.write_table(part, out)
-            writers_shards[name].append(ShardInfo(str(out), part.num_rows, out.stat().st_size, file_sha256(out)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=SPLIT_THREADS) as pool:
+        done = pool.map(lambda job: _split_shard(job[0], job[1], out_dir, group_column, seed, fractions, units),
+                        enumerate(manifest.paths()))
+        for written in done:
+            for name in SPLITS:
+                shard, groups = written[name]
+                if shard is not None:
+                    writers_shards[name].append(shard)
+                    groups_seen[name].update(groups)
     manifests = {}
     for name in SPLITS:
         (out_dir / name).mkdir(parents=True, exist_ok=True)

@@ -70,8 +70,8 @@ def spec_for(cfg, id_column: str, group_column: str, image_column: str, parts: i
                       shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
                       scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
                       thumb_size=near.thumb_size, image_blocks=near.max_hamming + 1, rank_seed=cfg.seed,
-                      features=cfg.cluster.max_per_cluster is not None,
-                      ranks=bool(cfg.max_per_id or cfg.cluster.max_per_cluster),
+                      features=cfg.cluster.enabled,
+                      ranks=bool(cfg.max_per_id or cfg.cluster.enabled),
                       signatures=not (near.kind == "text" and near.verify == "exact"),
                       lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind != "none" else 0)
 
@@ -357,8 +357,18 @@ def id_cap_step(stage: _Stage, limit: int) -> None:
     cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
 
 
-def cluster_step(stage: _Stage, cfg, dims: int) -> tuple[np.ndarray, dict]:
-    """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row, cap each cluster."""
+def cluster_limit(cluster, alive: int, k: int) -> int:
+    """Rows kept per cluster: ``max_per_cluster``, or ``max_over_mean`` x the mean cluster size, the smaller."""
+    limits = [cluster.max_per_cluster] if cluster.max_per_cluster is not None else []
+    if cluster.max_over_mean is not None:
+        limits.append(max(1, int(np.ceil(cluster.max_over_mean * alive / max(k, 1)))))
+    return min(limits)
+
+
+def cluster_step(stage: _Stage, cfg, dims: int, n_examples: int = 6, shown_clusters: int = 4) -> tuple[np.ndarray, dict]:
+    """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row once (kept on the
+    workers), cap each cluster; returns the centres and the sizes before the cap with example ids
+    (lowest ranks) of the largest clusters for the report."""
     from sklearn.cluster import MiniBatchKMeans
 
     started = time.perf_counter()
@@ -377,16 +387,23 @@ def cluster_step(stage: _Stage, cfg, dims: int) -> tuple[np.ndarray, dict]:
     centres = model.cluster_centers_.astype(np.float32)
     meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
                          "cluster": pd.Series(dtype="int64")})
-    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres, meta=meta)
-    limit = cfg.cluster.max_per_cluster
+    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres,
+                                                                       meta=meta).persist()
+    sizes_before = assigned["cluster"].value_counts().compute().sort_index()
+    limit = cluster_limit(cfg.cluster, int(sizes_before.sum()), k)
+    largest = [int(c) for c in sizes_before.sort_values(ascending=False, kind="mergesort").index[:shown_clusters]]
+    picked = assigned[assigned["cluster"].isin(largest)].map_partitions(
+        lambda f: f.sort_values(["rank", "id"]).groupby("cluster").head(n_examples), meta=meta).compute()
+    picked = picked.sort_values(["cluster", "rank", "id"]).groupby("cluster").head(n_examples)
+    examples = {c: picked.loc[picked["cluster"] == c, "id"].astype(str).tolist() for c in largest}
     flag_meta = meta.assign(over=pd.Series(dtype="bool"))
     flagged = assigned.map_partitions(lambda f: R.precap(f, np.zeros(0, np.int64), "cluster", limit), meta=flag_meta)
-    sizes_before = assigned["cluster"].value_counts().compute().sort_index()
-    stage.steps_before = sizes_before
     cap_step(stage, flagged, "cluster", limit, "cluster_cap", "cluster_cap")
+    del assigned
     stage.steps[-1].seconds = round(time.perf_counter() - started, 2)
-    return centres, {"before": {int(k): int(v) for k, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
-                     "n_clusters": int(k), "max_per_cluster": limit}
+    return centres, {"before": {int(c): int(v) for c, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
+                     "n_clusters": int(k), "max_per_cluster": limit, "examples": examples,
+                     "embedding": "central colour histogram" if dims == 64 else "hashed word counts"}
 
 
 class _LazySketches:
@@ -427,34 +444,62 @@ def filter_part(part: int, path: str, sketch_path: str, out_path: str, id_column
 
 
 def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
-                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None) -> tuple[int, dict]:
-    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report.
-    ``groups``: (sorted keys of rows in a near-dup component, the group id of each), as arrays: a
-    dict of ids would cost every worker ~150 bytes per near-duplicate row."""
-    table = pq.read_table(path)
-    ids = pc.fill_null(pc.cast(table.column(id_column), pa.string()), "").combine_chunks()
-    keys = id_keys(ids)
-    keep = ~R.in_sorted(keys, removed_keys)
-    kept = table.filter(pa.array(keep))
+                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None,
+                 batch_rows: int = 2048) -> tuple[int, dict]:
+    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report,
+    without the signal columns validation stored (no later stage reads them). ``groups``: (sorted
+    keys of rows in a near-dup component, the group id of each), as arrays: a dict of ids would cost
+    every worker ~150 bytes per near-duplicate row. Streams ``batch_rows`` rows at a time."""
+    from doughflow.data.signals import SIGNAL_COLUMNS
+
     group_keys, group_ids = groups
-    kept_keys = keys[keep]
-    at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
-    member = R.in_sorted(kept_keys, group_keys)
-    group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
-    group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
-    kept = kept.append_column(DUP_GROUP, group)
-    sizes: dict = {}
-    if centres is not None:
-        kept_ids = ids.filter(pa.array(keep)).to_pylist()
-        sketch = pq.read_table(sketch_path, columns=["id", "feat"]).to_pandas()
-        sketch = sketch.set_index("id").reindex(kept_ids)
-        feats = rows_matrix(sketch["feat"].to_numpy(), np.float32, centres.shape[1])
+    cluster_of = None
+    if centres is not None:  # each kept row's cluster, looked up by key in the sketch
+        sketch = pq.read_table(sketch_path, columns=["key", "feat"])
+        sketch_keys = sketch.column("key").to_numpy()
+        feats = rows_matrix(sketch.column("feat").to_numpy(zero_copy_only=False), np.float32, centres.shape[1])
         distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
-        labels = distance.argmin(axis=1) if len(feats) else np.zeros(0, np.int64)
-        kept = kept.append_column(CLUSTER, pa.array(labels.astype(np.int32)))
-        sizes = {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
-    pq.write_table(kept, out_path)
-    return kept.num_rows, sizes
+        labels = distance.argmin(axis=1).astype(np.int32) if len(feats) else np.zeros(0, np.int32)
+        order = np.argsort(sketch_keys, kind="stable")
+        cluster_of = (sketch_keys[order], labels[order])
+        del sketch, feats, distance
+    source = pq.ParquetFile(path)
+    columns = [name for name in source.schema_arrow.names if name not in SIGNAL_COLUMNS]
+    writer: pq.ParquetWriter | None = None
+    sizes: dict[int, int] = {}
+    rows = 0
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
+            table = pa.Table.from_batches([batch])
+            ids = pc.fill_null(pc.cast(table.column(id_column), pa.string()), "").combine_chunks()
+            keys = id_keys(ids)
+            keep = ~R.in_sorted(keys, removed_keys)
+            kept = table.filter(pa.array(keep))
+            kept_keys = keys[keep]
+            at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
+            member = R.in_sorted(kept_keys, group_keys)
+            group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
+            group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
+            kept = kept.append_column(DUP_GROUP, group)
+            if cluster_of is not None:
+                where = np.minimum(np.searchsorted(cluster_of[0], kept_keys), max(len(cluster_of[0]) - 1, 0))
+                labels = cluster_of[1][where] if len(cluster_of[0]) else np.zeros(len(kept_keys), np.int32)
+                kept = kept.append_column(CLUSTER, pa.array(labels.astype(np.int32), pa.int32()))
+                for k, v in zip(*np.unique(labels, return_counts=True)):
+                    sizes[int(k)] = sizes.get(int(k), 0) + int(v)
+            if writer is None:
+                writer = pq.ParquetWriter(out_path, kept.schema)
+            writer.write_table(kept)
+            rows += kept.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        empty = source.schema_arrow.empty_table().select(columns).append_column(DUP_GROUP, pa.array([], pa.string()))
+        if centres is not None:
+            empty = empty.append_column(CLUSTER, pa.array([], pa.int32()))
+        pq.write_table(empty, out_path)
+    return rows, sizes
 
 
 def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: str, group_column: str,
@@ -494,7 +539,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     if cfg.max_per_id:
         id_cap_step(stage, cfg.max_per_id)
     centres, cluster_sizes = None, {}
-    if cfg.cluster.max_per_cluster:
+    if cfg.cluster.enabled:
         centres, cluster_sizes = cluster_step(stage, cfg, 64 if near.kind != "text" else 256)
 
     started = time.perf_counter()
@@ -515,7 +560,10 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
 
     removed_path = out_dir / "removed.parquet"
     _concat_parquet(stage.removed_files, removed_path)
-    columns = list(dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else [])))
+    from doughflow.data.signals import SIGNAL_COLUMNS
+
+    columns = [c for c in dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else []))
+               if c not in SIGNAL_COLUMNS]
     out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
     out_manifest.save(out_dir / "manifest.json")
     result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,

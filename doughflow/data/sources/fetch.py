@@ -15,6 +15,8 @@ import json
 import logging
 import random
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,9 @@ from doughflow.data.sources.listing import (FORMAT_NAMES, LABELS_FILE, FetchUnit
                                     image_batch, list_files, plan_units, read_tabular)
 
 log = logging.getLogger(__name__)
+
+FETCH_THREADS = 2
+READ_BATCH_ROWS = 2048  # rows read and written at once per thread
 
 @dataclass(frozen=True)
 class FetchOptions:
@@ -103,7 +108,7 @@ class _Source:
 
             return source.path, self.retry(hash_only, what), False
         scratch.mkdir(parents=True, exist_ok=True)
-        local = scratch / "incoming"
+        local = scratch / f"incoming-{_safe(source.name)}-{threading.get_ident()}"  # one per thread
 
         def copy() -> str:
             digest = hashlib.sha256()
@@ -120,7 +125,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-60:].strip("._") or "unit"
 
 
-def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int) -> UnitEntry:
+def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int) -> tuple[UnitEntry, list[ShardInfo]]:
     prefix = f"{_safe(unit.name)}-{unit.key[:10]}"
     label = FORMAT_NAMES.get(unit.format, unit.format)
     if unit.format == "images":
@@ -139,14 +144,15 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
         (f,) = unit.files
         local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
         try:
-            shards = write_shards(read_tabular(local, unit.format, rows_per_shard), None, out_dir, rows_per_shard, prefix)
+            shards = write_shards(read_tabular(local, unit.format, min(rows_per_shard, READ_BATCH_ROWS)), None, out_dir,
+                                  rows_per_shard, prefix)
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: {error}") from error
         finally:
             if temporary:
                 Path(local).unlink(missing_ok=True)
     return UnitEntry(unit.name, unit.key, unit.format, len(unit.files), unit.bytes, sha,
-                     sum(s.rows for s in shards), [s.path for s in shards])
+                     sum(s.rows for s in shards), [s.path for s in shards]), shards
 
 
 def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> bool:
@@ -222,23 +228,27 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
     entries: list[UnitEntry] = []
     shards: list[ShardInfo] = []
     fetched = 0
-    for unit in source.units:
+
+    def fetch_one(unit: FetchUnit) -> tuple[UnitEntry, list[ShardInfo], bool]:
         entry = old_entries.get(unit.key)
         if _reusable(entry, old_shards):
-            unit_shards = [old_shards[p] for p in entry.shards]
-        else:
-            for path in entry.shards if entry else []:
-                Path(path).unlink(missing_ok=True)
-            entry = _fetch_unit(source, unit, out_dir, rows_per_shard)
-            unit_shards = [ShardInfo(p, pq.read_metadata(p).num_rows, Path(p).stat().st_size, file_sha256(Path(p)))
-                           for p in entry.shards]
-            fetched += 1
+            return entry, [old_shards[p] for p in entry.shards], False
+        for path in entry.shards if entry else []:
+            Path(path).unlink(missing_ok=True)
+        entry, unit_shards = _fetch_unit(source, unit, out_dir, rows_per_shard)
+        return entry, unit_shards, True
+
+    # Units are copied on FETCH_THREADS threads (reading, Parquet encoding and hashing release the
+    # GIL: 1M pizzas took 34 s on one thread), and recorded in source order as they finish.
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+        for entry, unit_shards, was_fetched in pool.map(fetch_one, source.units):
+            fetched += was_fetched
             old_shards.update({s.path: s for s in unit_shards})
-        entries.append(entry)
-        shards.extend(unit_shards)
-        # progress survives an interruption: the next run resumes after the last finished unit
-        DataManifest(url, "", sum(e.rows for e in entries), shards, [], sum(e.source_bytes for e in entries),
-                     entries).save(manifest_path)
+            entries.append(entry)
+            shards.extend(unit_shards)
+            # progress survives an interruption: the next run resumes after the last finished unit
+            DataManifest(url, "", sum(e.rows for e in entries), shards, [], sum(e.source_bytes for e in entries),
+                         entries).save(manifest_path)
     keep = {s.path for s in shards}
     for stale in out_dir.glob("*.parquet"):
         if str(stale) not in keep:

@@ -199,7 +199,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100_000, help="rows of the generated set (planted copies included)")
     parser.add_argument("--baseline-images", type=int, default=50_000)
-    parser.add_argument("--baseline-search", default="bktree", choices=["bktree", "brute"])
+    parser.add_argument("--baseline-search", default="brute", choices=["bktree", "brute"],
+                        help="brute: imagededup's default search; bktree: ~10 ms a query at 5k images, growing faster than n")
     parser.add_argument("--rows-per-shard", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="1GiB")

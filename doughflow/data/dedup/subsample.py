@@ -378,9 +378,11 @@ def cluster_step(stage: _Stage, cfg, dims: int, n_examples: int = 6, shown_clust
 
     def sample(frame: pd.DataFrame) -> pd.DataFrame:
         frame = R.alive(frame, removed_keys)
-        return frame[frame["rank"].to_numpy().view(np.uint64) <= bound][["feat"]]
+        return frame[frame["rank"].to_numpy().view(np.uint64) <= bound][["key", "feat"]]
 
-    feats = stage.sk[["key", "rank", "feat"]].map_partitions(sample, meta=pd.DataFrame({"feat": pd.Series(dtype="object")})).compute()
+    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "feat": pd.Series(dtype="object")})
+    feats = stage.sk[["key", "rank", "feat"]].map_partitions(sample, meta=meta).compute()
+    feats = feats.sort_values("key", kind="mergesort")  # k-means depends on row order; partitions must not
     matrix = rows_matrix(feats["feat"].to_numpy(), np.float32, dims)
     k = min(cfg.cluster.n_clusters, max(1, len(matrix)))
     model = MiniBatchKMeans(n_clusters=k, random_state=cfg.seed, n_init=3, batch_size=1024).fit(matrix)

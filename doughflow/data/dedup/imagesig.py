@@ -1,13 +1,15 @@
 """Cheap per-image signals for near-dup and clustering, computed from decoded pixels.
 
-Why these: perceptual hashes survive re-encoding and colour gains but not shifts (a 2-pixel shift
-of a 64-pixel pizza moved dHash by 11 of 64 bits, as far as unrelated pizzas). So the hash is taken
-after moving each image's "centre of content" (the centroid of pixels that differ from the border
-colour) to the middle: a shifted copy is moved back and hashes like its original. pHash (signs of
-low DCT frequencies) of that centred image kept every planted shifted or recoloured copy of the
-pizza set within 10 of 64 bits. Candidates are then verified on grayscale thumbnails by the best
-normalised correlation over small shifts, which separates copies (>= 0.9997) from distinct pizzas
-(<= 0.873) on the pizza set, where no 64-bit hash distance does.
+Near-dup at a million rows needs candidates that grow with n, not n^2. The 64-bit pHash of the
+centred image (kept as ``phash_centred``) kept planted copies within 10 bits, but distinct pizzas
+share so much layout that 6-bit pigeonhole blocks held hundreds of rows each: 33,900 candidate
+pairs for 20k rows, recall 0.996, 42 s. The default signature (``spectrum_signature``) compares
+pairs of low-frequency DFT magnitudes: shifts leave them unchanged, and bits compare coefficients
+of equal radius, so each is a fair coin across images. 484 bits in 12 blocks of 40: every planted
+copy of 100k pizzas shared a block with its original, distinct pizzas 0.009 times per row at 1M.
+Candidates are verified on 32 px grayscale thumbnails by their best correlation over sub-pixel
+shifts (``fourier_correlation``): copies >= 0.995, the closest distinct pizzas <= 0.85. The
+cluster cap's embedding (``content_histogram``) is the colour histogram of the central disc.
 """
 
 from __future__ import annotations

@@ -38,6 +38,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.dedup import PeakRSS  # noqa: E402
 
+
+class TreeCPU(PeakRSS):
+    """PeakRSS that also keeps each process's CPU seconds (user + system), so the CPU a stage used
+    is known even on a machine shared with other work: rows / (CPU seconds / cores) is the rate the
+    stage would reach with the cores to itself. Workers that exit keep their last sample (at most
+    0.2 s of CPU is missed per process)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu: dict[int, float] = {}
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total, now = 0, {}
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    rss, times = proc.memory_info().rss, proc.cpu_times()
+                except psutil.Error:
+                    continue
+                total += rss
+                self.per_process[proc.pid] = max(self.per_process.get(proc.pid, 0), rss)
+                self.cpu[proc.pid] = max(self.cpu.get(proc.pid, 0.0), times.user + times.system)
+                now[proc.pid] = rss
+            self.peak = max(self.peak, total)
+            self.timeline.append((time.perf_counter() - self.started, total, now))
+            time.sleep(0.2)
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 NEAR_KINDS = ("exact", "reencoded", "shifted", "recoloured")
 
@@ -63,7 +96,7 @@ def stage_config(args, work: Path):
     return load_config(None, overrides + args.set)
 
 
-def run_stages(config, run_id: str) -> tuple[dict, dict]:
+def run_stages(config, run_id: str, meter: "TreeCPU | None" = None) -> tuple[dict, dict]:
     """The four stages as flows.prepare runs them (the functions its tasks wrap), timed one by one.
     Subsample is the task's body less its scoring against the planted truth, which loads every id
     into this process and is done after the measured part instead (as benchmarks/dedup.py does)."""
@@ -82,19 +115,20 @@ def run_stages(config, run_id: str) -> tuple[dict, dict]:
 
     paths = RunPaths(Path(config.artifacts_dir), run_id)
     seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    raw = fetch(config, paths)
-    seconds["fetch"] = time.perf_counter() - started
-    mark = time.perf_counter()
-    validated = validate(config, paths, raw)
-    seconds["validate"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    subsampled = subsample_stage(config, paths, validated.manifest)
-    seconds["subsample"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    splits = split(config, paths, subsampled.manifest)
-    seconds["split"] = time.perf_counter() - mark
-    return seconds, {"raw": raw, "validated": validated, "subsampled": subsampled, "splits": splits}
+    cpu: dict[str, float] = {}
+    results: dict = {}
+    steps = (("fetch", "raw", lambda: fetch(config, paths)),
+             ("validate", "validated", lambda: validate(config, paths, results["raw"])),
+             ("subsample", "subsampled", lambda: subsample_stage(config, paths, results["validated"].manifest)),
+             ("split", "splits", lambda: split(config, paths, results["subsampled"].manifest)))
+    for stage, name, run in steps:
+        mark, used = time.perf_counter(), meter.cpu_seconds() if meter else 0.0
+        results[name] = run()
+        seconds[stage] = time.perf_counter() - mark
+        time.sleep(0.3)  # one more sample of the stage's workers before they are gone
+        cpu[stage] = (meter.cpu_seconds() - used) if meter else 0.0
+    results["cpu"] = cpu
+    return seconds, results
 
 
 def truth_table(paths: list[str], rows: int | None = None):
@@ -156,7 +190,9 @@ def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> d
     import pyarrow.parquet as pq
     from PIL import Image
 
-    started = time.perf_counter()
+    import resource
+
+    started, cpu_started = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     ids, hashes, seen = [], [], 0
     for path in paths:
         table = pq.read_table(path, columns=["sample_id", "image"]).slice(0, rows - seen)
@@ -191,7 +227,10 @@ def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> d
             if ids[j] not in removed and j > i:
                 removed[ids[j]] = ids[i]
     seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
     return {"images_per_s": seen / seconds, "rows": seen, "removed": removed, "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "hash_seconds": hashed - started, "search": search}
 
 
@@ -227,9 +266,9 @@ def main(argv=None) -> dict:
     run_id = f"bench-{args.images}"
     shutil.rmtree(Path(config.artifacts_dir) / run_id, ignore_errors=True)
     shutil.rmtree(work / "scratch", ignore_errors=True)
-    with PeakRSS() as peak:
+    with TreeCPU() as peak:
         started = time.perf_counter()
-        seconds, results = run_stages(config, run_id)
+        seconds, results = run_stages(config, run_id, peak)
         total = time.perf_counter() - started
     raw, validated, subsampled, splits = (results[k] for k in ("raw", "validated", "subsampled", "splits"))
     rows = raw.rows
@@ -247,7 +286,12 @@ def main(argv=None) -> dict:
         stage_rows = {"fetch": rows, "validate": rows, "subsample": validated.rows_valid,
                       "split": subsampled.rows_out}[stage]
         print(f"{stage + ' images/s (s)':34}{f'{stage_rows / s:.0f} ({s:.1f})':>18}{'':>20}")
+    cpu = results["cpu"]
+    for stage, c in cpu.items():
+        print(f"{stage + ' CPU s (images/s on 2 free cores)':34}{f'{c:.0f} ({rows / max(c / 2, 1e-9):.0f})':>18}{'':>20}")
     print(f"{'end to end images/s':34}{rows / total:>18.0f}{base['images_per_s']:>20.0f}")
+    cpu_rate = rows / (sum(cpu.values()) / args.workers)
+    print(f"{'end to end on free cores (CPU-s)':34}{cpu_rate:>18.0f}{base['rows'] / base['cpu_seconds']:>20.0f}")
     print(f"{'precision':34}{ours['precision']:>18.4f}{base_scores['precision']:>20.4f}")
     print(f"{'recall (all planted copies)':34}{ours['recall']:>18.4f}{base_scores['recall']:>20.4f}")
     for kind in NEAR_KINDS:
@@ -276,7 +320,10 @@ def main(argv=None) -> dict:
                "peak_rss_mb": round(peak.peak / 2**20, 1), "precision": round(ours["precision"], 5),
                "recall": round(ours["recall"], 5), "rows": rows, "baseline_rows": base["rows"],
                "hard_negatives_merged": ours["hard_negatives_merged"],
-               "stage_seconds": {k: round(v, 2) for k, v in seconds.items()}}
+               "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
+               "stage_cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+               "images_per_s_on_free_cores": round(cpu_rate, 1),
+               "baseline_images_per_s_on_a_free_core": round(base["rows"] / base["cpu_seconds"], 1)}
     print(json.dumps(summary), flush=True)
     return summary
 

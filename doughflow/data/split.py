@@ -82,27 +82,43 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
 
 
 def _split_shard(index: int, path: Path, out_dir: Path, group_column: str, seed: int,
-                 fractions: tuple[float, float, float], units: dict[str, str]) -> dict[str, tuple[ShardInfo | None, set[str]]]:
-    """One shard's rows written to out_dir/<split>/part-<index>; the split of each distinct group is
-    computed once (dictionary-encoded), not per row."""
-    table = pq.read_table(path)
-    encoded = pc.cast(table.column(group_column), pa.string()).combine_chunks().dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    split_of = np.array([SPLITS.index(assign_split(units.get(g, g), seed, fractions)) for g in distinct], np.int8)
-    assigned = split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+                 fractions: tuple[float, float, float], units: dict[str, str],
+                 batch_rows: int = 2048) -> dict[str, tuple[ShardInfo | None, set[str]]]:
+    """One shard's rows written to out_dir/<split>/part-<index>, ``batch_rows`` at a time (memory:
+    one batch, not one shard); the split of each distinct group is computed once, not per row."""
+    source = pq.ParquetFile(path)
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows = {name: 0 for name in SPLITS}
+    groups: dict[str, set[str]] = {name: set() for name in SPLITS}
+    cache: dict[str, int] = {}
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch])
+            encoded = pc.cast(table.column(group_column), pa.string()).combine_chunks().dictionary_encode()
+            distinct = encoded.dictionary.to_pylist()
+            for g in distinct:
+                if g not in cache:
+                    cache[g] = SPLITS.index(assign_split(units.get(g, g), seed, fractions))
+            split_of = np.array([cache[g] for g in distinct], np.int8)
+            assigned = split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+            for number, name in enumerate(SPLITS):
+                mask = assigned == number
+                if not mask.any():
+                    continue
+                if name not in writers:
+                    (out_dir / name).mkdir(parents=True, exist_ok=True)
+                    writers[name] = pq.ParquetWriter(out_dir / name / f"part-{index:05d}.parquet", table.schema)
+                writers[name].write_table(table.filter(pa.array(mask)))
+                rows[name] += int(mask.sum())
+                groups[name].update(g for g, k in zip(distinct, split_of) if k == number)
+    finally:
+        for writer in writers.values():
+            writer.close()
     out: dict[str, tuple[ShardInfo | None, set[str]]] = {}
-    for number, name in enumerate(SPLITS):
-        mask = assigned == number
-        if not mask.any():
-            out[name] = (None, set())
-            continue
-        part = table.filter(pa.array(mask))
-        folder = out_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"part-{index:05d}.parquet"
-        pq.write_table(part, target)
-        groups = {g for g, k in zip(distinct, split_of) if k == number}
-        out[name] = (ShardInfo(str(target), part.num_rows, target.stat().st_size, file_sha256(target)), groups)
+    for name in SPLITS:
+        target = out_dir / name / f"part-{index:05d}.parquet"
+        out[name] = (ShardInfo(str(target), rows[name], target.stat().st_size, file_sha256(target)), groups[name]) \
+            if name in writers else (None, set())
     return out
 
 

@@ -34,6 +34,7 @@ def main(argv=None) -> dict:
     from doughflow.data.dedup import textverify
     from doughflow.data.dedup.sketch import sketch_shard
     from doughflow.data.dedup.subsample import _group_index, filter_shard, spec_for
+    from doughflow.data.dedup.textsettings import resolve_text
     from tests.support.dedup_reference import component_removals
 
     paths = sorted(str(p) for p in Path(args.corpus).glob("part-*.parquet"))[:args.shards]
@@ -41,9 +42,11 @@ def main(argv=None) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     cfg = SubsampleConfig.model_validate({"max_per_id": None, "cluster": {"max_per_cluster": None},
-                                          "near_dup": {"kind": "text", "threshold": 0.7, "verify": "exact"}})
+                                          "near_dup": {"kind": "text", "threshold": 0.7, "verify": "exact",
+                                                       "shingle": "word", "shingle_size": 3}})
     near = cfg.near_dup
-    spec = spec_for(cfg, "doc_id", "customer_id", "image", parts=len(paths))
+    text = resolve_text(near, None)
+    spec = spec_for(cfg, "doc_id", "customer_id", "image", parts=len(paths), text=text)
     sketch_shard(paths[0], str(work / "warm.parquet"), spec)  # load the compiled kernels first
     cpu: dict[str, tuple[float, float]] = {}
 
@@ -64,10 +67,10 @@ def main(argv=None) -> dict:
     np.savez(work / "edges.npz", a=a, b=b, ends=np.unique(np.concatenate([a, b])))
     maps = [str(work / f"ends-{i:05d}.arrow") for i in range(parts)]
     phase("verify_map", lambda: [textverify.endpoint_shingles(
-        p, m, id_column="doc_id", text_column="text", edges_path=str(work / "edges.npz"), parts=parts, kind=near.shingle,
-        size=near.shingle_size, short_chars=0) for p, m in zip(paths, maps)])
+        p, m, id_column="doc_id", text_column="text", edges_path=str(work / "edges.npz"), parts=parts, kind=text.shingle,
+        size=text.shingle_size, short_chars=0) for p, m in zip(paths, maps)])
     verified = phase("verify_reduce", lambda: pd.concat([textverify.verify_part(maps, p, 0) for p in range(parts)]))
-    verified = verified[verified["score"] >= near.threshold]
+    verified = verified[verified["score"] >= text.threshold]
     near_removed, groups = phase("components", lambda: component_removals(verified, near.keep_per_component))
     gone = np.sort(np.concatenate([removed, near_removed["key"].to_numpy(np.int64)]))
     index = _group_index(groups)

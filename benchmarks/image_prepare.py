@@ -81,7 +81,7 @@ def generator_overrides(images: int) -> list[str]:
     corrupt = max(4, images // 20000)
     return [f"data.source.generator.num_images={round((images - corrupt) / 1.07)}",
             f"data.source.generator.num_customers={max(400, images // 16)}",
-            f"data.source.generator.corrupt_rows={corrupt}", "data.source.generator.rows_per_shard=10000"]
+            f"data.source.generator.corrupt_rows={corrupt}"]
 
 
 def stage_config(args, work: Path):
@@ -100,18 +100,22 @@ def run_stages(config, run_id: str, meter: "TreeCPU | None" = None) -> tuple[dic
     """The four stages as flows.prepare runs them (the functions its tasks wrap), timed one by one.
     Subsample is the task's body less its scoring against the planted truth, which loads every id
     into this process and is done after the measured part instead (as benchmarks/dedup.py does)."""
+    from doughflow.config import ExperimentConfig
+    from doughflow.data.columns import groups_in
     from doughflow.data.dask_client import dask_client
-    from doughflow.data.dedup.subsample import subsample
+    from doughflow.data.dedup.subsample import SubsampleResult, subsample
+    from doughflow.data.manifest import DataManifest
     from doughflow.runs import RunPaths
-    from tasks.fetch import fetch
-    from tasks.split import split
-    from tasks.validate import validate
+    from doughflow.stages.fetch import fetch
+    from doughflow.stages.split import split
+    from doughflow.stages.validate import validate
 
-    def subsample_stage(config, paths, valid):
+    def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManifest) -> SubsampleResult:
         data = config.data
         with dask_client(config.dask, rows=valid.rows) as client:
             return subsample(valid, paths.stage("data/subsample"), data.subsample, client, id_column=data.id_column,
-                             group_column=data.group_column, image_column=data.image_column, score_truth=False)
+                             group_column=groups_in(valid, data.group_column), image_column=data.image_column,
+                             score_truth=False)
 
     paths = RunPaths(Path(config.artifacts_dir), run_id)
     seconds: dict[str, float] = {}
@@ -261,7 +265,7 @@ def main(argv=None) -> dict:
     work = Path(args.work)
     config = stage_config(args, work)
     t = time.perf_counter()
-    source = draw_builtin_source(config.data.source.generator, config.labels, Path(config.artifacts_dir) / "datasets")
+    source = draw_builtin_source(config.data, config.label_names, Path(config.artifacts_dir) / "datasets")
     print(f"source {source} ready in {time.perf_counter() - t:.0f} s (cached after the first run)", file=sys.stderr)
     run_id = f"bench-{args.images}"
     shutil.rmtree(Path(config.artifacts_dir) / run_id, ignore_errors=True)

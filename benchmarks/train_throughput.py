@@ -32,7 +32,11 @@ from doughflow.config import TrainConfig  # noqa: E402
 from doughflow.preprocessing import Preprocessing  # noqa: E402
 from tests.support.sample_data import pizza_columns, pizza_shards  # noqa: E402
 from doughflow.training.streaming import ShardRef  # noqa: E402
-from doughflow.training.trainer import TrainJob, lr_factor, make_model, resolve_device, run_training  # noqa: E402
+from doughflow.training.inference import make_model  # noqa: E402
+from doughflow.training.job import TrainJob  # noqa: E402
+from doughflow.training.loop import run_training  # noqa: E402
+from doughflow.training.process import resolve_device  # noqa: E402
+from doughflow.training.schedule import lr_factor  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

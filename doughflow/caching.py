@@ -1,8 +1,11 @@
 """Stage cache keys: what a stage's output depends on, hashed.
 
 A stage is skipped on a rerun when its key matches a persisted result. The key holds exactly the
-inputs that matter: the stage's name and code version, the config sections the stage reads, and the
-content of its upstream results (which carry data fingerprints and content-keyed paths). The run id
+inputs that matter: the stage's name and code version, the config sections the stage reads, the
+content of its upstream results (which carry data fingerprints and content-keyed paths), and what
+else its output depends on: the source of user modules the config names (an edited adapter or model
+module under an unchanged config must not be served from the cache) and the versions of the
+libraries that compute it (an upgraded torch or onnxruntime can change every number). The run id
 is deliberately absent - it is what makes Prefect's default policy never hit across runs.
 """
 
@@ -10,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from doughflow.config import ExperimentConfig
 
 PACKAGE_ROOTS = ("doughflow", "tasks")
 
@@ -49,7 +56,7 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def select(config: BaseModel, sections: tuple[str, ...]) -> dict:
+def select(config: ExperimentConfig, sections: tuple[str, ...]) -> dict:
     """The named (dotted) config sections; "*" means the whole config."""
     if "*" in sections:
         return canonical(config)
@@ -63,8 +70,63 @@ def select(config: BaseModel, sections: tuple[str, ...]) -> dict:
     return canonical(picked)
 
 
-def stage_key(stage: str, config: BaseModel, sections: tuple[str, ...], upstream: dict[str, Any]) -> str:
-    payload = {"stage": stage, "code": code_version(), "config": select(config, sections), "upstream": canonical(upstream)}
+def covers(sections: tuple[str, ...], dotted: str) -> bool:
+    """Whether reading config field ``dotted`` is inside ``sections`` ("*", the field, or a section above it)."""
+    return any(s == "*" or dotted == s or dotted.startswith(s + ".") for s in sections)
+
+
+def module_source_hash(name: str) -> str:
+    """SHA-256 of a user module's source, found without importing it: the module's file, or every .py
+    file of a package. A module that cannot be found hashes as such (the stage then fails naming it)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"not found: {name}"
+    digest = hashlib.sha256()
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])]
+    files = sorted(p for root in roots for p in root.rglob("*.py")) if roots else \
+        [Path(spec.origin)] if spec.origin and Path(spec.origin).is_file() else []
+    for path in files:
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24] if files else f"no source: {name}"
+
+
+# Config fields that name user code: a change to that code changes what the stages reading them produce.
+USER_MODULE_FIELDS = ("data.import_module", "train.model.import_module")
+
+
+def user_module_sources(config: ExperimentConfig, sections: tuple[str, ...]) -> dict[str, str]:
+    """Field -> source hash of the module it names, for the fields ``sections`` cover."""
+    dumped = config.model_dump(mode="json")
+    out = {}
+    for dotted in USER_MODULE_FIELDS:
+        node: Any = dumped
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node and covers(sections, dotted):
+            out[dotted] = module_source_hash(str(node))
+    return out
+
+
+def library_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each library whose output a stage depends on ("absent" when not installed)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def stage_key(stage: str, config: ExperimentConfig, sections: tuple[str, ...], upstream: dict[str, Any],
+              environment: dict[str, Any] | None = None) -> str:
+    """``environment``: what else the output depends on (library versions, user module sources, the
+    signing key's fingerprint), as :func:`doughflow.orchestration.stage_tasks.stage_environment` builds it."""
+    payload = {"stage": stage, "code": code_version(), "config": select(config, sections), "upstream": canonical(upstream),
+               "environment": canonical(environment or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -88,20 +150,3 @@ def missing_outputs(result: Any, roots: tuple[str, ...]) -> list[str]:
     walk(canonical(result))
     return missing
 
-
-def result_storage(url: str):
-    """A saved Prefect storage block for a local folder or any fsspec URL (s3://, gs://...).
-    Flows accept only saved blocks; the name derives from the location, so each is saved once."""
-    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-
-    if "://" in url and not url.startswith("file://"):
-        block = RemoteFileSystem(basepath=url.rstrip("/") + "/")
-        location = block.basepath
-    else:
-        local = Path(url.removeprefix("file://")).expanduser().resolve()
-        local.mkdir(parents=True, exist_ok=True)
-        block = LocalFileSystem(basepath=str(local))
-        location = str(local)
-    name = "doughflow-results-" + hashlib.sha256(location.encode()).hexdigest()[:16]
-    block.save(name, overwrite=True)
-    return block

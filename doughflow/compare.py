@@ -1,4 +1,5 @@
-"""Compare runs: which config fields differ, and the metrics side by side."""
+"""Compare runs: which config fields differ, the hardware each ran on and the recipe that followed
+from it (world size, device, global batch, effective learning rate), and the metrics side by side."""
 
 from __future__ import annotations
 
@@ -32,11 +33,40 @@ def metric_rows(runs: list[RunRecord]) -> dict[str, list]:
     return {key: [flat.get(key, float("nan")) for flat in flats] for key in keys}
 
 
+def hardware(run: RunRecord) -> dict:
+    """The run's recipe headline; a run recorded before recipes were, from its config (device unknown)."""
+    if run.recipe:
+        return run.recipe
+    train = run.config.get("train", {})
+    launcher = train.get("launcher", {})
+    world = launcher.get("num_processes", 1) * launcher.get("num_nodes", 1)
+    micro, accumulation = train.get("micro_batch_size"), train.get("gradient_accumulation_steps", 1)
+    return {"world_size": world, "device": "—", "micro_batch_size": micro, "gradient_accumulation_steps": accumulation,
+            "global_batch_size": micro * accumulation * world if isinstance(micro, int) else "—",
+            "effective_learning_rate": train.get("learning_rate", "—")}
+
+
+def hardware_rows(runs: list[RunRecord]) -> list[list]:
+    """World size, device, global batch (and how it is made up) and effective learning rate per run."""
+    recipes = [hardware(run) for run in runs]
+
+    def make_up(recipe: dict) -> str:
+        text = f"{recipe.get('micro_batch_size', '—')} x {recipe.get('gradient_accumulation_steps', '—')}"
+        method = recipe.get("micro_batch_method", "configured")
+        return text if method == "configured" else f"{text} ({method})"
+
+    return [["world size", *[r.get("world_size", "—") for r in recipes]],
+            ["device", *[r.get("device", "—") for r in recipes]],
+            ["global batch", *[r.get("global_batch_size", "—") for r in recipes]],
+            ["micro batch x accumulation", *[make_up(r) for r in recipes]],
+            ["effective learning rate", *[r.get("effective_learning_rate", "—") for r in recipes]]]
+
+
 def comparison_markdown(runs: list[RunRecord]) -> str:
     headers = ["", *[run.run_id for run in runs]]
     meta = [["experiment", *[r.experiment for r in runs]], ["status", *[r.status for r in runs]],
             ["data fingerprint", *[r.data_fingerprint[:12] for r in runs]], ["commit", *[r.git_commit[:10] for r in runs]],
-            ["seconds", *[r.total_seconds or float("nan") for r in runs]]]
+            ["seconds", *[r.total_seconds or float("nan") for r in runs]], *hardware_rows(runs)]
     differences = config_differences(runs)
     parts = ["## Runs", table(headers, meta), "## Config differences"]
     parts.append(table(headers, [[key, *values] for key, values in differences.items()]) if differences

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from doughflow.config import ExperimentConfig
 from doughflow.data.imagecodec import decode_image
 
 
@@ -66,7 +67,7 @@ POSTPROCESS = {
 }
 
 
-def preprocessing_for(config) -> Preprocessing:
+def preprocessing_for(config: ExperimentConfig) -> Preprocessing:
     from doughflow.data.adapters import problem_of
 
     return Preprocessing(image_size=config.data.image_size, problem=problem_of(config))

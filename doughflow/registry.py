@@ -64,15 +64,16 @@ class RunRecord:
     gates: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)
     stage_states: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)  # world size, device, global batch, effective LR (Recipe.headline)
 
 
-JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states")
+JSON_FIELDS = ("config", "metrics", "gates", "stage_seconds", "stage_states", "recipe")
 
 
 # Columns added after the first release, with the value old rows get. A registry written by an older
 # doughflow gains them on first open (ALTER TABLE ADD COLUMN keeps every row), so upgrading never
 # strands the runs already recorded. Append here when RunRecord grows a field.
-ADDED_COLUMNS: dict[str, str] = {"stage_states": "TEXT NOT NULL DEFAULT '{}'"}
+ADDED_COLUMNS: dict[str, str] = {"stage_states": "TEXT NOT NULL DEFAULT '{}'", "recipe": "TEXT NOT NULL DEFAULT '{}'"}
 SCHEMA_VERSION = 1 + len(ADDED_COLUMNS)
 
 
@@ -131,6 +132,23 @@ def load_runs(path: str | Path, run_ids: list[str] | None = None, last: int | No
             data[name] = json.loads(data[name])
         records.append(RunRecord(**data))
     return records
+
+
+def previous_run(path: str | Path, experiment: str, run_id: str) -> RunRecord | None:
+    """The newest run of ``experiment`` other than ``run_id``, or None (no registry yet, or no such run)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with closing(_connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute("SELECT * FROM runs WHERE experiment = ? AND run_id != ? "
+                                 "ORDER BY created_at DESC, run_id DESC LIMIT 1", (experiment, run_id)).fetchone()
+    if row is None:
+        return None
+    data = dict(row)
+    for name in JSON_FIELDS:
+        data[name] = json.loads(data[name])
+    return RunRecord(**data)
 
 
 def record_verdicts(path: str | Path, run_id: str, rows: list[dict]) -> int:

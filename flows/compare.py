@@ -1,46 +1,9 @@
-"""Compare runs from the registry: ``python -m flows.compare [RUN ...] [--last N]``.
+"""``python -m flows.compare``: the command lives in ``doughflow/cli/compare.py``.
 
-Prints the config differences and metrics side by side, writes a bar plot, and ends with one JSON
-line. A read-only query needs no Prefect API, so this is a plain command rather than a flow."""
+A plain command rather than a Prefect flow: it reads and writes a few local files, needs no Prefect
+API, and (for verify) runs where the bundle is consumed, with no orchestration at all."""
 
-from __future__ import annotations
-
-import argparse
-import json
-import sys
-import time
-from pathlib import Path
-
-from doughflow.compare import comparison_markdown, comparison_plot, config_differences
-from doughflow.config import ConfigError, load_config
-from doughflow.registry import load_runs
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("runs", nargs="*", help="run ids (default: the newest --last runs)")
-    parser.add_argument("--last", type=int, default=5)
-    parser.add_argument("--config", default=None, help="experiment YAML whose registry to read")
-    parser.add_argument("--registry", default=None, help="registry file (overrides the config's)")
-    parser.add_argument("--plot", default=None, help="where to write the plot (default: beside the registry)")
-    parser.add_argument("--metrics", default="test_exact_count_accuracy,test_mae,train_seconds")
-    args = parser.parse_args(argv)
-    try:
-        registry = args.registry or load_config(args.config).registry_file()
-        runs = load_runs(registry, args.runs or None, last=None if args.runs else args.last)
-    except (ConfigError, FileNotFoundError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if not runs:
-        print(f"error: no runs recorded in {registry}", file=sys.stderr)
-        raise SystemExit(2)
-    print(comparison_markdown(runs))
-    plot = Path(args.plot) if args.plot else Path(registry).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    comparison_plot(runs, plot, args.metrics.split(","))
-    result = {"runs": [run.run_id for run in runs], "plot": str(plot), "config_differences": sorted(config_differences(runs))}
-    print(json.dumps(result), flush=True)
-    return result
-
+from doughflow.cli.compare import main
 
 if __name__ == "__main__":
-    main()
+    main()  # exits 2 itself on a bad registry or run id

@@ -1,39 +1,46 @@
 """The data stages alone: fetch -> validate -> subsample -> split. ``flows.train`` runs the same
-``prepare_data`` sub-flow. ``python -m flows.prepare --config configs/pizza.yaml key=value ...``"""
+``prepare_data`` sub-flow. ``python -m flows.prepare [--config FILE] [key.path=value ...]``"""
 
 from __future__ import annotations
 
-from pathlib import Path
+if __name__ == "__main__":  # parse arguments before Prefect and torch load: --help and typos answer at once
+    from doughflow.cli.flow import main
+
+    main("flows.prepare:prepare", __doc__, trains=False)
 
 from prefect import flow
 
-from doughflow.caching import result_storage
-from doughflow.cli import run_flow_cli
 from doughflow.config import ExperimentConfig
-from doughflow.runs import RunPaths, data_summary, new_run_id
+from doughflow.data.dedup.subsample import SubsampleResult
+from doughflow.data.manifest import DataManifest
+from doughflow.data.split import SplitResult
+from doughflow.data.validate import ValidationResult
+from doughflow.orchestration.results import RESULT_SERIALIZER
+from doughflow.orchestration.runtime import RELEASE_RUN_LOCKS
+from doughflow.runs import RunId, RunPaths
 from tasks.fetch import fetch_task
+from tasks.run import data_summary_task, result_storage_task, start_run_task
 from tasks.split import split_task
 from tasks.subsample import publish_subsample_task, subsample_task
 from tasks.validate import validate_task
 
 
-@flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.")
-def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple:
+@flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.",
+      result_serializer=RESULT_SERIALIZER)
+def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifest, ValidationResult, SubsampleResult, SplitResult]:
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
     subsampled = subsample_task(config, paths, validated.manifest)
-    publish_subsample_task(subsampled, paths.run_id)
+    publish_subsample_task(config, subsampled, paths.run_id)
     splits = split_task(config, paths, subsampled.manifest)
     return raw, validated, subsampled, splits
 
 
-@flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.")
-def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: str | None = None) -> dict:
-    paths = RunPaths(Path(config.artifacts_dir), run_id or new_run_id(config.name))
-    storage = result_storage(config.result_storage_url())
+@flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.",
+      persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
+      on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
+def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:  # noqa: B008 - the UI form shows it
+    storage = result_storage_task(config.result_storage_url())
+    paths = start_run_task(config, run_id)
     raw, validated, subsampled, splits = prepare_data.with_options(result_storage=storage)(config, paths)
-    return data_summary(paths, raw, validated, subsampled, splits)
-
-
-if __name__ == "__main__":
-    run_flow_cli(prepare, description=__doc__)
+    return data_summary_task(paths, raw, validated, subsampled, splits)

@@ -1,2 +1,3 @@
-"""Prefect tasks: each module holds a plain stage function (config + paths in, small result out)
-and a thin ``@task`` over it. Tests call the plain functions; flows call the tasks."""
+"""Prefect tasks: one module per stage, each a thin ``@task`` over one plain function of
+``doughflow.stages`` (what tests call). Retries, timeouts and cache keys come from
+``doughflow.orchestration.stage_tasks``, so every stage gets them the same way."""

@@ -1,46 +1,6 @@
-"""Fetch stage: resolve the source (drawing the built-in pizza set on first use) and copy it into
-the run's raw shards with a manifest and fingerprint."""
+"""Fetch stage as a Prefect task: I/O, so transient failures are retried with backoff."""
 
-from __future__ import annotations
-
-import logging
-from pathlib import Path
-
-from doughflow.config import ExperimentConfig
-from doughflow.data.sources.extra import append_extra_sources
-from doughflow.data.manifest import DataManifest
-from doughflow.data.sources.fetch import FetchOptions, fetch_source
-from doughflow.data.sources.builtin import draw_builtin_source, missing_label_defaults
-from doughflow.runs import RunPaths
-from tasks.common import io_task
-
-log = logging.getLogger(__name__)
-
-
-def resolve_source(config: ExperimentConfig, paths: RunPaths) -> str:
-    if config.data.source.url:
-        return config.data.source.url
-    return str(draw_builtin_source(config.data.source.generator, config.labels, paths.datasets_dir))
-
-
-def label_defaults(config: ExperimentConfig) -> dict[str, float]:
-    """Target column -> value for source files without it: the config's, plus the built-in
-    generator's toppings that were not yet on an earlier era's menu."""
-    defaults = dict(config.data.label_defaults)
-    if not config.data.source.url:
-        defaults = {**missing_label_defaults(config.data.source.generator, config.labels), **defaults}
-    return {f"{config.data.target_prefix}{label}": value for label, value in defaults.items()}
-
-
-def fetch(config: ExperimentConfig, paths: RunPaths) -> DataManifest:
-    url = resolve_source(config, paths)
-    source, data = config.data.source, config.data
-    options = FetchOptions(format=source.format, retries=source.retries, backoff_seconds=source.backoff_seconds,
-                           id_column=data.id_column, image_column=data.image_column, labels=source.labels,
-                           column_defaults=label_defaults(config))
-    manifest = fetch_source(url, paths.stage("data/raw"), rows_per_shard=data.rows_per_shard, options=options)
-    return append_extra_sources(manifest, data.extra_sources, paths.stage("data/raw"),
-                                id_column=data.id_column, rows_per_shard=data.rows_per_shard)
-
+from doughflow.orchestration.stage_tasks import io_task
+from doughflow.stages.fetch import fetch
 
 fetch_task = io_task(name="fetch")(fetch)

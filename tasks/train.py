@@ -1,52 +1,20 @@
-"""Train stage: stream the split's shards into DeepSpeed, in-process or under a launcher.
+"""Train stage as a Prefect task. A retry (or a rerun with the same run id) resumes from the latest
+checkpoint; only crashes are retried: a rank that reported an error would fail the same way again."""
 
-A retry (or a rerun with the same run id) resumes from the latest checkpoint in the stage folder.
-Only crashes are retried: a rank that reported an error would fail the same way again.
-"""
+from prefect import Task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 
-from __future__ import annotations
-
-import logging
-
-from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
-from doughflow.data.split import SplitResult
-from doughflow.preprocessing import preprocessing_for
-from doughflow.runs import RunPaths
-from doughflow.training.progress_artifact import prefect_progress
-from doughflow.training.launch import TrainingCrashed, run_job
-from doughflow.training.streaming import Columns, shard_refs
-from doughflow.training.trainer import TrainJob, TrainResult
-from tasks.common import compute_task
+from doughflow.orchestration.stage_tasks import compute_task
+from doughflow.stages.train import train
+from doughflow.training.launch import TrainingCrashed
 
 
-def train_job(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainJob:
-    data = config.data
-    train_manifest = splits.manifests["train"]
-    return TrainJob(train_shards=shard_refs(train_manifest), val_shards=shard_refs(splits.manifests["val"]),
-                    columns=Columns(data.id_column, data.image_column, tuple(data.target_columns(config.labels))),
-                    num_classes=len(config.labels), cfg=config.train, preprocessing=preprocessing_for(config),
-                    out_dir=str(paths.stage("train")), data_fingerprint=train_manifest.fingerprint,
-                    problem=problem_of(config))
-
-
-def train(config: ExperimentConfig, paths: RunPaths, splits: SplitResult) -> TrainResult:
-    return run_train_job(train_job(config, paths, splits), config, paths)
-
-
-def run_train_job(job: TrainJob, config: ExperimentConfig, paths: RunPaths) -> TrainResult:
-    """Run a job with its progress mirrored into Prefect (the tuner passes a job with a control folder)."""
-    logging.getLogger("doughflow.training").setLevel(logging.INFO)  # per-epoch metrics and progress in the run log
-    key = "train-progress-" + "".join(c if c.isalnum() else "-" for c in paths.run_id.lower())[:80]
-    with prefect_progress(job.out_dir, key):
-        return run_job(job, config.train.launcher)
-
-
-def retry_on_crash(problem, task_run, state) -> bool:
+def retry_on_crash(task: Task, task_run: TaskRun, state: State) -> bool:
     """Prefect retry condition: only a crash (no error report from any rank) is worth another try."""
     try:
         error = state.result(raise_on_failure=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unreadable result is no crash we know how to resume
         return False
     return isinstance(error, TrainingCrashed)
 

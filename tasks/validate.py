@@ -1,27 +1,6 @@
-"""Validate stage: good rows onward, bad rows to quarantine with a reason."""
+"""Validate stage as a Prefect task."""
 
-from __future__ import annotations
-
-from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import adapter_for
-from doughflow.data.dask_client import dask_client
-from doughflow.data.imageheader import ImageLimits
-from doughflow.data.manifest import DataManifest
-from doughflow.data.signals import signals_for
-from doughflow.data.validate import ValidationResult, validate_shards
-from doughflow.runs import RunPaths
-from tasks.common import compute_task
-
-
-def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> ValidationResult:
-    """Shards in parallel on Dask (doughflow.data.dask_client); each image is decoded once, here."""
-    data = config.data
-    limits = ImageLimits(tuple(data.image_formats), data.max_image_bytes, data.max_image_pixels)
-    with dask_client(config.dask, rows=raw.rows) as client:
-        return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
-                               group_column=data.group_column, target_columns=data.target_columns(config.labels),
-                               max_count=data.max_count, adapter=adapter_for(config), limits=limits,
-                               signals=signals_for(data.subsample), client=client)
-
+from doughflow.orchestration.stage_tasks import compute_task
+from doughflow.stages.validate import validate
 
 validate_task = compute_task(name="validate")(validate)

@@ -40,6 +40,7 @@ class UnitEntry:
     sha256: str  # of the unit's source bytes (file names included for image runs)
     rows: int
     shards: list[str] = field(default_factory=list)
+    made_ids: int = 0  # rows whose id was made as '<name>#<row>' (the file had no id column)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class DataManifest:
     bytes: int = 0  # source bytes read (fetch) or 0
     files: list[UnitEntry] = field(default_factory=list)
     filled: dict[str, int] = field(default_factory=dict)  # column -> rows given its default (file lacked it)
+    made_ids: int = 0  # rows whose id fetch made as '<file name>#<row>' because their file had no id column
 
     def save(self, path: Path) -> Path:
         """Written to a temporary name and renamed, so an interrupted write never leaves half a file."""

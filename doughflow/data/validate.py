@@ -8,9 +8,11 @@ a format outside ``data.image_formats``, more bytes than ``data.max_image_bytes`
 than ``data.max_image_pixels`` is a reason, and such an image is never decoded.
 
 Each image is decoded once, here: the pixel hash (exact dedup compares content, not encodings) and
-the near-dup signature, thumbnail and embedding (doughflow.data.signals) are computed in the same
-pass and stored as columns. Shards are validated in parallel on Dask, one task per shard; an id
+the near-dup signature, thumbnail and embedding (doughflow.data.dedup.signals) are computed in the
+same pass and stored as columns. Shards are validated in parallel on Dask, one task per shard; an id
 seen in an earlier shard is quarantined as a duplicate afterwards, as if shards were read in order.
+Text rows (the text adapter) are checked by doughflow.data.textvalidate instead of being decoded. A
+source without the group column has no groups (doughflow.data.columns): the rows are valid without one.
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, count_label_problem
+from doughflow.data.adapters import AdapterSchemaError, CountColumns, DatasetAdapter, TextRecords, count_label_problem
+from doughflow.data.columns import present_group_column
+from doughflow.data.dedup.signals import (
+    CONTENT_HASH,
+    METADATA_KEY,
+    SignalSpec,
+    compute_signals,
+    content_hash,
+    fixed_binary,
+)
 from doughflow.data.imagecodec import decode_image
 from doughflow.data.imageheader import ImageLimits, check_header
 from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
-from doughflow.data.signals import CONTENT_HASH, METADATA_KEY, SignalSpec, compute_signals, content_hash, fixed_binary
+from doughflow.data.textvalidate import text_problems
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +60,20 @@ class ValidationResult:
     rows_valid: int
     rows_quarantined: int
     reasons: dict[str, int]
+    group_column: str | None = None  # the rows' group column; None: the data has none
 
 
-def check_schema(schema: pa.Schema, path: str, id_column: str, image_column: str, group_column: str,
+def check_schema(schema: pa.Schema, path: str, id_column: str, image_column: str, group_column: str | None,
                  target_columns: list[str], adapter: DatasetAdapter | None = None) -> None:
     """``target_columns`` are the source's label columns; ``adapter`` checks their types (default:
-    numeric counts)."""
-    missing = [name for name in [id_column, image_column, group_column, *target_columns] if name not in schema.names]
+    numeric counts). Text adapters need their text columns instead of an image column."""
+    text = isinstance(adapter, TextRecords)
+    payload = adapter.text_columns if isinstance(adapter, TextRecords) else [image_column]
+    needed = [id_column, *payload, *([group_column] if group_column else []), *target_columns]
+    missing = [name for name in dict.fromkeys(needed) if name not in schema.names]
     if missing:
         raise SchemaError(f"{path}: missing column(s) {missing}; columns present: {schema.names}")
-    image_type = schema.field(image_column).type
+    image_type = schema.field(image_column).type if not text else pa.binary()
     if not (pa.types.is_binary(image_type) or pa.types.is_large_binary(image_type)):
         raise SchemaError(f"{path}: column {image_column!r} must hold encoded image bytes (binary), got {image_type}")
     try:
@@ -71,6 +86,23 @@ def columns_adapter(target_columns: list[str], max_count: int = 0) -> CountColum
     """The count adapter over these exact column names (no prefix), for callers that name columns."""
     return CountColumns(target_columns, target_prefix="", max_count=max_count)
 
+
+
+# Ids are keys, not payloads: one over this many characters is quarantined (a megabyte id would be copied
+# into every manifest, report table, review page and log line that names the row).
+MAX_ID_CHARS = 512
+
+
+def id_problem(value: object, what: str) -> str | None:
+    """Why an id or group id cannot be used, or None. Control characters (a newline forges log lines, a
+    NUL truncates strings in C readers) and ids over MAX_ID_CHARS are refused; anything else is text."""
+    text = str(value)
+    if len(text) > MAX_ID_CHARS:
+        return f"{what} over {MAX_ID_CHARS} characters ({len(text)})"
+    control = next((char for char in text if ord(char) < 32 or ord(char) == 127), None)
+    if control is not None:
+        return f"{what} holds control character U+{ord(control):04X}"
+    return None
 
 
 def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: int,
@@ -86,6 +118,10 @@ def row_problem(image: bytes | None, sample_id, group, counts: list, max_count: 
         return "id: missing", "missing id", None
     if group is None or str(group) == "":
         return "group: missing", "missing group id", None
+    for value, what, category in ((sample_id, "id", "id: unusable"), (group, "group id", "group: unusable")):
+        unusable = id_problem(value, what)
+        if unusable is not None:
+            return category, unusable, None
     problem = label_problem(counts) if label_problem else count_label_problem(counts, target_columns, max_count)
     if problem is not None:
         return problem[0], problem[1], None
@@ -111,7 +147,7 @@ class ShardChecks:
 
     id_column: str
     image_column: str
-    group_column: str
+    group_column: str | None  # None: the data has no groups
     adapter: DatasetAdapter
     limits: ImageLimits = field(default_factory=ImageLimits)
     signals: SignalSpec | None = None  # None: the pixel hash only
@@ -139,30 +175,47 @@ def _quarantine_table(table: pa.Table, rows: list[int], reasons: list[str], path
 
 
 def _check_batch(batch: pa.RecordBatch, first_row: int, path: str, checks: ShardChecks, seen: set[str],
-                 label_columns: list[str]) -> tuple[np.ndarray, list[tuple[int, str, str]], list[np.ndarray]]:
-    """(keep mask, quarantined (row, category, detail), decoded pixels of kept rows) of one batch."""
+                 label_columns: list[str]) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[np.ndarray]]:
+    """(the batch as checked: text columns as strings, keep mask, quarantined (row, category, detail),
+    decoded pixels of kept rows) of one batch."""
+    table = pa.Table.from_batches([batch])
     ids = batch.column(checks.id_column).to_pylist()
-    groups = batch.column(checks.group_column).to_pylist()
-    images = batch.column(checks.image_column).to_pylist()
+    # without groups every row passes the group check: its (checked) id stands in for the group
+    groups = batch.column(checks.group_column).to_pylist() if checks.group_column else ids
     labels = [batch.column(name).to_pylist() for name in label_columns]
+    text = checks.adapter if isinstance(checks.adapter, TextRecords) else None
+    images: list = []
+    if text:
+        table, problems = text_problems(table, text)
+    else:
+        images = batch.column(checks.image_column).to_pylist()
     keep = np.zeros(batch.num_rows, dtype=bool)
     bad: list[tuple[int, str, str]] = []
     pixels: list[np.ndarray] = []
     for row in range(batch.num_rows):
-        category, reason, decoded = row_problem(images[row], ids[row], groups[row], [column[row] for column in labels],
-                                                0, label_columns, checks.image_column, checks.adapter.label_problem,
-                                                checks.limits)
-        images[row] = None  # the bytes are in the batch; drop the Python copy as we go
+        category: str | None
+        reason: str | None
+        decoded: np.ndarray | None
+        if text:
+            category, reason, decoded = text_row_problem(ids[row], groups[row], [column[row] for column in labels],
+                                                         text.label_problem, problems[row])
+        else:
+            category, reason, decoded = row_problem(images[row], ids[row], groups[row],
+                                                    [column[row] for column in labels], 0, label_columns,
+                                                    checks.image_column, checks.adapter.label_problem, checks.limits)
+            images[row] = None  # the bytes are in the batch; drop the Python copy as we go
         if reason is None and str(ids[row]) in seen:
             category, reason = f"{checks.id_column}: duplicate", f"{checks.id_column}: duplicate id {ids[row]!r}"
         if reason is None:
             keep[row] = True
             seen.add(str(ids[row]))
-            pixels.append(decoded)
+            if decoded is not None:
+                pixels.append(decoded)
         else:
-            bad.append((first_row + row, category, reason))
-            log.warning("quarantined %s row %d (%s=%s): %s", path, first_row + row, checks.id_column, ids[row], reason)
-    return keep, bad, pixels
+            bad.append((first_row + row, str(category), reason))
+            log.warning("quarantined %s row %d (%s=%.80r): %s", path, first_row + row, checks.id_column, ids[row],
+                        reason)
+    return table, keep, bad, pixels
 
 
 def validate_shard(path: str, out_path: str, quarantine_path: str, checks: ShardChecks) -> ShardOutcome:
@@ -173,6 +226,7 @@ def validate_shard(path: str, out_path: str, quarantine_path: str, checks: Shard
     and encoded, whatever the shard size (a whole 10k-row shard at once held 300 MB more)."""
     adapter = checks.adapter
     label_columns = adapter.source_columns
+    text = isinstance(adapter, TextRecords)
     try:
         source = pq.ParquetFile(path)
         schema = source.schema_arrow
@@ -188,13 +242,15 @@ def validate_shard(path: str, out_path: str, quarantine_path: str, checks: Shard
     rows_in = 0
     try:
         for batch in source.iter_batches(batch_size=checks.batch_rows):
-            keep, bad, pixels = _check_batch(batch, rows_in, path, checks, seen, label_columns)
-            table = pa.Table.from_batches([batch])
-            valid = table.filter(pa.array(keep))
+            checked, keep, bad, pixels = _check_batch(batch, rows_in, path, checks, seen, label_columns)
+            table = pa.Table.from_batches([batch])  # quarantine keeps the rows as they came
+            valid = checked.filter(pa.array(keep))
             for name, column in adapter.derived_columns(valid).items():
                 valid = valid.append_column(name, column)
-            valid = valid.append_column(CONTENT_HASH, pa.array([content_hash(p) for p in pixels], type=pa.binary(16)))
-            if checks.signals is not None:
+            if not text:  # text rows are hashed on their normalised text by the subsample stage
+                valid = valid.append_column(CONTENT_HASH, pa.array([content_hash(p) for p in pixels],
+                                                                   type=pa.binary(16)))
+            if checks.signals is not None and not text:
                 for name, matrix in compute_signals(pixels, checks.signals).items():
                     valid = valid.append_column(name, fixed_binary(matrix))
                 valid = valid.replace_schema_metadata({**(valid.schema.metadata or {}),
@@ -237,8 +293,12 @@ def _duplicate_keys(ids: list[str]) -> np.ndarray:
 
 def _empty_valid(schema: pa.Schema, adapter: DatasetAdapter, signals: SignalSpec | None) -> pa.Table:
     valid = schema.empty_table()
+    if isinstance(adapter, TextRecords):
+        valid, _ = text_problems(valid, adapter)
     for name, column in adapter.derived_columns(valid).items():
         valid = valid.append_column(name, column)
+    if isinstance(adapter, TextRecords):
+        return valid
     valid = valid.append_column(CONTENT_HASH, pa.array([], pa.binary(16)))
     if signals is not None:
         for name, matrix in compute_signals([], signals).items():
@@ -303,18 +363,45 @@ def _drop_duplicates(outcome: ShardOutcome, positions: list[int], source_columns
                         quarantine_path, reasons_count, outcome.keys[~drop], outcome.source_rows[~drop])
 
 
+def text_row_problem(sample_id: object, group: object, labels: list,
+                     label_problem: Callable[[list], tuple[str, str] | None],
+                     text: tuple[str, str] | None) -> tuple[str | None, str | None, None]:
+    """``row_problem`` for a text row: id, group and labels as for images, then its text's problem
+    (from doughflow.data.textvalidate.text_problems)."""
+    if sample_id is None or str(sample_id) == "":
+        return "id: missing", "missing id", None
+    if group is None or str(group) == "":
+        return "group: missing", "missing group id", None
+    problem = label_problem(labels) or text
+    return (problem[0], problem[1], None) if problem else (None, None, None)
+
+
 def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, image_column: str,
-                    group_column: str, target_columns: list[str], max_count: int,
+                    group_column: str | None, target_columns: list[str], max_count: int,
                     adapter: DatasetAdapter | None = None, limits: ImageLimits | None = None,
                     signals: SignalSpec | None = None, client=None) -> ValidationResult:
     """Split every fetched shard into valid rows (plus pixel hash and, with ``signals``, the
     near-dup and cluster signals) and quarantined rows. With an ``adapter``, its source columns
     are the labels it judges, and the target columns it derives are appended to the valid rows;
     without, ``target_columns`` are counts within 0..max_count. With a Dask ``client`` the shards
-    are validated in parallel on its workers; without, one after another in this process."""
+    are validated in parallel on its workers; without, one after another in this process. Data
+    without ``group_column`` (or with None) has no groups."""
     adapter = adapter or columns_adapter(target_columns, max_count)
     label_columns = adapter.source_columns
     derived = [name for name in adapter.target_columns if name not in label_columns]
+    text = adapter if isinstance(adapter, TextRecords) else None
+    if text and text.text_column not in text.text_columns:
+        derived.append(text.text_column)
+    if manifest.shards:
+        names = pq.read_schema(manifest.shards[0].path).names
+        try:
+            group_column = present_group_column(names, group_column, manifest.shards[0].path)
+        except ValueError as error:
+            raise SchemaError(str(error)) from None
+        if group_column is None:
+            log.warning("the data has no group column: its rows will be split by near-duplicate component")
+    if text:
+        signals = None  # text rows are hashed on their normalised text by the subsample stage
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / "_quarantine"
@@ -350,6 +437,8 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
     signal_names = [name for name in pq.read_schema(outs[0]).names if name.startswith("_") and name != CONTENT_HASH
                     and name not in derived] if outs and signals else []
     out_manifest = DataManifest(source=manifest.source, fingerprint=manifest.fingerprint, rows=rows_valid,
-                                shards=valid_shards, columns=manifest.columns + derived + [CONTENT_HASH] + signal_names)
+                                shards=valid_shards, columns=manifest.columns + derived + ([] if text else [CONTENT_HASH])
+                                + signal_names, made_ids=manifest.made_ids)
     out_manifest.save(out_dir / "manifest.json")
-    return ValidationResult(out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons)
+    return ValidationResult(out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons,
+                            group_column)

@@ -73,18 +73,22 @@ def count_confusion(pred: np.ndarray, target: np.ndarray) -> tuple[list[int], li
 
 def pick_examples(ids: list[str], pred: np.ndarray, target: np.ndarray, k: int) -> list[Pick]:
     """k worst and k best images by total absolute error, and corner cases: empty pizzas, the most
-    crowded ones, and the ones whose predictions sit closest to a rounding boundary (least certain)."""
+    crowded ones, and the ones whose predictions sit closest to a rounding boundary (least certain).
+    Every image appears once, in the first group that takes it; "worst" takes only wrong images (some
+    rounded count differs from the truth), so a model that gets everything right shows no "worst"."""
     if not len(ids) or k == 0:
         return []
     totals = np.abs(pred - target).sum(axis=1)
+    wrong = (rounded_counts(pred) != np.asarray(target).astype(np.int64)).any(axis=1)
     order = sorted(range(len(ids)), key=lambda i: (-totals[i], ids[i]))
 
     def pick(group: str, index: int) -> Pick:
         return Pick(group, int(index), ids[index], [float(v) for v in pred[index]], [int(v) for v in target[index]],
                     float(totals[index]))
 
-    chosen = [pick("worst", i) for i in order[:k]]
-    chosen += [pick("best", i) for i in order[::-1][:k]]
+    chosen = [pick("worst", i) for i in [i for i in order if wrong[i]][:k]]
+    used = {p.index for p in chosen}
+    chosen += [pick("best", i) for i in [i for i in order[::-1] if i not in used][:k]]
     used = {p.index for p in chosen}
     corners: list[tuple[str, list[int]]] = []
     toppings = target.sum(axis=1)

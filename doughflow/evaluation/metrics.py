@@ -43,9 +43,11 @@ class WorstExample:
 
 
 def worst_examples(ids: list[str], pred: np.ndarray, target: np.ndarray, k: int) -> list[WorstExample]:
-    """The k images with the largest total absolute count error; ties broken by id for stability."""
+    """The k wrong images (some rounded count differs from the truth) with the largest total absolute
+    count error; ties broken by id for stability. A right image is never "worst", however few are wrong."""
     totals = np.abs(pred - target).sum(axis=1)
-    order = sorted(range(len(ids)), key=lambda i: (-totals[i], ids[i]))[:k]
+    wrong = (rounded_counts(pred) != np.asarray(target).astype(np.int64)).any(axis=1) if len(ids) else np.zeros(0, bool)
+    order = sorted((i for i in range(len(ids)) if wrong[i]), key=lambda i: (-totals[i], ids[i]))[:k]
     return [WorstExample(ids[i], int(i), float(totals[i]), [float(v) for v in pred[i]], [int(v) for v in target[i]])
             for i in order]
 
@@ -106,10 +108,11 @@ def headline_metric(problem: str) -> str:
 
 
 def worst_classified(ids: list[str], logits: np.ndarray, onehot: np.ndarray, k: int) -> list[WorstExample]:
-    """The k images whose true class got the least probability; ``total_abs_error`` is 1 - p(true),
-    ``predicted`` the class probabilities and ``true`` the one-hot target."""
+    """The k misclassified images whose true class got the least probability; ``total_abs_error`` is
+    1 - p(true), ``predicted`` the class probabilities and ``true`` the one-hot target."""
     probs = softmax(logits) if len(logits) else logits
     miss = 1.0 - (probs * onehot).sum(axis=1) if len(logits) else np.zeros(0)
-    order = sorted(range(len(ids)), key=lambda i: (-miss[i], ids[i]))[:k]
+    wrong = probs.argmax(axis=1) != np.asarray(onehot).argmax(axis=1) if len(logits) else np.zeros(0, bool)
+    order = sorted((i for i in range(len(ids)) if wrong[i]), key=lambda i: (-miss[i], ids[i]))[:k]
     return [WorstExample(ids[i], int(i), float(miss[i]), [float(v) for v in probs[i]], [int(v) for v in onehot[i]])
             for i in order]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def _coremltools():
     return ct
 
 
-def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels: list[str], preprocessing: dict,
+def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels: Sequence[str | int], preprocessing: dict,
                   precision: str = "fp32", max_batch: int = 256, deployment_target: str = "iOS16") -> Path:
     """Trace the model and convert it to an ML program taking ``images[batch, 3, H, W]`` (normalised as
     ``preprocessing`` says) and returning ``counts[batch, len(labels)]``."""
@@ -52,10 +53,10 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
             minimum_deployment_target=getattr(ct.target, deployment_target),
         )
     if output_name == "counts":
-        converted.short_description = f"Counts of {', '.join(labels)} on a {image_size}x{image_size} pizza photo ({precision})."
+        converted.short_description = f"Counts of {', '.join(map(str, labels))} on a {image_size}x{image_size} pizza photo ({precision})."
         meaning = "expected count per label, in labels order"
     else:
-        converted.short_description = f"Classifies a {image_size}x{image_size} image as one of {', '.join(labels)} ({precision})."
+        converted.short_description = f"Classifies a {image_size}x{image_size} image as one of {', '.join(map(str, labels))} ({precision})."
         meaning = "one logit per label, in labels order (softmax: probabilities, argmax: the class)"
     converted.input_description["images"] = (f"float32 [batch, 3, {image_size}, {image_size}] RGB, "
                                              f"{preprocessing.get('formula', 'normalised')}")
@@ -68,7 +69,7 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
     return path
 
 
-def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision: str,
+def inspect_coreml(path: Path, *, image_size: int, labels: Sequence[str | int], precision: str,
                    output_name: str = "counts") -> list[str]:
     """Reload the package's spec and list every way it differs from the contract; empty means valid."""
     ct = _coremltools()
@@ -101,7 +102,7 @@ def inspect_coreml(path: Path, *, image_size: int, labels: list[str], precision:
         problems.append(f"output {output_name} is not FLOAT32")
     metadata = dict(description.metadata.userDefined)
     try:
-        if json.loads(metadata.get("labels", "null")) != labels:
+        if json.loads(metadata.get("labels", "null")) != list(labels):
             problems.append(f"metadata labels {metadata.get('labels')} != {labels}")
     except json.JSONDecodeError:
         problems.append(f"metadata labels is not JSON: {metadata.get('labels')!r}")

@@ -8,7 +8,6 @@ file size and batch-1 latency. Deciding what ships is not done here but in evalu
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,8 +19,16 @@ from doughflow.data.adapters import problem_of
 from doughflow.evaluation.metrics import problem_metrics
 from doughflow.export import coreml_export, quantize
 from doughflow.export.onnx_export import ParityReport, compare_outputs
-from doughflow.export.runtimes import (Predictor, RuntimeUnavailable, coreml_can_predict, coreml_predictor,
-                                       fp16_emulated_predictor, onnx_predictor, torch_predictor)
+from doughflow.export.runtimes import (
+    Predictor,
+    RuntimeUnavailable,
+    coreml_can_predict,
+    coreml_predictor,
+    fp16_emulated_predictor,
+    onnx_predictor,
+    torch_predictor,
+)
+from doughflow.paths import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
                   preprocessing: dict) -> list[FormatResult]:
     """Convert and measure. ``inputs`` are normalised held-out images (NCHW float32), ``calibration``
     normalised training images. A conversion that raises becomes a format with ``error`` set."""
-    release, labels = config.release, config.labels
+    release, labels = config.release, config.label_names
     problem = problem_of(config)
     size = config.data.image_size
     quant = release.quantization
@@ -111,9 +118,9 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         result = FormatResult(name, bundle_name, str(target), primary=name in PRIMARY_FORMATS)
         results.append(result)
         try:
-            if target.exists():
-                shutil.rmtree(target)
-            coreml_export.export_coreml(model, target, image_size=size, labels=labels, preprocessing=preprocessing,
+            if target.exists() or target.is_symlink():
+                remove_tree(out_dir, target)
+            coreml_export.export_coreml(model, target, image_size=size, labels=config.labels, preprocessing=preprocessing,
                                         precision=precision, max_batch=release.coreml.max_batch,
                                         deployment_target=release.coreml.deployment_target)
         except Exception as error:  # noqa: BLE001 - a failed conversion is a gate finding, not a crash
@@ -121,7 +128,7 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
             result.error, result.path = f"{type(error).__name__}: {error}", None
             continue
         result.size_bytes = path_size(target)
-        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=labels, precision=precision,
+        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=config.labels, precision=precision,
                                                             output_name=preprocessing.get("output_name", "counts"))
         tolerance = getattr(release.tolerances, name)
         if can_predict:

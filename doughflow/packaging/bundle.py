@@ -7,6 +7,7 @@ fingerprint, config hash, git commit and library versions: a bundle is verifiabl
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -16,8 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 from doughflow.data.manifest import file_sha256
+from doughflow.paths import PathEscapeError, inside, remove_tree
 
 MANIFEST = "manifest.json"
+SIGNATURE = "bundle.sig"  # signs every other file (doughflow.packaging.signing); cannot list itself
 TRACKED_LIBRARIES = ("doughflow", "torch", "deepspeed", "onnx", "onnxruntime", "prefect", "pyarrow", "numpy", "pydantic")
 
 
@@ -48,14 +51,22 @@ class BundleResult:
     bundle_dir: str
     manifest_path: str
     files: int
+    signature: str = ""  # bundle.sig when a signing key is configured
 
 
 def build_bundle(bundle_dir: Path, *, files: dict[str, Path], documents: dict[str, dict | list | str],
-                 run_id: str, data_fingerprint: str, config_hash: str, extra: dict | None = None) -> BundleResult:
+                 run_id: str, data_fingerprint: str, config_hash: str, extra: dict | None = None,
+                 root: Path | None = None) -> BundleResult:
     """Copy ``files`` (bundle name -> source path), write ``documents`` (name -> JSON or text), then
-    hash everything into the manifest."""
-    if bundle_dir.exists():
-        shutil.rmtree(bundle_dir)
+    hash everything into the manifest. An earlier bundle there is deleted first, only when it lies inside
+    ``root`` (the artifacts folder; default: the bundle's parent); names are checked like a manifest's."""
+    root = Path(root) if root is not None else Path(bundle_dir).parent
+    inside(root, bundle_dir)
+    for name in [*files, *documents]:
+        if entry_name_problem(name):
+            raise PathEscapeError(f"bundle file name {name!r} refused ({entry_name_problem(name)})")
+    if bundle_dir.exists() or bundle_dir.is_symlink():
+        remove_tree(root, bundle_dir)
     bundle_dir.mkdir(parents=True)
     for name, source in files.items():
         target = bundle_dir / name
@@ -86,29 +97,108 @@ def build_bundle(bundle_dir: Path, *, files: dict[str, Path], documents: dict[st
     return BundleResult(str(bundle_dir), str(manifest_path), len(entries))
 
 
+def entry_name_problem(name: object) -> str | None:
+    """Why a manifest file name cannot be trusted as a path inside the bundle, or None: names are
+    relative POSIX paths without ``..``, ``.`` or empty parts (nothing that could point elsewhere)."""
+    if not isinstance(name, str) or not name:
+        return "not a file name"
+    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "contains '..'"
+    if "." in parts or "" in parts or "\0" in name:
+        return "not a normalised relative path"
+    return None
+
+
+def _walk(bundle_dir: Path) -> tuple[set[str], list[str]]:
+    """Regular files (relative names) and everything else (symlinks, special files) in the bundle,
+    never following a link."""
+    files, odd = set(), []
+    for folder, dirs, names in os.walk(bundle_dir, followlinks=False):
+        for name in [*dirs, *names]:
+            path = Path(folder) / name
+            relative = path.relative_to(bundle_dir).as_posix()
+            if path.is_symlink():
+                odd.append(f"{relative}: is a symlink")
+            elif name in names and not path.is_file():
+                odd.append(f"{relative}: is not a regular file")
+            elif name in names:
+                files.add(relative)
+    return files, odd
+
+
+def _listed_problem(bundle_dir: Path, name: str, entry: object) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or type(entry.get("bytes")) is not int:
+        return f"{name}: manifest entry is not {{sha256, bytes}}"
+    path = bundle_dir
+    for part in name.split("/"):
+        path = path / part
+        if path.is_symlink():
+            return f"{name}: is a symlink (manifest entries must be files inside the bundle)"
+    if not path.is_file():
+        return f"{name}: listed in manifest but missing"
+    if path.stat().st_size != entry["bytes"]:
+        return f"{name}: size {path.stat().st_size} != manifest {entry['bytes']}"
+    if file_sha256(path) != entry["sha256"]:
+        return f"{name}: sha256 differs from manifest"
+    return None
+
+
+def shipped_model_problems(manifest: dict) -> list[str]:
+    """A gated release must list the model file of every format it ships: the ``release.shipped``
+    names each need a ``formats`` entry, and each entry's file (or package folder) must be in ``files``."""
+    formats, files = manifest.get("formats") or {}, manifest.get("files") or {}
+    release = manifest.get("release")
+    if not isinstance(formats, dict):
+        return ["manifest formats: not a mapping"]
+    problems = []
+    shipped = release.get("shipped") if isinstance(release, dict) else None
+    for name in shipped if isinstance(shipped, list) else []:
+        if name not in formats:
+            problems.append(f"release ships {name!r}, but the manifest has no formats entry for it")
+    for name, entry in formats.items():
+        target = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(target, str) or entry_name_problem(target):
+            problems.append(f"format {name}: model file {target!r} is not a bundle file name")
+        elif target not in files and not any(listed.startswith(target + "/") for listed in files):
+            problems.append(f"format {name}: model file {target} is not listed in the manifest")
+    return problems
+
+
 def verify_bundle(bundle_dir: Path) -> list[str]:
-    """Problems found, empty when every file matches the manifest and nothing is unlisted."""
+    """Problems found, empty when every file matches the manifest and nothing is unlisted.
+
+    Manifest names are checked before they are opened (no absolute paths, no ``..``, no symlinks on the
+    way), every file present must be listed (the signature, which signs the manifest, excepted), and a
+    gated release must list the model of every format it ships."""
     bundle_dir = Path(bundle_dir)
     manifest_path = bundle_dir / MANIFEST
+    if manifest_path.is_symlink():
+        return [f"{manifest_path}: is a symlink"]
     if not manifest_path.exists():
         return [f"{manifest_path}: missing"]
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return [f"{manifest_path}: not valid JSON ({error})"]
+    entries = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(entries, dict):
+        return [f"{manifest_path}: has no files mapping"]
     problems = []
-    for name, entry in manifest.get("files", {}).items():
-        path = bundle_dir / name
-        if not path.exists():
-            problems.append(f"{name}: listed in manifest but missing")
+    listed = set()
+    for name, entry in entries.items():
+        bad_name = entry_name_problem(name)
+        if bad_name:
+            problems.append(f"{name!r}: manifest entry refused ({bad_name})")
             continue
-        if path.stat().st_size != entry["bytes"]:
-            problems.append(f"{name}: size {path.stat().st_size} != manifest {entry['bytes']}")
-        elif file_sha256(path) != entry["sha256"]:
-            problems.append(f"{name}: sha256 differs from manifest")
-    listed = set(manifest.get("files", {}))
-    for path in bundle_dir.rglob("*"):
-        name = path.relative_to(bundle_dir).as_posix()
-        if path.is_file() and name != MANIFEST and name not in listed:
-            problems.append(f"{name}: present but not in manifest")
+        listed.add(name)
+        problem = _listed_problem(bundle_dir, name, entry)
+        if problem:
+            problems.append(problem)
+    present, odd = _walk(bundle_dir)
+    problems += odd
+    problems += [f"{name}: present but not in manifest" for name in sorted(present - listed - {MANIFEST, SIGNATURE})]
+    problems += shipped_model_problems(manifest)
     return problems

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from doughflow.config import ExperimentConfig
-from doughflow.data.adapters import problem_of
-from doughflow.evaluation.gates import ReleaseDecision
+from doughflow.data.adapters import adapter_for, problem_of
+from doughflow.release.gates import ReleaseDecision
 from doughflow.export.formats import DeployResult
-from doughflow.packaging.model_card import dataset_statistics, render_model_card
+from doughflow.packaging.model_card import dataset_statistics, hyperparameter_rows, render_model_card
 from doughflow.packaging.verify import SAMPLE
 
 
@@ -43,13 +43,14 @@ def manifest_extra(config: ExperimentConfig, formats: DeployResult, decision: Re
                                 "int8" if "int8" in result.name else "fp32",
                                 "bytes": result.size_bytes}
     return {"release": {"status": decision.status, "reasons": decision.reasons, "excluded": decision.excluded,
+                        "shipped": [name for name in decision.shipped if name in entries],
                         "gates": [g.__dict__ for g in decision.gates]},
             "formats": entries}
 
 
 def split_targets(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
     """Label columns only (no image decoding) of each split, for the model card's statistics."""
-    columns = config.data.target_columns(config.labels)
+    columns = adapter_for(config).target_columns
     out = {}
     for name, manifest in splits.manifests.items():
         parts = [np.stack([pq.read_table(p, columns=columns).column(c).to_numpy() for c in columns], axis=1)
@@ -59,10 +60,12 @@ def split_targets(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
 
 
 def model_card(config: ExperimentConfig, *, run_id: str, data_fingerprint: str, splits, metrics: dict,
-               formats: DeployResult, decision: ReleaseDecision, bundle_files: dict[str, Path]) -> str:
+               formats: DeployResult, decision: ReleaseDecision, bundle_files: dict[str, Path],
+               epochs_run: int | None = None, world_size: int = 1, training: str | None = None) -> str:
     return render_model_card(
-        name=config.name, run_id=run_id, labels=config.labels, data_fingerprint=data_fingerprint,
+        name=config.name, run_id=run_id, labels=config.label_names, data_fingerprint=data_fingerprint,
         config_hash=config.config_hash(), image_size=config.data.image_size,
-        dataset_rows=dataset_statistics(split_targets(config, splits), config.labels, problem_of(config)), metrics=metrics,
-        decision=decision, formats=formats.formats, intended_use=config.release.intended_use,
-        limitations=config.release.limitations, bundle_files={name: {} for name in bundle_files}, problem=problem_of(config))
+        dataset_rows=dataset_statistics(split_targets(config, splits), config.label_names, problem_of(config)), metrics=metrics,
+        decision=decision, formats=formats.formats, card=config.card, bundle_files={name: {} for name in bundle_files},
+        problem=problem_of(config), hyperparameters=hyperparameter_rows(config.train, epochs_run, world_size),
+        training=training)

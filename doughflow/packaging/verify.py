@@ -53,7 +53,7 @@ def _check_onnx(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: floa
     return None
 
 
-def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str],
+def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str | int],
                   image_size: int, precision: str, output_name: str = "counts") -> tuple[str | None, str]:
     from doughflow.export.coreml_export import inspect_coreml
     from doughflow.export.runtimes import coreml_can_predict, coreml_predictor
@@ -81,6 +81,8 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
     release = manifest.get("release")
     if release is None:
         report.problems.append("manifest has no release decision: bundle was not gated")
+    elif not isinstance(release, dict):
+        report.problems.append("manifest release section is not a mapping")
     elif release.get("status") != "released":
         report.rejected = [f"release {release.get('status')}: {reason}" for reason in release.get("reasons", [])] or \
             [f"release status is {release.get('status')!r}"]

@@ -12,23 +12,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from doughflow.reporting.numbers import human, percent  # noqa: E402
 from doughflow.reporting.report import table  # noqa: E402
 
 
 def headline_rows(test: dict, parity, images_per_second: float) -> list[list]:
-    return [["test accuracy", test.get("accuracy", float("nan"))],
-            ["test macro-F1", test.get("macro_f1", float("nan"))],
-            ["ONNX parity max abs diff (logits)", parity.max_abs_diff],
-            ["ONNX argmax agreement", parity.rounded_agreement],
-            ["training throughput (img/s)", images_per_second]]
+    return [["test accuracy", percent(test.get("accuracy"))],
+            ["test macro-F1", human(test.get("macro_f1"))],
+            ["ONNX parity max abs diff (logits)", human(parity.max_abs_diff)],
+            ["ONNX argmax agreement", percent(parity.rounded_agreement)],
+            ["training throughput", human(images_per_second, "img/s")]]
 
 
 def epoch_rows(history: dict) -> list[list]:
-    return [[e["epoch"], e["train_loss"], e.get("val_loss", float("nan")), e.get("val_accuracy", float("nan")),
-             e["seconds"]] for e in history.get("epoch", [])]
+    return [[e["epoch"], e["train_loss"], e.get("val_loss", float("nan")), percent(e.get("val_accuracy")),
+             e.get("lr"), e["seconds"]] for e in history.get("epoch", [])]
 
 
-EPOCH_HEADERS = ["epoch", "train loss (cross-entropy)", "val loss", "val accuracy", "seconds"]
+EPOCH_HEADERS = ["epoch", "train loss (cross-entropy)", "val loss", "val accuracy", "learning rate", "epoch time (s)"]
 
 
 def metrics_section(metrics: dict, labels: list[str]) -> str:
@@ -85,6 +86,6 @@ def confusion_plot(matrix: np.ndarray, labels: list[str], path: Path) -> Path:
 
 
 def class_caption(probabilities: list[float], onehot: list[int], labels: list[str]) -> tuple[str, str]:
-    """('circle 0.93', 'square') for a worst-example row: predicted class with its probability, true class."""
+    """('circle 0.930', 'square') for a worst-example row: predicted class with its probability, true class."""
     k = int(np.argmax(probabilities))
-    return f"{labels[k]} {probabilities[k]:.2f}", labels[int(np.argmax(onehot))]
+    return f"{labels[k]} {human(float(probabilities[k]))}", labels[int(np.argmax(onehot))]

@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from doughflow.config import label_key
 from doughflow.evaluation.error_analysis import count_confusion, per_bucket_errors, per_class_errors, pick_examples
 from doughflow.evaluation.metrics import rounded_counts
+from doughflow.reporting.inert import md_text
+from doughflow.reporting.numbers import human, human_bytes, percent, words
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
@@ -19,9 +22,9 @@ from doughflow.reporting.report import table
 def decision_section(decision) -> str:
     head = f"**{decision.status.upper()}**"
     if decision.reasons:
-        head += ": " + "; ".join(decision.reasons)
+        head += ": " + "; ".join(md_text(reason) for reason in decision.reasons)
     if decision.excluded:
-        head += "\n\nLeft out of the bundle: " + "; ".join(f"{k} ({v})" for k, v in decision.excluded.items())
+        head += "\n\nLeft out of the bundle: " + "; ".join(md_text(f"{k} ({v})") for k, v in decision.excluded.items())
     rows = [[g.fmt, g.name, g.status, g.detail] for g in decision.gates]
     return head + "\n\n" + table(["format", "gate", "result", "detail"], rows)
 
@@ -39,27 +42,27 @@ def formats_section(formats, decision) -> str:
         status = ("reference" if f.name == "torch" else "shipped" if f.name in decision.shipped and decision.released
                   else decision.excluded.get(f.name, "not built: " + f.error if f.error else "in rejected bundle"))
         rows.append([
-            f.name, f.size_bytes or "-",
-            "-" if f.latency_ms is None else f"{f.latency_ms:.2f}",
-            "-" if f.latency_ms is None or not base_latency else f"{base_latency / f.latency_ms:.2f}x",
-            "-" if acc is None else f"{acc:.4f}",
-            "-" if acc is None or base_acc is None else f"{acc - base_acc:+.4f}",
-            "-" if parity is None else f"{parity.max_abs_diff:.3g}",
-            "-" if parity is None else f"{parity.rounded_agreement:.2%}",
+            f.name, human_bytes(f.size_bytes) if f.size_bytes else "-",
+            human(f.latency_ms),
+            "-" if f.latency_ms is None or not base_latency else f"{human(base_latency / f.latency_ms)}x",
+            percent(acc),
+            "-" if acc is None or base_acc is None else f"{'+' if acc >= base_acc else '-'}{human(abs(acc - base_acc) * 100)} points",
+            "-" if parity is None else human(parity.max_abs_diff),
+            "-" if parity is None else percent(parity.rounded_agreement),
             f.parity_method or "-", status,
         ])
     text = (f"{formats.parity_samples} held-out test images; latency is the median of batch-1 calls on this CPU; "
             "deltas are against fp32 ONNX.\n\n")
-    text += table(["format", "bytes", "latency ms", "speed vs fp32", "accuracy" if key == "accuracy" else "exact-count acc",
-                   "delta acc", "max |diff|", "argmax equal" if key == "accuracy" else "rounded equal", "how measured",
+    text += table(["format", "size", "latency (ms)", "speed vs fp32", "accuracy" if key == "accuracy" else "exact-count acc",
+                   "change in acc", "max |diff|", "argmax equal" if key == "accuracy" else "rounded equal", "how measured",
                    "status"], rows)
     worst_rows = []
     for f in formats.formats:
         if f.parity is None or f.name == "torch":
             continue
         for w in f.parity.worst[:3]:
-            worst_rows.append([f.name, w["sample_id"], w["max_abs_diff"], " ".join(f"{v:.2f}" for v in w["torch"]),
-                               " ".join(f"{v:.2f}" for v in w["export"])])
+            worst_rows.append([f.name, w["sample_id"], w["max_abs_diff"], " ".join(human(float(v)) for v in w["torch"]),
+                               " ".join(human(float(v)) for v in w["export"])])
     if worst_rows:
         text += "\n\nWorst differences against torch (top 3 per format):\n\n"
         text += table(["format", "sample", "max |diff|", "torch", "format output"], worst_rows)
@@ -81,7 +84,7 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
         cells = [prop, any_result.kind]
         for fmt in formats:
             r = lookup.get((fmt, prop))
-            cells.append("-" if r is None else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {r.worst_value:.2f})")
+            cells.append("-" if r is None else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {human(r.worst_value)})")
         rows.append(cells)
     if skipped_props:  # classification: held-out images under the invariances the augmentations promise
         text = (f"{behaviour.cases} cases of held-out test images under each transform. Cell: failures/examples and the "
@@ -92,16 +95,16 @@ def behaviour_section(behaviour, labels: list[str]) -> str:
                 "shortfall or other change for directional).\n\n")
     text += table(["property", "kind", *formats], rows)
     for fmt, how in behaviour.runtimes.items():
-        text += f"\n- {fmt}: run with {how}"
+        text += f"\n- {md_text(fmt)}: run with {md_text(how)}"
     for fmt, why in behaviour.skipped.items():
-        text += f"\n- {fmt}: not tested ({why})"
+        text += f"\n- {md_text(fmt)}: not tested ({md_text(why)})"
     if skipped_props:
         text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"], list(skipped_props.items()))
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]
     if failing:
         text += "\n\nWorst failing examples:\n\n"
         text += table(["format", "property", "example"],
-                      [[r.fmt, r.prop, str(r.worst_example)] for r in failing[:10]])
+                      [[r.fmt, r.prop, words(r.worst_example)] for r in failing[:10]])
     return text
 
 
@@ -111,8 +114,9 @@ def error_analysis_section(predictions_path: str | Path, labels: list[str], test
     ``test_images`` maps sample id -> pixels; ``caption(pred, true)`` formats counts."""
     table_data = pq.read_table(predictions_path).to_pydict()
     ids = [str(i) for i in table_data["sample_id"]]
-    pred = np.stack([np.asarray(table_data[f"pred_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
-    true = np.stack([np.asarray(table_data[f"true_{label}"], np.float64) for label in labels], axis=1) if ids else np.zeros((0, len(labels)))
+    keys = [label_key(label) for label in labels]  # the prediction columns are named by the labels' keys
+    pred = np.stack([np.asarray(table_data[f"pred_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
+    true = np.stack([np.asarray(table_data[f"true_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
     if not ids:
         return "No test predictions.", []
     class_rows = [[r["label"], r["mae"], r["bias"], r["exact"], r["over_counted"], r["under_counted"]]

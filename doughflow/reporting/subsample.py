@@ -4,6 +4,7 @@ side by side so a person can judge whether the removals were right."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,27 +13,35 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from doughflow.data.dedup.subsample import SubsampleResult
+from doughflow.reporting.inert import md_code, md_text
+from doughflow.reporting.numbers import human, words
 from doughflow.reporting.plots import example_grid
 from doughflow.reporting.report import table
 
 
-def subsample_markdown(result: SubsampleResult) -> str:
+# Removal reasons whose ``detail`` is the value of an id column (the per-id cap counts by the group
+# column unless configured otherwise): shown only as pseudonyms.
+ID_DETAIL_REASONS = ("id_cap",)
+
+
+def subsample_markdown(result: SubsampleResult, *, pseudonymise: Callable[[object], str]) -> str:
+    """The subsampling section; ids of customers (the per-id cap's detail) appear as ``pseudonymise(id)``."""
     rows = [[s.step, s.rows_in, s.rows_out, s.rows_in - s.rows_out,
              ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-", s.seconds] for s in result.steps]
     parts = ["### Subsampling",
-             table(["step", "rows in", "rows out", "removed", "reasons", "seconds"], rows),
-             f"Every removed row, with its reason and the row kept in its place: `{result.removed_path}`."]
+             table(["step", "rows in", "rows out", "removed", "reasons", "time (s)"], rows),
+             f"Every removed row, with its reason and the row kept in its place: {md_code(result.removed_path)}."]
     if result.lsh:
-        parts.append("Near-duplicate search: " + ", ".join(f"{k} {v}" for k, v in result.lsh.items()) + ".")
+        parts.append("Near-duplicate search: " + md_text(words(result.lsh)) + ".")
     truth = result.truth
     if truth:
-        def share(value):
-            return "-" if value is None else f"{value:.3f}"
+        def share(value: float | None) -> str:
+            return human(value)
 
         kinds = [[kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
                  for kind, v in sorted(truth["per_kind"].items())]
-        parts += [f"Against the planted ground truth: recall **{truth['recall']:.3f}** ({truth['found_pairs']} of "
-                  f"{truth['planted_pairs']} planted pairs), precision **{truth['precision']:.3f}** "
+        parts += [f"Against the planted ground truth: recall **{human(truth['recall'])}** ({truth['found_pairs']} of "
+                  f"{truth['planted_pairs']} planted pairs), precision **{human(truth['precision'])}** "
                   f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
                   "Per kind: recall over planted copies of that kind; precision over removed rows that are "
                   "that kind of copy (\"original\": a row that is not a planted copy).",
@@ -41,7 +50,9 @@ def subsample_markdown(result: SubsampleResult) -> str:
         if not items:
             continue
         headers = list(items[0].keys())
-        parts += [f"Examples: {reason}", table(headers, [[item[h] for h in headers] for item in items])]
+        if reason in ID_DETAIL_REASONS:
+            items = [{**item, "detail": pseudonymise(item["detail"])} if "detail" in item else item for item in items]
+        parts += [f"Examples: {md_text(reason)}", table(headers, [[item[h] for h in headers] for item in items])]
     sizes = result.cluster_sizes
     if sizes:
         parts += cluster_tables(sizes)

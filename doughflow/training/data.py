@@ -13,7 +13,10 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from doughflow.preprocessing import Preprocessing
+from doughflow.config import ExperimentConfig
+from doughflow.data.adapters import adapter_for
+from doughflow.data.manifest import DataManifest
+from doughflow.preprocessing import Preprocessing, preprocessing_for
 
 
 @dataclass
@@ -44,11 +47,9 @@ def load_split(paths: list[Path], *, id_column: str, image_column: str, target_c
     return ArraySplit(ids, stacked, labels)
 
 
-def load_split_for(config, manifest, desc: str = "decoding") -> ArraySplit:
+def load_split_for(config: ExperimentConfig, manifest: DataManifest, desc: str = "decoding") -> ArraySplit:
     """load_split with the columns and preprocessing an experiment config names."""
-    from doughflow.preprocessing import preprocessing_for
-
     data = config.data
     return load_split(manifest.paths(), id_column=data.id_column, image_column=data.image_column,
-                      target_columns=data.target_columns(config.labels), preprocessing=preprocessing_for(config),
+                      target_columns=adapter_for(config).target_columns, preprocessing=preprocessing_for(config),
                       desc=desc)

@@ -1,8 +1,8 @@
-"""The DeepSpeed engine as doughflow sets it up, and one training micro-step on it.
+"""The DeepSpeed engine as doughflow sets it up, one training micro-step on it, and its whole weights.
 
 DeepSpeed 0.19's defaults at ZeRO-0 make the host wait for the GPU several times a step, and a GPU
-that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (shared
-NOTES). Three things cause the waits, and :func:`build_engine` removes each of them:
+that waits for its host idles. Its engine alone reached 0.83 of plain torch on an H200 (ResNet-18,
+128 px, bf16: 13.9k img/s against 16.8k). Three things cause the waits, and :func:`build_engine` removes each of them:
 
 - The throughput timer (``timers.throughput``) is on and synchronized by default, so it synchronizes
   the device at every forward and every step. doughflow times its steps itself, so it is off.
@@ -17,16 +17,52 @@ NOTES). Three things cause the waits, and :func:`build_engine` removes each of t
 
 ZeRO 1-3 clip and reduce inside DeepSpeed's own optimizers, which are left as they are.
 :mod:`doughflow.training.host_sync` finds such waits on any machine; the tests use it.
+
+DeepSpeed's own monitors (TensorBoard, CSV, W&B: ``train.deepspeed.monitor``) pass through into its
+config. They do not need the throughput timer: at each optimizer step DeepSpeed 0.19 writes only the
+learning rate (a Python float, no device read), and its timing events need ``wall_clock_breakdown``,
+which stays off. It no longer writes the loss, so the trainer hands the monitors its own events
+(:func:`write_monitor_events`) where it reads the loss anyway, every ``log_every_steps``, and the
+validation metrics each epoch; every event's step is the samples trained on, which only grows (W&B
+drops a step that goes back).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 
-from doughflow.config import TrainConfig
+from doughflow.config import DeepSpeedMonitorConfig, TrainConfig
+from doughflow.training.recipe import Recipe, training_recipe
+from doughflow.training.schedule import global_batch_size
+
+# torch autocast dtype per train.precision (fp32: none), for what runs outside the engine: validation, memory probes.
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+MONITOR_DIR = "monitor"  # under the train stage folder, where monitors write unless output_path says otherwise
 
 
-def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
+def monitor_sections(monitor: DeepSpeedMonitorConfig, out_dir: str | None) -> dict:
+    """DeepSpeed's ``tensorboard``, ``csv_monitor`` and ``wandb`` sections for the enabled monitors. An
+    empty ``output_path`` is ``<out_dir>/monitor`` and an empty ``job_name`` the run id (the name of the
+    run folder ``out_dir`` sits in), so runs that share an output_path land side by side."""
+    run_id = Path(out_dir).parent.name if out_dir else "doughflow"
+    default_path = str(Path(out_dir) / MONITOR_DIR) if out_dir else ""
+    sections: dict = {}
+    for name, section in (("tensorboard", monitor.tensorboard), ("csv_monitor", monitor.csv_monitor)):
+        if section.enabled:
+            sections[name] = {"enabled": True, "output_path": section.output_path or default_path,
+                              "job_name": section.job_name or run_id}
+    if monitor.wandb.enabled:
+        wandb = monitor.wandb
+        sections["wandb"] = {"enabled": True, "group": wandb.group, "team": wandb.team, "project": wandb.project}
+    return sections
+
+
+def deepspeed_config(cfg: TrainConfig, device: torch.device, out_dir: str | None = None) -> dict:
+    """DeepSpeed's config for ``cfg``; ``out_dir`` (the train stage folder) places the monitors' files."""
     config: dict = {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
@@ -41,17 +77,24 @@ def deepspeed_config(cfg: TrainConfig, device: torch.device) -> dict:
     if cfg.precision != "fp32":
         # BatchNorm keeps fp32 running stats, which DeepSpeed's bf16 engine rejects; autocast works.
         config["torch_autocast"] = {"enabled": True, "dtype": "bfloat16" if cfg.precision == "bf16" else "float16"}
+    config.update(monitor_sections(cfg.deepspeed.monitor, out_dir))
     return config
 
 
-def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int) -> dict:
-    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer, schedule), for the bundle."""
-    return {**deepspeed_config(cfg, device), "doughflow": {
-        "optimizer": {"type": "torch.optim.AdamW", "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay},
-        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", "warmup_steps": cfg.warmup_steps,
+def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int,
+                       recipe: Recipe | None = None, out_dir: str | None = None) -> dict:
+    """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer at the recipe's learning
+    rate, schedule) and the recipe itself, for the bundle."""
+    recipe = recipe or training_recipe(cfg, world_size, device.type)
+    warmup = ({"warmup_samples": recipe.warmup_samples} if recipe.schedule_unit == "samples"
+              else {"warmup_steps": recipe.warmup_steps})
+    return {**deepspeed_config(cfg, device, out_dir), "doughflow": {
+        "optimizer": {"type": "torch.optim.AdamW", "lr": recipe.effective_learning_rate, "weight_decay": cfg.weight_decay},
+        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", **warmup, "unit": recipe.schedule_unit,
                       "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
         "world_size": world_size, "device": device.type, "seed": cfg.seed,
-        "global_batch_size": cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size,
+        "global_batch_size": global_batch_size(cfg, world_size),
+        "recipe": recipe.as_dict(),
         "engine_changes": engine_changes(cfg, world_size),
     }}
 
@@ -82,19 +125,27 @@ def sync_free_clipping(engine) -> None:
     engine.clip_fp32_gradients = clip_fp32_gradients
 
 
-def build_engine(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, cfg: TrainConfig,
-                 device: torch.device, world_size: int):
+def build_engine(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
+                 device: torch.device, world_size: int, out_dir: str | None = None) -> Any:
     """``deepspeed.initialize`` with the config above, then the ZeRO-0 changes the module docstring explains."""
     import deepspeed
 
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=deepspeed_config(cfg, device))
+                                           config=deepspeed_config(cfg, device, out_dir))
     changes = engine_changes(cfg, world_size)
     if "gradient_clipping" in changes:
         sync_free_clipping(engine)
     if "gradient_allreduce" in changes:
         engine.enable_backward_allreduce = False
     return engine
+
+
+def write_monitor_events(engine: Any, events: list[tuple[str, float, int]]) -> None:
+    """Hand (name, value, step) events to DeepSpeed's monitors; nothing when none is enabled. Call on
+    rank 0 only: DeepSpeed makes the monitors there."""
+    monitor = getattr(engine, "monitor", None)
+    if monitor is not None and monitor.enabled:
+        monitor.write_events(events)
 
 
 def forward_loss(engine, images_u8: torch.Tensor, targets: torch.Tensor, normalize, device: torch.device,
@@ -109,3 +160,10 @@ def backward_step(engine, loss: torch.Tensor) -> None:
     """Backward and DeepSpeed's step (accumulation, clipping and the optimizer happen at the boundary)."""
     engine.backward(loss)
     engine.step()
+
+
+def full_state_dict(engine, zero_stage: int) -> dict | None:
+    """Whole fp32 weights; ZeRO-3 must gather them (a collective: every rank calls this)."""
+    if zero_stage == 3:
+        return engine._zero3_consolidated_16bit_state_dict()
+    return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}

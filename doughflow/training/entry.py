@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m doughflow.training.entry JOB.json", file=sys.stderr)
         return 2
-    from doughflow.training.trainer import TrainJob, run_training
+    from doughflow.training.job import TrainJob
+    from doughflow.training.loop import run_training
 
     job = TrainJob.from_json(Path(args[0]).read_text())
     rank = os.environ.get("RANK", "0")

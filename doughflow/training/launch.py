@@ -1,7 +1,8 @@
 """Run a training job: in this process for world size 1, else under torchrun or the deepspeed launcher.
 
 The launcher runs in its own session (process group) so that cancelling or failing the task kills
-every rank with one ``os.killpg``; a Prefect cancellation otherwise leaves orphans (shared NOTES). It
+every rank with one ``os.killpg``; a Prefect cancellation otherwise leaves orphans (prefect#20979; Prefect fixed
+its own subprocesses the same way in PR #21585). It
 also gets PR_SET_PDEATHSIG, so it dies with us even when we are SIGKILLed. Each launch picks a free
 MASTER_PORT (a fixed one collides with the last run's sockets) and sets DEEPSPEED_TIMEOUT so a stuck
 peer fails the job instead of hanging it.
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import doughflow
 from doughflow.config import LauncherConfig
-from doughflow.training.trainer import TrainJob, TrainResult, _free_port, load_result, run_training
+from doughflow.training.job import JOB_FILE, TrainJob, TrainResult, load_result
+from doughflow.training.loop import run_training
+from doughflow.training.process import free_port
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(doughflow.__file__).resolve().parent.parent
@@ -88,9 +91,9 @@ def start(job: TrainJob, launcher: LauncherConfig) -> subprocess.Popen:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (out_dir / "errors").glob("rank*.json"):
         stale.unlink()
-    job_path = out_dir / "job.json"
+    job_path = out_dir / JOB_FILE
     job_path.write_text(job.to_json())
-    port = launcher.master_port or _free_port()
+    port = launcher.master_port or free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env["DEEPSPEED_TIMEOUT"] = str(launcher.timeout_minutes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import optuna  # noqa: E402
 
 from doughflow.config import ExperimentConfig, dump_config  # noqa: E402
+from doughflow.reporting.inert import md_code  # noqa: E402
 from doughflow.reporting.report import ReportFiles, table, write_report  # noqa: E402
 from doughflow.tuning.space import apply_params, params_as_overrides  # noqa: E402
 from doughflow.tuning.study import StudyRef  # noqa: E402
@@ -116,6 +118,11 @@ def importance_plot(values: dict[str, float], path: Path) -> Path:
     return path
 
 
+def redact_password(url: str) -> str:
+    """A storage URL as the report shows it: ``postgresql://user:***@host/db``, never the password."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 def _seconds(trial: optuna.trial.FrozenTrial) -> str:
     if trial.datetime_start and trial.datetime_complete:
         return f"{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}"
@@ -157,14 +164,14 @@ def build_tune_report(config: ExperimentConfig, study: optuna.Study, ref: StudyR
                    "log" if spec.log else "", ", ".join(map(str, spec.choices or []))]
                   for path, spec in tune.search_space.items()]
     sections = [
-        f"# doughflow tuning: study `{ref.name}`",
+        f"# doughflow tuning: study {md_code(ref.name)}",
         f"Experiment **{config.name}**, {ref.direction} `{ref.metric}` (the trainer's per-epoch validation metric). "
-        f"Storage `{ref.storage}`. {n['n_trials']} trials: {n['n_complete']} complete, {n['n_pruned']} pruned, "
+        f"Storage {md_code(redact_password(ref.storage))}. {n['n_trials']} trials: {n['n_complete']} complete, {n['n_pruned']} pruned, "
         f"{n['n_fail']} failed, {n['n_running']} running or abandoned.",
         "## Best",
         (f"Trial {best.trial}: **{ref.metric} = {best.value:.4f}** with "
-         f"`{' '.join(params_as_overrides(best.params))}`. Full config: `{best.path}`; train and release it with "
-         f"`python -m flows.train --config {best.path}`." if best.path else "No trial completed yet."),
+         f"{md_code(' '.join(params_as_overrides(best.params)))}. Full config: {md_code(best.path)}; train and release "
+         f"it with {md_code(f'python -m flows.train --config {best.path}')}." if best.path else "No trial completed yet."),
         "## Optimisation history",
         "![optimisation history](history.png)",
         "## Parameter importance",

@@ -8,8 +8,11 @@ Prefect task and flow boundaries; each side reopens the study from its storage U
 
 from __future__ import annotations
 
+import uuid
+
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,28 @@ def trials_left(ref: StudyRef, n_trials: int) -> int:
     return max(0, n_trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
 
 
+@dataclass(frozen=True)
+class TrialBudget:
+    """What this invocation may still run: trials until the study holds ``tune.n_trials`` finished
+    ones, and no trial started after ``deadline`` (``time.time()``; None: no limit)."""
+
+    trials: int
+    deadline: float | None
+
+
+def trial_budget(ref: StudyRef, tune: TuneConfig) -> TrialBudget:
+    deadline = time.time() + tune.timeout_seconds if tune.timeout_seconds else None
+    return TrialBudget(trials_left(ref, tune.n_trials), deadline)
+
+
+def ask_within(ref: StudyRef, tune: TuneConfig, budget: TrialBudget) -> TrialPlan | None:
+    """The next trial, or None once the budget's deadline has passed (a running trial is never cut)."""
+    if budget.deadline is not None and time.time() > budget.deadline:
+        log.info("tune.timeout_seconds reached: no further trials in this invocation")
+        return None
+    return ask(ref, tune)
+
+
 def ask(ref: StudyRef, tune: TuneConfig) -> TrialPlan:
     from doughflow.tuning.space import suggest
 
@@ -135,10 +160,8 @@ def tell(ref: StudyRef, plan: TrialPlan, outcome: dict) -> str:
     return state
 
 
-def trial_run_id(ref: StudyRef, plan: TrialPlan) -> str:
+def trial_run_id(ref: StudyRef, plan: TrialPlan, flow_run_id: str | None = None) -> str:
     """<study>-trial0003-<flow run>: readable, and unique even when a study is deleted and restarted
     (a reused folder would resume the old trial's checkpoints)."""
-    from prefect.runtime import flow_run
-
-    suffix = str(flow_run.id or "").replace("-", "")[:8] or __import__("uuid").uuid4().hex[:8]
+    suffix = (flow_run_id or "").replace("-", "")[:8] or uuid.uuid4().hex[:8]
     return f"{ref.name}-trial{plan.number:04d}-{suffix}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from doughflow.cli import run_flow_cli
+from doughflow.cli.flow import run_flow_cli
 from doughflow.data.synthetic.shapes import CLASSES, generate_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ TINY_SHAPES_OVERRIDES = [
 @pytest.mark.slow
 def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     from flows.train import train
-    from flows.verify import main as verify
+    from doughflow.cli.verify import main as verify
 
     source = generate_shapes(tmp_path / "shapes", 240, size=32, other=6)
     argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,

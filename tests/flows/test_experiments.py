@@ -14,7 +14,7 @@ from tests.support.configs import DATA_STAGES, MODEL_STAGES
 
 @pytest.mark.slow
 def test_reruns_skip_finished_stages_and_runs_are_compared(prefect_api, tmp_path, capsys):
-    from flows.compare import main as compare
+    from doughflow.cli.compare import main as compare
     from flows.train import train
 
     def run(epochs: int) -> dict:

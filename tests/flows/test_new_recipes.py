@@ -58,6 +58,6 @@ def test_adding_a_topping_draws_only_its_batch_and_ships_it(prefect_api, tmp_pat
     assert output.type.tensor_type.shape.dim[-1].dim_value == len(BASE_MENU) + 1
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert "onion" in json.dumps(metrics)
-    from flows.verify import main as verify
+    from doughflow.cli.verify import main as verify
 
     assert verify([str(bundle)]) == 0

@@ -11,12 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from doughflow.cli import run_flow_cli
+from doughflow.cli.flow import run_flow_cli
 from doughflow.config import load_config
 from doughflow.packaging.bundle import verify_bundle
+from doughflow.privacy import is_pseudonym
 from doughflow.review.packet import load_packet
 from doughflow.runs import RunPaths
-from tasks.fetch import fetch
+from doughflow.stages.fetch import fetch
 from tests.support.browser import browser_page
 from tests.support.configs import TINY_OVERRIDES
 from tests.support.review import export_from_page, fill_in_page, read_csv
@@ -44,7 +45,7 @@ def run_cli(module, *args):
 
 @pytest.mark.slow
 def test_review_round_trip(tiny_run, tmp_path, capsys):
-    from flows.verify import main as verify
+    from doughflow.cli.verify import main as verify
 
     def verify_json(*args):
         code = verify([str(bundle), *args])
@@ -96,6 +97,9 @@ def test_review_round_trip(tiny_run, tmp_path, capsys):
     # the corrections become the next run's extra source, their origin kept
     rows = pq.read_table(labelled).to_pylist()
     assert len(rows) == n
+    # the packet's samples carry pseudonyms; the export, training data for the next split, the real ids
+    assert all(is_pseudonym(g) for g in pq.read_table(review_dir / "samples.parquet").column("customer_id").to_pylist())
+    assert all(r["customer_id"].startswith("cust-") for r in rows)
     fixed = next(r for r in rows if r["origin_sample_id"] == wrong["sample_id"])
     assert fixed["count_olive"] == int(wrong["predicted_olive"]) + 1 and fixed["origin_reviewer"] == "Chef Ana"
     config = load_config(bundle / "config.yaml", [f"artifacts_dir={tmp_path / 'next'}", f"data.extra_sources=[{labelled}]"])

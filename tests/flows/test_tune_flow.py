@@ -61,10 +61,10 @@ def _trial_data_stage_states() -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_api, tmp_path, capsys):
-    from doughflow.cli import run_flow_cli
+    from doughflow.cli.flow import run_flow_cli
     from flows.tune import tune
 
-    overrides = TINY_OVERRIDES + TUNE_OVERRIDES + [f"artifacts_dir={tmp_path}"]
+    overrides = TINY_OVERRIDES + TUNE_OVERRIDES + [f"artifacts_dir={tmp_path}", "tracking.mlflow.enabled=true"]
     first = tune(config=load_config(None, overrides + ["tune.n_trials=1"]))
     assert (first["n_complete"], first["n_pruned"], first["n_trials"]) == (1, 0, 1)
     assert first["best_trial"] == 0 and first["best_params"] == {"train.learning_rate": 0.01, "train.model.width": 8}
@@ -99,7 +99,7 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
         async with get_client() as client:
             return {a.key for a in await client.read_artifacts()}
 
-    assert "tune-pizza" in asyncio.run(artifact_keys())  # the study report, as a Prefect markdown artifact
+    assert "pizza-tune-report" in asyncio.run(artifact_keys())  # the study report, as a Prefect markdown artifact
 
     states = _trial_data_stage_states()
     assert set(states["trial-0"].values()) <= {"Completed", "Cached"}, states
@@ -110,3 +110,19 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
     assert len(run_dirs) == 1 and not (run_dirs[0] / "bundle").exists()
     history = json.loads((run_dirs[0] / "train" / "history.json").read_text())
     assert [e["epoch"] for e in history["epoch"]] == [1]
+
+    # MLflow: the study one parent run (reopened by the resumed invocation), each trial nested under it
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("pizza").experiment_id
+    runs = client.search_runs([experiment])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["best_objective"] == pytest.approx(second["best_value"])
+    trials = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id),
+                    key=lambda r: int(r.data.tags["doughflow.trial"]))
+    assert [r.data.tags["optuna.state"] for r in trials] == ["COMPLETE", "PRUNED"]
+    assert trials[1].data.metrics["pruned_after_epoch"] == 1 and trials[1].data.params["train.learning_rate"] == "1e-06"
+    assert [m.step for m in client.get_metric_history(trials[0].info.run_id, "val_mae")] == [1, 2]

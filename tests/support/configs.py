@@ -8,7 +8,6 @@ from doughflow.config import TrainConfig
 
 TINY_OVERRIDES = [
     "data.source.generator.num_images=300",
-    "data.source.generator.rows_per_shard=120",
     "data.source.generator.num_customers=60",
     "data.rows_per_shard=100",
     "train.epochs=2",
@@ -17,11 +16,14 @@ TINY_OVERRIDES = [
     "evaluate.min_exact_count_accuracy=0",
     "evaluate.worst_examples=4",
     # A 2-epoch model is not releasable; the smoke test checks the plumbing, so the behavioural
-    # gates only record their results here (tests/unit/evaluation/test_gates.py shows them rejecting).
+    # gates only record their results here (tests/unit/release/test_gates.py shows them rejecting).
     "release.properties.examples=4",
     "release.properties.max_failure_rate=1.0",
     "release.quantization.calibration_samples=16",
     "release.quantization.latency_repeats=2",
+    # MLflow (a few seconds of imports and a store per run) is checked by the tests that turn it on:
+    # tests/flows/test_train_flow.py and test_tune_flow.py (a local store), tests/stack/test_mlflow.py (a server).
+    "tracking.mlflow.enabled=false",
 ]
 
 # The stages of a train flow, as the registry and Prefect name them.

@@ -13,10 +13,10 @@ import os
 import signal
 import sys
 
-# Every stage gets the hold hook; each child names the stage to hold in (tasks/common.py).
+# Every stage gets the hold hook; each child names the stage to hold in (doughflow/orchestration/stage_tasks.py).
 os.environ.setdefault("DOUGHFLOW_FAULT_HOLD_STAGE", "")
 
-from doughflow.cli import run_flow_cli  # noqa: E402
+from doughflow.cli.flow import run_flow_cli  # noqa: E402
 from flows.train import train  # noqa: E402
 
 

@@ -2,9 +2,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from doughflow.caching import canonical, code_version, result_storage, select, stage_key
+from doughflow.caching import canonical, code_version, select, stage_key
 from doughflow.config import load_config
-from tasks.common import STAGE_SECTIONS, cache_key_for
 
 
 @dataclass
@@ -23,21 +22,8 @@ def test_stage_key_depends_only_on_its_sections_and_upstream():
     assert stage_key("split", base, ("split",), upstream) != stage_key("validate", base, ("split",), upstream)
 
 
-def test_cache_key_ignores_the_run_and_honours_the_switch(tmp_path):
-    from doughflow.runs import RunPaths
-
-    config = load_config(None)
-    one = {"config": config, "paths": RunPaths(tmp_path, "run-1"), "raw": Upstream("f", 1)}
-    two = {**one, "paths": RunPaths(tmp_path, "run-2")}
-    assert cache_key_for("validate", one) == cache_key_for("validate", two) is not None
-    assert cache_key_for("publish-report", one) is None
-    assert cache_key_for("validate", {**one, "config": load_config(None, ["orchestration.cache=false"])}) is None
 
 
-def test_every_cached_stage_names_real_config_sections():
-    config = load_config(None)
-    for stage, sections in STAGE_SECTIONS.items():
-        select(config, sections)  # raises KeyError on a stale section name
 
 
 def test_canonical_is_order_stable_and_code_version_is_a_hash():
@@ -47,9 +33,6 @@ def test_canonical_is_order_stable_and_code_version_is_a_hash():
         select(load_config(None), ("train.nope",))
 
 
-def test_result_storage_for_a_local_folder(prefect_api, tmp_path):
-    block = result_storage(str(tmp_path / "results"))
-    assert (tmp_path / "results").is_dir() and block.basepath == str((tmp_path / "results").resolve())
 
 
 def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):
@@ -68,3 +51,28 @@ def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):
     result = Result(str(kept), [{"path": str(gone)}, {"path": "/elsewhere/not-ours.parquet"}, {"note": "text"}])
     assert missing_outputs(result, (str(tmp_path),)) == [str(gone)]
     assert missing_outputs(result, (str(tmp_path / "runs" / "a"),)) == []
+
+
+def test_user_module_source_and_library_versions_enter_the_key(tmp_path, monkeypatch):
+    import sys
+
+    from doughflow.caching import library_versions, module_source_hash, user_module_sources
+
+    package = tmp_path / "my_models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text("WIDTH = 8\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_config(None, ["train.model.import_module=my_models"])
+    before = user_module_sources(config, ("train",))
+    assert set(before) == {"train.model.import_module"}
+    assert user_module_sources(config, ("data",)) == {}  # a stage that does not read the field
+    upstream = {"raw": Upstream("abc", 10)}
+    key = stage_key("train", config, ("train",), upstream, {"modules": before})
+    (package / "nets.py").write_text("WIDTH = 16\n")  # same config, edited model code
+    after = user_module_sources(config, ("train",))
+    assert after != before and stage_key("train", config, ("train",), upstream, {"modules": after}) != key
+    assert module_source_hash("surely_not_a_module_xyz").startswith("not found")
+    assert "my_models" not in sys.modules  # hashed without importing it
+    versions = library_versions(("torch", "surely-not-installed-xyz"))
+    assert versions["torch"].startswith("2.") and versions["surely-not-installed-xyz"] == "absent"

@@ -1,6 +1,16 @@
-import pytest
+import json
+import subprocess
+import sys
+from pathlib import Path
 
-from doughflow.config import DEFAULT_CONFIG, ConfigError, ExperimentConfig, load_config, parse_override
+import pytest
+from pydantic import ValidationError
+
+from doughflow.config import (DEFAULT_CONFIG, ConfigError, ExperimentConfig, PizzaGeneratorConfig, load_config,
+                              parse_override, validate_config)
+from doughflow.data.adapters import adapter_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_yaml_matches_model_defaults():
@@ -27,6 +37,13 @@ def test_overrides_reach_nested_fields_and_parse_types():
         ("labels=[olive, olive]", "labels", "unique"),
         ("labels=[olive, anchovy]", "<root>", "anchovy"),
         ("train.precision=fp8", "train.precision", "fp32"),
+        ("train.scaling={rule: sqrt}", "train.scaling", "needs reference_global_batch"),
+        ("train.scaling.rule=cubic", "train.scaling.rule", "linear"),
+        ("train.micro_batch_size=big", "train.micro_batch_size", "from 1 to 4096, or 'auto'"),
+        ("train.micro_batch_size=0", "train.micro_batch_size", "from 1 to 4096, or 'auto'"),
+        ("train.global_batch_size=100", "train", "global_batch_size 100 is not a whole number of micro batches (64)"),
+        ("train.memory_budget_gb=0", "train.memory_budget_gb", "greater than 0"),
+        ("train.micro_batch_search.headroom=1", "train.micro_batch_search.headroom", "less than 1"),
     ],
 )
 def test_bad_values_fail_naming_the_field(override, field, message):
@@ -61,7 +78,45 @@ def test_config_hash_tracks_every_field():
 
 def test_label_map_is_config():
     config = load_config(None, ["labels=[pepperoni, olive, onion]"])
-    assert config.data.target_columns(config.labels) == ["count_pepperoni", "count_olive", "count_onion"]
+    assert adapter_for(config).target_columns == ["count_pepperoni", "count_olive", "count_onion"]
+
+
+def test_config_imports_no_other_part_of_the_library():
+    """A leaf: every module can take a typed config, and importing it cannot start an import circle."""
+    code = "import json, sys, doughflow.config; print(json.dumps(sorted(m for m in sys.modules if m.startswith('doughflow'))))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert imported == ["doughflow", "doughflow.config", "doughflow.toppings"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.source.generator.image_size=64", "data.source.generator.image_size was removed: the generator draws at data.image_size"),
+    ("data.source.generator.rows_per_shard=500",
+     "data.source.generator.rows_per_shard was removed: the generator writes shards of data.rows_per_shard rows"),
+    ("data.source.generator.max_count=3", "data.source.generator.max_count was renamed data.source.generator.max_per_topping"),
+])
+def test_retired_keys_fail_naming_what_replaced_them(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [override])
+    assert message in str(caught.value) and "pizza.yaml" in str(caught.value)
+
+
+def test_retired_keys_are_all_named_at_once_and_outside_a_file_too():
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"data": {"source": {"generator": {"image_size": 64, "max_count": 3}}, "max_count": 20}})
+    lines = str(caught.value).splitlines()[1:]
+    assert [line.split(" was ")[0].strip() for line in lines] == ["data.source.generator.image_size",
+                                                                  "data.source.generator.max_count"]
+    with pytest.raises(ValidationError, match="rows_per_shard was removed: the generator writes shards of data.rows_per_shard"):
+        PizzaGeneratorConfig(rows_per_shard=100)
+
+
+def test_one_field_one_meaning():
+    """The generator's size and shard size are data's; its per-topping maximum is not data.max_count."""
+    config = load_config(None, ["data.source.generator.max_per_topping=2", "data.image_size=96", "data.rows_per_shard=300"])
+    generator = config.data.source.generator
+    assert generator.max_per_topping == 2 and config.data.max_count == 20
+    assert not {"image_size", "rows_per_shard", "max_count"} & set(type(generator).model_fields)
 
 
 def test_stack_environment_picks_where_not_what(monkeypatch, tmp_path):
@@ -78,3 +133,12 @@ def test_stack_environment_picks_where_not_what(monkeypatch, tmp_path):
     assert stacked.config_hash() == plain.config_hash()
     own = load_config(None, ["dask.address=tcp://10.0.0.5:8786", f"orchestration.result_storage={tmp_path / 'r'}"])
     assert own.dask.scheduler_address() == "tcp://10.0.0.5:8786" and own.result_storage_url() == str(tmp_path / "r")
+
+
+def test_a_global_batch_must_split_over_the_configured_processes():
+    ok = load_config(None, ["train.global_batch_size=256", "train.launcher.num_processes=4"])
+    assert ok.train.global_batch_size == 256
+    with pytest.raises(ConfigError, match=r"3 processes .*multiple of 192"):
+        load_config(None, ["train.global_batch_size=256", "train.launcher.num_processes=3"])
+    auto = load_config(None, ["train.micro_batch_size=auto", "train.global_batch_size=96", "train.launcher.num_processes=3"])
+    assert auto.train.micro_batch_size == "auto"

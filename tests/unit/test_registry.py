@@ -51,5 +51,31 @@ def test_a_registry_from_before_stage_states_is_migrated_in_place(tmp_path):
                     " 1.0, '{}', '{\"mae\": 0.2}', '{}', '{}')")
     (migrated,) = load_runs(registry)
     assert migrated.run_id == "old" and migrated.metrics == {"mae": 0.2} and migrated.stage_states == {}
+    assert migrated.recipe == {}  # the recipe column, added later still, too
     record_run(registry, _record("new", "2026-11-27T10:00:00Z", 1, 0.5))
     assert [r.run_id for r in load_runs(registry)] == ["old", "new"]
+
+
+def test_comparison_shows_the_hardware_and_recipe_of_each_run(tmp_path):
+    registry = tmp_path / "registry.sqlite"
+    laptop = _record("laptop", "t1", 16, 0.97)
+    laptop.config["train"].update(micro_batch_size=64, gradient_accumulation_steps=1, learning_rate=0.003)
+    laptop.recipe = {"world_size": 1, "device": "cpu", "global_batch_size": 64, "micro_batch_size": 64,
+                     "gradient_accumulation_steps": 1, "micro_batch_method": "configured", "effective_learning_rate": 0.003}
+    cluster = _record("cluster", "t2", 16, 0.98)
+    cluster.config["train"].update(micro_batch_size="auto", learning_rate=0.003)
+    cluster.recipe = {"world_size": 8, "device": "cuda", "global_batch_size": 512, "micro_batch_size": 64,
+                      "gradient_accumulation_steps": 1, "micro_batch_method": "gpu probe", "effective_learning_rate": 0.024}
+    old = _record("old", "t0", 16, 0.9)  # recorded before recipes were: read from its config
+    old.config["train"].update(micro_batch_size=32, gradient_accumulation_steps=2, learning_rate=0.001,
+                               launcher={"num_processes": 2, "num_nodes": 1})
+    old.recipe = {}
+    for record in (old, laptop, cluster):
+        record_run(registry, record)
+    runs = load_runs(registry, ["old", "laptop", "cluster"])
+    assert runs[2].recipe["device"] == "cuda"
+    text = comparison_markdown(runs)
+    for row in ("| world size | 2 | 1 | 8 |", "| device | — | cpu | cuda |", "| global batch | 128 | 64 | 512 |",
+                "| micro batch x accumulation | 32 x 2 | 64 x 1 | 64 x 1 (gpu probe) |",
+                "| effective learning rate | 0.00100 | 0.00300 | 0.0240 |"):
+        assert row in text, row

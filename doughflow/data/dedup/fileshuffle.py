@@ -18,6 +18,7 @@ nanny restarted the worker (measured; see benchmarks/dedup.py's RSS timeline).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,28 @@ def write_parts(table: pa.Table, part: np.ndarray, parts: int, path: str) -> Non
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         for p in range(parts):
             writer.write_batch(whole.slice(bounds[p], bounds[p + 1] - bounds[p]))
+    os.replace(tmp, path)
+
+
+def write_sorted_parts(rows_of: Callable[[int, int], pa.Table], part: np.ndarray, parts: int, path: str,
+                       chunk_rows: int) -> None:
+    """``write_parts`` for rows too big to hold at once: ``part`` is sorted, and ``rows_of(lo, hi)`` builds
+    rows lo..hi; consecutive parts are built and written together, about ``chunk_rows`` rows at a time."""
+    bounds = np.searchsorted(part, np.arange(parts + 1)).tolist()
+    tmp = f"{path}.tmp"
+    schema = rows_of(0, 0).schema
+    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        first = 0
+        while first < parts:
+            last = first + 1
+            while last < parts and bounds[last + 1] - bounds[first] <= chunk_rows:
+                last += 1
+            lo, hi = bounds[first], bounds[last]
+            batches = rows_of(lo, hi).combine_chunks().to_batches()
+            whole = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
+            for p in range(first, last):
+                writer.write_batch(whole.slice(bounds[p] - lo, bounds[p + 1] - bounds[p]))
+            first = last
     os.replace(tmp, path)
 
 

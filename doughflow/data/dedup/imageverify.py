@@ -21,7 +21,7 @@ from doughflow.data.dedup.fileshuffle import read_part, write_parts
 from doughflow.data.dedup.imagesig import fourier_correlation
 from doughflow.data.dedup.reduce import in_sorted
 from doughflow.data.dedup.sketch import id_keys
-from doughflow.data.signals import THUMBNAIL, binary_matrix
+from doughflow.data.dedup.signals import THUMBNAIL, binary_matrix
 
 
 def bucket_pairs_sorted(bucket: np.ndarray, key: np.ndarray, pair_limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ def endpoint_thumbnails(source_path: str, sketch_path: str, out_path: str, *, id
     take = pa.array(row, pa.int64())
     width = thumb_size * thumb_size
     thumb_rows = binary_matrix(thumbs.take(take) if len(row) else pa.array([], pa.binary(width)), width)
-    from doughflow.data.signals import fixed_binary
+    from doughflow.data.dedup.signals import fixed_binary
 
     write_parts(pa.table({"edge": edge, "side": side, "id": ids.take(take), "thumb": fixed_binary(thumb_rows)}),
                 edge % parts, parts, out_path)

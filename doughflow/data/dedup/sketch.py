@@ -17,8 +17,19 @@ import pyarrow.parquet as pq
 import xxhash
 
 from doughflow.data.dedup.minhash import MinHasher, normalised_words, text_signatures, word_signatures
-from doughflow.data.signals import (CONTENT_HASH, EMBEDDING, EMBEDDING_WIDTH, SIGNATURE, THUMBNAIL, SignalSpec,
-                                    binary_matrix, compute_signals, content_hash, stored_spec, usable)
+from doughflow.data.dedup.signals import (
+    CONTENT_HASH,
+    EMBEDDING,
+    EMBEDDING_WIDTH,
+    SIGNATURE,
+    THUMBNAIL,
+    SignalSpec,
+    binary_matrix,
+    compute_signals,
+    content_hash,
+    stored_spec,
+    usable,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,14 @@ class SketchSpec:
     lsh_bands: int = 0  # text: bands x rows of the LSH written as shuffle files by this pass
     lsh_rows: int = 0
     parts: int = 0  # > 0: also write the exact-dedup and LSH shuffle files beside the sketch
+    modality: str = "image"  # "text": rows are compared on text_column whatever the near-dup kind
+
+    def payload_is_text(self, names: list[str] | None = None) -> bool:
+        """Whether rows are hashed by their text (else by their image). Without a modality, a shard
+        with the text column and no image column is text (the review corpus, kind none)."""
+        if self.modality == "text" or self.kind == "text":
+            return True
+        return names is not None and self.kind == "none" and self.text_column in names and self.image_column not in names
 
 
 def _string_array(values) -> pa.Array:
@@ -136,10 +155,7 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     if spec.cap_column:
         columns.append(spec.cap_column)
     schema = pq.read_schema(path)
-    if spec.kind == "text" or (spec.kind == "none" and spec.text_column in schema.names and spec.image_column not in schema.names):
-        payload = spec.text_column
-    else:
-        payload = spec.image_column
+    payload = spec.text_column if spec.payload_is_text(schema.names) else spec.image_column
     signed = payload == spec.image_column and CONTENT_HASH in schema.names and (
         spec.kind != "image" and not spec.features or usable(stored_spec(schema), signal_spec(spec)))
     if signed:  # validation decoded these images once and stored what we need beside them

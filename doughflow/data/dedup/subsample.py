@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from doughflow.config import NearDupConfig, SubsampleConfig
+from doughflow.data.dask_client import gather
 from doughflow.data.dedup import reduce as R
-from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
 from doughflow.data.dedup.lsh import components, lsh_params
 from doughflow.data.dedup.sketch import SketchSpec, id_keys, rows_matrix, sketch_shard
+from doughflow.data.dedup.textsettings import DEFAULT_TEXT_COLUMN, TextSettings, length_histogram, resolve_text
+from doughflow.data.manifest import DataManifest, ShardInfo, file_sha256
+from doughflow.data.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
+# What a person watching the stage sees move (doughflow.data.progress): shards sketched, the dedup and
+# cap steps, shards written.
+SUBSAMPLE_PHASES = ("sketching", "dedup", "writing")
 DUP_GROUP = "_dup_group"
 CLUSTER = "_cluster"
 
@@ -62,12 +70,33 @@ class SubsampleResult:
         return self.rows_in - self.rows_out
 
 
-def spec_for(cfg, id_column: str, group_column: str, image_column: str, parts: int = 0) -> SketchSpec:
+def resolve_kind(near: NearDupConfig, modality: str) -> NearDupConfig:
+    """``near`` with kind auto made concrete: text for text datasets, image for image datasets."""
+    if near.kind == "image" and modality == "text":
+        raise ValueError("subsample.near_dup.kind is image, but the rows are text (data.adapter text): "
+                         "set near_dup.kind to auto or text")
+    if near.kind != "auto":
+        return near
+    return near.model_copy(update={"kind": "text" if modality == "text" else "image"})
+
+
+def cap_column_of(cfg: SubsampleConfig, group_column: str | None) -> str | None:
+    """The column the per-id cap counts by: none when the cap is off or the data has no groups."""
+    return (cfg.id_cap_column or group_column) if cfg.max_per_id else None
+
+
+def spec_for(cfg: SubsampleConfig, id_column: str, group_column: str | None, image_column: str, parts: int = 0,
+             text: TextSettings | None = None, modality: str = "image", text_column: str | None = None) -> SketchSpec:
+    """What the sketch pass computes; ``text``: the resolved text settings (kind text)."""
     near = cfg.near_dup
-    bands, rows = lsh_params(near.threshold, near.num_perm, near.false_negative_weight) if near.kind == "text" else (0, 0)
-    return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column, text_column=near.text_column,
-                      cap_column=(cfg.id_cap_column or group_column) if cfg.max_per_id else None,
-                      shingle=near.shingle, shingle_size=near.shingle_size, num_perm=near.num_perm, seed=near.seed,
+    bands, rows = (0, 0)
+    if near.kind == "text" and text is not None:
+        bands, rows = lsh_params(text.lsh_threshold, near.num_perm, near.false_negative_weight)
+    return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column,
+                      text_column=text.text_column if text else (near.text_column or text_column or DEFAULT_TEXT_COLUMN),
+                      cap_column=cap_column_of(cfg, group_column), modality=modality,
+                      shingle=text.shingle if text else "word", shingle_size=text.shingle_size if text else 3,
+                      num_perm=near.num_perm, seed=near.seed,
                       scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
                       thumb_size=near.thumb_size, image_blocks=near.max_hamming + 1, rank_seed=cfg.seed,
                       features=cfg.cluster.enabled,
@@ -149,17 +178,21 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None,
-              n_examples: int = 6) -> tuple[dict, pd.DataFrame, list[str]]:
+def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: "TextSource | None" = None,
+              n_examples: int = 6, text: TextSettings | None = None) -> tuple[dict, pd.DataFrame, list[str]]:
     """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
     pairs for the report, and the per-shard group files (for filter_shard). Components run here on
     int64 keys only; the kept row of each is chosen on the workers (component_step)."""
     started = time.perf_counter()
     removed_keys = stage.keys()
     if near.kind == "text":
-        bands, rows = lsh_params(near.threshold, near.num_perm, near.false_negative_weight)
-        facts = {"kind": "text", "bands": bands, "rows": rows, "threshold": near.threshold, "num_perm": near.num_perm,
-                 "shingle": f"{near.shingle} {near.shingle_size}-grams", "scheme": near.scheme}
+        assert text is not None, "kind text needs resolved text settings"
+        bands, rows = lsh_params(text.lsh_threshold, near.num_perm, near.false_negative_weight)
+        facts = {"kind": "text", "bands": bands, "rows": rows, "threshold": text.threshold,
+                 "candidates_at": text.lsh_threshold, "num_perm": near.num_perm,
+                 "shingle": f"{text.shingle} {text.shingle_size}-grams", "verify": near.verify, "scheme": near.scheme}
+        if text.chosen:
+            facts["chosen"] = text.describe()
     else:
         bands, rows = near.max_hamming + 1, 0
         facts = {"kind": "image", "hash": near.image_hash, "blocks": bands, "max_hamming": near.max_hamming,
@@ -173,13 +206,13 @@ def near_step(stage: _Stage, near, width: int, texts: "TextSource | None" = None
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
     timing = {"candidates": round(time.perf_counter() - started, 2)}
     facts["candidate_edges"] = int(len(edges))
-    threshold = near.threshold if near.kind == "text" else near.min_correlation
+    threshold = text.threshold if near.kind == "text" and text is not None else near.min_correlation
     threshold = threshold if near.verify != "none" else -np.inf
     pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
     edge, score = np.zeros(0, np.int64), np.zeros(0)
     if len(edges):
-        if near.verify == "exact" and near.kind == "text" and texts is not None:
-            edge, score, pairs = texts.exact_scores(edges, near, threshold, n_examples)
+        if near.verify == "exact" and near.kind == "text" and texts is not None and text is not None:
+            edge, score, pairs = texts.exact_scores(edges, near, text, threshold, n_examples)
             timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         elif near.kind == "image":
             edge, score, pairs = image_scores(stage, edges, near, threshold, n_examples)
@@ -288,6 +321,19 @@ def image_scores(stage: "_Stage", edges: pd.DataFrame, near, threshold: float,
     return edge[order], score[order], pairs.reset_index(drop=True)
 
 
+# Edge ends per exact-verification part. Each end carries its row's shingle hashes (8 bytes each), so
+# a part of 50k ends of 50-shingle records is ~20 MB of hashes plus its copies. With one part per shard,
+# 200k short records whose 421k candidate edges (character 3-grams, LSH at 0.6) gave ~210k ends a part,
+# and both 1 GiB workers were restarted for memory (measured); candidates grow with duplicates and
+# with shared field values (a common city), not with shards.
+VERIFY_PART_ENDS = 50_000
+
+
+def verify_parts(edges: int, shards: int) -> int:
+    """Parts of the exact verification: one per shard at least, more when the edges need them."""
+    return max(1, shards, -(-2 * edges // VERIFY_PART_ENDS))
+
+
 @dataclass
 class TextSource:
     """Where the texts are, for exact verification of candidate pairs (doughflow.data.dedup.textverify)."""
@@ -298,7 +344,7 @@ class TextSource:
     text_column: str
     scratch: Path
 
-    def exact_scores(self, edges: pd.DataFrame, near, threshold: float,
+    def exact_scores(self, edges: pd.DataFrame, near: NearDupConfig, text: TextSettings, threshold: float,
                      n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """(edge, score) per candidate edge, sorted by edge: true Jaccard of shingle sets, or a
         rapidfuzz ratio for strings up to ``levenshtein_max_chars``, computed on the workers; and
@@ -309,11 +355,11 @@ class TextSource:
         edges_path = str(self.scratch / "edges.npz")
         a, b = edges["a"].to_numpy(np.int64), edges["b"].to_numpy(np.int64)
         np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
-        parts = max(1, len(self.paths))
+        parts = verify_parts(len(edges), len(self.paths))
         maps = [str(self.scratch / f"ends-{i:05d}.arrow") for i in range(len(self.paths))]
         self.client.gather(self.client.map(
             textverify.endpoint_shingles, self.paths, maps, id_column=self.id_column, text_column=self.text_column,
-            edges_path=edges_path, parts=parts, kind=near.shingle, size=near.shingle_size,
+            edges_path=edges_path, parts=parts, kind=text.shingle, size=text.shingle_size,
             short_chars=near.levenshtein_max_chars, pure=False))
         found = self.client.gather(self.client.map(textverify.verify_part_scores, [maps] * parts, range(parts),
                                                    short_chars=near.levenshtein_max_chars, threshold=threshold,
@@ -365,7 +411,7 @@ def cluster_limit(cluster, alive: int, k: int) -> int:
     return min(limits)
 
 
-def cluster_step(stage: _Stage, cfg, dims: int, n_examples: int = 6, shown_clusters: int = 4) -> tuple[np.ndarray, dict]:
+def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int = 6, shown_clusters: int = 4) -> tuple[np.ndarray, dict]:
     """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row once (kept on the
     workers), cap each cluster; returns the centres and the sizes before the cap with example ids
     (lowest ranks) of the largest clusters for the report."""
@@ -452,7 +498,7 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
     without the signal columns validation stored (no later stage reads them). ``groups``: (sorted
     keys of rows in a near-dup component, the group id of each), as arrays: a dict of ids would cost
     every worker ~150 bytes per near-duplicate row. Streams ``batch_rows`` rows at a time."""
-    from doughflow.data.signals import SIGNAL_COLUMNS
+    from doughflow.data.dedup.signals import SIGNAL_COLUMNS
 
     group_keys, group_ids = groups
     cluster_of = None
@@ -504,19 +550,39 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
     return rows, sizes
 
 
-def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: str, group_column: str,
-              image_column: str = "image", score_truth: bool = True) -> SubsampleResult:
+def text_settings(client: Any, paths: list[str], near: NearDupConfig, text_column: str | None) -> TextSettings:
+    """Resolve the text settings; with shingle auto, from a histogram of every row's normalised length
+    (one read of the text column per shard, on the workers)."""
+    histogram = None
+    if near.shingle == "auto":
+        column = near.text_column or text_column or DEFAULT_TEXT_COLUMN
+        counts = client.gather(client.map(length_histogram, paths, column=column, pure=False))
+        histogram = np.sum(counts, axis=0) if counts else np.zeros(1, np.int64)
+    return resolve_text(near, histogram, text_column)
+
+
+def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client, *, id_column: str,
+              group_column: str | None, image_column: str = "image", score_truth: bool = True,
+              modality: str = "image", text_column: str | None = None,
+              progress: StageProgress | None = None) -> SubsampleResult:
     """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
     ``score_truth``: score against planted ground truth columns when present (loads every id into
-    this process: benchmarks score after timing instead)."""
+    this process: benchmarks score after timing instead). ``modality``: what the rows are (image or
+    text: near-dup kind auto follows it); ``text_column``: the rows' text when the config names none.
+    ``group_column`` None: the data has no groups, so the per-id cap counts only id_cap_column.
+    ``progress`` follows ``SUBSAMPLE_PHASES``: shards sketched, dedup and cap steps done, shards written."""
+    progress = progress or StageProgress(SUBSAMPLE_PHASES, disable=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     sketch_dir = out_dir / "_sketch"
     sketch_dir.mkdir(exist_ok=True)
     paths = [str(p) for p in manifest.paths()]
-    spec = spec_for(cfg, id_column, group_column, image_column, parts=len(paths))
+    cfg = cfg.model_copy(update={"near_dup": resolve_kind(cfg.near_dup, modality)})
+    text = text_settings(client, paths, cfg.near_dup, text_column) if cfg.near_dup.kind == "text" else None
+    spec = spec_for(cfg, id_column, group_column, image_column, parts=len(paths), text=text, modality=modality,
+                    text_column=text_column)
     sketch_paths = [str(sketch_dir / f"sketch-{i:05d}.parquet") for i in range(len(paths))]
     started = time.perf_counter()
-    done = client.gather(client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False))
+    done = gather(client, client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False), progress, "sketching")
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
     stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed")
@@ -533,23 +599,30 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
     facts: dict = {}
     group_maps: list[str] = []
     pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
+    progress.start("dedup", sum(map(bool, (cfg.exact_dedup, near.kind != "none", cfg.max_per_id and spec.cap_column,
+                                            cfg.cluster.enabled))))
     if cfg.exact_dedup:
         exact_step(stage)
+        progress.advance()
     if near.kind != "none":
-        texts = TextSource(client, paths, id_column, near.text_column, sketch_dir / "_verify") if near.kind == "text" else None
-        facts, pairs, group_maps = near_step(stage, near, width, texts, cfg.report_examples)
-    if cfg.max_per_id:
+        texts = TextSource(client, paths, id_column, text.text_column, sketch_dir / "_verify") if text else None
+        facts, pairs, group_maps = near_step(stage, near, width, texts, cfg.report_examples, text)
+        progress.advance()
+    if cfg.max_per_id and spec.cap_column:
         id_cap_step(stage, cfg.max_per_id)
+        progress.advance()
     centres, cluster_sizes = None, {}
     if cfg.cluster.enabled:
-        centres, cluster_sizes = cluster_step(stage, cfg, 64 if near.kind != "text" else 256)
+        centres, cluster_sizes = cluster_step(stage, cfg, 256 if spec.payload_is_text() else 64)
+        progress.advance()
 
     started = time.perf_counter()
     removed_keys = stage.keys()
     removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
-    written = client.gather(client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
-                                       removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False))
+    written = gather(client, client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
+                                        removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False),
+                     progress, "writing")
     if centres is not None:
         after: dict[int, int] = {}
         for _, sizes in written:
@@ -562,7 +635,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
 
     removed_path = out_dir / "removed.parquet"
     _concat_parquet(stage.removed_files, removed_path)
-    from doughflow.data.signals import SIGNAL_COLUMNS
+    from doughflow.data.dedup.signals import SIGNAL_COLUMNS
 
     columns = [c for c in dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else []))
                if c not in SIGNAL_COLUMNS]
@@ -572,7 +645,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg, client, *, id_column: 
                              stage.steps, examples(stage.removed_files, pairs, cfg.report_examples), cluster_sizes, facts)
     if score_truth:
         result.truth = score_against_truth(paths, id_column, pq.read_table(removed_path).to_pandas(),
-                                           near.threshold if near.kind == "text" else None)
+                                           text.threshold if text else None)
     Path(result.report_path).write_text(json.dumps(
         {k: v for k, v in asdict(result).items() if k != "manifest"}, indent=2, default=str))
     return result
@@ -593,8 +666,10 @@ def examples(removed_files: list[str], pairs: pd.DataFrame, n: int) -> dict:
 
 
 def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame, threshold: float | None) -> dict:
-    """Recall and precision of exact + near-dup removal against planted ground truth (``dup_of``,
-    ``dup_kind`` and, for text, ``true_jaccard`` columns) when the data has it."""
+    """Recall and precision of exact + near-dup removal against planted ground truth (``dup_of`` and
+    ``dup_kind`` columns) when the data has it. ``recall`` counts every planted pair; with a
+    ``true_jaccard`` column (the review corpus: word 3-gram Jaccard) and a threshold, also the recall
+    over the pairs at or above it (``recall_at_threshold``)."""
     schema = pq.read_schema(paths[0]) if paths else None
     if schema is None or "dup_of" not in schema.names:
         return {}
@@ -629,11 +704,14 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
     kind_of = truth.drop_duplicates("id").set_index("id")["dup_kind"].fillna("")
     removed_kind = kind_of.reindex(dedup["id"]).fillna("").replace("", "original").to_numpy(dtype=object)
     planted = truth[(dup_of != "") & dup_of.isin(ids)]
-    if threshold is not None and "true_jaccard" in planted:
-        planted = planted[planted["true_jaccard"] >= threshold]
     a, b = planted["id"].to_numpy(dtype=object), planted["dup_of"].to_numpy(dtype=object)
     touched = pd.Index(a).isin(parent.index) | pd.Index(b).isin(parent.index)
     found = (rep(a) == rep(b)) & touched
+    above = {}
+    if threshold is not None and "true_jaccard" in planted:
+        over = (planted["true_jaccard"] >= threshold).to_numpy()
+        above = {"recall_at_threshold": float(found[over].mean()) if over.any() else 1.0,
+                 "planted_at_threshold": int(over.sum())}
     per_kind = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
                 for kind, g in planted.groupby("dup_kind")}
     for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)
@@ -647,4 +725,4 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
             "recall": float(found.mean()) if len(found) else 1.0,
             "removed_as_duplicates": int(len(dedup)), "correct_removals": int(correct),
             "precision": float(correct / len(dedup)) if len(dedup) else 1.0, "per_kind": per_kind,
-            "threshold": threshold}
+            "threshold": threshold, **above}

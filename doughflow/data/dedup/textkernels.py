@@ -83,9 +83,9 @@ def string_hashes(data, offsets, seed):
 
 @njit(cache=True, nogil=True)
 def normalise_ascii(data, offsets):
-    """The Arrow normalisation (utf8_lower, drop RE2 ``[^\\w\\s]+``, split on whitespace, join with
-    one space) for ASCII texts, in one pass: RE2's \\w and \\s are ASCII classes, so on ASCII input
-    a word is a run of [0-9a-z_] after lowering, [ \\t\\n\\f\\r] separate words and every other
+    """The Arrow normalisation (utf8_lower, drop minhash.NOT_WORD, split on whitespace, join with one
+    space) for ASCII texts, in one pass: on ASCII input that class keeps [0-9A-Za-z_] and RE2's \\s,
+    so a word is a run of [0-9a-z_] after lowering, [ \\t\\n\\f\\r] separate words and every other
     byte is dropped without separating. Returns (normalised bytes, text offsets, word starts, word
     ends, word offsets per text)."""
     n = len(offsets) - 1
@@ -167,34 +167,96 @@ def to32(h):
 
 
 @njit(cache=True, nogil=True)
-def signatures(word_hash, doc_offsets, size, a, b, affine32, out):
-    """MinHash rows into ``out`` (n_docs x num_perm uint32, pre-filled with datasketch's empty
-    value): datasketch's ``affine32`` (murmur3 fmix32 pre-mix, then a*h+b mod 2^32) or ``legacy``
-    ((a*h+b) mod (2^61-1), low 32 bits) over each shingle's 32-bit hash."""
+def _permute_min(row: np.ndarray, hv: np.uint32, a: np.ndarray, b: np.ndarray, affine32: bool) -> None:
+    """Lower ``row`` to the minimum with every permutation of one shingle's 32-bit hash ``hv``:
+    datasketch's ``affine32`` (murmur3 fmix32 pre-mix, then a*h+b mod 2^32) or ``legacy``
+    ((a*h+b) mod (2^61-1), low 32 bits)."""
     num_perm = len(a)
+    if affine32:
+        x = hv ^ (hv >> np.uint32(16))
+        x = np.uint32(x * np.uint32(0x85EBCA6B))
+        x ^= x >> np.uint32(13)
+        x = np.uint32(x * np.uint32(0xC2B2AE35))
+        x ^= x >> np.uint32(16)
+        for p in range(num_perm):
+            row[p] = min(row[p], np.uint32(a[p] * x + b[p]))
+    else:
+        h = np.uint64(hv)
+        for p in range(num_perm):
+            v = a[p] * h + b[p]
+            v = (v & MERSENNE) + (v >> np.uint64(61))
+            if v >= MERSENNE:
+                v -= MERSENNE
+            row[p] = min(row[p], np.uint32(v & np.uint64(0xFFFFFFFF)))
+
+
+@njit(cache=True, nogil=True)
+def signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, a: np.ndarray, b: np.ndarray, affine32: bool,
+               out: np.ndarray) -> None:
+    """MinHash rows into ``out`` (n_docs x num_perm uint32, pre-filled with datasketch's empty
+    value) over each word shingle's 32-bit hash."""
     for d in range(len(doc_offsets) - 1):
         lo, hi = doc_offsets[d], doc_offsets[d + 1]
         if hi <= lo:
             continue
         row = out[d]
         for s in range(max(1, hi - lo - size + 1)):
-            hv = to32(_shingle64(word_hash, lo + s, hi, size))
-            if affine32:
-                x = hv ^ (hv >> np.uint32(16))
-                x = np.uint32(x * np.uint32(0x85EBCA6B))
-                x ^= x >> np.uint32(13)
-                x = np.uint32(x * np.uint32(0xC2B2AE35))
-                x ^= x >> np.uint32(16)
-                for p in range(num_perm):
-                    row[p] = min(row[p], np.uint32(a[p] * x + b[p]))
-            else:
-                h = np.uint64(hv)
-                for p in range(num_perm):
-                    v = a[p] * h + b[p]
-                    v = (v & MERSENNE) + (v >> np.uint64(61))
-                    if v >= MERSENNE:
-                        v -= MERSENNE
-                    row[p] = min(row[p], np.uint32(v & np.uint64(0xFFFFFFFF)))
+            _permute_min(row, to32(_shingle64(word_hash, lo + s, hi, size)), a, b, affine32)
+
+
+@njit(cache=True, nogil=True)
+def char_starts(data: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Byte positions where the UTF-8 code points of ``data[lo:hi]`` start, plus ``hi``."""
+    out = np.empty(hi - lo + 1, np.int64)
+    n = 0
+    for i in range(lo, hi):
+        if (data[i] & 0xC0) != 0x80:  # not a continuation byte
+            out[n] = i
+            n += 1
+    out[n] = hi
+    return out[:n + 1]
+
+
+@njit(cache=True, nogil=True)
+def char_shingle_hashes64(data: np.ndarray, offsets: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(MurmurHash64A of every character ``size``-gram's UTF-8 bytes, shingles per text) of the
+    texts in an Arrow string array's (bytes, offsets). Characters are code points, so a non-ASCII
+    letter is one character; a text shorter than ``size`` is one shingle, an empty text none."""
+    n = len(offsets) - 1
+    per_doc = np.zeros(n, np.int64)
+    total = 0
+    for d in range(n):
+        chars = 0
+        for i in range(offsets[d], offsets[d + 1]):
+            if (data[i] & 0xC0) != 0x80:
+                chars += 1
+        if chars > 0:
+            per_doc[d] = max(1, chars - size + 1)
+            total += per_doc[d]
+    out = np.empty(total, np.uint64)
+    k = 0
+    for d in range(n):
+        if per_doc[d] == 0:
+            continue
+        starts = char_starts(data, offsets[d], offsets[d + 1])
+        chars = len(starts) - 1
+        for s in range(per_doc[d]):
+            out[k] = murmur64a(data, starts[s], starts[min(s + size, chars)], seed)
+            k += 1
+    return out, per_doc
+
+
+@njit(cache=True, nogil=True)
+def hash_signatures(hashes32: np.ndarray, per_doc: np.ndarray, a: np.ndarray, b: np.ndarray, affine32: bool,
+                    out: np.ndarray) -> None:
+    """MinHash rows into ``out`` (as ``signatures``) from precomputed 32-bit shingle hashes,
+    documents one after another with ``per_doc`` shingles each."""
+    k = 0
+    for d in range(len(per_doc)):
+        row = out[d]
+        for _ in range(per_doc[d]):
+            _permute_min(row, hashes32[k], a, b, affine32)
+            k += 1
 
 
 @njit(cache=True, nogil=True)

@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from doughflow.config import PizzaGeneratorConfig
+from doughflow.config import DataConfig, PizzaGeneratorConfig
 from doughflow.data.synthetic.pizza import MenuEra, generate_pizza_dataset, menu_history
+from doughflow.paths import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,16 @@ def _key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def era_dir(config: PizzaGeneratorConfig, era: MenuEra, datasets_dir: Path) -> Path:
-    """Keyed by everything that shapes the era's bytes and nothing else: the base era ignores
-    ``base_menu`` bookkeeping and ``new_recipe_images``, so adding a launch never redraws it."""
-    spec = config.model_dump(mode="json", exclude={"base_menu", "new_recipe_images"})
-    spec.update(menu=list(era.menu), featured=era.featured, version=LAYOUT_VERSION)
+def era_dir(data: DataConfig, era: MenuEra, datasets_dir: Path) -> Path:
+    """Keyed by everything that shapes the era's bytes and nothing else: the generator's settings,
+    the image size and the shard size; the base era ignores ``base_menu`` bookkeeping and
+    ``new_recipe_images``, so adding a launch never redraws it."""
+    generator = data.source.generator
+    spec = generator.model_dump(mode="json", exclude={"base_menu", "new_recipe_images"})
+    spec.update(menu=list(era.menu), featured=era.featured, version=LAYOUT_VERSION,
+                image_size=data.image_size, rows_per_shard=data.rows_per_shard)
     if era.featured is not None:
-        spec["new_recipe_images"] = config.new_recipe_images
+        spec["new_recipe_images"] = generator.new_recipe_images
     return datasets_dir / f"pizza-{era.name}-{_key(spec)}"
 
 
@@ -53,7 +57,7 @@ def publish_once(folder: Path, build: Callable[[Path], None]) -> bool:
     try:
         tmp.rename(folder)
     except OSError:  # another run published the same folder first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(folder.parent, tmp)
     return True
 
 
@@ -67,14 +71,16 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(shard, target / shard.name)
 
 
-def draw_builtin_source(config: PizzaGeneratorConfig, labels: list[str], datasets_dir: Path) -> Path:
-    """The folder fetch reads for ``labels``: the single era's folder, or a view of all eras."""
-    eras = menu_history(config, labels)
+def draw_builtin_source(data: DataConfig, labels: list[str], datasets_dir: Path) -> Path:
+    """The folder fetch reads for ``labels``: the single era's folder, or a view of all eras. The
+    generator draws at ``data.image_size`` in shards of ``data.rows_per_shard`` rows."""
+    eras = menu_history(data.source.generator, labels)
     folders = []
     for era in eras:
-        folder = era_dir(config, era, datasets_dir)
+        folder = era_dir(data, era, datasets_dir)
         drew = publish_once(folder, lambda tmp, era=era: generate_pizza_dataset(
-            config, list(era.menu), tmp, progress=True, featured=era.featured))
+            data.source.generator, list(era.menu), tmp, image_size=data.image_size,
+            rows_per_shard=data.rows_per_shard, progress=True, featured=era.featured))
         log.info("%s pizza era %r (menu %s) in %s", "drew" if drew else "reused", era.name, list(era.menu), folder)
         folders.append(folder)
     if len(folders) == 1:

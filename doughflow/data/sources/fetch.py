@@ -26,9 +26,22 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from doughflow.data.manifest import HASH_CHUNK, DataManifest, ShardInfo, UnitEntry, file_sha256, write_shards
+from doughflow.data.sources.listing import (
+    FORMAT_NAMES,
+    LABELS_FILE,
+    FetchUnit,
+    ImageLabels,
+    SourceFile,
+    choose_format,
+    image_batch,
+    list_files,
+    plan_units,
+    read_error_detail,
+    read_tabular,
+    with_row_ids,
+)
 from doughflow.data.sources.retry import with_retries
-from doughflow.data.sources.listing import (FORMAT_NAMES, LABELS_FILE, FetchUnit, ImageLabels, SourceFile, choose_format,
-                                    image_batch, list_files, plan_units, read_tabular)
+from doughflow.paths import remove_file
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,7 @@ class FetchOptions:
     image_column: str = "image"
     labels: str | None = None  # image folders: labels CSV (URL, or path relative to the source)
     column_defaults: dict[str, float] = field(default_factory=dict)  # value of a column a file lacks
+    string_columns: tuple[str, ...] = ()  # CSV columns read as text whatever they look like (ids, texts)
     storage_options: dict = field(default_factory=dict)
 
 
@@ -63,7 +77,9 @@ class _Source:
         if self.format == "images":
             self.labels = self._labels(files)
             self.folders = any("/" in f.name for f in chosen)
-        self.units = plan_units(chosen, self.format, rows_per_shard, self.labels.version)
+        # a tabular file's rows depend on the id column (made when the file has none), images' on the labels
+        salt = self.labels.version if self.format == "images" else f"id_column={options.id_column}"
+        self.units = plan_units(chosen, self.format, rows_per_shard, salt)
 
     def retry(self, action, what: str):
         return with_retries(action, retries=self.options.retries, backoff_seconds=self.options.backoff_seconds,
@@ -128,6 +144,7 @@ def _safe(name: str) -> str:
 def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int) -> tuple[UnitEntry, list[ShardInfo]]:
     prefix = f"{_safe(unit.name)}-{unit.key[:10]}"
     label = FORMAT_NAMES.get(unit.format, unit.format)
+    made_ids = [0]
     if unit.format == "images":
         digest = hashlib.sha256()
         blobs = []
@@ -144,15 +161,21 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
         (f,) = unit.files
         local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
         try:
-            shards = write_shards(read_tabular(local, unit.format, min(rows_per_shard, READ_BATCH_ROWS)), None, out_dir,
-                                  rows_per_shard, prefix)
-        except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: {error}") from error
+            strings = (source.options.id_column, *source.options.string_columns)
+            batches = with_row_ids(read_tabular(local, unit.format, min(rows_per_shard, READ_BATCH_ROWS), strings),
+                                   source.options.id_column, f.name, made_ids)
+            shards = write_shards(batches, None, out_dir, rows_per_shard, prefix)
+        except (pa.ArrowException, OSError) as error:  # not chained: Arrow's message quotes the row's data
+            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: "
+                             f"{read_error_detail(local, unit.format, error)}") from None
         finally:
             if temporary:
                 Path(local).unlink(missing_ok=True)
+        if made_ids[0]:
+            log.info("%s has no id column %r: made ids '%s#<row>' for its %d rows", f.name, source.options.id_column,
+                     f.name, made_ids[0])
     return UnitEntry(unit.name, unit.key, unit.format, len(unit.files), unit.bytes, sha,
-                     sum(s.rows for s in shards), [s.path for s in shards]), shards
+                     sum(s.rows for s in shards), [s.path for s in shards], made_ids[0]), shards
 
 
 def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> bool:
@@ -233,8 +256,8 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
         entry = old_entries.get(unit.key)
         if _reusable(entry, old_shards):
             return entry, [old_shards[p] for p in entry.shards], False
-        for path in entry.shards if entry else []:
-            Path(path).unlink(missing_ok=True)
+        for path in entry.shards if entry else []:  # names from the manifest on disk: only ours are deleted
+            remove_file(out_dir, path)
         entry, unit_shards = _fetch_unit(source, unit, out_dir, rows_per_shard)
         return entry, unit_shards, True
 
@@ -267,7 +290,7 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
         filled = previous.filled
     manifest = DataManifest(source=url, fingerprint=fingerprint.hexdigest(), rows=sum(s.rows for s in shards),
                             shards=shards, columns=columns, bytes=sum(e.source_bytes for e in entries), files=entries,
-                            filled=filled)
+                            filled=filled, made_ids=sum(e.made_ids for e in entries))
     manifest.save(manifest_path)
     log.info("fetched %d of %d unit(s) of %s (%s; %d reused): %d rows in %d shard(s)", fetched, len(entries), url,
              source.format, len(entries) - fetched, manifest.rows, len(shards))

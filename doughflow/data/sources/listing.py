@@ -9,9 +9,12 @@ reading any bytes.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import os
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -77,13 +80,37 @@ def _relative(path: str, root: str) -> str:
     return path[len(root):].lstrip("/") if path.startswith(root + "/") else posixpath.basename(path)
 
 
+def _local_entry_problem(path: str, info: dict, root: str) -> str | None:
+    """Why a local folder entry must not be read, or None. A symbolic link that resolves outside the source
+    folder would copy an unrelated file (a key, /etc/passwd) into the run's shards and quarantine; a FIFO
+    or device would block the fetch forever. Links within the folder are read like the files they name."""
+    if info.get("islink"):
+        target = os.path.realpath(path)
+        inside = os.path.realpath(root)
+        if os.path.commonpath([target, inside]) != inside:
+            return f"is a symbolic link to {target}, outside the source folder; copy the file in instead"
+        if not os.path.isfile(target):
+            return f"is a symbolic link to {target}, which is not a regular file"
+        return None
+    if info.get("type", "file") not in ("file", "directory"):
+        return "is not a regular file (a FIFO, socket or device)"
+    return None
+
+
 def list_files(fs: fsspec.AbstractFileSystem, root: str, url: str) -> list[SourceFile]:
-    """Every file under ``root`` (or ``root`` itself) with its size and version."""
+    """Every file under ``root`` (or ``root`` itself) with its size and version. In a local folder, a link
+    leading outside it or an entry that is not a regular file stops the fetch, naming it."""
     if not fs.exists(root):
         raise FileNotFoundError(f"data source {url} does not exist")
     if fs.isdir(root):
         found = fs.find(root, detail=True)
         infos = [(path, info) for path, info in sorted(found.items()) if info.get("type", "file") != "directory"]
+        if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            problems = [f"{_relative(path, root)} {problem}" for path, info in infos
+                        if (problem := _local_entry_problem(path, info, root))]
+            if problems:
+                raise ValueError(f"data source {url}: refused {len(problems)} entr{'y' if len(problems) == 1 else 'ies'}: "
+                                 + "; ".join(problems[:10]))
     else:
         infos = [(root, fs.info(root))]
     return [SourceFile(path, _relative(path, root), int(info.get("size") or 0), _version(info)) for path, info in infos]
@@ -116,7 +143,7 @@ def plan_units(files: list[SourceFile], fmt: str, rows_per_shard: int, salt: str
     """One unit per tabular file; images in runs of ``rows_per_shard`` per folder, so adding an
     image to one folder refetches only that folder's later runs."""
     if fmt != "images":
-        return [FetchUnit(f.name, fmt if fmt != "tabular" else str(file_format(f.name)), [f]) for f in files]
+        return [FetchUnit(f.name, fmt if fmt != "tabular" else str(file_format(f.name)), [f], salt) for f in files]
     by_folder: dict[str, list[SourceFile]] = {}
     for f in files:
         by_folder.setdefault(posixpath.dirname(f.name), []).append(f)
@@ -129,16 +156,69 @@ def plan_units(files: list[SourceFile], fmt: str, rows_per_shard: int, salt: str
     return units
 
 
-def read_tabular(local_path: str, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Stream a local Parquet, CSV or JSONL file in record batches."""
+def row_id(name: str, row: int) -> str:
+    """The id made for row ``row`` (from 0) of the source file ``name`` (relative to the source root)
+    when the file has no id column: stable while the file keeps its name and its rows their order,
+    unique within a source (names are), and sorted like the rows (9 digits; wider past 10^9 rows)."""
+    return f"{name}#{row:09d}"
+
+
+def with_row_ids(batches: Iterator[pa.RecordBatch], id_column: str, name: str,
+                 made: list[int]) -> Iterator[pa.RecordBatch]:
+    """``batches`` with ``id_column`` as text (every stage compares ids as text, and a CSV's 1 must fit a
+    JSONL file's "1"), made by :func:`row_id` and put first when the file has none; the rows given an id
+    are added to ``made[0]``."""
+    row = 0
+    for batch in batches:
+        if id_column in batch.schema.names:
+            at = batch.schema.get_field_index(id_column)
+            if batch.schema.field(at).type != pa.string():
+                batch = batch.set_column(at, id_column, batch.column(at).cast(pa.string()))
+            yield batch
+            continue
+        ids = pa.array([row_id(name, r) for r in range(row, row + batch.num_rows)], pa.string())
+        row += batch.num_rows
+        made[0] += batch.num_rows
+        yield pa.RecordBatch.from_arrays([ids, *batch.columns], names=[id_column, *batch.schema.names])
+
+
+def read_tabular(local_path: str, fmt: str, batch_rows: int, string_columns: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
+    """Stream a local Parquet, CSV or JSONL file in record batches. CSV columns in ``string_columns`` (ids,
+    texts) are read as text: type inference would read a postcode 01234 as the number 1234."""
     if fmt == "parquet":
         yield from pq.ParquetFile(local_path).iter_batches(batch_size=batch_rows)
     elif fmt == "csv":
-        yield from pacsv.open_csv(local_path, read_options=pacsv.ReadOptions(block_size=8 << 20))
+        convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in string_columns})
+        yield from pacsv.open_csv(local_path, read_options=pacsv.ReadOptions(block_size=8 << 20),
+                                  convert_options=convert)
     elif fmt == "jsonl":
         yield from pajson.open_json(local_path, read_options=pajson.ReadOptions(block_size=8 << 20))
     else:
         raise ValueError(f"unknown tabular format {fmt!r}")
+
+
+_ECHOED_ROW = re.compile(r"(CSV parse error: [^:]*?)(: .*)?$", re.S)
+
+
+def read_error_detail(local_path: str, fmt: str, error: Exception) -> str:
+    """Arrow's message for a file it could not read, without the row it echoes (a CSV parse error quotes
+    the offending line, customer ids and all, into logs and the Prefect UI), and with the row number it
+    lacks: for CSV, the first line whose field count differs from the header's (1 is the header)."""
+    message = str(error)
+    if fmt != "csv" or "CSV parse error" not in message:
+        return message.splitlines()[0][:300] if message else type(error).__name__
+    detail = _ECHOED_ROW.match(message.strip())
+    text = detail.group(1) if detail else "CSV parse error"
+    try:
+        with open(local_path, newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.reader(handle)
+            width = len(next(reader, []))
+            for row in reader:
+                if len(row) != width:
+                    return f"row {reader.line_num}: {text} (row content not shown)"
+    except (OSError, csv.Error) as scan_error:
+        return f"{text} (row content not shown; locating the row failed: {type(scan_error).__name__})"
+    return f"{text} (row content not shown)"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import encode_png
+from doughflow.toppings import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real photo's
 
@@ -148,7 +149,7 @@ def _topping_seed(seed: int, topping: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{topping}".encode()).digest()[:8], "big")
 
 
-def draw_counts(labels: list[str], max_count: int, rng: np.random.Generator, capacity: int,
+def draw_counts(labels: list[str], max_per_topping: int, rng: np.random.Generator, capacity: int,
                 featured: str | None = None) -> tuple[str, dict[str, int]]:
     """Pick a recipe, then a count per allowed topping; redraw until the pizza has room for all."""
     menu = recipe_menu(labels, featured)
@@ -158,7 +159,7 @@ def draw_counts(labels: list[str], max_count: int, rng: np.random.Generator, cap
     if allowed == ["*"]:
         allowed = [label for label in labels if rng.random() < 0.5]
     while True:
-        counts = {label: int(rng.integers(0, max_count + 1)) if label in allowed else 0 for label in labels}
+        counts = {label: int(rng.integers(0, max_per_topping + 1)) if label in allowed else 0 for label in labels}
         if allowed and recipe != "margherita" and sum(counts.values()) == 0:
             continue
         if sum(counts.values()) <= capacity:
@@ -187,7 +188,7 @@ def _place_toppings(counts: dict[str, int], rng: np.random.Generator, cx: float,
                 break
         if len(placed) == len(fixed) + len(wanted):
             return placed
-    raise RuntimeError(f"no room for {len(wanted)} toppings on one pizza; lower max_count")
+    raise RuntimeError(f"no room for {len(wanted)} toppings on one pizza; lower max_per_topping")
 
 
 @dataclass
@@ -266,16 +267,20 @@ class PizzaGenerator:
 
     NEAR_KINDS = ("reencoded", "shifted", "recoloured")
 
-    def __init__(self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None):
+    def __init__(self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None, *,
+                 image_size: int):
         """``labels`` is the menu drawn from; with ``featured`` this is a launch batch of
         ``new_recipe_images`` pizzas whose seed and ids derive from the featured topping, so no
-        batch repeats another's images or ids."""
+        batch repeats another's images or ids. Images are ``image_size`` pixels square."""
         unknown = [label for label in labels if label not in TOPPING_STYLES]
         if unknown:
             raise ValueError(f"cannot draw toppings {unknown}; known: {sorted(TOPPING_STYLES)}")
         if featured is not None and featured not in labels:
             raise ValueError(f"featured topping {featured!r} is not on the menu {labels}")
+        if not MIN_IMAGE_SIDE <= image_size <= MAX_IMAGE_SIDE:
+            raise ValueError(f"image_size {image_size}: the generator draws {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels")
         self.config = config
+        self.image_size = image_size
         self.labels = list(labels)
         self.featured = featured
         self.num_images = config.num_images if featured is None else config.new_recipe_images
@@ -309,8 +314,8 @@ class PizzaGenerator:
     def original(self, index: int) -> tuple[np.ndarray, str, dict[str, int], str]:
         cfg = self.config
         rng = _rng(self.seed, index)
-        recipe, counts = draw_counts(self.labels, cfg.max_count, rng, self.capacity, self.featured)
-        pixels = render_pizza(counts, rng, cfg.image_size)
+        recipe, counts = draw_counts(self.labels, cfg.max_per_topping, rng, self.capacity, self.featured)
+        pixels = render_pizza(counts, rng, self.image_size)
         customer = int(rng.choice(cfg.num_customers, p=self._customer_probs))
         return pixels, recipe, counts, f"cust-{customer:05d}"
 
@@ -361,34 +366,37 @@ class PizzaGenerator:
 
 
 def _write_shard(config: PizzaGeneratorConfig, labels: list[str], start: int, stop: int, path: Path,
-                 featured: str | None = None) -> int:
-    generator = PizzaGenerator(config, labels, featured)
+                 featured: str | None, image_size: int) -> int:
+    generator = PizzaGenerator(config, labels, featured, image_size=image_size)
     table = pa.Table.from_pylist(list(generator.rows(start, stop)), schema=generator.schema())
     pq.write_table(table, path)
     return table.num_rows
 
 
-def generate_pizza_dataset(config: PizzaGeneratorConfig, labels: list[str], out_dir: Path,
-                           progress: bool = False, workers: int | None = None,
+def generate_pizza_dataset(config: PizzaGeneratorConfig, labels: list[str], out_dir: Path, *, image_size: int,
+                           rows_per_shard: int, progress: bool = False, workers: int | None = None,
                            featured: str | None = None) -> list[Path]:
-    """Write the set (or, with ``featured``, one launch batch) as Parquet shards, one process per
-    core; a process holds one shard at most."""
+    """Write the set (or, with ``featured``, one launch batch) as Parquet shards of ``rows_per_shard``
+    rows of ``image_size``-pixel images, one process per core; a process holds one shard at most."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    total = len(PizzaGenerator(config, labels, featured).plan)
+    if rows_per_shard < 1:
+        raise ValueError(f"rows_per_shard must be at least 1, got {rows_per_shard}")
+    total = len(PizzaGenerator(config, labels, featured, image_size=image_size).plan)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bounds = [(start, min(start + config.rows_per_shard, total)) for start in range(0, total, config.rows_per_shard)]
+    bounds = [(start, min(start + rows_per_shard, total)) for start in range(0, total, rows_per_shard)]
     paths = [out_dir / f"part-{i:05d}.parquet" for i in range(len(bounds))]
     workers = workers or min(len(bounds), os.cpu_count() or 1)
     if workers <= 1:
         for (start, stop), path in zip(bounds, paths):
-            _write_shard(config, labels, start, stop, path, featured)
+            _write_shard(config, labels, start, stop, path, featured, image_size)
         return paths
     from tqdm import tqdm
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_write_shard, config, labels, start, stop, path, featured) for (start, stop), path in zip(bounds, paths)]
+        futures = [pool.submit(_write_shard, config, labels, start, stop, path, featured, image_size)
+                   for (start, stop), path in zip(bounds, paths)]
         for future in tqdm(futures, desc="drawing pizza shards", unit="shard", disable=not progress):
             future.result()
     return paths

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import math
+import re
 import sys
 import textwrap
 
@@ -10,11 +13,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from doughflow.config import ConfigError, load_config, validate_config
-from doughflow.data.adapters import (ADAPTER_REGISTRY, CountColumns, ImageClassification, adapter_for, register_adapter,
-                                     problem_of)
+from doughflow.config import ConfigError, label_key, label_name, load_config, validate_config
+from doughflow.data.adapters import (
+    ADAPTER_REGISTRY,
+    CLASS_PREFIX,
+    CountColumns,
+    ImageClassification,
+    TextRecords,
+    adapter_for,
+    count_label_problem,
+    problem_of,
+    register_adapter,
+)
 from doughflow.data.sources.fetch import FetchOptions, fetch_source
 from doughflow.data.validate import SchemaError, validate_shards
 from doughflow.preprocessing import Preprocessing
@@ -49,7 +63,6 @@ def test_pizza_default_is_count_adapter_with_unchanged_columns():
     adapter = adapter_for(config)
     assert isinstance(adapter, CountColumns) and problem_of(config) == "count"
     assert adapter.target_columns == adapter.source_columns == [f"count_{label}" for label in config.labels]
-    assert config.data.target_columns(config.labels) == adapter.target_columns
     assert adapter.label_map()["task"] == "count_regression"
     assert adapter.derived_columns(pa.table({"x": [1]})) == {}
 
@@ -93,12 +106,12 @@ def test_validate_quarantines_unknown_classes_and_writes_one_hot_targets(tmp_pat
     assert np.array_equal(split.targets, targets)
 
 
-def test_non_string_class_column_stops_naming_file_and_column(tmp_path):
+def test_a_class_column_of_neither_names_nor_numbers_stops_naming_file_and_column(tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
-    pq.write_table(pa.table({"sample_id": ["a"], "group": ["g"], "image": [_png()], "label": [3]}), folder / "p.parquet")
+    pq.write_table(pa.table({"sample_id": ["a"], "group": ["g"], "image": [_png()], "label": [3.5]}), folder / "p.parquet")
     raw = fetch_source(str(folder), tmp_path / "raw")
-    with pytest.raises(SchemaError, match=r"p\.parquet.*'label'.*strings"):
+    with pytest.raises(SchemaError, match=r"p\.parquet.*'label'.*\(strings\) or class numbers \(integers\), got double"):
         _validate(tmp_path, raw, ImageClassification(LABELS, "label"))
     with pytest.raises(SchemaError, match="missing column"):
         _validate(tmp_path, raw, ImageClassification(LABELS, "kind"))
@@ -113,13 +126,6 @@ def test_image_folder_labels_come_from_the_top_folder(tmp_path):
     result = validate_shards(raw, tmp_path / "valid", id_column="sample_id", image_column="image", group_column="sample_id",
                              target_columns=[], max_count=0, adapter=ImageClassification(LABELS, "folder"))
     assert result.rows_valid == 3 and result.reasons == {"folder: unknown class": 1}
-
-
-def test_unknown_adapter_and_classification_without_a_source_are_config_errors():
-    with pytest.raises(ConfigError, match=r"data.adapter.*unknown dataset adapter 'nope'.*image_classification"):
-        validate_config({"data": {"adapter": "nope"}})
-    with pytest.raises(ConfigError, match="set data.source.url"):
-        validate_config({"data": {"adapter": "image_classification"}})
 
 
 def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatch):
@@ -162,3 +168,64 @@ def test_register_adapter_rejects_an_unknown_problem():
     with pytest.raises(ValueError, match="problem must be one of"):
         register_adapter("odd")(Odd)
     assert "odd" not in ADAPTER_REGISTRY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70)))
+def test_count_label_problem_judges_every_number_without_raising(value):
+    """Any value a numeric column can hold gets a verdict naming the column, never an exception."""
+    problem = count_label_problem([value], ["count_olive"], 20)
+    good = value is not None and math.isfinite(value) and float(value) == int(value) and 0 <= value <= 20
+    assert (problem is None) == good
+    if problem is not None:
+        assert problem[0].startswith("count_olive: ") and problem[1].startswith("count_olive: ")
+
+
+printable = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=24).filter(str.strip)
+label_lists = st.lists(st.integers(-10**9, 10**9) | printable, min_size=1, max_size=12, unique_by=label_name)
+
+
+@settings(max_examples=150, deadline=None)
+@given(label_lists)
+def test_any_label_list_round_trips_through_config_adapter_and_labels_json(labels):
+    """Names or integers as the data has them: labels.json keeps the values and their order, the index maps
+    each one's text to its output, derived column names are safe and distinct, and a class column holding
+    the values (integers as integers) gives back each label's index."""
+    keys = [label_key(label) for label in labels]
+    assume(len(set(keys)) == len(keys))  # a key collision is refused by the config, naming both labels
+    config = validate_config({"labels": labels, "data": {"adapter": "image_classification", "label_column": "y",
+                                                         "source": {"url": "somewhere"}}})
+    assert config.labels == labels and [type(x) for x in config.labels] == [type(x) for x in labels]
+    assert validate_config(json.loads(json.dumps(config.model_dump(mode="json")))).labels == labels
+    adapter = adapter_for(config)
+    shipped = json.loads(json.dumps(adapter.label_map()))
+    assert shipped["labels"] == labels
+    assert shipped["index"] == {str(label): i for i, label in enumerate(labels)}
+    assert all(re.fullmatch(rf"{CLASS_PREFIX}[A-Za-z0-9_]+", c) for c in adapter.target_columns)
+    assert len(set(adapter.target_columns)) == len(labels) == len(shipped["target_columns"])
+    column = pa.array(labels) if all(isinstance(x, int) for x in labels) else pa.array([str(x) for x in labels])
+    table = pa.table({"y": column})
+    assert [adapter.label_problem([value]) for value in table.column("y").to_pylist()] == [None] * len(labels)
+    assert adapter.class_indices(table).tolist() == list(range(len(labels)))
+    assert CountColumns(labels).source_columns == [f"count_{label}" for label in labels]  # the count convention
+
+
+def test_labels_that_read_the_same_are_refused_and_keys_keep_plain_labels():
+    with pytest.raises(ConfigError, match="'1' are the same class"):
+        validate_config({"labels": [1, "1"], "data": {"source": {"url": "x"}}})
+    for bad, why in ((True, "valid integer"), (1.5, "valid integer"), ("", "is empty"), (" ", "is empty"),
+                     ("a\tb", "control character"), ("x" * 201, "longer than 200")):
+        with pytest.raises(ConfigError, match=why):
+            validate_config({"labels": [bad], "data": {"source": {"url": "x"}}})
+    assert [label_key(x) for x in ("pepperoni", 7, "3d", "a_b")] == ["pepperoni", "7", "3d", "a_b"]
+    assert re.fullmatch(r"a_b_[0-9a-f]{8}", label_key("a b")) and label_key("a b") != label_key("a-b")
+
+
+def test_text_adapter_reads_text_columns_and_an_optional_class_column():
+    adapter = adapter_for(validate_config({"data": {"adapter": "text", "text_columns": ["name", "city"],
+                                                    "source": {"url": "x"}}}))
+    assert isinstance(adapter, TextRecords) and adapter.modality == "text" and adapter.problem == "none"
+    assert adapter.text_column == "_text" and adapter.source_columns == [] and adapter.target_columns == []
+    labelled = TextRecords([0, 1], ["body"], label_column="stars")
+    assert labelled.text_column == "body" and labelled.source_columns == ["stars"]
+    assert labelled.target_columns == ["_class_0", "_class_1"] and labelled.label_problem([2])[0] == "stars: unknown class"

@@ -68,3 +68,30 @@ def test_split_never_puts_a_customer_in_two_splits(tiny_source, tmp_path):
 def _clean(tiny_source, tmp_path):
     raw = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)
     return validate_shards(raw, tmp_path / "valid", **COLUMNS).manifest
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["", "", "", "k1", "k2", "k3"]), min_size=12, max_size=80), st.integers(0, 100))
+def test_without_groups_rows_split_by_component(tmp_path: Path, links, seed):
+    """No group column: a near-dup component's rows land in one split, every other row alone by its id."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    table = pa.table({"sample_id": [f"s{i}" for i in range(len(links))], "_dup_group": links})
+    pq.write_table(table, folder / "in.parquet")
+    manifest = DataManifest("x", "f", len(links), [ShardInfo(str(folder / "in.parquet"), len(links), 0, "")],
+                            table.column_names)
+    try:
+        result = split_by_group(manifest, folder / "out", group_column=None, seed=seed, fractions=(0.5, 0.25, 0.25),
+                                link_column="_dup_group", id_column="sample_id")
+    except ValueError:
+        return
+    where: dict[str, set] = {}
+    for name, m in result.manifests.items():
+        for path in m.paths():
+            for sample, link in zip(*pq.read_table(path).to_pydict().values()):
+                where.setdefault(link or sample, set()).add(name)
+    assert all(len(s) == 1 for s in where.values()), where
+    assert sum(result.rows.values()) == len(links)
+    units = {link or f"s{i}" for i, link in enumerate(links)}
+    assert sum(result.groups.values()) == len(units)

@@ -11,7 +11,7 @@ from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturb
 
 from doughflow.config import PropertyTestConfig
 from doughflow.evaluation.behaviour import KINDS, Scene, generate_cases, render_scene, run_properties
-from doughflow.evaluation.gates import FAILED, PASSED, property_gate
+from doughflow.release.gates import FAILED, PASSED, property_gate
 from doughflow.export.runtimes import onnx_predictor, torch_predictor
 from doughflow.preprocessing import Preprocessing
 

@@ -45,3 +45,15 @@ def test_picks_worst_best_and_corners_without_repeats():
     assert len({p.index for p in picks}) == len(picks)
     assert any(g.startswith("corner") for g in groups)
     assert pick_examples([], PRED[:0], TRUE[:0], 3) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, (9, 2), elements=st.floats(0, 4)), arrays(np.int64, (9, 2), elements=st.integers(0, 3)),
+       st.integers(1, 6))
+def test_every_image_is_shown_once_and_worst_only_when_wrong(pred, true, k):
+    ids = [f"s{i}" for i in range(len(true))]
+    picks = pick_examples(ids, pred, true.astype(np.float64), k)
+    assert len({p.index for p in picks}) == len(picks)
+    wrong = (np.rint(np.clip(pred, 0, None)).astype(np.int64) != true).any(axis=1)
+    assert all(wrong[p.index] for p in picks if p.group == "worst")
+    assert sum(p.group == "worst" for p in picks) == min(k, int(wrong.sum()))

@@ -9,7 +9,7 @@ import pytest
 from tests.support.release import fixed_model, fixed_model_onnx, normalised, perturbed, pizzas, tiny_config
 
 from doughflow.config import FormatTolerance
-from doughflow.evaluation.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate
+from doughflow.release.gates import FAILED, PASSED, SKIPPED, decide_release, parity_gate
 from doughflow.export.formats import build_formats
 from doughflow.export.onnx_export import compare_outputs, export_onnx
 from doughflow.export.runtimes import coreml_can_predict, fp16_emulated_predictor, onnx_predictor, torch_predictor

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tests.support.release import LABELS, fixed_model, fixed_model_onnx, perturbed, pizzas, tiny_config
 
-from doughflow.evaluation.gates import decide_release
+from doughflow.release.gates import decide_release
 from doughflow.export.coreml_export import export_coreml
 from doughflow.export.formats import DeployResult, FormatResult
 from doughflow.export.onnx_export import ParityReport, export_onnx
@@ -19,7 +19,7 @@ from doughflow.packaging.bundle import build_bundle
 from doughflow.packaging.release_contents import manifest_extra, shipped_files
 from doughflow.packaging.verify import preprocess_from_json
 from doughflow.preprocessing import Preprocessing
-from flows.verify import main
+from doughflow.cli.verify import main
 
 PASSING = ParityReport(10, 0.0, 0.0, 1.0, 1e-3, 0.99, True)
 

@@ -12,7 +12,7 @@ from doughflow.packaging.bundle import build_bundle, verify_bundle
 from doughflow.registry import RunRecord, load_verdicts, record_run, record_verdicts
 from doughflow.review.approval import review_gate, write_approval
 from doughflow.review.packet import csv_columns, load_packet
-from flows.review import main as review_main
+from doughflow.cli.review import main as review_main
 from tests.support.review import LABELS, synthetic_packet
 
 RUN = "pizza-test-run"
@@ -109,6 +109,14 @@ def test_bad_file_is_refused_with_rows_and_nothing_stored(run_dir, capsys):
     assert json.loads(captured.out.strip().splitlines()[-1])["ok"] is False
     assert load_verdicts(run_dir.parent / "registry.sqlite", RUN) == []
     assert review_main([str(run_dir / "nowhere")]) == 2
+
+
+def test_a_bundle_config_that_cannot_run_is_refused_before_any_import(run_dir, capsys):
+    (run_dir / "bundle" / "config.yaml").write_text(dump_config(ExperimentConfig(labels=LABELS, data={"adapter": "nope"})))
+    verdicts = fill(run_dir / "ana.csv", load_packet(run_dir / "review"), [("correct", {})])
+    assert review_main([str(run_dir), str(verdicts), "--reviewer", "ana"]) == 2
+    assert "data.adapter: unknown dataset adapter 'nope'" in capsys.readouterr().err
+    assert load_verdicts(run_dir.parent / "registry.sqlite", RUN) == []
 
 
 def test_unregistered_run_and_tampered_bundle_are_refused(run_dir, tmp_path):

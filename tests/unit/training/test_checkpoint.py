@@ -25,9 +25,13 @@ def test_state_dict_hash_sees_every_bit():
     assert state_dict_hash(nudged) != state_dict_hash(state)
 
 
-def test_loop_state_round_trips_through_client_state():
+def test_loop_state_round_trips_through_json(tmp_path):
     state = LoopState(epoch=3, batches_done=7, best_score=0.9, fingerprint="abc")
-    assert LoopState.from_client_state(state.to_client_state()) == state
+    state.history["step_loss"] = [1.0, float("nan")]
+    path = state.save(tmp_path, "step-00000007")
+    back = LoopState.load(tmp_path, "step-00000007")
+    assert path.name == "loop_state.json" and back.epoch == 3 and back.batches_done == 7 and back.fingerprint == "abc"
+    assert back.history["step_loss"][0] == 1.0 and back.history["step_loss"][1] != back.history["step_loss"][1]
 
 
 def test_latest_pointer_is_replaced_whole_and_an_empty_one_names_nothing(tmp_path):
@@ -38,3 +42,79 @@ def test_latest_pointer_is_replaced_whole_and_an_empty_one_names_nothing(tmp_pat
         mark_latest(tmp_path, tag)
         assert latest_tag(tmp_path) == tag
     assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # no temporary file left behind
+
+
+def test_rng_states_round_trip_through_plain_arrays(tmp_path):
+    import random
+
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from doughflow.training.checkpoint import load_rng, rng_path, save_rng
+
+    @settings(max_examples=10, deadline=None)
+    @given(st.integers(0, 2**32 - 1), st.booleans())
+    def round_trip(seed, gauss_pending):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        if gauss_pending:  # a cached second Gaussian is part of both states
+            random.gauss(0, 1)
+            np.random.standard_normal()
+        save_rng(tmp_path, "step-00000001", 0)
+        expected = (random.random(), np.random.standard_normal(), torch.rand(3))
+        random.seed(seed + 1)
+        np.random.seed(1)
+        torch.manual_seed(1)
+        assert load_rng(tmp_path, "step-00000001", 0)
+        again = (random.random(), np.random.standard_normal(), torch.rand(3))
+        assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+    round_trip()
+    with np.load(rng_path(tmp_path, "step-00000001", 0), allow_pickle=False) as arrays:  # no object arrays
+        assert set(arrays.files) >= {"python", "numpy_keys", "torch"}
+
+
+def _saved_tag(tmp_path):
+    from doughflow.training.checkpoint import record_digests
+
+    tag = tmp_path / "step-00000003"
+    (tag / "zero").mkdir(parents=True)
+    (tag / "mp_rank_00_model_states.pt").write_bytes(b"model")
+    (tag / "zero" / "optim_states.pt").write_bytes(b"optimizer")
+    record_digests(tmp_path, "step-00000003")
+    return tag
+
+
+def test_a_checkpoint_changed_after_its_save_is_refused_before_loading(tmp_path):
+    import os
+
+    import pytest
+
+    from doughflow.training.checkpoint import CheckpointIntegrityError, verify_digests
+
+    tag = _saved_tag(tmp_path)
+    verify_digests(tmp_path, "step-00000003")  # as saved: fine
+    tampering = {
+        "sha256 differs": lambda: (tag / "mp_rank_00_model_states.pt").write_bytes(b"evil!"),
+        "unlisted": lambda: (tag / "zero" / "extra.pt").write_bytes(b"x"),
+        "missing": lambda: (tag / "zero" / "optim_states.pt").unlink(),
+        "symlink": lambda: os.symlink("/etc/passwd", tag / "link.pt"),
+        "no valid digest record": lambda: (tag / "sha256.json").unlink(),
+    }
+    for reason, tamper in tampering.items():
+        tag = _saved_tag(tmp_path / reason.replace(" ", "-"))
+        tamper()
+        with pytest.raises(CheckpointIntegrityError, match=reason):
+            verify_digests(tag.parent, "step-00000003")
+
+
+def test_a_latest_pointer_naming_a_path_is_refused(tmp_path):
+    import pytest
+
+    from doughflow.training.checkpoint import CheckpointIntegrityError
+
+    (tmp_path / "latest").write_text("../../../etc")
+    with pytest.raises(CheckpointIntegrityError, match="not a checkpoint tag"):
+        latest_tag(tmp_path)

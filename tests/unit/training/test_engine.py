@@ -7,15 +7,18 @@ a GPU's queue (value reads, blocking uploads, device synchronize) on the CPU as 
 from __future__ import annotations
 
 import deepspeed
-import deepspeed.ops
 import pytest
 import torch
 from deepspeed.accelerator import get_accelerator
 
 from doughflow.preprocessing import Preprocessing
-from doughflow.training.engine import backward_step, build_engine, deepspeed_config, forward_loss
+from doughflow.training.engine import backward_step, build_engine, deepspeed_config, forward_loss, full_state_dict
 from doughflow.training.host_sync import HostSyncRecorder, optimizer_step_counters
-from doughflow.training.trainer import LossLog, Normalizer, ensure_single_process_env, lr_factor, make_model, task_loss
+from doughflow.training.inference import make_model
+from doughflow.training.losses import LossLog, problem_loss
+from doughflow.training.normalize import Normalizer
+from doughflow.training.process import ensure_single_process_env, quiet_deepspeed
+from doughflow.training.schedule import lr_factor
 from tests.support.configs import tiny_train_config
 
 DEVICE = torch.device("cpu")
@@ -24,7 +27,7 @@ STEPS = 4  # DeepSpeed's throughput timer starts synchronizing at its second glo
 
 @pytest.fixture(scope="module", autouse=True)
 def single_process_group():
-    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False  # no JIT build (see the trainer)
+    quiet_deepspeed()  # no JIT build of the shm op (see doughflow.training.process)
     ensure_single_process_env()
 
 
@@ -56,8 +59,8 @@ def _deepspeed_defaults_engine(cfg):
 
 
 def _step(engine, images, targets, normalize, losses: LossLog) -> None:
-    """The trainer's micro-step, in the trainer's order, with the loss log a GPU run uses."""
-    loss = forward_loss(engine, images, targets, normalize, DEVICE, lambda out, tgt: task_loss("count", out, tgt))
+    """The loop's micro-step, in the loop's order, with the loss log a GPU run uses."""
+    loss = forward_loss(engine, images, targets, normalize, DEVICE, lambda out, tgt: problem_loss("count", out, tgt))
     backward_step(engine, loss)
     losses.add(loss, "test", [])
 
@@ -112,6 +115,22 @@ def test_sync_free_engine_trains_like_deepspeed_defaults(precision):
     assert moved > 1e-4, "the clip never engaged, so the comparison proves nothing"
 
 
+def test_deepspeed_monitors_pass_through_and_the_step_still_never_waits(tmp_path):
+    """DeepSpeed's CSV monitor, enabled through train.deepspeed.monitor, writes its learning-rate event
+    at every optimizer step of our engine (throughput timer off), and adds no host wait to a step."""
+    out_dir = tmp_path / "pizza-run1" / "train"
+    cfg = tiny_train_config(gradient_clipping=0.05, deepspeed={"monitor": {"csv_monitor": {"enabled": True}}})
+    assert deepspeed_config(cfg, DEVICE, str(out_dir))["csv_monitor"] == {
+        "enabled": True, "output_path": str(out_dir / "monitor"), "job_name": "pizza-run1"}
+    model, optimizer, scheduler = _parts(cfg)
+    engine = build_engine(model, optimizer, scheduler, cfg, DEVICE, world_size=1, out_dir=str(out_dir))
+    assert engine.monitor.enabled
+    syncs = _record_last_step(engine, optimizer, _batches(STEPS))
+    assert syncs == [], "host waits in a training step: " + "; ".join(map(str, syncs))
+    rows = (out_dir / "monitor" / "pizza-run1" / "Train_Samples_lr.csv").read_text().splitlines()
+    assert rows[0] == "step,lr" and [int(row.split(",")[0]) for row in rows[1:]] == [16 * (i + 1) for i in range(STEPS)]  # micro batch 16
+
+
 def test_single_process_zero0_skips_the_identity_allreduce_only():
     engine, _ = _doughflow_engine(tiny_train_config())
     assert engine.enable_backward_allreduce is False
@@ -137,3 +156,14 @@ def test_recorder_catches_reads_uploads_and_synchronize_and_restores():
                                                 "synchronize"]
     assert all(s.where.startswith("unit/training/test_engine.py:") for s in recorder.syncs), recorder.syncs
     assert "synchronize" not in vars(accelerator)
+
+
+def test_full_state_dict_is_a_detached_cpu_copy_of_the_weights():
+    engine, _ = _doughflow_engine(tiny_train_config())
+    weights = full_state_dict(engine, zero_stage=0)
+    module = engine.module.state_dict()
+    assert weights.keys() == module.keys()
+    assert all(torch.equal(weights[k], v) and weights[k].device.type == "cpu" and not weights[k].requires_grad
+               for k, v in module.items())
+    next(iter(weights.values())).add_(1.0)
+    assert not torch.equal(next(iter(weights.values())), next(iter(module.values()))), "a copy, not a view"

@@ -18,7 +18,7 @@ from doughflow.training.checkpoint import latest_tag
 from doughflow.training.launch import TrainingCrashed, TrainingFailed, failure, launch_command, run_job, start
 from tests.support.sample_data import pizza_columns
 from doughflow.training.streaming import ShardRef
-from doughflow.training.trainer import TrainJob
+from doughflow.training.job import TrainJob
 from tests.support.configs import tiny_train_config
 
 
@@ -34,7 +34,7 @@ def test_two_cpu_processes_train_resume_after_sigkill_and_rank0_reports(tiny_sha
     assert result.global_steps >= 4 and len(result.history["step_loss"]) == result.global_steps
     assert json.loads(Path(result.ds_config_path).read_text())["doughflow"]["global_batch_size"] == 32
     assert "val_exact_count_accuracy" in result.history["epoch"][0]
-    assert torch.load(result.model_path)  # rank 0 wrote the weights the task reads back
+    assert torch.load(result.model_path, weights_only=True)  # rank 0 wrote the weights the task reads back
     assert not list((tmp_path / "whole" / "errors").glob("*.json"))
 
     # Kill the launcher and both ranks after the first checkpoint; the rerun must end where the whole run did.

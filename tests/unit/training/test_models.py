@@ -7,7 +7,7 @@ import torch
 
 from doughflow.config import TrainConfig
 from doughflow.training.models import MODEL_REGISTRY, build_model
-from doughflow.training.trainer import make_model
+from doughflow.training.inference import make_model
 
 
 @pytest.mark.parametrize("name", ["density_cnn", "resnet"])

@@ -1,5 +1,5 @@
 from doughflow.training.progress import read_progress, write_progress
-from doughflow.training.progress_artifact import prefect_progress
+from doughflow.orchestration.artifacts import progress_artifact
 
 
 def test_progress_file_round_trip_and_fraction(tmp_path):
@@ -12,6 +12,6 @@ def test_progress_file_round_trip_and_fraction(tmp_path):
 
 
 def test_progress_artifact_is_a_no_op_outside_a_task_run(tmp_path):
-    with prefect_progress(str(tmp_path), "train-progress-x"):
+    with progress_artifact(lambda: (read_progress(tmp_path) or {}).get("fraction"), "train-progress-x", "progress"):
         write_progress(tmp_path, epoch=0, epochs=1, step=1, steps=1, loss=None, images_per_second=1.0)
     assert read_progress(tmp_path)["fraction"] == 1.0

@@ -13,7 +13,8 @@ from doughflow.preprocessing import Preprocessing
 from doughflow.training.control import await_verdict, publish_epoch, read_epochs, send_verdict
 from doughflow.training.launch import run_job
 from tests.support.sample_data import pizza_columns
-from doughflow.training.trainer import TrainJob, run_training
+from doughflow.training.job import TrainJob
+from doughflow.training.loop import run_training
 from doughflow.tuning.prune import PruneMonitor
 from tests.support.configs import tiny_train_config
 

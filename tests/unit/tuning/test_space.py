@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doughflow.config import ConfigError, ExperimentConfig, SearchParamConfig, load_config
-from doughflow.tuning.space import apply_params, check_space, params_as_overrides, resolve_field, suggest
+from doughflow.config import ConfigError, ExperimentConfig, SearchParamConfig, check_space, load_config, resolve_field
+from doughflow.tuning.space import apply_params, params_as_overrides, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -60,6 +60,12 @@ def test_cross_field_rules_fail_when_a_sample_is_applied_naming_the_values():
     with pytest.raises(ConfigError, match=r"split.*must be 1.0") as error:
         apply_params(config, {"split.train": 0.9})
     assert "split.train" in str(error.value)
+
+
+def test_a_trial_config_is_checked_against_the_code_it_names():
+    """A sample that names an adapter nobody registered fails before the trial trains, naming the field."""
+    with pytest.raises(ConfigError, match=r"trial 3 with .*\n  data.adapter: unknown dataset adapter 'nope'"):
+        apply_params(ExperimentConfig(), {"data.adapter": "nope"}, source="trial 3")
 
 
 def test_suggest_uses_the_path_as_optuna_name_and_overrides_round_trip():

@@ -17,13 +17,21 @@ from hypothesis import strategies as st
 from doughflow.config import DaskConfig, load_config
 from doughflow.data import imagecodec
 from doughflow.data.dask_client import dask_client
+from doughflow.data.dedup.signals import (
+    CONTENT_HASH,
+    EMBEDDING,
+    SIGNATURE,
+    THUMBNAIL,
+    SignalSpec,
+    binary_matrix,
+    compute_signals,
+    content_hash,
+    signals_for,
+)
 from doughflow.data.dedup.subsample import subsample
 from doughflow.data.imagecodec import decode_image
 from doughflow.data.manifest import DataManifest, ShardInfo
-from doughflow.data.signals import (CONTENT_HASH, EMBEDDING, SIGNATURE, THUMBNAIL, SignalSpec, binary_matrix,
-                                    compute_signals, content_hash, signals_for)
 from doughflow.data.validate import validate_shards
-
 from tests.support.compose import free_port, port_open, start, stop, wait_until
 from tests.support.configs import PIZZA_COLUMNS as COLUMNS
 

@@ -7,10 +7,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doughflow.config import PizzaGeneratorConfig
-from doughflow.data.dedup.imagesig import (box_sum, centred, content_histogram, fourier_correlation, grayscale,
-                                           phash_bits, spectrum_magnitudes, spectrum_signature, thumbnails)
+from doughflow.data.dedup.imagesig import (
+    box_sum,
+    centred,
+    content_histogram,
+    fourier_correlation,
+    grayscale,
+    phash_bits,
+    spectrum_magnitudes,
+    spectrum_signature,
+    thumbnails,
+)
 from doughflow.data.dedup.lsh import hamming
-from doughflow.data.signals import SIGNATURE, THUMBNAIL, SignalSpec, compute_signals
+from doughflow.data.dedup.signals import SIGNATURE, THUMBNAIL, SignalSpec, compute_signals
 from doughflow.data.synthetic.pizza import PizzaGenerator, near_copy, render_pizza
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
@@ -18,7 +27,7 @@ LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 
 def pizzas(n: int, seed: int = 3) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    gen = PizzaGenerator(PizzaGeneratorConfig(num_images=max(n, 10), seed=seed), LABELS)
+    gen = PizzaGenerator(PizzaGeneratorConfig(num_images=max(n, 10), seed=seed), LABELS, image_size=64)
     return [gen.original(i)[0] for i in range(n)] + [render_pizza({"olive": 1}, rng)]
 
 

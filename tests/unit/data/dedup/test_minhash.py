@@ -95,3 +95,23 @@ def test_pair_jaccard_equals_the_jaccard_of_shingle_sets(batch, size):
         sb = set(reference_shingles(texts_[j], "word", size))
         assert {shingle_hash64(s) for s in sa} == set(flat[starts[i]:starts[i + 1]].tolist())
         assert got[k] == len(sa & sb) / max(len(sa | sb), 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=30) | st.none(), min_size=1, max_size=8), st.integers(1, 5))
+def test_compiled_character_shingles_equal_the_reference_on_any_unicode(batch, size):
+    """Characters are code points: a multi-byte letter is one character of a shingle."""
+    from doughflow.data.dedup.minhash import char_shingle_hash64, char_shingle_hashes64
+
+    hashes, per_doc = char_shingle_hashes64(pa.array(batch, pa.string()), size)
+    expected = [[char_shingle_hash64(s) for s in reference_shingles(text or "", "char", size)] for text in batch]
+    assert per_doc.tolist() == [len(e) for e in expected]
+    assert hashes.tolist() == [h for e in expected for h in e]
+
+
+def test_normalisation_keeps_letters_of_every_script():
+    """Only punctuation goes: accented, Cyrillic and CJK letters and combining marks stay, so such texts
+    are neither empty nor all equal."""
+    texts = pa.array(["Crème brûlée!", "Привет, мир!", "東京 タワー。", "नमस्ते दुनिया", "a\u00a0b", "x_y-z 3.5"])
+    assert normalise_text(texts).to_pylist() == ["crème brûlée", "привет мир", "東京 タワー", "नमस्ते दुनिया", "a b",
+                                                 "x_yz 35"]

@@ -13,7 +13,7 @@ from doughflow.data.sources.extra import ORIGIN_FILE
 from doughflow.data.synthetic.pizza import render_pizza
 from doughflow.data.validate import validate_shards
 from doughflow.runs import RunPaths
-from tasks.fetch import fetch
+from doughflow.stages.fetch import fetch
 from tests.support.configs import TINY_OVERRIDES
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]

@@ -8,10 +8,10 @@ from doughflow.data.sources.fetch import fetch_source
 
 
 def test_fetch_reshards_and_records_manifest(tiny_source, tmp_path):
-    manifest = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=100)
+    manifest = fetch_source(str(tiny_source), tmp_path / "raw", rows_per_shard=70)  # the source has 100-row shards
     source_rows = sum(pq.read_metadata(p).num_rows for p in tiny_source.glob("*.parquet"))
     assert manifest.rows == source_rows
-    assert all(shard.rows <= 100 for shard in manifest.shards)
+    assert all(shard.rows <= 70 for shard in manifest.shards)
     assert sum(pq.read_metadata(s.path).num_rows for s in manifest.shards) == source_rows
     assert all(file_sha256(s.path) == s.sha256 for s in manifest.shards)
     assert DataManifest.load(tmp_path / "raw" / "manifest.json") == manifest
@@ -242,3 +242,24 @@ def test_a_column_some_files_lack_takes_its_default_and_is_counted(tmp_path):
     assert other.fingerprint != filled.fingerprint
     again = fetch_source(str(src), tmp_path / "filled", options=FetchOptions(column_defaults={"count_onion": 0.0}))
     assert again.fingerprint == filled.fingerprint and again.filled == filled.filled  # a rerun reuses the shards
+
+
+def test_rows_of_files_without_an_id_column_get_file_and_row_ids(tmp_path):
+    """'<file>#<row>' per file without the id column, the file's own ids otherwise; the same on a rerun, and a
+    change of data.id_column fetches the files again under the new name."""
+    from doughflow.data.sources.fetch import FetchOptions
+
+    source = tmp_path / "src"
+    (source / "more").mkdir(parents=True)
+    (source / "a.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    (source / "more" / "b.jsonl").write_text('{"text": "three", "sample_id": "own-1"}\n')
+    first = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl"))
+    ids = sorted(i for s in first.shards for i in pq.read_table(s.path).column("sample_id").to_pylist())
+    assert ids == ["a.jsonl#000000000", "a.jsonl#000000001", "own-1"] and first.made_ids == 2
+    assert {e.name: e.made_ids for e in first.files} == {"a.jsonl": 2, "more/b.jsonl": 0}
+    rerun = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl"))
+    assert rerun.shards == first.shards and rerun.made_ids == 2  # reused, not refetched
+    renamed = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl", id_column="doc"))
+    assert {e.key for e in renamed.files}.isdisjoint({e.key for e in first.files})
+    assert sorted(i for s in renamed.shards for i in pq.read_table(s.path).column("doc").to_pylist())[:2] == \
+        ["a.jsonl#000000000", "a.jsonl#000000001"]

@@ -2,6 +2,7 @@ import io
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -10,24 +11,47 @@ from PIL import Image
 
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import decode_image, encode_png
-from doughflow.data.synthetic.pizza import PizzaGenerator, generate_pizza_dataset, render_pizza
+from doughflow.data.synthetic.pizza import TOPPING_STYLES, PizzaGenerator, generate_pizza_dataset, render_pizza
+from doughflow.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 
 
 def test_generation_is_deterministic_and_sharded(tmp_path):
-    config = PizzaGeneratorConfig(num_images=80, rows_per_shard=30, corrupt_rows=2)
-    first = generate_pizza_dataset(config, LABELS, tmp_path / "a", workers=1)
-    second = generate_pizza_dataset(config, LABELS, tmp_path / "b", workers=2)
+    config = PizzaGeneratorConfig(num_images=80, corrupt_rows=2)
+    first = generate_pizza_dataset(config, LABELS, tmp_path / "a", image_size=64, rows_per_shard=30, workers=1)
+    second = generate_pizza_dataset(config, LABELS, tmp_path / "b", image_size=64, rows_per_shard=30, workers=2)
     assert [p.name for p in first] == [p.name for p in second]
     assert len(first) == 3
     for a, b in zip(first, second):
         assert pq.read_table(a).equals(pq.read_table(b))
+    # The shard size cuts the same rows differently; it changes no row.
+    one_shard = generate_pizza_dataset(config, LABELS, tmp_path / "c", image_size=64, rows_per_shard=1000, workers=1)
+    assert len(one_shard) == 1
+    assert pq.read_table(one_shard[0]).equals(pa.concat_tables([pq.read_table(p) for p in first]))
+
+
+def test_the_generator_paints_exactly_the_drawable_toppings():
+    """The config checks labels against DRAWABLE_TOPPINGS without importing the painters."""
+    assert sorted(TOPPING_STYLES) == sorted(DRAWABLE_TOPPINGS)
+    assert set(DEFAULT_TOPPINGS) <= set(DRAWABLE_TOPPINGS)
+
+
+@pytest.mark.parametrize("size", [MIN_IMAGE_SIDE, 96])
+def test_the_generator_draws_at_the_size_it_is_given(size):
+    rows = list(PizzaGenerator(PizzaGeneratorConfig(num_images=10, corrupt_rows=0), LABELS, image_size=size).rows(0, 3))
+    assert {decode_image(row["image"]).shape for row in rows} == {(size, size, 3)}
+
+
+@pytest.mark.parametrize("size", [MIN_IMAGE_SIDE - 1, MAX_IMAGE_SIDE + 1])
+def test_the_generator_refuses_sizes_it_cannot_draw(size):
+    with pytest.raises(ValueError, match=f"image_size {size}: the generator draws {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE}"):
+        PizzaGenerator(PizzaGeneratorConfig(num_images=10), LABELS, image_size=size)
 
 
 def test_rows_carry_labels_customers_and_planted_mess():
     config = PizzaGeneratorConfig(num_images=400, exact_duplicate_rate=0.05, near_duplicate_rate=0.06, corrupt_rows=4)
-    rows = list(PizzaGenerator(config, LABELS).rows())
+    rows = list(PizzaGenerator(config, LABELS, image_size=64).rows())
     assert len(rows) == 400 + 20 + 24 + 4
     kinds = Counter(row["dup_kind"] for row in rows)
     assert kinds["exact"] == 20 and kinds["reencoded"] + kinds["shifted"] + kinds["recoloured"] == 24
@@ -43,7 +67,7 @@ def test_rows_carry_labels_customers_and_planted_mess():
     counts = Counter(row["customer_id"] for row in rows)
     assert counts.most_common(1)[0][1] > 10 * len(rows) / config.num_customers
     clean = [row for row in rows if not row["defect"]]
-    assert all(0 <= row[f"count_{label}"] <= config.max_count for row in clean for label in LABELS)
+    assert all(0 <= row[f"count_{label}"] <= config.max_per_topping for row in clean for label in LABELS)
     assert {row["recipe"] for row in rows} >= {"margherita", "supreme"}
 
 

@@ -31,12 +31,18 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.dedup import PeakRSS  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from doughflow.config import ExperimentConfig
 
 
 class TreeCPU(PeakRSS):
@@ -45,11 +51,11 @@ class TreeCPU(PeakRSS):
     stage would reach with the cores to itself. Workers that exit keep their last sample (at most
     0.2 s of CPU is missed per process)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.cpu: dict[int, float] = {}
 
-    def _run(self):
+    def _run(self) -> None:
         import psutil
 
         me = psutil.Process()
@@ -84,7 +90,7 @@ def generator_overrides(images: int) -> list[str]:
             f"data.source.generator.corrupt_rows={corrupt}"]
 
 
-def stage_config(args, work: Path):
+def stage_config(args: argparse.Namespace, work: Path) -> ExperimentConfig:
     from doughflow.config import load_config
 
     overrides = generator_overrides(args.images) + [
@@ -96,11 +102,10 @@ def stage_config(args, work: Path):
     return load_config(None, overrides + args.set)
 
 
-def run_stages(config, run_id: str, meter: "TreeCPU | None" = None) -> tuple[dict, dict]:
+def run_stages(config: ExperimentConfig, run_id: str, meter: TreeCPU | None = None) -> tuple[dict, dict]:
     """The four stages as flows.prepare runs them (the functions its tasks wrap), timed one by one.
     Subsample is the task's body less its scoring against the planted truth, which loads every id
     into this process and is done after the measured part instead (as benchmarks/dedup.py does)."""
-    from doughflow.config import ExperimentConfig
     from doughflow.data.columns import groups_in
     from doughflow.data.dask_client import dask_client
     from doughflow.data.dedup.subsample import SubsampleResult, subsample
@@ -135,7 +140,7 @@ def run_stages(config, run_id: str, meter: "TreeCPU | None" = None) -> tuple[dic
     return seconds, results
 
 
-def truth_table(paths: list[str], rows: int | None = None):
+def truth_table(paths: list[str], rows: int | None = None) -> pd.DataFrame:
     """id, dup_of, dup_kind, recipe and counts of the first ``rows`` rows (all when None)."""
     import pandas as pd
     import pyarrow.parquet as pq
@@ -153,7 +158,7 @@ def truth_table(paths: list[str], rows: int | None = None):
     return pd.concat(frames, ignore_index=True)
 
 
-def removal_scores(truth, removed: dict[str, str]) -> dict:
+def removal_scores(truth: pd.DataFrame, removed: dict[str, str]) -> dict:
     """Precision and recall of duplicate removals (removed id -> kept id) against the planted copies
     of the rows in ``truth``, per kind, and hard negatives: removals whose two rows are distinct
     pizzas of the same recipe and counts."""
@@ -190,11 +195,11 @@ def removal_scores(truth, removed: dict[str, str]) -> dict:
 
 def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> dict:
     """imagededup's method: phash each image, search within ``threshold`` bits, remove greedily."""
+    import resource
+
     import imagehash
     import pyarrow.parquet as pq
     from PIL import Image
-
-    import resource
 
     started, cpu_started = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     ids, hashes, seen = [], [], 0
@@ -238,7 +243,7 @@ def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> d
             "hash_seconds": hashed - started, "search": search}
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100_000, help="rows of the generated set (planted copies included)")
     parser.add_argument("--baseline-images", type=int, default=50_000)

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from doughflow.data.dedup.fileshuffle import read_part, write_parts
 from doughflow.data.dedup.imagesig import fourier_correlation
 from doughflow.data.dedup.reduce import in_sorted
-from doughflow.data.dedup.sketch import id_keys
 from doughflow.data.dedup.signals import THUMBNAIL, binary_matrix
+from doughflow.data.dedup.sketch import id_keys
 
 
 def bucket_pairs_sorted(bucket: np.ndarray, key: np.ndarray, pair_limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,10 +92,10 @@ def endpoint_thumbnails(source_path: str, sketch_path: str, out_path: str, *, id
     order = np.argsort(keys[rows], kind="stable")
     rows, sorted_keys = rows[order], keys[rows][order]
     edge_parts, side_parts, row_parts = [], [], []
-    for side, ends_of_side in ((0, a), (1, b)):
+    for end, ends_of_side in ((0, a), (1, b)):
         hit = np.flatnonzero(in_sorted(ends_of_side, sorted_keys))
         edge_parts.append(hit)
-        side_parts.append(np.full(len(hit), side, np.int8))
+        side_parts.append(np.full(len(hit), end, np.int8))
         row_parts.append(rows[np.searchsorted(sorted_keys, ends_of_side[hit])])
     edge, side, row = np.concatenate(edge_parts), np.concatenate(side_parts), np.concatenate(row_parts)
     take = pa.array(row, pa.int64())

@@ -63,7 +63,7 @@ class SignalSpec:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
-    def from_config(cls, subsample: SubsampleConfig) -> "SignalSpec":
+    def from_config(cls, subsample: SubsampleConfig) -> SignalSpec:
         """From a SubsampleConfig: its near-dup hash and thumbnail, and whether it clusters."""
         near = subsample.near_dup
         return cls(near.image_hash, near.image_hash_size, near.thumb_size, subsample.cluster.enabled)
@@ -118,7 +118,7 @@ def fixed_binary(matrix: np.ndarray) -> pa.Array:
                                                 [None, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())])
 
 
-def binary_matrix(column, width: int) -> np.ndarray:
+def binary_matrix(column: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     """Inverse of ``fixed_binary`` for an Arrow (chunked) fixed-size binary column."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], pa.binary(width))

@@ -195,6 +195,7 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     if spec.cap_column:
         out["group"] = pc.cast(table.column(spec.cap_column), pa.string()).take(index)
     sig = feats = thumbs = None
+    digests: np.ndarray | list[bytes]
     if payload == spec.text_column:
         texts = normal.take(index)
         out["h1"], out["h2"] = content_digests(texts)

@@ -254,7 +254,7 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
 
     def fetch_one(unit: FetchUnit) -> tuple[UnitEntry, list[ShardInfo], bool]:
         entry = old_entries.get(unit.key)
-        if _reusable(entry, old_shards):
+        if entry is not None and _reusable(entry, old_shards):
             return entry, [old_shards[p] for p in entry.shards], False
         for path in entry.shards if entry else []:  # names from the manifest on disk: only ours are deleted
             remove_file(out_dir, path)

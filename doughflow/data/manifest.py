@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -88,7 +89,7 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def write_shards(batches, schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
+def write_shards(batches: Iterable[pa.RecordBatch], schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
                  prefix: str = "part") -> list[ShardInfo]:
     """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
     the first batch's is used (CSV and JSONL readers infer it). Each batch goes to the open shard's
@@ -101,6 +102,7 @@ def write_shards(batches, schema: pa.Schema | None, out_dir: Path, rows_per_shar
 
     def close() -> None:
         nonlocal writer, written
+        assert writer is not None, "close() follows a write"
         writer.close()
         path = out_dir / f"{prefix}-{len(shards):05d}.parquet"
         shards.append(ShardInfo(str(path), written, path.stat().st_size, file_sha256(path)))

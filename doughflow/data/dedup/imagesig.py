@@ -162,7 +162,8 @@ def _comparison_pairs(bits: int, radius: int = SPECTRUM_RADIUS, side: int = GRAY
     two of about the same radius, so each bit is a coin flip over different images."""
     radii = _spectrum_basis(side, radius)[3]
     rng = np.random.default_rng(_PAIR_SEED)
-    first, second = [], []
+    first: list[int] = []
+    second: list[int] = []
     while len(first) < bits:
         a = int(rng.integers(len(radii)))
         near = np.flatnonzero((np.abs(radii - radii[a]) <= _PAIR_WIDTH) & (np.arange(len(radii)) != a))

@@ -45,7 +45,8 @@ settings): 1041 images/s on 2 free cores (CPU s fetch 1.1, validate 17.7, subsam
 0.5), precision/recall 1.0, peak 1404 MB. From the two: ~31 CPU s a run that do not grow with N
 (workers started per stage and their imports) and ~0.38 CPU ms an image (validate 0.26, subsample
 0.05, fetch 0.05, split 0.02), i.e. ~5k images/s at 1M on two free cores, extrapolated. Memory is
-not flat: subsample workers peak at ~500 MB (20k) and ~580 MB (100k) during the write. Per image on
+not flat: subsample's workers hold ~380 MB (20k) and ~425 MB (100k) before its write, which adds
+~120-150 MB to each at both sizes. Per image on
 one 10k shard (CPU time): reading the Parquet image column 0.1 ms (I/O bound, varies with load),
 header 0.009, PNG decode 0.079, pixel hash 0.003, signals 0.099 (grayscale 0.011, spectrum 0.021,
 thumbnail 0.011, colour embedding and the rest ~0.055). The 1M run was not made: its source alone is

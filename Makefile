@@ -37,7 +37,7 @@ PIP := $(BOOTSTRAP) $(PIP_TORCH)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck format clean stack-env check-cuda-constraints
+.PHONY: setup run test test-fast test-flaky lint typecheck format clean stack-env check-cuda-constraints
 
 setup: $(STAMP)
 
@@ -65,6 +65,13 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest $(XDIST) -m "not slow" $(ARGS)
+
+# The flow tests RUNS times over, each round as `make test` runs them, and every test that ever failed
+# (tests/support/flaky.py). `make test-flaky RUNS=3 FLAKY_PATHS="tests/unit/training"` for others.
+RUNS ?= 5
+FLAKY_PATHS ?= tests/flows
+test-flaky: setup
+	$(PY) -m tests.support.flaky --runs $(RUNS) --jobs $(JOBS) $(FLAKY_PATHS)
 
 # ruff (lint + format check) and import-linter's contracts: flows -> tasks -> doughflow, Prefect only in
 # doughflow/orchestration, no import cycles. `make format` rewrites in place.

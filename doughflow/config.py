@@ -393,7 +393,7 @@ class TrainConfig(_Strict):
     zero_stage: int = Field(0, ge=0, le=3, description="DeepSpeed ZeRO stage.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32 on CPUs; bf16/fp16 use torch autocast on GPUs.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto")
-    num_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
+    num_threads: int = Field(0, ge=0, description="torch intra-op threads of each training process; 0: the cores this process may use, divided among the processes a launcher starts on the host. Always set, never inherited: CPU weights are bit-identical only for the same thread count.")
     log_every_steps: int = Field(10, ge=1)
     seed: int = Field(1234)
     lr_schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Shape after the linear warm-up.")

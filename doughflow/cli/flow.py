@@ -1,6 +1,8 @@
 """Command line of the flows, ``python -m flows.train|prepare|tune``: ``--config FILE`` plus ``key.path=value``
 overrides, validated before any work, and one JSON object as the last line of stdout so scripts can
-read the outcome.
+read the outcome. Before that line, on stderr, a table of where the run's time went
+(doughflow.orchestration.timing), and Prefect's temporary API is the one started early by
+doughflow.orchestration.local_api.
 
 Arguments are parsed before the flow module is imported: Prefect and torch take 10-18 s to import on a
 busy 2-core machine, and ``--help`` or a typo should answer at once. So this module imports only the
@@ -19,11 +21,13 @@ another process is using right now (the holder is named in the message).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib
 import inspect
-import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -135,10 +139,29 @@ def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: 
     run_id = run_id_or_exit(args)
     config = load_or_exit(args, trains)
     with run_lock(config, run_id):
-        result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
+        # Called with argv (a test, another program) the process did not start for this run: no start-up row.
+        result = run_timed(flow_fn, config, run_id, process_started=argv is None)
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
+    gc.freeze()  # the interpreter's exit then frees the run's objects without a last full collection
     return result
+
+
+def run_timed(flow_fn: Callable, config: Any, run_id: str | None, process_started: bool) -> Any:
+    """Call the flow against Prefect's API (the temporary one started early, unless one is configured)
+    and print the table of where the time went on stderr, also when the flow raised."""
+    from doughflow.orchestration.local_api import local_api
+    from doughflow.orchestration.timing import format_rows, latest_run, process_started_at, run_rows
+
+    started = process_started_at() if process_started else None
+    gc.freeze()  # what the imports built stays for good: collections then skip it, and so does the exit
+    with local_api() as api_seconds:
+        flow_called = time.time()
+        try:
+            return flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
+        finally:
+            rows = run_rows(started, api_seconds, flow_called, time.time(), latest_run())
+            print(format_rows(rows), file=sys.stderr)  # before the JSON line, which stays last on stdout
 
 
 def exit_status(error: BaseException) -> int:
@@ -170,7 +193,7 @@ def main(flow: str | Callable, description: str | None = None, argv: list[str] |
         flow_fn = flow
     try:
         with run_lock(config, run_id):
-            result = flow_fn(config=config, **({"run_id": run_id} if run_id else {}))
+            result = run_timed(flow_fn, config, run_id, process_started=argv is None)
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - every failure becomes a documented status
         status = exit_status(error)
         sys.stderr.flush()
@@ -182,4 +205,5 @@ def main(flow: str | Callable, description: str | None = None, argv: list[str] |
         raise SystemExit(status) from None
     sys.stderr.flush()
     print(json.dumps(result, default=str), flush=True)
+    gc.freeze()  # the interpreter's exit then frees the run's objects without a last full collection
     raise SystemExit(EXIT_OK)

@@ -10,6 +10,7 @@ while each run's own page still lists the versions it created.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -96,7 +97,9 @@ def progress_artifact(
         while not stop.wait(every_seconds):
             push()
 
-    thread = threading.Thread(target=watch, name=f"progress-{key}", daemon=True)
+    # In this context's copy: Prefect's settings (the API URL of a temporary API) live in context
+    # variables, and a bare thread saw none, so Prefect started a second temporary server for it.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(watch,), name=f"progress-{key}", daemon=True)
     thread.start()
     try:
         yield

@@ -12,12 +12,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# flow run id -> its root's id. Prefect answers ``flow_run.root_flow_run_id`` by reading the flow run and
+# its parent task run from the API at every level (4 requests inside prepare-data), and a run asks once per
+# stage; a flow run's root never changes, so each is asked once.
+_ROOTS: dict[str, str] = {}
+
+
 def root_flow_run_id() -> str | None:
     """The outermost flow run's id (train -> train-pipeline -> prepare-data share it), or None."""
     from prefect.runtime import flow_run
 
-    root = flow_run.root_flow_run_id or flow_run.id
-    return str(root) if root else None
+    current = flow_run.id
+    if not current:
+        return None
+    current = str(current)
+    if current not in _ROOTS:
+        _ROOTS[current] = str(flow_run.root_flow_run_id or current)
+    return _ROOTS[current]
 
 
 def flow_run_id() -> str | None:

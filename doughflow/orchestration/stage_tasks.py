@@ -91,9 +91,12 @@ STAGE_TIMEOUTS: dict[str, float] = {"fetch": 4 * 3600.0}
 
 NOT_IN_KEY = ("config", "paths")
 
-# Final state and seconds of each stage, per root flow run, filled by task hooks in this process.
-# (Prefect writes task runs to its database asynchronously, so reading them back right after a
-# fast cached stage can miss it; the hooks see every state as it happens.)
+# Final state, seconds and end time of each stage, per root flow run, filled by task hooks in this
+# process, in the order the stages ended. (Prefect writes task runs to its database asynchronously, so
+# reading them back right after a fast cached stage can miss it; the hooks see every state as it happens.)
+# ``seconds`` is the stage's own run (Running to its final state; 0 when Cached); ``ended`` (time.time())
+# lets doughflow.orchestration.timing charge each stage the wall time since the one before, Prefect's
+# work around it (task-run records, cache lookups, result files, state changes) included.
 STAGE_LOG: dict[str, dict[str, dict]] = {}
 
 
@@ -102,7 +105,9 @@ def _log_stage_state(task: Any, task_run: Any, state: Any) -> None:
     seconds = (state.timestamp - started).total_seconds() if started and state.timestamp else 0.0
     # Keyed by the root flow run, so stages inside sub-flows (prepare-data) count for the run.
     run = root_flow_run_id() or str(task_run.flow_run_id)
-    STAGE_LOG.setdefault(run, {})[task.name] = {"state": state.name, "seconds": round(seconds, 3)}
+    stages = STAGE_LOG.setdefault(run, {})
+    stages.pop(task.name, None)  # a retried stage counts where it finally ended
+    stages[task.name] = {"state": state.name, "seconds": round(seconds, 3), "ended": time.time()}
 
 
 # Fault-suite hook (tests/flows/test_faults.py): with DOUGHFLOW_FAULT_HOLD_STAGE in the environment at

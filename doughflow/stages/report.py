@@ -21,6 +21,7 @@ from doughflow.data.dedup.subsample import SubsampleResult
 from doughflow.data.validate import ValidationResult
 from doughflow.orchestration.artifacts import experiment_key, publish_link, publish_markdown, publish_table
 from doughflow.orchestration.runtime import flow_run_ui_url
+from doughflow.orchestration.timing import current_run_rows
 from doughflow.privacy import pseudonymiser_for
 from doughflow.reporting import classification as cls_report
 from doughflow.reporting.inert import Md, md_code
@@ -192,6 +193,7 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         sections.append("Example images are left out of this report (report.include_images: false).")
     if decision is not None and formats is not None and behaviour is not None:
         sections += release_sections(config, splits, evaluated, formats, behaviour, decision, out, figures)
+    sections += timing_section()
     markdown_text = "\n\n".join(sections) + "\n"
     files = write_report(out, markdown_text, f"doughflow {paths.run_id}", figures)
     (out / "summary.json").write_text(json.dumps({"figures": figures}))
@@ -216,6 +218,22 @@ def release_sections(config: ExperimentConfig, splits: SplitResult, evaluated: E
             "## Deploy formats", formats_section(formats, decision),
             "## Behavioural tests", behaviour_section(behaviour, config.label_names),
             "## Error analysis", analysis]
+
+
+def timing_section() -> list[str]:
+    """Seconds per stage up to this report (Prefect's work around each stage in the wall column); the
+    stages after it and the run's start-up are in the table the command prints and in the run registry."""
+    rows = current_run_rows()
+    if not rows:
+        return []
+    cells = [[row.part, row.state, f"{row.seconds:.1f}" if row.seconds is not None else "", f"{row.wall:.1f}"]
+             for row in rows]
+    return ["## Where the time went",
+            "Seconds per stage until this report: *in stage* is the stage's own work (0 when its cached result "
+            "was reused), *wall* adds Prefect's work around it. The stages after the report, the start-up and "
+            "the whole run's total are in the table `python -m flows.train` prints at the end.",
+            table(["stage", "state", "in stage (s)", "wall (s)"], cells)]
+
 
 
 def publish_report(config: ExperimentConfig, report: ReportFiles, run_id: str) -> None:

@@ -93,6 +93,8 @@ def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, 
         "scheduler": {"type": f"warmup_{cfg.lr_schedule}", **warmup, "unit": recipe.schedule_unit,
                       "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
         "world_size": world_size, "device": device.type, "seed": cfg.seed,
+        # CPU weights are bit-identical only at the same thread count (doughflow.training.process)
+        "num_threads": torch.get_num_threads(),
         "global_batch_size": global_batch_size(cfg, world_size),
         "recipe": recipe.as_dict(),
         "engine_changes": engine_changes(cfg, world_size),

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 import doughflow
 from doughflow.config import LauncherConfig
 from doughflow.training.job import JOB_FILE, TrainJob, TrainResult, load_result
@@ -119,7 +121,11 @@ def failure(out_dir: Path, returncode: int) -> RuntimeError:
 def run_job(job: TrainJob, launcher: LauncherConfig) -> TrainResult:
     """Train in-process (world size 1) or under a launcher, and return rank 0's result."""
     if world_size(launcher) == 1 and not launcher.isolate:
-        result = run_training(job)
+        threads = torch.get_num_threads()
+        try:  # training sets its own thread count (doughflow.training.process); the caller's comes back after
+            result = run_training(job)
+        finally:
+            torch.set_num_threads(threads)
         assert result is not None
         return result
     process = start(job, launcher)

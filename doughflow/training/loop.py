@@ -117,6 +117,7 @@ def run_training(job: TrainJob) -> TrainResult | None:
     state.history["batch_size"] = recipe.global_batch_size
     state.history["recipe"] = recipe.as_dict()
     state.history.setdefault("step_lr", [])  # the learning rate of every optimizer update
+    state.history["num_threads"] = torch.get_num_threads()  # CPU weights repeat only at the same count
     run = Run(job, process, train_stream, plan, engine, scheduler, state, ds_config_path, recipe)
     started = time.perf_counter()
     for epoch in range(state.epoch, job.cfg.epochs):

@@ -10,7 +10,12 @@ does the training collectives), so it is marked incompatible, through a private 
 pinned DeepSpeed minor version). The optimizer is a plain torch one for the same reason.
 
 On a CPU the kernels are deterministic for a fixed thread count, so the same seed and config give
-bit-identical weights; GPUs need cuDNN and cuBLAS told so.
+bit-identical weights; GPUs need cuDNN and cuBLAS told so. The thread count is therefore always set,
+never inherited: ``train.num_threads: 0`` means this process's share of the cores it may run on, not
+whatever ``torch.get_num_threads()`` the process happens to have. Inheriting it made one config train
+differently by test order: a pytest worker that had trained a ``num_threads: 1`` job earlier trained
+the flow tests' ``num_threads: 0`` job with 1 thread, a fresh worker with 2, and a 400-image, 2-epoch
+job gave different weights at 1 and 2 threads (CPU float reductions are split by thread).
 """
 
 from __future__ import annotations
@@ -73,10 +78,27 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def configure_determinism(cfg: TrainConfig, device: torch.device) -> None:
-    """CPU kernels are deterministic for a fixed thread count; GPUs need cuDNN/cuBLAS told so."""
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask, which taskset and container cpusets narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def training_threads(cfg: TrainConfig) -> int:
+    """``train.num_threads``, or with 0 this process's share of the usable cores: every process a
+    launcher starts on this host (torchrun's ``LOCAL_WORLD_SIZE``, DeepSpeed's ``LOCAL_SIZE``) gets an
+    equal share, so ranks do not oversubscribe the cores."""
     if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+        return cfg.num_threads
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("LOCAL_SIZE") or "1"))
+    return max(1, usable_cores() // local_processes)
+
+
+def configure_determinism(cfg: TrainConfig, device: torch.device) -> None:
+    """A definite CPU thread count (see the module docstring); GPUs need cuDNN/cuBLAS told so."""
+    torch.set_num_threads(training_threads(cfg))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         if cfg.deterministic:

@@ -9,25 +9,9 @@ import pytest
 
 from doughflow.cli.flow import run_flow_cli
 from doughflow.data.synthetic.shapes import CLASSES, generate_shapes
+from tests.support.configs import TINY_SHAPES_IMAGES, TINY_SHAPES_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# Small enough for a 2-core CI box: 32 px images, three short epochs, CoreML left to the pizza test.
-TINY_SHAPES_OVERRIDES = [
-    "data.image_size=32",
-    "data.rows_per_shard=100",
-    "train.epochs=3",
-    "train.micro_batch_size=16",
-    "train.warmup_steps=5",
-    "train.learning_rate=0.005",
-    "evaluate.worst_examples=4",
-    "evaluate.min_metrics={accuracy: 0.3}",
-    "release.coreml.enabled=false",
-    "release.properties.examples=8",
-    "release.properties.max_failure_rate=1.0",
-    "release.quantization.calibration_samples=16",
-    "release.quantization.latency_repeats=2",
-]
 
 
 @pytest.mark.slow
@@ -35,7 +19,7 @@ def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     from flows.train import train
     from doughflow.cli.verify import main as verify
 
-    source = generate_shapes(tmp_path / "shapes", 240, size=32, other=6)
+    source = generate_shapes(tmp_path / "shapes", TINY_SHAPES_IMAGES, size=32, other=6)
     argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,
             f"data.source.url={source}", f"artifacts_dir={tmp_path / 'artifacts'}"]
     run_flow_cli(train, argv=argv)
@@ -52,9 +36,10 @@ def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     preprocessing = json.loads((bundle / "preprocessing.json").read_text())
     assert preprocessing["task"] == "classification" and preprocessing["output_name"] == "logits"
 
+    # The one learned-metric check is the release gate on test accuracy (bar 0.45, chance 0.25): every one of
+    # 20 training seeds clears it by 0.15 or more (tests/support/configs.py, benchmarks/test_margins.py).
     metrics = json.loads((bundle / "metrics.json").read_text())["test"]
-    chance = 1 / len(CLASSES)
-    assert metrics["accuracy"] > chance + 0.1 and metrics["macro_f1"] > chance
+    assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["accuracy"] >= 0.45
     assert set(metrics["per_class"]) == set(CLASSES)
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
     gates = {(g["fmt"], g["name"]): g for g in manifest["release"]["gates"]}

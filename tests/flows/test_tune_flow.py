@@ -14,22 +14,9 @@ import pytest
 import yaml
 
 from doughflow.config import load_config
-from tests.support.configs import TINY_OVERRIDES
+from tests.support.configs import TINY_OVERRIDES, TINY_TUNE_OVERRIDES
 
 DATA_STAGES = {"fetch", "validate", "subsample", "split"}
-
-TUNE_OVERRIDES = [
-    "train.model.width=8",
-    "train.loader.num_workers=0",  # tiny data: loader processes cost more than they save
-    "tune.search_space={train.learning_rate: {type: float, low: 1.0e-6, high: 0.01, log: true},"
-    " train.model.width: {type: categorical, choices: [8, 12]}}",
-    # val_mae is continuous, so the median comparison cannot tie. Trial 0 is a sound config; trial 1
-    # (learning rate 1e-6) barely moves from its initial weights and is worse after epoch 1 than
-    # the median of the one finished trial, so the pruner stops it there.
-    "tune.metric=val_mae", "tune.direction=minimize",
-    "tune.pruner={kind: median, n_startup_trials: 1, n_warmup_steps: 0}",
-    "tune.enqueue=[{train.learning_rate: 0.01, train.model.width: 8}, {train.learning_rate: 1.0e-6, train.model.width: 8}]",
-]
 
 
 def _trial_data_stage_states() -> dict[str, dict[str, str]]:
@@ -64,7 +51,7 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
     from doughflow.cli.flow import run_flow_cli
     from flows.tune import tune
 
-    overrides = TINY_OVERRIDES + TUNE_OVERRIDES + [f"artifacts_dir={tmp_path}", "tracking.mlflow.enabled=true"]
+    overrides = TINY_OVERRIDES + TINY_TUNE_OVERRIDES + [f"artifacts_dir={tmp_path}", "tracking.mlflow.enabled=true"]
     first = tune(config=load_config(None, overrides + ["tune.n_trials=1"]))
     assert (first["n_complete"], first["n_pruned"], first["n_trials"]) == (1, 0, 1)
     assert first["best_trial"] == 0 and first["best_params"] == {"train.learning_rate": 0.01, "train.model.width": 8}

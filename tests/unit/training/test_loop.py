@@ -16,6 +16,7 @@ from doughflow.training.checkpoint import latest_tag, state_dict_hash
 from doughflow.training.job import TrainJob
 from doughflow.training.launch import run_job, start
 from doughflow.training.loop import run_training
+from doughflow.training.process import usable_cores
 from tests.support.configs import tiny_train_config
 from tests.support.sample_data import pizza_columns
 
@@ -51,6 +52,24 @@ def test_same_data_config_seed_gives_identical_weights(reference, tiny_shards, t
     assert again.history["step_loss"] == reference.history["step_loss"]
     other_seed = run_training(_job(tiny_shards, tmp_path / "seed", tiny_train_config(seed=99, epochs=1)))
     assert other_seed.weights_sha256 != reference.weights_sha256
+
+
+def test_num_threads_0_trains_alike_whatever_threads_the_caller_had(tiny_shards, tmp_path):
+    """The flaky-test cause: num_threads=0 used to inherit the caller's torch thread count (1 after an
+    earlier num_threads=1 job in the same pytest worker), and 1 and 2 threads give different weights."""
+    cfg = tiny_train_config(num_threads=0, epochs=1, loader={"num_workers": 0})
+    before = torch.get_num_threads()
+    hashes = []
+    try:
+        for caller_threads in (1, 2):
+            torch.set_num_threads(caller_threads)
+            result = run_job(_job(tiny_shards, tmp_path / str(caller_threads), cfg), cfg.launcher)
+            assert torch.get_num_threads() == caller_threads  # the caller's count comes back
+            assert result.history["num_threads"] == usable_cores()
+            hashes.append(result.weights_sha256)
+    finally:
+        torch.set_num_threads(before)
+    assert hashes[0] == hashes[1]
 
 
 def test_deepspeed_csv_monitor_gets_the_trainers_events_and_changes_nothing(reference, tiny_shards, tmp_path):

@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from doughflow.training.process import configure_determinism, free_port, resolve_device, seed_everything
+from doughflow.training.process import (
+    configure_determinism,
+    free_port,
+    resolve_device,
+    seed_everything,
+    training_threads,
+    usable_cores,
+)
 from tests.support.configs import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,12 +101,20 @@ def test_seed_everything_repeats_python_numpy_and_torch_draws():
     assert draws() != first
 
 
-def test_configure_determinism_sets_threads_only_when_asked():
+def test_thread_count_is_set_never_inherited(monkeypatch):
+    """The same config trains with the same thread count whatever the process had before (an earlier
+    in-process job with num_threads=1 used to leave 1 behind for the next num_threads=0 job)."""
     before = torch.get_num_threads()
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_SIZE", raising=False)
     try:
-        configure_determinism(tiny_train_config(num_threads=0), torch.device("cpu"))
-        assert torch.get_num_threads() == before
         configure_determinism(tiny_train_config(num_threads=1), torch.device("cpu"))
         assert torch.get_num_threads() == 1
+        configure_determinism(tiny_train_config(num_threads=0), torch.device("cpu"))
+        assert torch.get_num_threads() == training_threads(tiny_train_config(num_threads=0)) == usable_cores()
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(usable_cores() + 1))  # more ranks on this host than cores
+        assert training_threads(tiny_train_config(num_threads=0)) == 1
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert training_threads(tiny_train_config(num_threads=3)) == 3
     finally:
         torch.set_num_threads(before)

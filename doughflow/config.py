@@ -189,22 +189,28 @@ class NearDupConfig(_Strict):
     candidate_margin: float = Field(0.1, ge=0.0, lt=0.5, description="Text: LSH bands x rows are chosen for threshold - candidate_margin, so a pair just above the threshold becomes a candidate ~99% of the time instead of 87-92%; verification then applies the threshold itself.")
     verify: Literal["signature", "exact", "none"] = Field("exact", description="Check text candidate pairs: exact Jaccard of their shingle sets (re-reads the candidates' texts on the workers), the MinHash estimate (drops ~1 in 3 true pairs within 0.02 above the threshold at 128 permutations), or not at all.")
     levenshtein_max_chars: int = Field(0, ge=0, description="With verify=exact, strings up to this length are compared by rapidfuzz ratio instead of Jaccard.")
-    image_hash_size: int = Field(8, ge=4, le=32, description="Perceptual hash side: the hash has side*side bits.")
-    max_hamming: int = Field(10, ge=0, le=64, description="Images: hashes within this Hamming distance are candidates (pigeonhole: max_hamming+1 blocks).")
-    image_hash: Literal["phash_centred", "dhash"] = Field("phash_centred", description="Images: pHash of the image moved to its content centroid (survives small shifts), or plain dHash.")
-    bucket_pair_limit: int = Field(2048, ge=2, le=100_000, description="Images: LSH buckets up to this many rows are searched pair by pair (every pair within max_hamming is a candidate); larger buckets get star edges to their smallest key only.")
-    thumb_size: int = Field(64, ge=8, le=256, description="Images: side of the grayscale thumbnail candidate pairs are verified on.")
-    max_shift: int = Field(2, ge=0, le=16, description="Images: verification takes the best correlation over offsets up to this many thumbnail pixels.")
-    min_correlation: float = Field(0.95, gt=0.0, le=1.0, description="Images: candidates whose best thumbnail correlation reaches this are near-duplicates.")
+    image_hash_size: int = Field(22, ge=4, le=32, description="Image hash side: the hash has side*side bits (spectrum: 22 -> 484 bits; phash_centred, dhash: 8 -> 64).")
+    max_hamming: int = Field(11, ge=0, le=64, description="Images: the hash is split into max_hamming+1 blocks and rows sharing a whole block are candidates, so every pair within max_hamming bits is one (pigeonhole). Spectrum 22/11: blocks of 40 bits, planted copies within 12 of 484 bits, 0.009 chance candidates per row at 1M rows.")
+    image_hash: Literal["spectrum", "phash_centred", "dhash"] = Field("spectrum", description="Images: spectrum compares pairs of low-frequency DFT magnitudes (unchanged by shifts, balanced bits: scales to millions of rows); phash_centred is pHash of the image moved to its content centroid; dhash is plain dHash. The 64-bit hashes put thousands of distinct pizzas in one block at 1M rows.")
+    bucket_pair_limit: int = Field(2048, ge=2, le=100_000, description="Images: LSH buckets up to this many rows are searched pair by pair (every pair is a candidate); larger buckets get star edges to their smallest key only.")
+    thumb_size: int = Field(32, ge=8, le=256, description="Images: side of the grayscale thumbnail candidate pairs are verified on (stored by validation: side*side bytes a row).")
+    max_shift: int = Field(1, ge=0, le=16, description="Images: verification takes the best correlation over shifts up to this many thumbnail pixels, in half-pixel steps (1 at 32 px covers 2 px of a 64 px image).")
+    min_correlation: float = Field(0.95, gt=0.0, le=1.0, description="Images: candidates whose best thumbnail correlation (low frequencies, brightness ignored) reaches this are near-duplicates. Planted copies score >= 0.995, distinct pizzas of one recipe and counts <= 0.85.")
     keep_per_component: int = Field(1, ge=1, description="Rows kept per near-duplicate component (lowest ids).")
 
 
 class ClusterCapConfig(_Strict):
-    """Cap over-represented looks: MiniBatchKMeans on cheap features, at most max_per_cluster each."""
+    """Cap over-represented looks: MiniBatchKMeans on each image's central colour histogram (the
+    embedding validation stores; text: hashed word counts), at most so many rows per cluster."""
 
-    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty disables clustering.")
+    max_per_cluster: int | None = Field(600, ge=1, description="Rows kept per cluster; empty: no absolute cap.")
+    max_over_mean: float | None = Field(None, gt=1.0, description="Rows kept per cluster as a multiple of the mean cluster size (live rows / n_clusters): a cap that means the same at 6k rows and at 1M. With max_per_cluster too, the smaller applies; both empty disables clustering.")
     n_clusters: int = Field(16, ge=2, le=4096)
     sample_rows: int = Field(20000, ge=100, description="Rows the k-means is fitted on; the rest are assigned per partition.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_per_cluster is not None or self.max_over_mean is not None
 
 
 class SubsampleConfig(_Strict):
@@ -219,6 +225,9 @@ class SubsampleConfig(_Strict):
     report_examples: int = Field(6, ge=0, le=100, description="Example pairs and groups shown in the report.")
 
 
+ImageFormat = Literal["png", "jpeg", "gif", "webp", "bmp", "tiff"]
+
+
 class DataConfig(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
     image_column: str = Field("image", description="Column with encoded image bytes (PNG/JPEG).")
@@ -229,6 +238,9 @@ class DataConfig(_Strict):
     target_prefix: str = Field("count_", description="Label columns are named prefix + label, e.g. count_olive.")
     max_count: int = Field(20, ge=1, description="Counts above this are impossible: such rows are quarantined.")
     image_size: int = Field(64, ge=16, le=1024, description=f"Side of the square images the model sees: sources are resized to it, and the built-in generator draws at it ({MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} without data.source.url).")
+    image_formats: list[ImageFormat] = Field(default_factory=lambda: list[ImageFormat](["png", "jpeg"]), min_length=1, description="Image formats validation accepts, by their magic bytes; others are quarantined naming the format, never decoded.")
+    max_image_bytes: int = Field(16 * 2**20, ge=1, description="Encoded images larger than this are quarantined before decoding.")
+    max_image_pixels: int = Field(4096 * 4096, ge=64, description="Images whose header declares more pixels than this are quarantined before decoding (a 656 KB PNG can declare 15000x15000 and cost 643 MiB to decode).")
     label_defaults: dict[str, float] = Field(default_factory=dict, description="Value of a label's target column in rows whose source file lacks that column, e.g. {onion: 0} when the photos taken before onion was on the menu carry no onion count. A row whose file has the column keeps its own value (a null there is still quarantined); fetch counts the filled rows in its manifest. The built-in generator fills the toppings that were not yet on its menu by itself.")
     extra_sources: list[str] = Field(default_factory=list, description="More Parquet sources (fsspec URLs) with the same label columns, e.g. corrected counts exported by flows.review; appended to the main source with their origin recorded.")
     adapter: str = Field("pizza_counts", pattern=r"^[A-Za-z0-9_.-]+$", description="Registered dataset adapter: which columns are the labels and how a row becomes a target. pizza_counts (count regression, one target_prefix+label column per label), image_classification (one class-name column, label_column), or your own (see import_module).")

@@ -92,31 +92,33 @@ def stream_sha256(handle: BinaryIO) -> str:
 def write_shards(batches: Iterable[pa.RecordBatch], schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
                  prefix: str = "part") -> list[ShardInfo]:
     """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
-    the first batch's is used (CSV and JSONL readers infer it)."""
+    the first batch's is used (CSV and JSONL readers infer it). Each batch goes to the open shard's
+    ParquetWriter as it comes, so memory is one batch, not one shard (a 10k-row shard of 64 px
+    PNGs is 58 MB, and fetch copies two at once)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shards: list[ShardInfo] = []
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+    writer: pq.ParquetWriter | None = None
+    written = 0
 
-    def flush() -> None:
-        nonlocal pending_rows
+    def close() -> None:
+        nonlocal writer, written
+        assert writer is not None, "close() follows a write"
+        writer.close()
         path = out_dir / f"{prefix}-{len(shards):05d}.parquet"
-        table = pa.Table.from_batches(pending, schema=schema)
-        pq.write_table(table.slice(0, rows_per_shard), path)
-        shards.append(ShardInfo(str(path), min(table.num_rows, rows_per_shard), path.stat().st_size, file_sha256(path)))
-        rest = table.slice(rows_per_shard)
-        pending.clear()
-        pending.extend(rest.to_batches())
-        pending_rows = rest.num_rows
+        shards.append(ShardInfo(str(path), written, path.stat().st_size, file_sha256(path)))
+        writer, written = None, 0
 
     for batch in batches:
         schema = schema or batch.schema
-        if batch.num_rows == 0:
-            continue
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        while pending_rows >= rows_per_shard:
-            flush()
-    if pending_rows:
-        flush()
+        while batch.num_rows:
+            if writer is None:
+                writer = pq.ParquetWriter(out_dir / f"{prefix}-{len(shards):05d}.parquet", schema)
+            take = min(batch.num_rows, rows_per_shard - written)
+            writer.write_table(pa.Table.from_batches([batch.slice(0, take)], schema=schema))
+            written += take
+            batch = batch.slice(take)
+            if written == rows_per_shard:
+                close()
+    if writer is not None:
+        close()
     return shards

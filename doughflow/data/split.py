@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -64,8 +65,9 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
         if not link_column or link_column not in names:
             continue
         table = pq.read_table(path, columns=[group_column, link_column])
-        for group, link in zip(pc.cast(table.column(group_column), pa.string()).to_pylist(),
-                               table.column(link_column).to_pylist()):
+        linked = table.filter(pc.fill_null(pc.not_equal(pc.cast(table.column(link_column), pa.string()), ""), False))
+        for group, link in zip(pc.cast(linked.column(group_column), pa.string()).to_pylist(),
+                               linked.column(link_column).to_pylist()):
             if link:
                 a, b = find(group), find("\0link:" + link)
                 if a != b:
@@ -90,34 +92,81 @@ def component_groups(table: pa.Table, id_column: str, link_column: str | None) -
     return [f"dup:{link}" if link else f"id:{row_id}" for row_id, link in zip(ids, links)]
 
 
+def _batch_groups(table: pa.Table, group_column: str | None, id_column: str | None,
+                  link_column: str | None) -> pa.Array:
+    if group_column:
+        return pc.cast(table.column(group_column), pa.string()).combine_chunks()
+    return pa.array(component_groups(table, str(id_column), link_column), pa.string())
+
+
+def _split_shard(index: int, path: Path, out_dir: Path, group_column: str | None, seed: int,
+                 fractions: tuple[float, float, float], units: dict[str, str], link_column: str | None = None,
+                 id_column: str | None = None, batch_rows: int = 2048) -> dict[str, tuple[ShardInfo | None, set[str]]]:
+    """One shard's rows written to out_dir/<split>/part-<index>, ``batch_rows`` at a time (memory:
+    one batch, not one shard); the split of each distinct group is computed once, not per row."""
+    source = pq.ParquetFile(path)
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows = {name: 0 for name in SPLITS}
+    groups: dict[str, set[str]] = {name: set() for name in SPLITS}
+    cache: dict[str, int] = {}
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch])
+            if group_column is None:
+                cache.clear()  # units named by row ids or components rarely repeat across batches
+            encoded = _batch_groups(table, group_column, id_column, link_column).dictionary_encode()
+            distinct = encoded.dictionary.to_pylist()
+            for g in distinct:
+                if g not in cache:
+                    cache[g] = SPLITS.index(assign_split(units.get(g, g), seed, fractions))
+            split_of = np.array([cache[g] for g in distinct], np.int8)
+            assigned = split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+            for number, name in enumerate(SPLITS):
+                mask = assigned == number
+                if not mask.any():
+                    continue
+                if name not in writers:
+                    (out_dir / name).mkdir(parents=True, exist_ok=True)
+                    writers[name] = pq.ParquetWriter(out_dir / name / f"part-{index:05d}.parquet", table.schema)
+                writers[name].write_table(table.filter(pa.array(mask)))
+                rows[name] += int(mask.sum())
+                groups[name].update(g for g, k in zip(distinct, split_of) if k == number)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    out: dict[str, tuple[ShardInfo | None, set[str]]] = {}
+    for name in SPLITS:
+        target = out_dir / name / f"part-{index:05d}.parquet"
+        out[name] = (ShardInfo(str(target), rows[name], target.stat().st_size, file_sha256(target)), groups[name]) \
+            if name in writers else (None, set())
+    return out
+
+
+SPLIT_THREADS = 2  # reading, writing and hashing shards release the GIL
+
+
 def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str | None, seed: int,
                    fractions: tuple[float, float, float], link_column: str | None = None,
                    id_column: str | None = None) -> SplitResult:
     """``group_column`` None: the data has no groups; rows are split by near-dup component (``link_column``),
-    the rest one by one by ``id_column``."""
+    the rest one by one by ``id_column``. Shards are split on SPLIT_THREADS threads."""
     if group_column is None and id_column is None:
         raise ValueError("data without a group column is split by row id: pass id_column")
     units = linked_units(manifest, group_column, link_column) if group_column else {}
     writers_shards: dict[str, list[ShardInfo]] = {name: [] for name in SPLITS}
     groups_seen: dict[str, set[str]] = {name: set() for name in SPLITS}
-    for index, path in enumerate(manifest.paths()):
-        table = pq.read_table(path)
-        if group_column:
-            groups = pc.cast(table.column(group_column), pa.string()).to_pylist()
-        else:
-            groups = component_groups(table, str(id_column), link_column)
-        assigned = [assign_split(units.get(group, group), seed, fractions) for group in groups]
-        for name in SPLITS:
-            mask = pa.array([a == name for a in assigned], pa.bool_())  # typed: a shard may be empty
-            part = table.filter(mask)
-            if part.num_rows == 0:
-                continue
-            groups_seen[name].update(g for g, a in zip(groups, assigned) if a == name)
-            folder = out_dir / name
-            folder.mkdir(parents=True, exist_ok=True)
-            out = folder / f"part-{index:05d}.parquet"
-            pq.write_table(part, out)
-            writers_shards[name].append(ShardInfo(str(out), part.num_rows, out.stat().st_size, file_sha256(out)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=SPLIT_THREADS) as pool:
+        done = pool.map(lambda job: _split_shard(job[0], job[1], out_dir, group_column, seed, fractions, units,
+                                                 link_column, id_column),
+                        enumerate(manifest.paths()))
+        for written in done:
+            for name in SPLITS:
+                shard, groups = written[name]
+                if shard is not None:
+                    writers_shards[name].append(shard)
+                    groups_seen[name].update(groups)
     manifests = {}
     for name in SPLITS:
         (out_dir / name).mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,11 @@ KEY_EXEMPT_FIELDS = ("dask", "name")
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "labels", "data.extra_sources", "data.label_defaults",
-              "data.target_prefix", *COLUMNS),
-    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns", "data.max_text_chars"),
+    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "data.extra_sources", "data.label_defaults",
+              "data.text_columns", *ADAPTER_FIELDS, *COLUMNS),  # the adapter's modality: text columns read as text
+    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns", "data.max_text_chars",
+                 "data.image_formats", "data.max_image_bytes", "data.max_image_pixels", "data.subsample.near_dup",
+                 "data.subsample.cluster"),
     "subsample": ("data.subsample", *ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns"),
     "split": ("split", "data.group_column", "data.id_column"),
     "train": ("train", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),

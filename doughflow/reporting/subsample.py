@@ -54,12 +54,51 @@ def subsample_markdown(result: SubsampleResult, *, pseudonymise: Callable[[objec
         parts += [f"Examples: {md_text(reason)}", table(headers, [[item[h] for h in headers] for item in items])]
     sizes = result.cluster_sizes
     if sizes:
-        after = sizes.get("after", {})
-        parts += [f"Cluster cap: {sizes['n_clusters']} MiniBatchKMeans clusters fitted on {sizes['sample_rows']} rows, "
-                  f"at most {sizes['max_per_cluster']} rows each.",
-                  table(["cluster", "rows before", "rows after"],
-                        [[k, v, after.get(k, after.get(str(k), 0))] for k, v in sizes["before"].items()])]
+        parts += cluster_tables(sizes)
     return "\n\n".join(parts)
+
+
+def cluster_tables(sizes: dict) -> list[str]:
+    """What the cluster cap clustered on, each cluster's rows before and after it (largest first),
+    and example ids of the largest clusters."""
+    after = sizes.get("after", {})
+    before = sorted(sizes["before"].items(), key=lambda kv: (-kv[1], int(kv[0])))
+    examples = sizes.get("examples", {})
+    parts = [f"Cluster cap: {sizes['n_clusters']} MiniBatchKMeans clusters of the "
+             f"{sizes.get('embedding', 'features')} (fitted on {sizes['sample_rows']} rows), at most "
+             f"{sizes['max_per_cluster']} rows each.",
+             table(["cluster", "rows before", "rows after", "examples (lowest ranks)"],
+                   [[k, v, after.get(k, after.get(str(k), 0)), ", ".join(examples.get(k, examples.get(str(k), []))[:4])]
+                    for k, v in before])]
+    return parts
+
+
+def cluster_examples_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,
+                            path: Path, per_cluster: int = 6) -> Path | None:
+    """One row of example images per largest cluster, so a person can see what each cluster is."""
+    from doughflow.data.imagecodec import decode_image
+
+    examples = result.cluster_sizes.get("examples", {}) if result.cluster_sizes else {}
+    wanted = {i for ids in examples.values() for i in ids[:per_cluster]}
+    if not wanted:
+        return None
+    images: dict[str, np.ndarray] = {}
+    for shard in shards:
+        table = pq.read_table(shard, columns=[id_column, image_column])
+        ids = pc.cast(table.column(id_column), pa.string())
+        hit = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
+        for i, data in zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()):
+            images[i] = decode_image(data)
+        if len(images) == len(wanted):
+            break
+    shown, captions = [], []
+    for cluster, ids in examples.items():
+        row = [i for i in ids[:per_cluster] if i in images]
+        shown += [images[i] for i in row] + [np.full_like(images[row[0]], 255)] * (per_cluster - len(row)) if row else []
+        captions += [f"cluster {cluster}\n{i}" for i in row] + [""] * (per_cluster - len(row)) if row else []
+    if not shown:
+        return None
+    return example_grid(shown, captions, path, columns=per_cluster)
 
 
 def removed_pairs_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,

@@ -37,7 +37,7 @@ from doughflow.reporting.release_report import (
 )
 from doughflow.reporting.report import ReportFiles, inline_figures, metrics_section, table, write_report
 from doughflow.reporting.run_facts import hardware_line, learning_rate_curve, model_facts, previous_run_section
-from doughflow.reporting.subsample import removed_pairs_figure, subsample_markdown
+from doughflow.reporting.subsample import cluster_examples_figure, removed_pairs_figure, subsample_markdown
 from doughflow.runs import RunPaths
 from doughflow.stages.behaviour import BehaviourResult
 from doughflow.stages.evaluate import EvaluationResult
@@ -118,6 +118,9 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
     if photos and removed_pairs_figure(deduped, validated.manifest.paths(), config.data.id_column, config.data.image_column,
                             out / "removed_pairs.png"):
         figures.append("removed_pairs.png")
+    if photos and cluster_examples_figure(deduped, validated.manifest.paths(), config.data.id_column,
+                                          config.data.image_column, out / "cluster_examples.png"):
+        figures.append("cluster_examples.png")
     test_metrics = evaluated.metrics.get("test", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in validated.reasons.items()) or "none"
     data_rows = [
@@ -167,6 +170,8 @@ def build_report(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, v
         subsample_markdown(deduped, pseudonymise=pseudonymiser_for(config)),
         *(["Removed near-duplicates (right) beside the row kept in their place (left):", "![removed pairs](removed_pairs.png)"]
           if "removed_pairs.png" in figures else []),
+        *(["Examples of the largest clusters the cluster cap sees, one row each:", "![cluster examples](cluster_examples.png)"]
+          if "cluster_examples.png" in figures else []),
         "## Training",
         f"**Model.** {model_text}",
         f"**Hardware.** {hardware_line(config.train)}",

@@ -75,36 +75,3 @@ def pigeonhole_keys(bits_packed: np.ndarray, max_distance: int) -> np.ndarray:
         packed = np.packbits(bits[:, block], axis=1)
         keys.append(fold_columns(packed, index + 1000))
     return np.stack(keys)
-
-
-def bucket_pairs(buckets: pd.DataFrame, width: int, max_distance: int, limit: int) -> pd.DataFrame:
-    """Candidate edges of Hamming LSH buckets (columns bucket, key, sig): in a bucket of up to
-    ``limit`` rows every pair within ``max_distance`` bits (m^2/2 cheap popcounts, so a copy is
-    paired with its original directly, not only through the bucket's minimum); in larger buckets
-    the star to the smallest key, as for text. Either way only pairs within ``max_distance``."""
-    empty = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
-    if buckets.empty:
-        return empty
-    frame = buckets.drop_duplicates(["bucket", "key"]).sort_values(["bucket", "key"], kind="mergesort")
-    size = frame.groupby("bucket")["key"].transform("size").to_numpy()
-    frame = frame[size >= 2]
-    size = size[size >= 2]
-    if frame.empty:
-        return empty
-    keys = frame["key"].to_numpy()
-    sigs = np.frombuffer(b"".join(frame["sig"].to_numpy()), dtype=np.uint8).reshape(len(frame), width)
-    bucket = frame["bucket"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], len(frame)]
-    left, right = [], []
-    for lo, hi in zip(starts, ends):
-        if hi - lo <= limit:
-            i, j = np.triu_indices(hi - lo, k=1)
-            left.append(i + lo)
-            right.append(j + lo)
-        else:
-            left.append(np.full(hi - lo - 1, lo))
-            right.append(np.arange(lo + 1, hi))
-    i, j = np.concatenate(left), np.concatenate(right)
-    close = hamming(sigs[i], sigs[j]) <= max_distance
-    return pd.DataFrame({"a": keys[i[close]], "b": keys[j[close]]}).drop_duplicates().reset_index(drop=True)

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from doughflow.data.dedup.imagesig import shift_correlation
-from doughflow.data.dedup.lsh import bucket_pairs, hamming, minhash_band_keys, pigeonhole_keys, star_edges
+from doughflow.data.dedup.lsh import hamming
 from doughflow.data.dedup.sketch import rows_matrix
 
 REMOVED_COLUMNS = ["key", "id", "reason", "kept_id", "detail"]
@@ -61,30 +60,6 @@ def exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     return out if len(out) else empty_removed()
 
 
-def band_rows(frame: pd.DataFrame, removed_keys: np.ndarray, kind: str, width: int, bands: int, rows: int,
-              max_hamming: int) -> pd.DataFrame:
-    """(bucket, key) for each band of each live row: rows sharing a bucket are candidates."""
-    frame = alive(frame, removed_keys)
-    if kind == "text":
-        keys = minhash_band_keys(rows_matrix(frame["sig"].to_numpy(), np.uint32, width), bands, rows)
-    else:
-        keys = pigeonhole_keys(rows_matrix(frame["sig"].to_numpy(), np.uint8, width), max_hamming)
-    n = len(frame)
-    out = pd.DataFrame({"bucket": keys.reshape(-1), "key": np.tile(frame["key"].to_numpy(), keys.shape[0]) if n else
-                        np.zeros(0, np.int64)})
-    if kind != "text":  # image hashes are 8 bytes: carried along so buckets can check every pair
-        out["sig"] = np.tile(frame["sig"].to_numpy(), keys.shape[0]) if n else np.zeros(0, object)
-    return out
-
-
-def bucket_edges(frame: pd.DataFrame, kind: str = "text", width: int = 8, max_hamming: int = 0,
-                 pair_limit: int = 0) -> pd.DataFrame:
-    """Text: star edges per bucket. Images: every close pair in buckets up to ``pair_limit`` rows."""
-    if kind == "text":
-        return star_edges(frame)
-    return bucket_pairs(frame, width, max_hamming, pair_limit)
-
-
 def endpoint_rows(frame: pd.DataFrame, edges: pd.DataFrame, payload: str = "sig") -> pd.DataFrame:
     """The sketch rows of edge ends in this partition, tagged with the edge number and side; the
     ``payload`` column (signature or thumbnail) travels as ``sig``."""
@@ -103,23 +78,18 @@ def similarity(sig_a: np.ndarray, sig_b: np.ndarray, kind: str) -> np.ndarray:
     return hamming(sig_a, sig_b).astype(np.float64)
 
 
-def verify_edges(frame: pd.DataFrame, kind: str, width: int, max_shift: int = 0) -> pd.DataFrame:
+def verify_edges(frame: pd.DataFrame, kind: str, width: int) -> pd.DataFrame:
     """Join the two ends of each edge (both are in this partition after the shuffle on edge) and
-    score it: text, estimated Jaccard; images, the best thumbnail correlation (``width`` is the
-    thumbnail's pixel count)."""
+    score it by the estimated Jaccard of their MinHash signatures (images are verified on
+    thumbnails by doughflow.data.dedup.imageverify)."""
     a = frame[frame["side"] == "a"].set_index("edge")
     b = frame[frame["side"] == "b"].set_index("edge")
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
     if both.empty:
         return pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                              "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-    if kind == "text":
-        score = similarity(rows_matrix(both["sig_a"].to_numpy(), np.uint32, width),
-                           rows_matrix(both["sig_b"].to_numpy(), np.uint32, width), kind)
-    else:
-        side = int(round(width ** 0.5))
-        score = shift_correlation(rows_matrix(both["sig_a"].to_numpy(), np.uint8, width).reshape(-1, side, side),
-                                  rows_matrix(both["sig_b"].to_numpy(), np.uint8, width).reshape(-1, side, side), max_shift)
+    score = similarity(rows_matrix(both["sig_a"].to_numpy(), np.uint32, width),
+                       rows_matrix(both["sig_b"].to_numpy(), np.uint32, width), kind)
     return pd.DataFrame({"edge": both.index.to_numpy(), "id_a": both["id_a"].to_numpy(), "id_b": both["id_b"].to_numpy(),
                          "score": score})
 

@@ -19,10 +19,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from doughflow.data.dedup.imagesig import colour_histogram, image_signatures
 from doughflow.data.dedup.minhash import MinHasher, normalised_words, text_signatures, word_signatures
-
-CONTENT_HASH = "_content_hash"  # written by image validation: a hash of decoded pixels
+from doughflow.data.dedup.signals import (
+    CONTENT_HASH,
+    EMBEDDING,
+    EMBEDDING_WIDTH,
+    SIGNATURE,
+    THUMBNAIL,
+    SignalSpec,
+    binary_matrix,
+    compute_signals,
+    content_hash,
+    stored_spec,
+    usable,
+)
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,10 @@ class SketchSpec:
     num_perm: int = 128
     seed: int = 1
     scheme: str = "affine32"
-    image_hash_size: int = 8
-    image_hash: str = "phash_centred"
-    thumb_size: int = 64
+    image_hash_size: int = 22
+    image_hash: str = "spectrum"
+    thumb_size: int = 32
+    image_blocks: int = 12  # images: pigeonhole blocks of the signature written as band shuffle files
     rank_seed: int = 29
     features: bool = False
     ranks: bool = True  # the caps' seeded rank column (only caps and cluster sampling read it)
@@ -90,10 +101,9 @@ def id_keys(ids: Strings) -> np.ndarray:
 
 
 def rank_keys(ids: Strings, seed: int) -> np.ndarray:
-    """A seeded pseudo-random rank per id: caps keep the lowest ranks, reproducibly."""
-    prefix = f"{seed}:".encode()
-    ids = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
-    return np.fromiter((xxhash.xxh3_64_intdigest(prefix + i.encode()) for i in ids), dtype=np.uint64, count=len(ids)).view(np.int64)
+    """A seeded pseudo-random rank per id: caps keep the lowest ranks, reproducibly. MurmurHash64A
+    of the id under a seed derived from ``seed``, in the same compiled loop as the keys."""
+    return string_keys(ids, xxhash.xxh3_64_intdigest(f"rank:{seed}".encode()) & 0x7FFFFFFFFFFFFFFF)
 
 
 def content_digests(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +111,11 @@ def content_digests(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return string_keys(texts, 0x5EED0001), string_keys(texts, 0x5EED0002)
 
 
-def _split128(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(b"".join(digests), dtype=np.int64).reshape(-1, 2) if digests else np.zeros((0, 2), np.int64)
+def _split128(digests: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(digests, np.ndarray):
+        raw = np.ascontiguousarray(digests).view(np.int64).reshape(-1, 2)
+    else:
+        raw = np.frombuffer(b"".join(digests), dtype=np.int64).reshape(-1, 2) if digests else np.zeros((0, 2), np.int64)
     return raw[:, 0].copy(), raw[:, 1].copy()
 
 
@@ -120,19 +133,16 @@ def rows_matrix(values: np.ndarray, dtype: npt.DTypeLike, width: int) -> np.ndar
     return np.frombuffer(b"".join(values), dtype=dtype).reshape(len(values), width)
 
 
-def _image_signals(images: list[bytes], spec: SketchSpec) -> tuple[list[bytes], np.ndarray, np.ndarray | None, np.ndarray]:
+def signal_spec(spec: SketchSpec) -> SignalSpec:
+    return SignalSpec(spec.image_hash, spec.image_hash_size, spec.thumb_size, spec.features)
+
+
+def _decoded_signals(images: list[bytes], spec: SketchSpec) -> tuple[list[bytes], dict[str, np.ndarray]]:
+    """Pixel hashes and signals of images that validation did not sign (the only decode here)."""
     from doughflow.data.imagecodec import decode_image
 
-    digests, feats, decoded = [], [], []
-    for data in images:
-        pixels = decode_image(data)
-        digests.append(xxhash.xxh3_128_digest(np.ascontiguousarray(pixels).tobytes() + repr(pixels.shape).encode()))
-        if spec.kind == "image":
-            decoded.append(pixels)
-        if spec.features:
-            feats.append(colour_histogram(pixels))
-    sig, thumb = image_signatures(decoded, spec.image_hash, spec.image_hash_size, spec.thumb_size)
-    return digests, sig, (np.stack(feats) if feats else np.zeros((0, 64), np.float32)) if spec.features else None, thumb
+    pixels = [decode_image(data) for data in images]
+    return [content_hash(p) for p in pixels], compute_signals(pixels, signal_spec(spec))
 
 
 def text_features(texts: list[str], dims: int = 256) -> np.ndarray:
@@ -152,9 +162,12 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         columns.append(spec.cap_column)
     schema = pq.read_schema(path)
     payload = spec.text_column if spec.payload_is_text(schema.names) else spec.image_column
-    columns.append(payload)
-    if payload == spec.image_column and CONTENT_HASH in schema.names:
-        columns.append(CONTENT_HASH)
+    signed = payload == spec.image_column and CONTENT_HASH in schema.names and (
+        spec.kind != "image" and not spec.features or usable(stored_spec(schema), signal_spec(spec)))
+    if signed:  # validation decoded these images once and stored what we need beside them
+        columns += [CONTENT_HASH] + ([SIGNATURE] if spec.kind == "image" else []) + ([EMBEDDING] if spec.features else [])
+    else:
+        columns.append(payload)
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; columns present: {schema.names}")
@@ -188,6 +201,7 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
     if spec.cap_column:
         out["group"] = pc.cast(table.column(spec.cap_column), pa.string()).take(index)
     sig = feats = thumbs = None
+    digests: np.ndarray | list[bytes]
     if payload == spec.text_column:
         texts = normal.take(index)
         out["h1"], out["h2"] = content_digests(texts)
@@ -200,20 +214,24 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         if spec.features:
             feats = text_features(texts.to_pylist())
     else:
-        images = table.column(payload).take(index).to_pylist()
-        if spec.kind == "image" or spec.features or CONTENT_HASH not in table.column_names:
-            computed, sig, feats, thumbs = _image_signals(images, spec)
-        if CONTENT_HASH in table.column_names:
-            digests = table.column(CONTENT_HASH).take(index).to_pylist()
+        if signed:
+            digests = binary_matrix(table.column(CONTENT_HASH).take(index).cast(pa.binary(16)), 16)
+            signals = {name: binary_matrix(table.column(name).take(index), width)
+                       for name, width in ((SIGNATURE, signal_spec(spec).signature_bytes), (EMBEDDING, EMBEDDING_WIDTH))
+                       if name in table.column_names}
         else:
-            digests = computed
-        if spec.kind != "image":
-            sig = thumbs = None
+            digests, signals = _decoded_signals(table.column(payload).take(index).to_pylist(), spec)
+            if spec.kind == "image":
+                thumbs = signals[THUMBNAIL]  # kept in the sketch: verification reads them there
+        if spec.kind == "image":
+            sig = signals[SIGNATURE]
+        if spec.features:
+            feats = signals[EMBEDDING].astype(np.float32) / 255.0
         out["h1"], out["h2"] = _split128(digests)
     if spec.parts:
-        _write_shuffle_files(out, sig if spec.kind == "text" else None, spec, out_path)
+        _write_shuffle_files(out, sig, spec, out_path)
     arrays = {name: pa.array(value) if not isinstance(value, pa.Array) else value for name, value in out.items()}
-    if sig is not None and spec.signatures:
+    if sig is not None and spec.signatures and spec.kind == "text":
         arrays["sig"] = _binary_rows(sig)
     if feats is not None:
         arrays["feat"] = _binary_rows(feats)
@@ -227,11 +245,16 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
 def _write_shuffle_files(out: dict, sig: np.ndarray | None, spec: SketchSpec, out_path: str) -> None:
     """Map side of the exact-dedup and LSH shuffles (doughflow.data.dedup.fileshuffle)."""
     from doughflow.data.dedup.fileshuffle import part_of, write_parts
-    from doughflow.data.dedup.lsh import minhash_band_keys
+    from doughflow.data.dedup.lsh import minhash_band_keys, pigeonhole_keys
 
     exact = pa.table({"key": out["key"], "id": out["id"], "h1": out["h1"], "h2": out["h2"]})
     write_parts(exact, part_of(out["h1"], spec.parts), spec.parts, f"{out_path}.exact.arrow")
-    if sig is not None and spec.lsh_bands:
+    if sig is not None and spec.kind == "image":
+        buckets = pigeonhole_keys(sig, spec.image_blocks - 1).reshape(-1)
+        owners = np.tile(out["key"], spec.image_blocks)
+        write_parts(pa.table({"bucket": buckets, "key": owners}), part_of(buckets, spec.parts), spec.parts,
+                    f"{out_path}.bands.arrow")
+    elif sig is not None and spec.lsh_bands:
         buckets = minhash_band_keys(sig, spec.lsh_bands, spec.lsh_rows).reshape(-1)
         owners = np.tile(out["key"], spec.lsh_bands)
         write_parts(pa.table({"bucket": buckets, "key": owners}), part_of(buckets, spec.parts), spec.parts,

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.config import NearDupConfig, SubsampleConfig
+from doughflow.config import ClusterCapConfig, NearDupConfig, SubsampleConfig
 from doughflow.data.dask_client import gather
 from doughflow.data.dedup import reduce as R
 from doughflow.data.dedup.lsh import components, lsh_params
@@ -102,11 +102,11 @@ def spec_for(cfg: SubsampleConfig, id_column: str, group_column: str | None, ima
                       shingle=text.shingle if text else "word", shingle_size=text.shingle_size if text else 3,
                       num_perm=near.num_perm, seed=near.seed,
                       scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
-                      thumb_size=near.thumb_size, rank_seed=cfg.seed,
-                      features=cfg.cluster.max_per_cluster is not None,
-                      ranks=bool(cfg.max_per_id or cfg.cluster.max_per_cluster),
+                      thumb_size=near.thumb_size, image_blocks=near.max_hamming + 1, rank_seed=cfg.seed,
+                      features=cfg.cluster.enabled,
+                      ranks=bool(cfg.max_per_id or cfg.cluster.enabled),
                       signatures=not (near.kind == "text" and near.verify == "exact"),
-                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind == "text" else 0)
+                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind != "none" else 0)
 
 
 def _sorted_keys(removed: pd.DataFrame) -> np.ndarray:
@@ -123,9 +123,10 @@ class _Stage:
     a row) and counts, so its memory does not grow with the removed table."""
 
     def __init__(self, sketches: _LazySketches, rows: int, removed_dir: Path, client: Client, sketch_paths: list[str],
-                 exact_maps: list[str], band_maps: list[str]) -> None:
+                 exact_maps: list[str], band_maps: list[str], source_paths: list[str], id_column: str) -> None:
         self.sk = sketches
         self.client, self.sketch_paths = client, sketch_paths
+        self.source_paths, self.id_column = source_paths, id_column
         self.exact_maps, self.band_maps = exact_maps, band_maps
         self.removed_dir = removed_dir
         removed_dir.mkdir(parents=True, exist_ok=True)
@@ -208,13 +209,7 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource 
     if near.kind == "text":
         edges = text_band_edges(stage, removed_keys, width, bands, rows)
     else:
-        meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "key": pd.Series(dtype="int64"),
-                             "sig": pd.Series(dtype="object")})
-        buckets = stage.sk[["key", "sig"]].map_partitions(R.band_rows, removed_keys, near.kind, width, bands, rows,
-                                                          near.max_hamming, meta=meta)
-        edge_meta = pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="int64")})
-        edges = buckets.shuffle("bucket").map_partitions(R.bucket_edges, near.kind, width, near.max_hamming,
-                                                         near.bucket_pair_limit, meta=edge_meta).compute()
+        edges = image_band_edges(stage, removed_keys, near.bucket_pair_limit)
     edges = edges.drop_duplicates().reset_index(drop=True)
     edges["edge"] = np.arange(len(edges), dtype=np.int64)
     timing = {"candidates": round(time.perf_counter() - started, 2)}
@@ -227,16 +222,17 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource 
         if near.verify == "exact" and near.kind == "text" and texts is not None and text is not None:
             edge, score, pairs = texts.exact_scores(edges, near, text, threshold, n_examples)
             timing["exact_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
+        elif near.kind == "image":
+            edge, score, pairs = image_scores(stage, edges, near, threshold, n_examples)
+            timing["thumbnail_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         else:
             ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
                                       "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
-            payload, verify_width = ("sig", width) if near.kind == "text" else ("thumb", near.thumb_size ** 2)
-            ends = stage.sk[["key", "id", payload]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], payload,
-                                                                   meta=ends_meta)
+            ends = stage.sk[["key", "id", "sig"]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], "sig",
+                                                                 meta=ends_meta)
             ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
                                      "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-            verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, verify_width, near.max_shift,
-                                                           meta=ver_meta).compute()
+            verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, width, meta=ver_meta).compute()
             edge, score = verified["edge"].to_numpy(np.int64), verified["score"].to_numpy(np.float64)
             pairs = verified[verified["score"] >= threshold].sort_values(["id_a", "id_b"]).head(n_examples)
             timing["signature_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
@@ -289,6 +285,48 @@ def text_band_edges(stage: _Stage, removed_keys: np.ndarray, width: int, bands: 
     a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
     b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
     return pd.DataFrame({"a": a, "b": b})
+
+
+def image_band_edges(stage: _Stage, removed_keys: np.ndarray, pair_limit: int) -> pd.DataFrame:
+    """Candidate pairs of the signature-block buckets the sketch pass wrote as shuffle files, one
+    task per part (doughflow.data.dedup.imageverify.band_part); this process gets only the edges."""
+    from doughflow.data.dedup import imageverify
+
+    client, maps = stage.client, stage.band_maps
+    parts = len(maps)
+    removed = client.scatter(removed_keys, broadcast=True, hash=False)
+    found = client.gather(client.map(imageverify.band_part, [maps] * parts, range(parts), removed_keys=removed,
+                                     pair_limit=pair_limit, pure=False))
+    a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
+    b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
+    return pd.DataFrame({"a": a, "b": b})
+
+
+def image_scores(stage: _Stage, edges: pd.DataFrame, near: NearDupConfig, threshold: float,
+                 n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(edge, score) per candidate edge, sorted by edge: the thumbnails' best correlation over
+    small shifts, computed on the workers through a file shuffle by edge (doughflow.data.dedup.imageverify);
+    and the ``n_examples`` passing pairs with the lowest ids."""
+    from doughflow.data.dedup import imageverify
+
+    client = stage.client
+    scratch = stage.removed_dir / "_verify"
+    scratch.mkdir(parents=True, exist_ok=True)
+    edges_path = str(scratch / "edges.npz")
+    a, b = edges["a"].to_numpy(np.int64), edges["b"].to_numpy(np.int64)
+    np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
+    shards = len(stage.sketch_paths)
+    maps = [str(scratch / f"ends-{i:05d}.arrow") for i in range(shards)]
+    client.gather(client.map(imageverify.endpoint_thumbnails, stage.source_paths, stage.sketch_paths, maps,
+                             id_column=stage.id_column, edges_path=edges_path, parts=shards,
+                             thumb_size=near.thumb_size, pure=False))
+    found = client.gather(client.map(imageverify.verify_part, [maps] * shards, range(shards), thumb_size=near.thumb_size,
+                                     max_shift=near.max_shift, threshold=threshold, examples=n_examples, pure=False))
+    edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
+    score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
+    order = np.argsort(edge, kind="stable")
+    pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
+    return edge[order], score[order], pairs.reset_index(drop=True)
 
 
 # Edge ends per exact-verification part. Each end carries its row's shingle hashes (8 bytes each), so
@@ -373,8 +411,18 @@ def id_cap_step(stage: _Stage, limit: int) -> None:
     cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
 
 
-def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row, cap each cluster."""
+def cluster_limit(cluster: ClusterCapConfig, alive: int, k: int) -> int:
+    """Rows kept per cluster: ``max_per_cluster``, or ``max_over_mean`` x the mean cluster size, the smaller."""
+    limits = [cluster.max_per_cluster] if cluster.max_per_cluster is not None else []
+    if cluster.max_over_mean is not None:
+        limits.append(max(1, int(np.ceil(cluster.max_over_mean * alive / max(k, 1)))))
+    return min(limits)
+
+
+def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int = 6, shown_clusters: int = 4) -> tuple[np.ndarray, dict]:
+    """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row once (kept on the
+    workers), cap each cluster; returns the centres and the sizes before the cap with example ids
+    (lowest ranks) of the largest clusters for the report."""
     from sklearn.cluster import MiniBatchKMeans
 
     started = time.perf_counter()
@@ -384,25 +432,34 @@ def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int) -> tuple[np.nda
 
     def sample(frame: pd.DataFrame) -> pd.DataFrame:
         frame = R.alive(frame, removed_keys)
-        return frame[frame["rank"].to_numpy().view(np.uint64) <= bound][["feat"]]
+        return frame[frame["rank"].to_numpy().view(np.uint64) <= bound][["key", "feat"]]
 
-    feats = stage.sk[["key", "rank", "feat"]].map_partitions(sample, meta=pd.DataFrame({"feat": pd.Series(dtype="object")})).compute()
+    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "feat": pd.Series(dtype="object")})
+    feats = stage.sk[["key", "rank", "feat"]].map_partitions(sample, meta=meta).compute()
+    feats = feats.sort_values("key", kind="mergesort")  # k-means depends on row order; partitions must not
     matrix = rows_matrix(feats["feat"].to_numpy(), np.float32, dims)
     k = min(cfg.cluster.n_clusters, max(1, len(matrix)))
     model = MiniBatchKMeans(n_clusters=k, random_state=cfg.seed, n_init=3, batch_size=1024).fit(matrix)
     centres = model.cluster_centers_.astype(np.float32)
     meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
                          "cluster": pd.Series(dtype="int64")})
-    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres, meta=meta)
-    limit = cfg.cluster.max_per_cluster
-    assert limit is not None, "cluster_step runs only with cluster.max_per_cluster set"
+    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres,
+                                                                       meta=meta).persist()
+    sizes_before = assigned["cluster"].value_counts().compute().sort_index()
+    limit = cluster_limit(cfg.cluster, int(sizes_before.sum()), k)
+    largest = [int(c) for c in sizes_before.sort_values(ascending=False, kind="mergesort").index[:shown_clusters]]
+    picked = assigned[assigned["cluster"].isin(largest)].map_partitions(
+        lambda f: f.sort_values(["rank", "id"]).groupby("cluster").head(n_examples), meta=meta).compute()
+    picked = picked.sort_values(["cluster", "rank", "id"]).groupby("cluster").head(n_examples)
+    examples = {c: picked.loc[picked["cluster"] == c, "id"].astype(str).tolist() for c in largest}
     flag_meta = meta.assign(over=pd.Series(dtype="bool"))
     flagged = assigned.map_partitions(lambda f: R.precap(f, np.zeros(0, np.int64), "cluster", limit), meta=flag_meta)
-    sizes_before = assigned["cluster"].value_counts().compute().sort_index()
     cap_step(stage, flagged, "cluster", limit, "cluster_cap", "cluster_cap")
+    del assigned
     stage.steps[-1].seconds = round(time.perf_counter() - started, 2)
-    return centres, {"before": {int(k): int(v) for k, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
-                     "n_clusters": int(k), "max_per_cluster": limit}
+    return centres, {"before": {int(c): int(v) for c, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
+                     "n_clusters": int(k), "max_per_cluster": limit, "examples": examples,
+                     "embedding": "central colour histogram" if dims == 64 else "hashed word counts"}
 
 
 class _LazySketches:
@@ -444,34 +501,62 @@ def filter_part(part: int, path: str, sketch_path: str, out_path: str, id_column
 
 
 def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
-                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None) -> tuple[int, dict]:
-    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report.
-    ``groups``: (sorted keys of rows in a near-dup component, the group id of each), as arrays: a
-    dict of ids would cost every worker ~150 bytes per near-duplicate row."""
-    table = pq.read_table(path)
-    ids = pc.fill_null(pc.cast(table.column(id_column), pa.string()), "").combine_chunks()
-    keys = id_keys(ids)
-    keep = ~R.in_sorted(keys, removed_keys)
-    kept = table.filter(pa.array(keep))
+                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None,
+                 batch_rows: int = 2048) -> tuple[int, dict]:
+    """Write a shard's surviving rows, with their near-dup group and cluster for the split and report,
+    without the signal columns validation stored (no later stage reads them). ``groups``: (sorted
+    keys of rows in a near-dup component, the group id of each), as arrays: a dict of ids would cost
+    every worker ~150 bytes per near-duplicate row. Streams ``batch_rows`` rows at a time."""
+    from doughflow.data.dedup.signals import SIGNAL_COLUMNS
+
     group_keys, group_ids = groups
-    kept_keys = keys[keep]
-    at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
-    member = R.in_sorted(kept_keys, group_keys)
-    group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
-    group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
-    kept = kept.append_column(DUP_GROUP, group)
-    sizes: dict = {}
-    if centres is not None:
-        kept_ids = ids.filter(pa.array(keep)).to_pylist()
-        sketch = pq.read_table(sketch_path, columns=["id", "feat"]).to_pandas()
-        sketch = sketch.set_index("id").reindex(kept_ids)
-        feats = rows_matrix(sketch["feat"].to_numpy(), np.float32, centres.shape[1])
+    cluster_of = None
+    if centres is not None:  # each kept row's cluster, looked up by key in the sketch
+        sketch = pq.read_table(sketch_path, columns=["key", "feat"])
+        sketch_keys = sketch.column("key").to_numpy()
+        feats = rows_matrix(sketch.column("feat").to_numpy(zero_copy_only=False), np.float32, centres.shape[1])
         distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
-        labels = distance.argmin(axis=1) if len(feats) else np.zeros(0, np.int64)
-        kept = kept.append_column(CLUSTER, pa.array(labels.astype(np.int32)))
-        sizes = {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
-    pq.write_table(kept, out_path)
-    return kept.num_rows, sizes
+        labels = distance.argmin(axis=1).astype(np.int32) if len(feats) else np.zeros(0, np.int32)
+        order = np.argsort(sketch_keys, kind="stable")
+        cluster_of = (sketch_keys[order], labels[order])
+        del sketch, feats, distance
+    source = pq.ParquetFile(path)
+    columns = [name for name in source.schema_arrow.names if name not in SIGNAL_COLUMNS]
+    writer: pq.ParquetWriter | None = None
+    sizes: dict[int, int] = {}
+    rows = 0
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
+            table = pa.Table.from_batches([batch])
+            ids = pc.fill_null(pc.cast(table.column(id_column), pa.string()), "").combine_chunks()
+            keys = id_keys(ids)
+            keep = ~R.in_sorted(keys, removed_keys)
+            kept = table.filter(pa.array(keep))
+            kept_keys = keys[keep]
+            at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
+            member = R.in_sorted(kept_keys, group_keys)
+            group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
+            group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
+            kept = kept.append_column(DUP_GROUP, group)
+            if cluster_of is not None:
+                where = np.minimum(np.searchsorted(cluster_of[0], kept_keys), max(len(cluster_of[0]) - 1, 0))
+                labels = cluster_of[1][where] if len(cluster_of[0]) else np.zeros(len(kept_keys), np.int32)
+                kept = kept.append_column(CLUSTER, pa.array(labels.astype(np.int32), pa.int32()))
+                for k, v in zip(*np.unique(labels, return_counts=True)):
+                    sizes[int(k)] = sizes.get(int(k), 0) + int(v)
+            if writer is None:
+                writer = pq.ParquetWriter(out_path, kept.schema)
+            writer.write_table(kept)
+            rows += kept.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        empty = source.schema_arrow.empty_table().select(columns).append_column(DUP_GROUP, pa.array([], pa.string()))
+        if centres is not None:
+            empty = empty.append_column(CLUSTER, pa.array([], pa.int32()))
+        pq.write_table(empty, out_path)
+    return rows, sizes
 
 
 def text_settings(client: Client, paths: list[str], near: NearDupConfig, text_column: str | None) -> TextSettings:
@@ -511,7 +596,9 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
     stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed", client, sketch_paths,
                    exact_maps=[f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else [],
-                   band_maps=[f"{p}.bands.arrow" for p in sketch_paths] if spec.parts and spec.lsh_bands else [])
+                   band_maps=[f"{p}.bands.arrow" for p in sketch_paths]
+                   if spec.parts and (spec.lsh_bands or spec.kind == "image") else [],
+                   source_paths=paths, id_column=id_column)
     bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
                         "reason": "quarantined", "kept_id": "",
                         "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})
@@ -523,7 +610,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     group_maps: list[str] = []
     pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
     progress.start("dedup", sum(map(bool, (cfg.exact_dedup, near.kind != "none", cfg.max_per_id and spec.cap_column,
-                                            cfg.cluster.max_per_cluster))))
+                                            cfg.cluster.enabled))))
     if cfg.exact_dedup:
         exact_step(stage)
         progress.advance()
@@ -536,7 +623,7 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
         progress.advance()
     centres: np.ndarray | None = None
     cluster_sizes: dict[str, Any] = {}
-    if cfg.cluster.max_per_cluster:
+    if cfg.cluster.enabled:
         centres, cluster_sizes = cluster_step(stage, cfg, 256 if spec.payload_is_text() else 64)
         progress.advance()
 
@@ -559,7 +646,10 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
 
     removed_path = out_dir / "removed.parquet"
     _concat_parquet(stage.removed_files, removed_path)
-    columns = list(dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else [])))
+    from doughflow.data.dedup.signals import SIGNAL_COLUMNS
+
+    columns = [c for c in dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else []))
+               if c not in SIGNAL_COLUMNS]
     out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
     out_manifest.save(out_dir / "manifest.json")
     result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,

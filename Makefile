@@ -74,8 +74,8 @@ test-flaky: setup
 	$(PY) -m tests.support.flaky --runs $(RUNS) --jobs $(JOBS) $(FLAKY_PATHS)
 
 # ruff (lint + format check) and import-linter's contracts: flows -> tasks -> doughflow, Prefect only in
-# doughflow/orchestration, no import cycles. `make format` rewrites in place. lint-check is all of it but
-# the format check (what CI runs until the tree is formatted once).
+# doughflow/orchestration, no import cycles. `make format` rewrites in place; lint-check is all of it but
+# the format check (quick while editing).
 LINTED := doughflow tasks flows tests benchmarks
 lint-check: setup
 	$(VENV)/bin/ruff check $(LINTED)

@@ -49,20 +49,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace, shards: list[ShardRef], out: Path, accumulation: int, rule: str) -> dict:
-    cfg = TrainConfig.model_validate({
-        "epochs": args.epochs, "micro_batch_size": args.batch, "gradient_accumulation_steps": accumulation,
-        "learning_rate": args.learning_rate, "warmup_samples": args.warmup_samples, "checkpoint_every_steps": 0,
-        "scaling": {"rule": rule, "reference_global_batch": args.batch}, "num_threads": torch.get_num_threads(),
-        "loader": {"num_workers": 1, "piece_rows": 100}})
+    cfg = TrainConfig.model_validate(
+        {
+            "epochs": args.epochs,
+            "micro_batch_size": args.batch,
+            "gradient_accumulation_steps": accumulation,
+            "learning_rate": args.learning_rate,
+            "warmup_samples": args.warmup_samples,
+            "checkpoint_every_steps": 0,
+            "scaling": {"rule": rule, "reference_global_batch": args.batch},
+            "num_threads": torch.get_num_threads(),
+            "loader": {"num_workers": 1, "piece_rows": 100},
+        }
+    )
     started = time.perf_counter()
-    result = run_training(TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out), "bench"))
+    result = run_training(
+        TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out), "bench")
+    )
     assert result is not None, "a single-process run returns its result"
     last = result.history["epoch"][-1]
-    return {"global_batch": result.recipe["global_batch_size"], "rule": rule,
-            "effective_lr": result.recipe["effective_learning_rate"], "updates": result.global_steps,
-            "final_train_loss": last["train_loss"], "val_mae": last["val_mae"],
-            "val_exact_count_accuracy": last["val_exact_count_accuracy"],
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "global_batch": result.recipe["global_batch_size"],
+        "rule": rule,
+        "effective_lr": result.recipe["effective_learning_rate"],
+        "updates": result.global_steps,
+        "final_train_loss": last["train_loss"],
+        "val_mae": last["val_mae"],
+        "val_exact_count_accuracy": last["val_exact_count_accuracy"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -74,17 +89,27 @@ def main(argv: Sequence[str] | None = None) -> dict:
     auto = footprint.largest_batch(0.9 * args.budget_gb * 10**9)
     runs = [train(args, shards, work / "reference", 1, "none")]
     runs += [train(args, shards, work / rule, args.times, rule) for rule in ("none", "sqrt", "linear")]
-    print(f"step memory (density_cnn width 24, 64 px, fp32): {footprint.per_sample_bytes / 2**20:.3f} MiB a sample, "
-          f"{(footprint.static_bytes + footprint.fixed_bytes) / 2**20:.2f} MiB fixed; auto micro-batch for "
-          f"{args.budget_gb} GB less 10%: {auto}")
-    print(f"{'global batch':>12} {'rule':>6} {'eff. lr':>8} {'updates':>7} {'train loss':>10} {'val MAE':>8} "
-          f"{'val exact':>9} {'s':>6}")
+    print(
+        f"step memory (density_cnn width 24, 64 px, fp32): {footprint.per_sample_bytes / 2**20:.3f} MiB a sample, "
+        f"{(footprint.static_bytes + footprint.fixed_bytes) / 2**20:.2f} MiB fixed; auto micro-batch for "
+        f"{args.budget_gb} GB less 10%: {auto}"
+    )
+    print(
+        f"{'global batch':>12} {'rule':>6} {'eff. lr':>8} {'updates':>7} {'train loss':>10} {'val MAE':>8} "
+        f"{'val exact':>9} {'s':>6}"
+    )
     for run in runs:
-        print(f"{run['global_batch']:>12} {run['rule']:>6} {run['effective_lr']:>8.4g} {run['updates']:>7} "
-              f"{run['final_train_loss']:>10.4f} {run['val_mae']:>8.4f} {run['val_exact_count_accuracy']:>9.3f} "
-              f"{run['seconds']:>6}")
-    summary = {"runs": runs, "per_sample_bytes": footprint.per_sample_bytes, "auto_micro_batch": auto,
-               "threads": torch.get_num_threads()}
+        print(
+            f"{run['global_batch']:>12} {run['rule']:>6} {run['effective_lr']:>8.4g} {run['updates']:>7} "
+            f"{run['final_train_loss']:>10.4f} {run['val_mae']:>8.4f} {run['val_exact_count_accuracy']:>9.3f} "
+            f"{run['seconds']:>6}"
+        )
+    summary = {
+        "runs": runs,
+        "per_sample_bytes": footprint.per_sample_bytes,
+        "auto_micro_batch": auto,
+        "threads": torch.get_num_threads(),
+    }
     print(json.dumps(summary), flush=True)
     return summary
 

@@ -80,8 +80,9 @@ class PeakRSS:
         path.write_text("\n".join(lines) + "\n")
 
 
-def _baseline_docs(paths: list[str], rows: int, shingle_size: int, id_column: str,
-                   text_column: str) -> tuple[list[str], list[list[bytes]]]:
+def _baseline_docs(
+    paths: list[str], rows: int, shingle_size: int, id_column: str, text_column: str
+) -> tuple[list[str], list[list[bytes]]]:
     """The first ``rows`` documents as (ids, encoded word shingles), as both baselines feed datasketch."""
     import pyarrow.parquet as pq
 
@@ -92,15 +93,24 @@ def _baseline_docs(paths: list[str], rows: int, shingle_size: int, id_column: st
     for path in paths:
         table = pq.read_table(path, columns=[id_column, text_column]).slice(0, rows - len(ids))
         ids += [str(i) for i in table.column(id_column).to_pylist()]
-        shingles += [[s.encode() for s in reference_shingles(text, "word", shingle_size)]
-                     for text in normalise_text(table.column(text_column)).to_pylist()]
+        shingles += [
+            [s.encode() for s in reference_shingles(text, "word", shingle_size)]
+            for text in normalise_text(table.column(text_column)).to_pylist()
+        ]
         if len(ids) >= rows:
             break
     return ids, shingles
 
 
-def baseline_fastest(paths: list[str], rows: int, threshold: float, num_perm: int, shingle_size: int,
-                     id_column: str = "doc_id", text_column: str = "text") -> dict:
+def baseline_fastest(
+    paths: list[str],
+    rows: int,
+    threshold: float,
+    num_perm: int,
+    shingle_size: int,
+    id_column: str = "doc_id",
+    text_column: str = "text",
+) -> dict:
     """datasketch's documented fast path: MinHash.bulk, one insertion_session, then a query per document
     (a document with an earlier candidate is removed in favour of the earliest)."""
     from datasketch import MinHash, MinHashLSH
@@ -121,8 +131,15 @@ def baseline_fastest(paths: list[str], rows: int, threshold: float, num_perm: in
     return {"docs_per_s": len(ids) / seconds, "rows": len(ids), "removed": kept_of, "seconds": seconds}
 
 
-def baseline(paths: list[str], rows: int, threshold: float, num_perm: int, shingle_size: int,
-             id_column: str = "doc_id", text_column: str = "text") -> dict:
+def baseline(
+    paths: list[str],
+    rows: int,
+    threshold: float,
+    num_perm: int,
+    shingle_size: int,
+    id_column: str = "doc_id",
+    text_column: str = "text",
+) -> dict:
     """The path most examples show: a MinHash per document updated shingle by shingle, MinHashLSH
     query-then-insert (a document is removed when it matches one already kept)."""
     from datasketch import MinHash, MinHashLSH
@@ -155,7 +172,9 @@ def baseline_scores(paths: list[str], rows: int, removed: dict, threshold: float
     root = {i: (d or i) for i, d in zip(truth[id_column], truth["dup_of"])}
     correct = sum(root[r] == root.get(k, k) for r, k in removed.items())
     planted = truth[(truth["dup_of"] != "") & truth["dup_of"].isin(ids)]
-    found = sum(1 for i, o in zip(planted[id_column], planted["dup_of"]) if removed.get(i) and root[removed[i]] == root[o])
+    found = sum(
+        1 for i, o in zip(planted[id_column], planted["dup_of"]) if removed.get(i) and root[removed[i]] == root[o]
+    )
     return {"precision": correct / max(len(removed), 1), "recall": found / max(len(planted), 1)}
 
 
@@ -188,17 +207,31 @@ def validate_corpus(corpus: Path, text_columns: list[str], id_column: str, out: 
 
     paths = sorted(str(p) for p in corpus.glob("*.parquet"))
     rows = [pq.read_metadata(p).num_rows for p in paths]
-    manifest = DataManifest(str(corpus), "bench", sum(rows), [ShardInfo(p, n, 0, "") for p, n in zip(paths, rows)],
-                            pq.read_schema(paths[0]).names)
+    manifest = DataManifest(
+        str(corpus),
+        "bench",
+        sum(rows),
+        [ShardInfo(p, n, 0, "") for p, n in zip(paths, rows)],
+        pq.read_schema(paths[0]).names,
+    )
     adapter = TextRecords([], text_columns)
     started = time.perf_counter()
-    result = validate_shards(manifest, out, id_column=id_column, image_column="image", group_column=None,
-                             target_columns=[], max_count=0, adapter=adapter)
+    result = validate_shards(
+        manifest,
+        out,
+        id_column=id_column,
+        image_column="image",
+        group_column=None,
+        target_columns=[],
+        max_count=0,
+        adapter=adapter,
+    )
     return result.manifest, adapter.text_column, sum(rows) / (time.perf_counter() - started)
 
 
-def run_stage(manifest: Any, cfg: Any, args: argparse.Namespace, out: Path, id_column: str,
-              text_column: str) -> tuple[Any, float, float]:
+def run_stage(
+    manifest: Any, cfg: Any, args: argparse.Namespace, out: Path, id_column: str, text_column: str
+) -> tuple[Any, float, float]:
     """One timed run of the subsample stage: (result, seconds with the cluster running, seconds in all)."""
     import shutil
 
@@ -208,12 +241,27 @@ def run_stage(manifest: Any, cfg: Any, args: argparse.Namespace, out: Path, id_c
 
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    with dask_client(DaskConfig(n_workers=args.workers, memory_limit=args.memory_limit,
-                                local_directory=str(Path(args.work) / "scratch"), in_process_below_rows=0,
-                                shuffle_method=args.shuffle_method)) as client:
+    with dask_client(
+        DaskConfig(
+            n_workers=args.workers,
+            memory_limit=args.memory_limit,
+            local_directory=str(Path(args.work) / "scratch"),
+            in_process_below_rows=0,
+            shuffle_method=args.shuffle_method,
+        )
+    ) as client:
         ready = time.perf_counter()
-        result = subsample(manifest, out, cfg, client, id_column=id_column, group_column=None, score_truth=False,
-                           modality="text", text_column=text_column)
+        result = subsample(
+            manifest,
+            out,
+            cfg,
+            client,
+            id_column=id_column,
+            group_column=None,
+            score_truth=False,
+            modality="text",
+            text_column=text_column,
+        )
     done = time.perf_counter()
     return result, done - ready, done - started
 
@@ -249,8 +297,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     valid, text_column, validate_rate = validate_corpus(corpus, text_columns, id_column, work / f"valid-{args.corpus}")
     base = {"max_per_id": None, "cluster": {"max_per_cluster": None}}
     settings = {"default": {"num_perm": args.num_perm}}
-    tuned = {"shingle": args.shingle, "shingle_size": args.shingle_size, "threshold": args.threshold,
-             "verify": args.verify, "candidate_margin": args.candidate_margin}
+    tuned = {
+        "shingle": args.shingle,
+        "shingle_size": args.shingle_size,
+        "threshold": args.threshold,
+        "verify": args.verify,
+        "candidate_margin": args.candidate_margin,
+    }
     if any(v is not None for v in tuned.values()):
         settings["tuned"] = {"num_perm": args.num_perm, **{k: v for k, v in tuned.items() if v is not None}}
     paths = [str(s.path) for s in valid.shards]
@@ -260,48 +313,80 @@ def main(argv: Sequence[str] | None = None) -> dict:
         rates, totals, result = [], [], None
         with PeakRSS() as peak:
             for _ in range(args.repeats):
-                result, running, total = run_stage(valid, cfg, args, work / f"out-{args.corpus}-{name}", id_column,
-                                                   text_column)
+                result, running, total = run_stage(
+                    valid, cfg, args, work / f"out-{args.corpus}-{name}", id_column, text_column
+                )
                 rates.append(args.rows / running)
                 totals.append(args.rows / total)
         assert result is not None, "--repeats must be at least 1"
         # scored after the timed and measured part: scoring loads every id into this process
-        truth = score_against_truth(paths, id_column, pq.read_table(result.removed_path).to_pandas(),
-                                    result.lsh.get("threshold"))
-        columns[name] = {"docs_per_s_best": max(rates), "docs_per_s_median": statistics.median(rates),
-                         "docs_per_s_incl_start": statistics.median(totals), "precision": truth["precision"],
-                         "recall": truth["recall"], "recall_at_threshold": truth.get("recall_at_threshold"),
-                         "peak_rss_mb": peak.peak / 2**20, "lsh": result.lsh,
-                         "per_kind": {k: (v.get("recall"), v.get("precision")) for k, v in truth["per_kind"].items()}}
+        truth = score_against_truth(
+            paths, id_column, pq.read_table(result.removed_path).to_pandas(), result.lsh.get("threshold")
+        )
+        columns[name] = {
+            "docs_per_s_best": max(rates),
+            "docs_per_s_median": statistics.median(rates),
+            "docs_per_s_incl_start": statistics.median(totals),
+            "precision": truth["precision"],
+            "recall": truth["recall"],
+            "recall_at_threshold": truth.get("recall_at_threshold"),
+            "peak_rss_mb": peak.peak / 2**20,
+            "lsh": result.lsh,
+            "per_kind": {k: (v.get("recall"), v.get("precision")) for k, v in truth["per_kind"].items()},
+        }
     if args.baseline_rows:
         threshold = columns.get("tuned", columns["default"])["lsh"]["threshold"]
         for name, method in (("datasketch bulk", baseline_fastest), ("datasketch per shingle", baseline)):
             run = method(paths, args.baseline_rows, threshold, args.num_perm, 3, id_column, text_column)
             scores = baseline_scores(paths, run["rows"], run["removed"], threshold, id_column)
-            columns[name] = {"docs_per_s_best": run["docs_per_s"], "docs_per_s_median": run["docs_per_s"],
-                             "docs_per_s_incl_start": run["docs_per_s"], "precision": scores["precision"],
-                             "recall": scores["recall"], "recall_at_threshold": None, "peak_rss_mb": 0.0,
-                             "lsh": {"shingle": "word 3-grams", "threshold": threshold}, "per_kind": {}}
+            columns[name] = {
+                "docs_per_s_best": run["docs_per_s"],
+                "docs_per_s_median": run["docs_per_s"],
+                "docs_per_s_incl_start": run["docs_per_s"],
+                "precision": scores["precision"],
+                "recall": scores["recall"],
+                "recall_at_threshold": None,
+                "peak_rss_mb": 0.0,
+                "lsh": {"shingle": "word 3-grams", "threshold": threshold},
+                "per_kind": {},
+            }
     names = list(columns)
-    print(f"{args.corpus}: {args.rows} rows (datasketch: first {args.baseline_rows}); validate {validate_rate:.0f} rows/s")
+    print(
+        f"{args.corpus}: {args.rows} rows (datasketch: first {args.baseline_rows}); validate {validate_rate:.0f} rows/s"
+    )
     print(f"{'':30}" + "".join(f"{n:>24}" for n in names))
-    print(f"{'settings':30}" + "".join(f"{c['lsh'].get('shingle', '-') + ' @' + str(c['lsh'].get('threshold')):>24}"
-                                      for c in columns.values()))
-    for key, label, fmt in (("docs_per_s_best", "docs/s best (cluster running)", ".0f"),
-                            ("docs_per_s_median", "docs/s median", ".0f"),
-                            ("docs_per_s_incl_start", "docs/s median incl. start", ".0f"),
-                            ("precision", "precision", ".4f"), ("recall", "recall (all planted)", ".4f"),
-                            ("recall_at_threshold", "recall (true J >= threshold)", ".4f"),
-                            ("peak_rss_mb", "peak RSS all processes MB", ".0f")):
+    print(
+        f"{'settings':30}"
+        + "".join(
+            f"{c['lsh'].get('shingle', '-') + ' @' + str(c['lsh'].get('threshold')):>24}" for c in columns.values()
+        )
+    )
+    for key, label, fmt in (
+        ("docs_per_s_best", "docs/s best (cluster running)", ".0f"),
+        ("docs_per_s_median", "docs/s median", ".0f"),
+        ("docs_per_s_incl_start", "docs/s median incl. start", ".0f"),
+        ("precision", "precision", ".4f"),
+        ("recall", "recall (all planted)", ".4f"),
+        ("recall_at_threshold", "recall (true J >= threshold)", ".4f"),
+        ("peak_rss_mb", "peak RSS all processes MB", ".0f"),
+    ):
         cells = [format(c[key], fmt) if c[key] is not None else "-" for c in columns.values()]
         print(f"{label:30}" + "".join(f"{cell:>24}" for cell in cells))
     for name in ("default", "tuned"):
         if name in columns:
             print(f"{name} per kind (recall, precision): " + json.dumps(columns[name]["per_kind"]))
             print(f"{name} lsh: " + json.dumps(columns[name]["lsh"]))
-    summary = {"corpus": args.corpus, "rows": args.rows, "repeats": args.repeats,
-               **{f"{name.replace(' ', '_')}_{k}": (round(v, 5) if isinstance(v, float) else v) for name, c in columns.items()
-                  for k, v in c.items() if k not in ("lsh", "per_kind")}}
+    summary = {
+        "corpus": args.corpus,
+        "rows": args.rows,
+        "repeats": args.repeats,
+        **{
+            f"{name.replace(' ', '_')}_{k}": (round(v, 5) if isinstance(v, float) else v)
+            for name, c in columns.items()
+            for k, v in c.items()
+            if k not in ("lsh", "per_kind")
+        },
+    }
     print(json.dumps(summary), flush=True)
     return summary
 

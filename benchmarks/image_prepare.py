@@ -108,6 +108,7 @@ class TreeCPU(PeakRSS):
     def cpu_seconds(self) -> float:
         return sum(self.cpu.values())
 
+
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
 NEAR_KINDS = ("exact", "reencoded", "shifted", "recoloured")
 
@@ -116,20 +117,28 @@ def generator_overrides(images: int) -> list[str]:
     """Generator settings for about ``images`` rows: 3% exact and 4% near copies as in the default
     set, one customer per 16 rows (the default's 6.4k rows have 400), a corrupt row per 20k."""
     corrupt = max(4, images // 20000)
-    return [f"data.source.generator.num_images={round((images - corrupt) / 1.07)}",
-            f"data.source.generator.num_customers={max(400, images // 16)}",
-            f"data.source.generator.corrupt_rows={corrupt}"]
+    return [
+        f"data.source.generator.num_images={round((images - corrupt) / 1.07)}",
+        f"data.source.generator.num_customers={max(400, images // 16)}",
+        f"data.source.generator.corrupt_rows={corrupt}",
+    ]
 
 
 def stage_config(args: argparse.Namespace, work: Path) -> ExperimentConfig:
     from doughflow.config import load_config
 
     overrides = generator_overrides(args.images) + [
-        f"artifacts_dir={work / 'artifacts'}", f"data.rows_per_shard={args.rows_per_shard}",
-        f"dask.n_workers={args.workers}", f"dask.memory_limit={args.memory_limit}", "dask.in_process_below_rows=0",
-        f"dask.local_directory={work / 'scratch'}", "orchestration.cache=false",
-        "data.subsample.cluster.max_per_cluster=null", f"data.subsample.cluster.max_over_mean={args.max_over_mean}",
-        f"data.subsample.cluster.n_clusters={args.clusters}"]
+        f"artifacts_dir={work / 'artifacts'}",
+        f"data.rows_per_shard={args.rows_per_shard}",
+        f"dask.n_workers={args.workers}",
+        f"dask.memory_limit={args.memory_limit}",
+        "dask.in_process_below_rows=0",
+        f"dask.local_directory={work / 'scratch'}",
+        "orchestration.cache=false",
+        "data.subsample.cluster.max_per_cluster=null",
+        f"data.subsample.cluster.max_over_mean={args.max_over_mean}",
+        f"data.subsample.cluster.n_clusters={args.clusters}",
+    ]
     return load_config(None, overrides + args.set)
 
 
@@ -149,18 +158,27 @@ def run_stages(config: ExperimentConfig, run_id: str, meter: TreeCPU | None = No
     def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManifest) -> SubsampleResult:
         data = config.data
         with dask_client(config.dask, rows=valid.rows) as client:
-            return subsample(valid, paths.stage("data/subsample"), data.subsample, client, id_column=data.id_column,
-                             group_column=groups_in(valid, data.group_column), image_column=data.image_column,
-                             score_truth=False)
+            return subsample(
+                valid,
+                paths.stage("data/subsample"),
+                data.subsample,
+                client,
+                id_column=data.id_column,
+                group_column=groups_in(valid, data.group_column),
+                image_column=data.image_column,
+                score_truth=False,
+            )
 
     paths = RunPaths(Path(config.artifacts_dir), run_id)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
     results: dict = {}
-    steps = (("fetch", "raw", lambda: fetch(config, paths)),
-             ("validate", "validated", lambda: validate(config, paths, results["raw"])),
-             ("subsample", "subsampled", lambda: subsample_stage(config, paths, results["validated"].manifest)),
-             ("split", "splits", lambda: split(config, paths, results["subsampled"].manifest)))
+    steps = (
+        ("fetch", "raw", lambda: fetch(config, paths)),
+        ("validate", "validated", lambda: validate(config, paths, results["raw"])),
+        ("subsample", "subsampled", lambda: subsample_stage(config, paths, results["validated"].manifest)),
+        ("split", "splits", lambda: split(config, paths, results["subsampled"].manifest)),
+    )
     for stage, name, run in steps:
         mark, used = time.perf_counter(), meter.cpu_seconds() if meter else 0.0
         results[name] = run()
@@ -178,8 +196,10 @@ def truth_table(paths: list[str], rows: int | None = None) -> pd.DataFrame:
 
     frames, seen = [], 0
     for path in paths:
-        table = pq.read_table(path, columns=["sample_id", "dup_of", "dup_kind", "defect", "recipe"]
-                              + [f"count_{label}" for label in LABELS])
+        table = pq.read_table(
+            path,
+            columns=["sample_id", "dup_of", "dup_kind", "defect", "recipe"] + [f"count_{label}" for label in LABELS],
+        )
         if rows is not None:
             table = table.slice(0, rows - seen)
         frames.append(table.to_pandas())
@@ -194,8 +214,12 @@ def removal_scores(truth: pd.DataFrame, removed: dict[str, str]) -> dict:
     of the rows in ``truth``, per kind, and hard negatives: removals whose two rows are distinct
     pizzas of the same recipe and counts."""
     ids = set(truth["sample_id"])
-    root = dict(zip(truth["sample_id"], np.where(truth["dup_of"].isin(ids) & (truth["dup_of"] != ""),
-                                                  truth["dup_of"], truth["sample_id"])))
+    root = dict(
+        zip(
+            truth["sample_id"],
+            np.where(truth["dup_of"].isin(ids) & (truth["dup_of"] != ""), truth["dup_of"], truth["sample_id"]),
+        )
+    )
 
     def representative(i: str) -> str:
         for _ in range(100):
@@ -204,24 +228,40 @@ def removal_scores(truth: pd.DataFrame, removed: dict[str, str]) -> dict:
             i = removed[i]
         return i
 
-    looks = {i: (r, tuple(c)) for i, r, c in zip(truth["sample_id"], truth["recipe"],
-                                                  truth[[f"count_{label}" for label in LABELS]].itertuples(index=False))}
+    looks = {
+        i: (r, tuple(c))
+        for i, r, c in zip(
+            truth["sample_id"], truth["recipe"], truth[[f"count_{label}" for label in LABELS]].itertuples(index=False)
+        )
+    }
     correct = sum(root.get(r, r) == root.get(k, k) for r, k in removed.items())
-    hard = sum(root.get(r, r) != root.get(k, k) and looks.get(root.get(r, r)) == looks.get(root.get(k, k))
-               for r, k in removed.items())
+    hard = sum(
+        root.get(r, r) != root.get(k, k) and looks.get(root.get(r, r)) == looks.get(root.get(k, k))
+        for r, k in removed.items()
+    )
     planted = truth[(truth["dup_of"] != "") & truth["dup_of"].isin(ids)]
     per_kind = {}
     found_all = 0
     for kind in NEAR_KINDS:
         rows = planted[planted["dup_kind"] == kind]
-        found = sum(1 for i, o in zip(rows["sample_id"], rows["dup_of"])
-                    if (i in removed or o in removed) and representative(i) == representative(o))
-        per_kind[kind] = {"planted": int(len(rows)), "found": int(found),
-                          "recall": found / len(rows) if len(rows) else None}
+        found = sum(
+            1
+            for i, o in zip(rows["sample_id"], rows["dup_of"])
+            if (i in removed or o in removed) and representative(i) == representative(o)
+        )
+        per_kind[kind] = {
+            "planted": int(len(rows)),
+            "found": int(found),
+            "recall": found / len(rows) if len(rows) else None,
+        }
         found_all += found
-    return {"precision": correct / len(removed) if removed else 1.0,
-            "recall": found_all / len(planted) if len(planted) else 1.0,
-            "removed": len(removed), "hard_negatives_merged": int(hard), "per_kind": per_kind}
+    return {
+        "precision": correct / len(removed) if removed else 1.0,
+        "recall": found_all / len(planted) if len(planted) else 1.0,
+        "removed": len(removed),
+        "hard_negatives_merged": int(hard),
+        "per_kind": per_kind,
+    }
 
 
 def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> dict:
@@ -256,7 +296,7 @@ def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> d
         packed = np.array(hashes, dtype=np.uint64)
         matches = []
         for lo in range(0, len(packed), 1024):
-            block = np.bitwise_count(packed[lo:lo + 1024, None] ^ packed[None, :])
+            block = np.bitwise_count(packed[lo : lo + 1024, None] ^ packed[None, :])
             for offset, row in enumerate(block):
                 matches.append([int(j) for j in np.flatnonzero(row <= threshold) if j != lo + offset])
     removed: dict[str, str] = {}
@@ -269,17 +309,29 @@ def baseline(paths: list[str], rows: int, search: str, threshold: int = 10) -> d
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
-    return {"images_per_s": seen / seconds, "rows": seen, "removed": removed, "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "hash_seconds": hashed - started, "search": search}
+    return {
+        "images_per_s": seen / seconds,
+        "rows": seen,
+        "removed": removed,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "hash_seconds": hashed - started,
+        "search": search,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=100_000, help="rows of the generated set (planted copies included)")
+    parser.add_argument(
+        "--images", type=int, default=100_000, help="rows of the generated set (planted copies included)"
+    )
     parser.add_argument("--baseline-images", type=int, default=50_000)
-    parser.add_argument("--baseline-search", default="brute", choices=["bktree", "brute"],
-                        help="brute: imagededup's default search; bktree: ~10 ms a query at 5k images, growing faster than n")
+    parser.add_argument(
+        "--baseline-search",
+        default="brute",
+        choices=["bktree", "brute"],
+        help="brute: imagededup's default search; bktree: ~10 ms a query at 5k images, growing faster than n",
+    )
     parser.add_argument("--rows-per-shard", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="1GiB")
@@ -323,12 +375,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'':34}{'doughflow (Dask)':>18}{'imagededup method':>20}")
     print(f"{'images':34}{rows:>18}{base['rows']:>20}")
     for stage, s in seconds.items():
-        stage_rows = {"fetch": rows, "validate": rows, "subsample": validated.rows_valid,
-                      "split": subsampled.rows_out}[stage]
+        stage_rows = {"fetch": rows, "validate": rows, "subsample": validated.rows_valid, "split": subsampled.rows_out}[
+            stage
+        ]
         print(f"{stage + ' images/s (s)':34}{f'{stage_rows / s:.0f} ({s:.1f})':>18}{'':>20}")
     cpu = results["cpu"]
     for stage, c in cpu.items():
-        print(f"{stage + ' CPU s (images/s on 2 free cores)':34}{f'{c:.0f} ({rows / max(c / 2, 1e-9):.0f})':>18}{'':>20}")
+        print(
+            f"{stage + ' CPU s (images/s on 2 free cores)':34}{f'{c:.0f} ({rows / max(c / 2, 1e-9):.0f})':>18}{'':>20}"
+        )
     print(f"{'end to end images/s':34}{rows / total:>18.0f}{base['images_per_s']:>20.0f}")
     cpu_rate = rows / (sum(cpu.values()) / args.workers)
     print(f"{'end to end on free cores (CPU-s)':34}{cpu_rate:>18.0f}{base['rows'] / base['cpu_seconds']:>20.0f}")
@@ -341,8 +396,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'hard negatives merged':34}{ours['hard_negatives_merged']:>18}{base_scores['hard_negatives_merged']:>20}")
     print(f"{'duplicate removals':34}{ours['removed']:>18}{base_scores['removed']:>20}")
     print(f"{'peak RSS all processes MB':34}{peak.peak / 2**20:>18.0f}{'':>20}")
-    print("peak RSS per process MB (this one first): "
-          + ", ".join(f"{v / 2**20:.0f}" for _, v in sorted(peak.per_process.items())))
+    print(
+        "peak RSS per process MB (this one first): "
+        + ", ".join(f"{v / 2**20:.0f}" for _, v in sorted(peak.per_process.items()))
+    )
     timeline = work / f"rss_timeline-{args.images}.csv"
     peak.write_timeline(timeline)
     peak_at = max(peak.timeline, key=lambda sample: sample[1])[0] - (started - peak.started) if peak.timeline else 0.0
@@ -353,17 +410,25 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = subsampled.cluster_sizes
     if sizes:
         largest = sorted(sizes["before"].items(), key=lambda kv: -kv[1])[:5]
-        print(f"cluster cap {sizes['max_per_cluster']} per cluster; largest before -> after: "
-              + ", ".join(f"{k}: {v} -> {sizes.get('after', {}).get(k, 0)}" for k, v in largest))
+        print(
+            f"cluster cap {sizes['max_per_cluster']} per cluster; largest before -> after: "
+            + ", ".join(f"{k}: {v} -> {sizes.get('after', {}).get(k, 0)}" for k, v in largest)
+        )
     print(f"baseline: {base['search']} search, hashing {base['hash_seconds']:.1f} s of {base['seconds']:.1f} s")
-    summary = {"images_per_s": round(rows / total, 1), "baseline_images_per_s": round(base["images_per_s"], 1),
-               "peak_rss_mb": round(peak.peak / 2**20, 1), "precision": round(ours["precision"], 5),
-               "recall": round(ours["recall"], 5), "rows": rows, "baseline_rows": base["rows"],
-               "hard_negatives_merged": ours["hard_negatives_merged"],
-               "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
-               "stage_cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
-               "images_per_s_on_free_cores": round(cpu_rate, 1),
-               "baseline_images_per_s_on_a_free_core": round(base["rows"] / base["cpu_seconds"], 1)}
+    summary = {
+        "images_per_s": round(rows / total, 1),
+        "baseline_images_per_s": round(base["images_per_s"], 1),
+        "peak_rss_mb": round(peak.peak / 2**20, 1),
+        "precision": round(ours["precision"], 5),
+        "recall": round(ours["recall"], 5),
+        "rows": rows,
+        "baseline_rows": base["rows"],
+        "hard_negatives_merged": ours["hard_negatives_merged"],
+        "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "stage_cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "images_per_s_on_free_cores": round(cpu_rate, 1),
+        "baseline_images_per_s_on_a_free_core": round(base["rows"] / base["cpu_seconds"], 1),
+    }
     print(json.dumps(summary), flush=True)
     return summary
 

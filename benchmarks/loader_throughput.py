@@ -44,26 +44,38 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--target-img-s", type=float, default=16_800.0,
-                        help="a model's rate to size workers for (default: plain torch ResNet-18 128 px bf16 on an H200)")
+    parser.add_argument(
+        "--target-img-s",
+        type=float,
+        default=16_800.0,
+        help="a model's rate to size workers for (default: plain torch ResNet-18 128 px bf16 on an H200)",
+    )
     args = parser.parse_args(argv)
     augment = AugmentConfig(rot90=False, hflip=False, vflip=False) if args.no_augment else AugmentConfig()
     with tempfile.TemporaryDirectory() as tmp:
         shards = pizza_shards(Path(tmp), args.images, image_size=args.image_size, rows_per_shard=512, workers=2)
-        stream = ParquetStream(shards, pizza_columns(), Preprocessing(args.image_size), batch_size=args.batch_size,
-                               loader=LoaderConfig(num_workers=0, piece_rows=256, shuffle_buffer=1024),
-                               augment_cfg=augment)
+        stream = ParquetStream(
+            shards,
+            pizza_columns(),
+            Preprocessing(args.image_size),
+            batch_size=args.batch_size,
+            loader=LoaderConfig(num_workers=0, piece_rows=256, shuffle_buffer=1024),
+            augment_cfg=augment,
+        )
         passes = [one_pass(stream) for _ in range(args.repeats)]
     print(f"{args.images} pizzas, {args.image_size} px, batch {args.batch_size}, augment {not args.no_augment}")
     print(f"{'pass':<6} {'img/s':>10} {'CPU us/img':>12}")
     for index, (rate, cpu_us) in enumerate(passes, 1):
         print(f"{index:<6} {rate:>10.0f} {cpu_us:>12.1f}")
     best = max(rate for rate, _ in passes)
-    summary = {"img_s_per_worker": round(best, 1),
-               "median_img_s": round(statistics.median(rate for rate, _ in passes), 1),
-               "cpu_us_per_image": round(min(cpu for _, cpu in passes), 1),
-               "workers_for": {"target_img_s": args.target_img_s, "workers": int(-(-args.target_img_s // best))},
-               "image_size": args.image_size, "augment": not args.no_augment}
+    summary = {
+        "img_s_per_worker": round(best, 1),
+        "median_img_s": round(statistics.median(rate for rate, _ in passes), 1),
+        "cpu_us_per_image": round(min(cpu for _, cpu in passes), 1),
+        "workers_for": {"target_img_s": args.target_img_s, "workers": int(-(-args.target_img_s // best))},
+        "image_size": args.image_size,
+        "augment": not args.no_augment,
+    }
     print(json.dumps(summary), flush=True)
     return summary
 

@@ -52,7 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checks", default="shapes,pizza,tune", help="comma-separated subset")
     parser.add_argument("--work-dir", default=None, help="where data and runs go (default: a temporary folder)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="key.path=value", help="an extra override for every check (to try a recipe)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="key.path=value",
+        help="an extra override for every check (to try a recipe)",
     )
     return parser.parse_args(argv)
 

@@ -79,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         splits = split(config, data, subsample_stage(config, data, validated.manifest).manifest)
 
         explicit = [
-            trained(load_config(ROOT / "configs" / "shapes.yaml", [*base, f"train.num_threads={n}"]), work,
-                    f"num_threads={n}", splits)
+            trained(
+                load_config(ROOT / "configs" / "shapes.yaml", [*base, f"train.num_threads={n}"]),
+                work,
+                f"num_threads={n}",
+                splits,
+            )
             for n in (1, 2)
         ]
         automatic, returned = [], []
@@ -92,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         splits_file.write_bytes(pickle.dumps(splits))
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
-            at_once = list(pool.map(trained_elsewhere, [str(ROOT / "configs" / "shapes.yaml")] * 2, [base] * 2,
-                                    [str(work)] * 2, ["at once, left", "at once, right"], [str(splits_file)] * 2))
+            at_once = list(
+                pool.map(
+                    trained_elsewhere,
+                    [str(ROOT / "configs" / "shapes.yaml")] * 2,
+                    [base] * 2,
+                    [str(work)] * 2,
+                    ["at once, left", "at once, right"],
+                    [str(splits_file)] * 2,
+                )
+            )
     share = usable_cores()
     fixed = (
         automatic[0]["weights"] == automatic[1]["weights"]
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 "explicit_counts_differ": explicit[0]["weights"] != explicit[1]["weights"],
                 "num_threads_0_fixed": fixed,
                 "num_threads_0_equals": matches
-                if matches and automatic[0]["weights"] == explicit[[r["run"] for r in explicit].index(matches)]["weights"]
+                if matches
+                and automatic[0]["weights"] == explicit[[r["run"] for r in explicit].index(matches)]["weights"]
                 else None,
                 "two_processes_at_once_identical": concurrent,
                 "runs": explicit + automatic + at_once,

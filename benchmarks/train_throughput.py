@@ -44,26 +44,42 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default="density_cnn")
-    parser.add_argument("--width", type=int, default=None, help="model width (default: 24 for density_cnn, 64 for resnet)")
+    parser.add_argument(
+        "--width", type=int, default=None, help="model width (default: 24 for density_cnn, 64 for resnet)"
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=60, help="measured training steps per path")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--zero-stage", type=int, default=0)
-    parser.add_argument("--num-workers", type=int, default=None, help="loader workers (default: 1 on CPU, min(12, cores-2) on GPU)")
-    parser.add_argument("--unique-images", type=int, default=2048, help="distinct images drawn; shards repeat to cover the steps")
-    parser.add_argument("--repeats", type=int, default=1, help="alternate pipeline/plain this many times; report medians")
+    parser.add_argument(
+        "--num-workers", type=int, default=None, help="loader workers (default: 1 on CPU, min(12, cores-2) on GPU)"
+    )
+    parser.add_argument(
+        "--unique-images", type=int, default=2048, help="distinct images drawn; shards repeat to cover the steps"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternate pipeline/plain this many times; report medians"
+    )
     parser.add_argument("--data-dir", default=None, help="where to draw shards (default: a temporary folder)")
     return parser.parse_args(argv)
 
 
 def pipeline_run(args: argparse.Namespace, device: torch.device, shards: list[ShardRef], out_dir: Path) -> dict:
-    cfg = TrainConfig.model_validate({
-        "model": {"name": args.model, "width": args.width}, "epochs": 1, "micro_batch_size": args.batch_size,
-        "zero_stage": args.zero_stage, "precision": args.precision, "device": device.type, "warmup_steps": 10,
-        "checkpoint_every_steps": 0, "log_every_steps": 50,
-        "loader": {"num_workers": args.num_workers, "piece_rows": 256, "shuffle_buffer": 1024},
-    })
+    cfg = TrainConfig.model_validate(
+        {
+            "model": {"name": args.model, "width": args.width},
+            "epochs": 1,
+            "micro_batch_size": args.batch_size,
+            "zero_stage": args.zero_stage,
+            "precision": args.precision,
+            "device": device.type,
+            "warmup_steps": 10,
+            "checkpoint_every_steps": 0,
+            "log_every_steps": 50,
+            "loader": {"num_workers": args.num_workers, "piece_rows": 256, "shuffle_buffer": 1024},
+        }
+    )
     # Repeat the drawn shards and trim the last one so the epoch holds about --steps batches.
     rows_needed = args.steps * args.batch_size + args.num_workers * args.batch_size
     refs, total = [], 0
@@ -78,19 +94,34 @@ def pipeline_run(args: argparse.Namespace, device: torch.device, shards: list[Sh
     result = run_training(job)
     assert result is not None, "a single-process run returns its result"
     epoch = result.history["epoch"][-1]
-    return {"img_s": epoch.get("steady_img_s", epoch["img_s"]), "steps": result.global_steps,
-            "measured_steps": epoch.get("steady_steps", result.global_steps), "cfg": cfg}
+    return {
+        "img_s": epoch.get("steady_img_s", epoch["img_s"]),
+        "steps": result.global_steps,
+        "measured_steps": epoch.get("steady_steps", result.global_steps),
+        "cfg": cfg,
+    }
 
 
-def in_memory(args: argparse.Namespace, device: torch.device, shards: list[ShardRef]) -> tuple[torch.Tensor, torch.Tensor]:
+def in_memory(
+    args: argparse.Namespace, device: torch.device, shards: list[ShardRef]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every drawn image decoded and normalised once, as float tensors on the device."""
     import pyarrow.parquet as pq
 
     pre = Preprocessing(args.image_size)
-    images = np.stack([pre.decode(b) for s in shards for b in pq.read_table(s.path, columns=["image"]).column("image").to_pylist()])
+    images = np.stack(
+        [pre.decode(b) for s in shards for b in pq.read_table(s.path, columns=["image"]).column("image").to_pylist()]
+    )
     columns = pizza_columns().targets
-    targets = np.concatenate([np.stack([pq.read_table(s.path, columns=list(columns)).column(c).to_numpy().astype(np.float32)
-                                        for c in columns], axis=1) for s in shards])
+    targets = np.concatenate(
+        [
+            np.stack(
+                [pq.read_table(s.path, columns=list(columns)).column(c).to_numpy().astype(np.float32) for c in columns],
+                axis=1,
+            )
+            for s in shards
+        ]
+    )
     data = pre.to_tensor(torch.from_numpy(images)).to(device)
     return data, torch.from_numpy(targets).to(device)
 
@@ -143,10 +174,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp) / "shards"
         started = time.perf_counter()
-        shards = pizza_shards(data_dir, args.unique_images, image_size=args.image_size, rows_per_shard=512,
-                              workers=min(8, os.cpu_count() or 1))
-        print(f"drew {args.unique_images} pizzas at {args.image_size}px in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr)
+        shards = pizza_shards(
+            data_dir,
+            args.unique_images,
+            image_size=args.image_size,
+            rows_per_shard=512,
+            workers=min(8, os.cpu_count() or 1),
+        )
+        print(
+            f"drew {args.unique_images} pizzas at {args.image_size}px in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
         data, labels = in_memory(args, device, shards)
         # Alternate the two paths so that a neighbour's load on a shared machine hits both alike.
         pipe_rates, plain_rates = [], []
@@ -158,15 +196,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
         plain = float(np.median(plain_rates))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     rows = [("pipeline (DeepSpeed + Parquet stream)", pipe["img_s"]), ("plain torch (in-memory tensors)", plain)]
-    print(f"\n{args.model} {args.image_size}px batch {args.batch_size} {args.precision} ZeRO-{args.zero_stage}, "
-          f"{pipe['steps']} steps ({pipe['measured_steps']} timed), {args.num_workers} loader workers, {name}")
+    print(
+        f"\n{args.model} {args.image_size}px batch {args.batch_size} {args.precision} ZeRO-{args.zero_stage}, "
+        f"{pipe['steps']} steps ({pipe['measured_steps']} timed), {args.num_workers} loader workers, {name}"
+    )
     print(f"{'path':<40} {'img/s':>10}  {'each repeat':<30}")
     for (label, value), each in zip(rows, (pipe_rates, plain_rates)):
         print(f"{label:<40} {value:>10.1f}  {' '.join(f'{v:.1f}' for v in each):<30}")
-    summary = {"pipeline_img_s": round(pipe["img_s"], 1), "plain_img_s": round(plain, 1),
-               "ratio": round(pipe["img_s"] / plain, 3), "device": name, "model": args.model,
-               "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision,
-               "steps": pipe["steps"], "num_workers": args.num_workers, "repeats": args.repeats}
+    summary = {
+        "pipeline_img_s": round(pipe["img_s"], 1),
+        "plain_img_s": round(plain, 1),
+        "ratio": round(pipe["img_s"] / plain, 3),
+        "device": name,
+        "model": args.model,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "steps": pipe["steps"],
+        "num_workers": args.num_workers,
+        "repeats": args.repeats,
+    }
     print(json.dumps(summary), flush=True)
     return summary
 

@@ -44,7 +44,10 @@ def canonical(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return canonical(value.model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__, **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+        return {
+            "__type__": type(value).__name__,
+            **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
     if isinstance(value, dict):
         return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda item: str(item[0]))}
     if isinstance(value, (list, tuple)):
@@ -86,8 +89,13 @@ def module_source_hash(name: str) -> str:
         return f"not found: {name}"
     digest = hashlib.sha256()
     roots = [Path(p) for p in (spec.submodule_search_locations or [])]
-    files = sorted(p for root in roots for p in root.rglob("*.py")) if roots else \
-        [Path(spec.origin)] if spec.origin and Path(spec.origin).is_file() else []
+    files = (
+        sorted(p for root in roots for p in root.rglob("*.py"))
+        if roots
+        else [Path(spec.origin)]
+        if spec.origin and Path(spec.origin).is_file()
+        else []
+    )
     for path in files:
         digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:24] if files else f"no source: {name}"
@@ -121,12 +129,22 @@ def library_versions(names: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
-def stage_key(stage: str, config: ExperimentConfig, sections: tuple[str, ...], upstream: dict[str, Any],
-              environment: dict[str, Any] | None = None) -> str:
+def stage_key(
+    stage: str,
+    config: ExperimentConfig,
+    sections: tuple[str, ...],
+    upstream: dict[str, Any],
+    environment: dict[str, Any] | None = None,
+) -> str:
     """``environment``: what else the output depends on (library versions, user module sources, the
     signing key's fingerprint), as :func:`doughflow.orchestration.stage_tasks.stage_environment` builds it."""
-    payload = {"stage": stage, "code": code_version(), "config": select(config, sections), "upstream": canonical(upstream),
-               "environment": canonical(environment or {})}
+    payload = {
+        "stage": stage,
+        "code": code_version(),
+        "config": select(config, sections),
+        "upstream": canonical(upstream),
+        "environment": canonical(environment or {}),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -149,4 +167,3 @@ def missing_outputs(result: Any, roots: tuple[str, ...]) -> list[str]:
 
     walk(canonical(result))
     return missing
-

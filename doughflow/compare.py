@@ -24,7 +24,11 @@ def config_differences(runs: list[RunRecord]) -> dict[str, list]:
     """Dotted config paths whose values are not the same in every run."""
     flats = [flatten(run.config) for run in runs]
     keys = sorted(set().union(*flats)) if flats else []
-    return {key: [flat.get(key, "—") for flat in flats] for key in keys if len({repr(flat.get(key, "—")) for flat in flats}) > 1}
+    return {
+        key: [flat.get(key, "—") for flat in flats]
+        for key in keys
+        if len({repr(flat.get(key, "—")) for flat in flats}) > 1
+    }
 
 
 def metric_rows(runs: list[RunRecord]) -> dict[str, list]:
@@ -41,9 +45,14 @@ def hardware(run: RunRecord) -> dict:
     launcher = train.get("launcher", {})
     world = launcher.get("num_processes", 1) * launcher.get("num_nodes", 1)
     micro, accumulation = train.get("micro_batch_size"), train.get("gradient_accumulation_steps", 1)
-    return {"world_size": world, "device": "—", "micro_batch_size": micro, "gradient_accumulation_steps": accumulation,
-            "global_batch_size": micro * accumulation * world if isinstance(micro, int) else "—",
-            "effective_learning_rate": train.get("learning_rate", "—")}
+    return {
+        "world_size": world,
+        "device": "—",
+        "micro_batch_size": micro,
+        "gradient_accumulation_steps": accumulation,
+        "global_batch_size": micro * accumulation * world if isinstance(micro, int) else "—",
+        "effective_learning_rate": train.get("learning_rate", "—"),
+    }
 
 
 def hardware_rows(runs: list[RunRecord]) -> list[list]:
@@ -55,22 +64,32 @@ def hardware_rows(runs: list[RunRecord]) -> list[list]:
         method = recipe.get("micro_batch_method", "configured")
         return text if method == "configured" else f"{text} ({method})"
 
-    return [["world size", *[r.get("world_size", "—") for r in recipes]],
-            ["device", *[r.get("device", "—") for r in recipes]],
-            ["global batch", *[r.get("global_batch_size", "—") for r in recipes]],
-            ["micro batch x accumulation", *[make_up(r) for r in recipes]],
-            ["effective learning rate", *[r.get("effective_learning_rate", "—") for r in recipes]]]
+    return [
+        ["world size", *[r.get("world_size", "—") for r in recipes]],
+        ["device", *[r.get("device", "—") for r in recipes]],
+        ["global batch", *[r.get("global_batch_size", "—") for r in recipes]],
+        ["micro batch x accumulation", *[make_up(r) for r in recipes]],
+        ["effective learning rate", *[r.get("effective_learning_rate", "—") for r in recipes]],
+    ]
 
 
 def comparison_markdown(runs: list[RunRecord]) -> str:
     headers = ["", *[run.run_id for run in runs]]
-    meta: list[list[object]] = [["experiment", *[r.experiment for r in runs]], ["status", *[r.status for r in runs]],
-            ["data fingerprint", *[r.data_fingerprint[:12] for r in runs]], ["commit", *[r.git_commit[:10] for r in runs]],
-            ["seconds", *[r.total_seconds or float("nan") for r in runs]], *hardware_rows(runs)]
+    meta: list[list[object]] = [
+        ["experiment", *[r.experiment for r in runs]],
+        ["status", *[r.status for r in runs]],
+        ["data fingerprint", *[r.data_fingerprint[:12] for r in runs]],
+        ["commit", *[r.git_commit[:10] for r in runs]],
+        ["seconds", *[r.total_seconds or float("nan") for r in runs]],
+        *hardware_rows(runs),
+    ]
     differences = config_differences(runs)
     parts = ["## Runs", table(headers, meta), "## Config differences"]
-    parts.append(table(headers, [[key, *values] for key, values in differences.items()]) if differences
-                 else "All configs are identical.")
+    parts.append(
+        table(headers, [[key, *values] for key, values in differences.items()])
+        if differences
+        else "All configs are identical."
+    )
     parts += ["## Metrics", table(headers, [[key, *values] for key, values in metric_rows(runs).items()])]
     return "\n\n".join(parts) + "\n"
 

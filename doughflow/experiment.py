@@ -32,20 +32,30 @@ def check_experiment(config: ExperimentConfig, source: str = "<config>", trains:
         raise ConfigError(f"{where}data.adapter: {detail}") from None
     name = config.data.adapter
     if (adapter.problem != "none" or adapter.source_columns) and not config.labels:
-        raise ConfigError(f"{where}labels: empty, but data.adapter {name!r} needs the label map (the classes, in output "
-                          "order, e.g. [0, 1, 2] or [cat, dog])")
+        raise ConfigError(
+            f"{where}labels: empty, but data.adapter {name!r} needs the label map (the classes, in output "
+            "order, e.g. [0, 1, 2] or [cat, dog])"
+        )
     if adapter.problem == "classification" and config.data.source.url is None:
-        raise ConfigError(f"{where}data.adapter {name!r} is a classification adapter: set data.source.url (the "
-                          "built-in generator draws pizzas with counts)")
+        raise ConfigError(
+            f"{where}data.adapter {name!r} is a classification adapter: set data.source.url (the "
+            "built-in generator draws pizzas with counts)"
+        )
     if adapter.modality == "text" and config.data.source.url is None:
-        raise ConfigError(f"{where}data.adapter {name!r} reads text: set data.source.url to a Parquet, CSV or JSONL "
-                          "file or folder (`python -m doughflow.data.synthetic.records --out data/people` writes one)")
+        raise ConfigError(
+            f"{where}data.adapter {name!r} reads text: set data.source.url to a Parquet, CSV or JSONL "
+            "file or folder (`python -m doughflow.data.synthetic.records --out data/people` writes one)"
+        )
     if adapter.modality == "text" and config.data.subsample.near_dup.kind == "image":
-        raise ConfigError(f"{where}data.subsample.near_dup.kind is image, but data.adapter {name!r} reads text: "
-                          "set it to auto (or text)")
+        raise ConfigError(
+            f"{where}data.subsample.near_dup.kind is image, but data.adapter {name!r} reads text: "
+            "set it to auto (or text)"
+        )
     if trains and adapter.problem == "none":
-        raise ConfigError(f"{where}data.adapter {name!r} has no model to train: run its data stages (dedup, caps, "
-                          "split) with `python -m flows.prepare`")
+        raise ConfigError(
+            f"{where}data.adapter {name!r} has no model to train: run its data stages (dedup, caps, "
+            "split) with `python -m flows.prepare`"
+        )
     missing = missing_monitor_packages(config)
     if missing:
         raise ConfigError("\n  ".join([f"invalid configuration in {source}:", *missing]))
@@ -58,13 +68,16 @@ MONITOR_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 def missing_monitor_packages(config: ExperimentConfig) -> list[str]:
     """``train.deepspeed.monitor.<name>: ...`` lines for each enabled monitor whose package is not installed."""
     monitor = config.train.deepspeed.monitor
-    return [f"train.deepspeed.monitor.{name}: enabled, but the {package} package is not installed (pip install {package})"
-            for name, package in MONITOR_PACKAGES.items()
-            if getattr(monitor, name).enabled and importlib.util.find_spec(package) is None]
+    return [
+        f"train.deepspeed.monitor.{name}: enabled, but the {package} package is not installed (pip install {package})"
+        for name, package in MONITOR_PACKAGES.items()
+        if getattr(monitor, name).enabled and importlib.util.find_spec(package) is None
+    ]
 
 
-def load_experiment(path: str | Path | None = None, overrides: list[str] | None = None,
-                    trains: bool = True) -> ExperimentConfig:
+def load_experiment(
+    path: str | Path | None = None, overrides: list[str] | None = None, trains: bool = True
+) -> ExperimentConfig:
     """:func:`doughflow.config.load_config`, then :func:`check_experiment`: a config that can run."""
     config = load_config(path, overrides)
     check_experiment(config, source=config_source(path), trains=trains)

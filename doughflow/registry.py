@@ -116,8 +116,12 @@ def load_runs(path: str | Path, run_ids: list[str] | None = None, last: int | No
     with closing(_connect(path)) as connection:
         connection.row_factory = sqlite3.Row
         if run_ids:
-            rows = {row["run_id"]: row for row in connection.execute(
-                f"SELECT * FROM runs WHERE run_id IN ({','.join('?' * len(run_ids))})", run_ids)}
+            rows = {
+                row["run_id"]: row
+                for row in connection.execute(
+                    f"SELECT * FROM runs WHERE run_id IN ({','.join('?' * len(run_ids))})", run_ids
+                )
+            }
             missing = [run_id for run_id in run_ids if run_id not in rows]
             if missing:
                 raise KeyError(f"unknown run id(s) {missing} in {path}")
@@ -141,8 +145,10 @@ def previous_run(path: str | Path, experiment: str, run_id: str) -> RunRecord | 
         return None
     with closing(_connect(path)) as connection:
         connection.row_factory = sqlite3.Row
-        row = connection.execute("SELECT * FROM runs WHERE experiment = ? AND run_id != ? "
-                                 "ORDER BY created_at DESC, run_id DESC LIMIT 1", (experiment, run_id)).fetchone()
+        row = connection.execute(
+            "SELECT * FROM runs WHERE experiment = ? AND run_id != ? ORDER BY created_at DESC, run_id DESC LIMIT 1",
+            (experiment, run_id),
+        ).fetchone()
     if row is None:
         return None
     data = dict(row)
@@ -160,7 +166,8 @@ def record_verdicts(path: str | Path, run_id: str, rows: list[dict]) -> int:
             "INSERT OR REPLACE INTO verdicts (run_id, sample_id, reviewer, verdict, corrected, comment, reviewed_at,"
             " source_file) VALUES (:run_id, :sample_id, :reviewer, :verdict, :corrected, :comment, :reviewed_at,"
             " :source_file)",
-            [{**row, "run_id": run_id, "corrected": json.dumps(row["corrected"], sort_keys=True)} for row in rows])
+            [{**row, "run_id": run_id, "corrected": json.dumps(row["corrected"], sort_keys=True)} for row in rows],
+        )
     return len(rows)
 
 
@@ -168,8 +175,12 @@ def load_verdicts(path: str | Path, run_id: str) -> list[dict]:
     """Every stored verdict of a run, oldest first."""
     with closing(_connect(Path(path))) as connection:
         connection.row_factory = sqlite3.Row
-        rows = [dict(row) for row in connection.execute(
-            "SELECT * FROM verdicts WHERE run_id = ? ORDER BY reviewed_at, reviewer, sample_id", (run_id,))]
+        rows = [
+            dict(row)
+            for row in connection.execute(
+                "SELECT * FROM verdicts WHERE run_id = ? ORDER BY reviewed_at, reviewer, sample_id", (run_id,)
+            )
+        ]
     for row in rows:
         row["corrected"] = json.loads(row["corrected"])
     return rows

@@ -35,8 +35,10 @@ def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str):
         raise InvalidRunIdError(f"run id must be a string, got {type(run_id).__name__}")
     if not _RUN_ID.fullmatch(run_id):
-        raise InvalidRunIdError(f"run id {run_id!r} must match {RUN_ID_PATTERN} (letters, digits, '_', '.', '-'; "
-                                "starting with a letter or digit; at most 128 characters)")
+        raise InvalidRunIdError(
+            f"run id {run_id!r} must match {RUN_ID_PATTERN} (letters, digits, '_', '.', '-'; "
+            "starting with a letter or digit; at most 128 characters)"
+        )
     if ".." in run_id:
         raise InvalidRunIdError(f"run id {run_id!r} must not contain '..'")
     if run_id in RESERVED_RUN_IDS:
@@ -48,10 +50,18 @@ def check_run_id(run_id: str) -> str:
 # starts, so a Python call with a path-like id fails before any task runs; the pattern (with the ".."
 # rule as a look-ahead) is in the flow's parameter schema, which the Prefect server enforces when a
 # deployment run is created.
-RunId = Annotated[str, AfterValidator(check_run_id), WithJsonSchema({
-    "type": "string", "maxLength": 128,
-    "pattern": r"^(?!.*\.\.)(?!(?:" + "|".join(sorted(RESERVED_RUN_IDS)) + r")$)" + RUN_ID_PATTERN[1:],
-    "description": "A run folder name under artifacts_dir: letters, digits, '_', '.', '-', no '..'"})]
+RunId = Annotated[
+    str,
+    AfterValidator(check_run_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 128,
+            "pattern": r"^(?!.*\.\.)(?!(?:" + "|".join(sorted(RESERVED_RUN_IDS)) + r")$)" + RUN_ID_PATTERN[1:],
+            "description": "A run folder name under artifacts_dir: letters, digits, '_', '.', '-', no '..'",
+        }
+    ),
+]
 
 
 def new_run_id(experiment: str, flow_run_id: str | None = None) -> str:

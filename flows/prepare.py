@@ -25,9 +25,14 @@ from tasks.subsample import publish_subsample_task, subsample_task
 from tasks.validate import validate_task
 
 
-@flow(name="prepare-data", description="Fetch, validate, subsample (dedup and caps on Dask) and split.",
-      result_serializer=RESULT_SERIALIZER)
-def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifest, ValidationResult, SubsampleResult, SplitResult]:
+@flow(
+    name="prepare-data",
+    description="Fetch, validate, subsample (dedup and caps on Dask) and split.",
+    result_serializer=RESULT_SERIALIZER,
+)
+def prepare_data(
+    config: ExperimentConfig, paths: RunPaths
+) -> tuple[DataManifest, ValidationResult, SubsampleResult, SplitResult]:
     raw = fetch_task(config, paths)
     validated = validate_task(config, paths, raw)
     subsampled = subsample_task(config, paths, validated.manifest)
@@ -36,9 +41,15 @@ def prepare_data(config: ExperimentConfig, paths: RunPaths) -> tuple[DataManifes
     return raw, validated, subsampled, splits
 
 
-@flow(name="prepare", description="Run only the data stages of an experiment and report rows per step.",
-      persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
-      on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
+@flow(
+    name="prepare",
+    description="Run only the data stages of an experiment and report rows per step.",
+    persist_result=False,
+    on_completion=RELEASE_RUN_LOCKS,
+    on_failure=RELEASE_RUN_LOCKS,
+    on_crashed=RELEASE_RUN_LOCKS,
+    on_cancellation=RELEASE_RUN_LOCKS,
+)
 def prepare(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:  # noqa: B008 - the UI form shows it
     storage = result_storage_task(config.result_storage_url())
     paths = start_run_task(config, run_id)

@@ -31,9 +31,15 @@ from tasks.track import open_tracking_task, track_task
 from tasks.train import train_task
 
 
-@flow(name="train", description="Train, evaluate, export and package a counting model from one experiment config.",
-      persist_result=False, on_completion=RELEASE_RUN_LOCKS, on_failure=RELEASE_RUN_LOCKS,
-      on_crashed=RELEASE_RUN_LOCKS, on_cancellation=RELEASE_RUN_LOCKS)
+@flow(
+    name="train",
+    description="Train, evaluate, export and package a counting model from one experiment config.",
+    persist_result=False,
+    on_completion=RELEASE_RUN_LOCKS,
+    on_failure=RELEASE_RUN_LOCKS,
+    on_crashed=RELEASE_RUN_LOCKS,
+    on_cancellation=RELEASE_RUN_LOCKS,
+)
 def train(config: ExperimentConfig = ExperimentConfig(), run_id: RunId | None = None) -> dict:  # noqa: B008 - the UI form shows it
     """Binds the result storage the config names, then runs the pipeline in it."""
     storage = result_storage_task(config.result_storage_url())

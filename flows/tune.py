@@ -37,8 +37,11 @@ from tasks.tune import (
 )
 
 
-@flow(name="tune", description="Optuna study over config fields; each trial a sub-flow on the cached data stages.",
-      persist_result=False)
+@flow(
+    name="tune",
+    description="Optuna study over config fields; each trial a sub-flow on the cached data stages.",
+    persist_result=False,
+)
 def tune(config: ExperimentConfig = ExperimentConfig()) -> dict:  # noqa: B008 - the UI form shows it
     """Binds the result storage the config names (so trials share cached data stages), then runs the study."""
     storage = result_storage_task(config.result_storage_url())

@@ -40,6 +40,12 @@ def tiny_source(tmp_path_factory) -> Path:
     """The tiny pizza set as Parquet shards (with planted copies and corrupt rows)."""
     config = load_config(None, TINY_OVERRIDES)
     out = tmp_path_factory.mktemp("tiny_source")
-    generate_pizza_dataset(config.data.source.generator, config.labels, out, image_size=config.data.image_size,
-                           rows_per_shard=config.data.rows_per_shard, workers=1)
+    generate_pizza_dataset(
+        config.data.source.generator,
+        config.labels,
+        out,
+        image_size=config.data.image_size,
+        rows_per_shard=config.data.rows_per_shard,
+        workers=1,
+    )
     return out

@@ -131,8 +131,9 @@ def _takes_run_id(flow_fn: Callable) -> bool:
     return "run_id" in inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters
 
 
-def run_flow_cli(flow_fn: Callable, argv: list[str] | None = None, description: str | None = None,
-                 trains: bool = True) -> dict:
+def run_flow_cli(
+    flow_fn: Callable, argv: list[str] | None = None, description: str | None = None, trains: bool = True
+) -> dict:
     """Parse, load and call ``flow_fn``; return its result after printing it as the last stdout line.
     A failing flow raises here (tests see the exception); :func:`main` turns it into an exit status."""
     args = parse_args(argv, description, run_id_help="reuse this run's folder" if _takes_run_id(flow_fn) else None)
@@ -175,8 +176,9 @@ def exit_status(error: BaseException) -> int:
     return EXIT_FAILED
 
 
-def main(flow: str | Callable, description: str | None = None, argv: list[str] | None = None,
-         trains: bool = True) -> NoReturn:
+def main(
+    flow: str | Callable, description: str | None = None, argv: list[str] | None = None, trains: bool = True
+) -> NoReturn:
     """``python -m flows.<name>``: parse, validate, import the flow (``"flows.train:train"``), run it and exit
     with the documented status. A failure ends with one ``error:``/``rejected:`` line on stderr and a JSON
     line ``{"exit": N, "error": ...}`` on stdout instead of a traceback (Prefect's log above it has one)."""

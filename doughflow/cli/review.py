@@ -32,11 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviewer", default=None, help="who judged (default: the current user)")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="where run ids are looked up")
     parser.add_argument("--registry", type=Path, default=None, help="run registry (default: the run's)")
-    parser.add_argument("--export-labelled", type=Path, default=None, metavar="OUT.parquet",
-                        help="also write the reviewed samples with corrected counts as a training source")
-    parser.add_argument("--signing-key", type=Path, default=None, metavar="KEY.pem",
-                        help="ECDSA private key that re-signs a signed bundle after the approval "
-                             "(default: the file DOUGHFLOW_SIGNING_KEY names)")
+    parser.add_argument(
+        "--export-labelled",
+        type=Path,
+        default=None,
+        metavar="OUT.parquet",
+        help="also write the reviewed samples with corrected counts as a training source",
+    )
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        default=None,
+        metavar="KEY.pem",
+        help="ECDSA private key that re-signs a signed bundle after the approval "
+        "(default: the file DOUGHFLOW_SIGNING_KEY names)",
+    )
     args = parser.parse_args(argv)
     from doughflow.packaging.signing import SigningError
     from doughflow.review.importer import import_review, resolve_bundle
@@ -45,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         bundle = resolve_bundle(args.target, args.artifacts)
-        result = import_review(bundle, args.verdicts, args.reviewer or getpass.getuser(), args.registry,
-                               args.export_labelled, args.signing_key)
+        result = import_review(
+            bundle,
+            args.verdicts,
+            args.reviewer or getpass.getuser(),
+            args.registry,
+            args.export_labelled,
+            args.signing_key,
+        )
     except (VerdictError, FileNotFoundError, KeyError, ValueError, RunInUseError, SigningError) as error:
         print(f"error: {error}", file=sys.stderr)
         print(json.dumps({"ok": False, "error": str(error)}))

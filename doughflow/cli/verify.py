@@ -55,9 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("bundle", type=Path, help="bundle folder (the one holding manifest.json)")
-    parser.add_argument("--require-review", action="store_true", help="exit 4 unless human reviewers approved the bundle")
-    parser.add_argument("--public-key", type=Path, default=None, metavar="PUB.pem",
-                        help="check bundle.sig against this ECDSA public key (PEM); exit 5 when it fails")
+    parser.add_argument(
+        "--require-review", action="store_true", help="exit 4 unless human reviewers approved the bundle"
+    )
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        metavar="PUB.pem",
+        help="check bundle.sig against this ECDSA public key (PEM); exit 5 when it fails",
+    )
     args = parser.parse_args(argv)
     if args.public_key is not None and not args.public_key.is_file():
         parser.error(f"--public-key {args.public_key}: no such file")
@@ -83,7 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         status = 4
     if signature:
         status = SIGNATURE_FAILED
-    print(json.dumps({"bundle": str(args.bundle), "ok": report.ok and not signature, "exit": status,
-                      "problems": report.problems, "rejected": report.rejected, "signature": signature or None,
-                      "review": review_summary(report.review)}))
+    print(
+        json.dumps(
+            {
+                "bundle": str(args.bundle),
+                "ok": report.ok and not signature,
+                "exit": status,
+                "problems": report.problems,
+                "rejected": report.rejected,
+                "signature": signature or None,
+                "review": review_summary(report.review),
+            }
+        )
+    )
     return status

@@ -90,15 +90,20 @@ class DatasetAdapter(ABC):
     def label_map(self) -> dict:
         """labels.json of the bundle: what the model's outputs mean, for a consumer without our code. ``labels``
         are the configured values (integers stay integers), ``index`` maps each one's text to its output."""
-        return {"task": self.problem, "labels": self.values, "index": {label: i for i, label in enumerate(self.labels)},
-                "target_columns": self.target_columns}
+        return {
+            "task": self.problem,
+            "labels": self.values,
+            "index": {label: i for i, label in enumerate(self.labels)},
+            "target_columns": self.target_columns,
+        }
 
     def targets(self, table: pa.Table) -> np.ndarray:
         """N x len(labels) float32 targets from the canonical target columns."""
         if table.num_rows == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
-                         for c in self.target_columns], axis=1)
+        return np.stack(
+            [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in self.target_columns], axis=1
+        )
 
 
 def count_label_problem(values: list, target_columns: list[str], max_count: int) -> tuple[str, str] | None:
@@ -157,8 +162,11 @@ class CountColumns(DatasetAdapter):
         return count_label_problem(values, self.target_columns, self.max_count)
 
     def label_map(self) -> dict:
-        return {**super().label_map(), "task": "count_regression",
-                "output": "counts[batch, len(labels)]: expected number of each topping"}
+        return {
+            **super().label_map(),
+            "task": "count_regression",
+            "output": "counts[batch, len(labels)]: expected number of each topping",
+        }
 
 
 def check_class_column(schema: pa.Schema, column: str, path: str) -> None:
@@ -167,8 +175,10 @@ def check_class_column(schema: pa.Schema, column: str, path: str) -> None:
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)):
-        raise AdapterSchemaError(f"{path}: class column {column!r} (data.label_column) must hold class names "
-                                 f"(strings) or class numbers (integers), got {kind}")
+        raise AdapterSchemaError(
+            f"{path}: class column {column!r} (data.label_column) must hold class names "
+            f"(strings) or class numbers (integers), got {kind}"
+        )
 
 
 class ClassColumn:
@@ -183,8 +193,10 @@ class ClassColumn:
         if value is None or str(value) == "":
             return f"{self.column}: missing label", f"{self.column}: missing class"
         if str(value) not in self.index:
-            return (f"{self.column}: unknown class",
-                    f"{self.column}: class {value!r} is not in the label map {self.labels}")
+            return (
+                f"{self.column}: unknown class",
+                f"{self.column}: class {value!r} is not in the label map {self.labels}",
+            )
         return None
 
     def indices(self, table: pa.Table) -> np.ndarray:
@@ -192,8 +204,11 @@ class ClassColumn:
 
     def one_hot(self, indices: np.ndarray) -> dict[str, pa.Array]:
         """One int8 target column per label from each row's class index."""
-        onehot = np.eye(len(self.labels), dtype=np.int8)[indices] if len(indices) else \
-            np.zeros((0, len(self.labels)), np.int8)
+        onehot = (
+            np.eye(len(self.labels), dtype=np.int8)[indices]
+            if len(indices)
+            else np.zeros((0, len(self.labels)), np.int8)
+        )
         return {name: pa.array(onehot[:, k], pa.int8()) for k, name in enumerate(self.target_columns)}
 
 
@@ -233,14 +248,22 @@ class ImageClassification(DatasetAdapter):
         return self.classes.one_hot(self.class_indices(table))  # a subclass may map values to classes its own way
 
     def label_map(self) -> dict:
-        return {**super().label_map(), "label_column": self.label_column,
-                "output": "logits[batch, len(labels)]: softmax gives class probabilities; argmax is the class"}
+        return {
+            **super().label_map(),
+            "label_column": self.label_column,
+            "output": "logits[batch, len(labels)]: softmax gives class probabilities; argmax is the class",
+        }
 
 
 def is_plain_value(kind: pa.DataType) -> bool:
     """Numbers, booleans and dates: a text column of these is read as their written form (2024-01-31)."""
-    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-            or pa.types.is_temporal(kind) or pa.types.is_decimal(kind))
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_temporal(kind)
+        or pa.types.is_decimal(kind)
+    )
 
 
 class TextRecords(DatasetAdapter):
@@ -252,8 +275,13 @@ class TextRecords(DatasetAdapter):
     problem = "none"
     modality = "text"
 
-    def __init__(self, labels: Sequence[str | int], text_columns: Sequence[str] = ("text",),
-                 label_column: str | None = None, max_text_chars: int = 100_000) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str | int],
+        text_columns: Sequence[str] = ("text",),
+        label_column: str | None = None,
+        max_text_chars: int = 100_000,
+    ) -> None:
         super().__init__(labels if label_column else [])
         if not text_columns:
             raise ValueError("the text adapter needs at least one text column (data.text_columns)")
@@ -282,10 +310,18 @@ class TextRecords(DatasetAdapter):
     def check_schema_types(self, schema: pa.Schema, path: str) -> None:
         for name in self.text_columns:
             kind = schema.field(name).type
-            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
-                    or pa.types.is_large_binary(kind) or pa.types.is_null(kind) or is_plain_value(kind)):
-                raise AdapterSchemaError(f"{path}: text column {name!r} (data.text_columns) must hold text (or "
-                                         f"numbers and dates, read as written), got {kind}")
+            if not (
+                pa.types.is_string(kind)
+                or pa.types.is_large_string(kind)
+                or pa.types.is_binary(kind)
+                or pa.types.is_large_binary(kind)
+                or pa.types.is_null(kind)
+                or is_plain_value(kind)
+            ):
+                raise AdapterSchemaError(
+                    f"{path}: text column {name!r} (data.text_columns) must hold text (or "
+                    f"numbers and dates, read as written), got {kind}"
+                )
         if self.label_column:
             check_class_column(schema, self.label_column, path)
 
@@ -323,8 +359,10 @@ def adapter_class(name: str, import_module: str | None = None) -> type[DatasetAd
     if import_module:
         importlib.import_module(import_module)
     if name not in ADAPTER_REGISTRY:
-        raise KeyError(f"unknown dataset adapter {name!r} (data.adapter); registered: {sorted(ADAPTER_REGISTRY)}. "
-                       f"Register your own with @register_adapter and name its module in data.import_module")
+        raise KeyError(
+            f"unknown dataset adapter {name!r} (data.adapter); registered: {sorted(ADAPTER_REGISTRY)}. "
+            f"Register your own with @register_adapter and name its module in data.import_module"
+        )
     return ADAPTER_REGISTRY[name]
 
 

@@ -64,13 +64,13 @@ def _jpeg(data: bytes) -> ImageHeader:
             continue
         if marker in (0xD9, 0xDA):  # end of image, or start of scan before any frame header
             return ImageHeader("jpeg")
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if length < 2:
             return ImageHeader("jpeg")
         if marker in _JPEG_SOF:
             if pos + 9 > len(data):
                 return ImageHeader("jpeg")
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return ImageHeader("jpeg", width, height)
         pos += 2 + length
     return ImageHeader("jpeg")
@@ -141,20 +141,32 @@ def check_header(data: bytes, limits: ImageLimits, column: str = "image") -> Hea
     """Apply ``limits`` to encoded bytes without decoding them. Categories are what the
     validation report counts ("image: too many pixels"); details name the numbers."""
     if len(data) > limits.max_bytes:
-        return HeaderVerdict(f"{column}: too many bytes",
-                             f"{column}: {len(data)} bytes, over the limit of {limits.max_bytes} (data.max_image_bytes)")
+        return HeaderVerdict(
+            f"{column}: too many bytes",
+            f"{column}: {len(data)} bytes, over the limit of {limits.max_bytes} (data.max_image_bytes)",
+        )
     header = read_header(data)
     if header.format not in limits.formats:
         shown = "an unknown format" if header.format == "unknown" else f"format {header.format}"
-        return HeaderVerdict(f"{column}: format not allowed",
-                             f"{column}: {shown}, allowed: {', '.join(limits.formats)} (data.image_formats)", header)
+        return HeaderVerdict(
+            f"{column}: format not allowed",
+            f"{column}: {shown}, allowed: {', '.join(limits.formats)} (data.image_formats)",
+            header,
+        )
     if header.width is None or header.height is None:
-        return HeaderVerdict(f"{column}: undecodable", f"{column}: undecodable image (unreadable {header.format} header)", header)
+        return HeaderVerdict(
+            f"{column}: undecodable", f"{column}: undecodable image (unreadable {header.format} header)", header
+        )
     pixels = header.width * header.height
     if pixels > limits.max_pixels:
-        return HeaderVerdict(f"{column}: too many pixels",
-                             f"{column}: {header.width}x{header.height} = {pixels} pixels, over the limit of "
-                             f"{limits.max_pixels} (data.max_image_pixels)", header)
+        return HeaderVerdict(
+            f"{column}: too many pixels",
+            f"{column}: {header.width}x{header.height} = {pixels} pixels, over the limit of "
+            f"{limits.max_pixels} (data.max_image_pixels)",
+            header,
+        )
     if min(header.width, header.height) < limits.min_side:
-        return HeaderVerdict(f"{column}: too small", f"{column}: image too small {header.width}x{header.height}", header)
+        return HeaderVerdict(
+            f"{column}: too small", f"{column}: image too small {header.width}x{header.height}", header
+        )
     return HeaderVerdict(header=header)

@@ -89,8 +89,13 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def write_shards(batches: Iterable[pa.RecordBatch], schema: pa.Schema | None, out_dir: Path, rows_per_shard: int,
-                 prefix: str = "part") -> list[ShardInfo]:
+def write_shards(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema | None,
+    out_dir: Path,
+    rows_per_shard: int,
+    prefix: str = "part",
+) -> list[ShardInfo]:
     """Regroup a stream of record batches into shards of ``rows_per_shard`` rows. With no schema
     the first batch's is used (CSV and JSONL readers infer it). Each batch goes to the open shard's
     ParquetWriter as it comes, so memory is one batch, not one shard (a 10k-row shard of 64 px

@@ -66,8 +66,9 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
             continue
         table = pq.read_table(path, columns=[group_column, link_column])
         linked = table.filter(pc.fill_null(pc.not_equal(pc.cast(table.column(link_column), pa.string()), ""), False))
-        for group, link in zip(pc.cast(linked.column(group_column), pa.string()).to_pylist(),
-                               linked.column(link_column).to_pylist()):
+        for group, link in zip(
+            pc.cast(linked.column(group_column), pa.string()).to_pylist(), linked.column(link_column).to_pylist()
+        ):
             if link:
                 a, b = find(group), find("\0link:" + link)
                 if a != b:
@@ -87,21 +88,34 @@ def linked_units(manifest: DataManifest, group_column: str, link_column: str | N
 def component_groups(table: pa.Table, id_column: str, link_column: str | None) -> list[str]:
     """Each row's unit without groups: its near-dup component ("dup:<component>") or its id ("id:<id>")."""
     ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
-    links = table.column(link_column).to_pylist() if link_column and link_column in table.column_names \
+    links = (
+        table.column(link_column).to_pylist()
+        if link_column and link_column in table.column_names
         else [None] * table.num_rows
+    )
     return [f"dup:{link}" if link else f"id:{row_id}" for row_id, link in zip(ids, links)]
 
 
-def _batch_groups(table: pa.Table, group_column: str | None, id_column: str | None,
-                  link_column: str | None) -> pa.Array:
+def _batch_groups(
+    table: pa.Table, group_column: str | None, id_column: str | None, link_column: str | None
+) -> pa.Array:
     if group_column:
         return pc.cast(table.column(group_column), pa.string()).combine_chunks()
     return pa.array(component_groups(table, str(id_column), link_column), pa.string())
 
 
-def _split_shard(index: int, path: Path, out_dir: Path, group_column: str | None, seed: int,
-                 fractions: tuple[float, float, float], units: dict[str, str], link_column: str | None = None,
-                 id_column: str | None = None, batch_rows: int = 2048) -> dict[str, tuple[ShardInfo | None, set[str]]]:
+def _split_shard(
+    index: int,
+    path: Path,
+    out_dir: Path,
+    group_column: str | None,
+    seed: int,
+    fractions: tuple[float, float, float],
+    units: dict[str, str],
+    link_column: str | None = None,
+    id_column: str | None = None,
+    batch_rows: int = 2048,
+) -> dict[str, tuple[ShardInfo | None, set[str]]]:
     """One shard's rows written to out_dir/<split>/part-<index>, ``batch_rows`` at a time (memory:
     one batch, not one shard); the split of each distinct group is computed once, not per row."""
     source = pq.ParquetFile(path)
@@ -120,7 +134,9 @@ def _split_shard(index: int, path: Path, out_dir: Path, group_column: str | None
                 if g not in cache:
                     cache[g] = SPLITS.index(assign_split(units.get(g, g), seed, fractions))
             split_of = np.array([cache[g] for g in distinct], np.int8)
-            assigned = split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+            assigned = (
+                split_of[encoded.indices.to_numpy(zero_copy_only=False)] if len(distinct) else np.zeros(0, np.int8)
+            )
             for number, name in enumerate(SPLITS):
                 mask = assigned == number
                 if not mask.any():
@@ -137,17 +153,27 @@ def _split_shard(index: int, path: Path, out_dir: Path, group_column: str | None
     out: dict[str, tuple[ShardInfo | None, set[str]]] = {}
     for name in SPLITS:
         target = out_dir / name / f"part-{index:05d}.parquet"
-        out[name] = (ShardInfo(str(target), rows[name], target.stat().st_size, file_sha256(target)), groups[name]) \
-            if name in writers else (None, set())
+        out[name] = (
+            (ShardInfo(str(target), rows[name], target.stat().st_size, file_sha256(target)), groups[name])
+            if name in writers
+            else (None, set())
+        )
     return out
 
 
 SPLIT_THREADS = 2  # reading, writing and hashing shards release the GIL
 
 
-def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str | None, seed: int,
-                   fractions: tuple[float, float, float], link_column: str | None = None,
-                   id_column: str | None = None) -> SplitResult:
+def split_by_group(
+    manifest: DataManifest,
+    out_dir: Path,
+    *,
+    group_column: str | None,
+    seed: int,
+    fractions: tuple[float, float, float],
+    link_column: str | None = None,
+    id_column: str | None = None,
+) -> SplitResult:
     """``group_column`` None: the data has no groups; rows are split by near-dup component (``link_column``),
     the rest one by one by ``id_column``. Shards are split on SPLIT_THREADS threads."""
     if group_column is None and id_column is None:
@@ -158,9 +184,12 @@ def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str |
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=SPLIT_THREADS) as pool:
-        done = pool.map(lambda job: _split_shard(job[0], job[1], out_dir, group_column, seed, fractions, units,
-                                                 link_column, id_column),
-                        enumerate(manifest.paths()))
+        done = pool.map(
+            lambda job: _split_shard(
+                job[0], job[1], out_dir, group_column, seed, fractions, units, link_column, id_column
+            ),
+            enumerate(manifest.paths()),
+        )
         for written in done:
             for name in SPLITS:
                 shard, groups = written[name]
@@ -170,16 +199,28 @@ def split_by_group(manifest: DataManifest, out_dir: Path, *, group_column: str |
     manifests = {}
     for name in SPLITS:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
-        manifests[name] = DataManifest(manifest.source, manifest.fingerprint, sum(s.rows for s in writers_shards[name]),
-                                       writers_shards[name], manifest.columns)
+        manifests[name] = DataManifest(
+            manifest.source,
+            manifest.fingerprint,
+            sum(s.rows for s in writers_shards[name]),
+            writers_shards[name],
+            manifest.columns,
+        )
         manifests[name].save(out_dir / name / "manifest.json")
-    leaked = sorted((groups_seen["train"] & groups_seen["val"]) | (groups_seen["train"] & groups_seen["test"])
-                    | (groups_seen["val"] & groups_seen["test"]))
+    leaked = sorted(
+        (groups_seen["train"] & groups_seen["val"])
+        | (groups_seen["train"] & groups_seen["test"])
+        | (groups_seen["val"] & groups_seen["test"])
+    )
     if leaked:
         # the count only: group values are customer ids, and this message reaches logs and the Prefect UI
         raise AssertionError(f"{len(leaked)} group(s) in more than one split under {out_dir}")
     for name in SPLITS:
         if manifests[name].rows == 0 and name != "val":
-            raise ValueError(f"split {name!r} is empty: too few groups ({sum(len(g) for g in groups_seen.values())}) "
-                             f"for fractions {fractions}")
-    return SplitResult(manifests, {n: manifests[n].rows for n in SPLITS}, {n: len(groups_seen[n]) for n in SPLITS}, leaked)
+            raise ValueError(
+                f"split {name!r} is empty: too few groups ({sum(len(g) for g in groups_seen.values())}) "
+                f"for fractions {fractions}"
+            )
+    return SplitResult(
+        manifests, {n: manifests[n].rows for n in SPLITS}, {n: len(groups_seen[n]) for n in SPLITS}, leaked
+    )

@@ -49,7 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_FIELDS = [pa.field("_reason", pa.string()), pa.field("_source_file", pa.string()), pa.field("_source_row", pa.int64())]
+QUARANTINE_FIELDS = [
+    pa.field("_reason", pa.string()),
+    pa.field("_source_file", pa.string()),
+    pa.field("_source_row", pa.int64()),
+]
 
 
 class SchemaError(ValueError):
@@ -67,8 +71,15 @@ class ValidationResult:
     group_column: str | None = None  # the rows' group column; None: the data has none
 
 
-def check_schema(schema: pa.Schema, path: str, id_column: str, image_column: str, group_column: str | None,
-                 target_columns: list[str], adapter: DatasetAdapter | None = None) -> None:
+def check_schema(
+    schema: pa.Schema,
+    path: str,
+    id_column: str,
+    image_column: str,
+    group_column: str | None,
+    target_columns: list[str],
+    adapter: DatasetAdapter | None = None,
+) -> None:
     """``target_columns`` are the source's label columns; ``adapter`` checks their types (default:
     numeric counts). Text adapters need their text columns instead of an image column."""
     text = isinstance(adapter, TextRecords)
@@ -91,7 +102,6 @@ def columns_adapter(target_columns: list[str], max_count: int = 0) -> CountColum
     return CountColumns(target_columns, target_prefix="", max_count=max_count)
 
 
-
 # Ids are keys, not payloads: one over this many characters is quarantined (a megabyte id would be copied
 # into every manifest, report table, review page and log line that names the row).
 MAX_ID_CHARS = 512
@@ -109,10 +119,17 @@ def id_problem(value: object, what: str) -> str | None:
     return None
 
 
-def row_problem(image: bytes | None, sample_id: object, group: object, counts: list, max_count: int,
-                target_columns: list[str], image_column: str,
-                label_problem: Callable[[list], tuple[str, str] | None] | None = None,
-                limits: ImageLimits | None = None) -> tuple[str | None, str | None, np.ndarray | None]:
+def row_problem(
+    image: bytes | None,
+    sample_id: object,
+    group: object,
+    counts: list,
+    max_count: int,
+    target_columns: list[str],
+    image_column: str,
+    label_problem: Callable[[list], tuple[str, str] | None] | None = None,
+    limits: ImageLimits | None = None,
+) -> tuple[str | None, str | None, np.ndarray | None]:
     """The first thing wrong with a row as (category, detail), or (None, None, decoded pixels).
     The category ("column: kind") is what the report counts; the detail is kept per row.
     ``counts`` are the row's label values; ``label_problem`` (a dataset adapter's) judges them,
@@ -137,11 +154,19 @@ def row_problem(image: bytes | None, sample_id: object, group: object, counts: l
     try:
         pixels = decode_image(image)
     except Exception as error:  # PIL raises many types for corrupt data
-        return f"{image_column}: undecodable", f"{image_column}: undecodable image ({type(error).__name__}: {error})", None
+        return (
+            f"{image_column}: undecodable",
+            f"{image_column}: undecodable image ({type(error).__name__}: {error})",
+            None,
+        )
     declared = verdict.header.height, verdict.header.width
     if pixels.shape[:2] != declared:
-        return (f"{image_column}: undecodable", f"{image_column}: decoded {pixels.shape[1]}x{pixels.shape[0]} but the "
-                f"header says {declared[1]}x{declared[0]}", None)
+        return (
+            f"{image_column}: undecodable",
+            f"{image_column}: decoded {pixels.shape[1]}x{pixels.shape[0]} but the "
+            f"header says {declared[1]}x{declared[0]}",
+            None,
+        )
     return None, None, pixels
 
 
@@ -178,8 +203,9 @@ def _quarantine_table(table: pa.Table, rows: list[int], reasons: list[str], path
     return bad.append_column(QUARANTINE_FIELDS[2], pa.array(rows, pa.int64()))
 
 
-def _check_batch(batch: pa.RecordBatch, first_row: int, path: str, checks: ShardChecks, seen: set[str],
-                 label_columns: list[str]) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[np.ndarray]]:
+def _check_batch(
+    batch: pa.RecordBatch, first_row: int, path: str, checks: ShardChecks, seen: set[str], label_columns: list[str]
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[np.ndarray]]:
     """(the batch as checked: text columns as strings, keep mask, quarantined (row, category, detail),
     decoded pixels of kept rows) of one batch."""
     table = pa.Table.from_batches([batch])
@@ -201,12 +227,21 @@ def _check_batch(batch: pa.RecordBatch, first_row: int, path: str, checks: Shard
         reason: str | None
         decoded: np.ndarray | None
         if text:
-            category, reason, decoded = text_row_problem(ids[row], groups[row], [column[row] for column in labels],
-                                                         text.label_problem, problems[row])
+            category, reason, decoded = text_row_problem(
+                ids[row], groups[row], [column[row] for column in labels], text.label_problem, problems[row]
+            )
         else:
-            category, reason, decoded = row_problem(images[row], ids[row], groups[row],
-                                                    [column[row] for column in labels], 0, label_columns,
-                                                    checks.image_column, checks.adapter.label_problem, checks.limits)
+            category, reason, decoded = row_problem(
+                images[row],
+                ids[row],
+                groups[row],
+                [column[row] for column in labels],
+                0,
+                label_columns,
+                checks.image_column,
+                checks.adapter.label_problem,
+                checks.limits,
+            )
             images[row] = None  # the bytes are in the batch; drop the Python copy as we go
         if reason is None and str(ids[row]) in seen:
             category, reason = f"{checks.id_column}: duplicate", f"{checks.id_column}: duplicate id {ids[row]!r}"
@@ -217,8 +252,9 @@ def _check_batch(batch: pa.RecordBatch, first_row: int, path: str, checks: Shard
                 pixels.append(decoded)
         else:
             bad.append((first_row + row, str(category), reason))
-            log.warning("quarantined %s row %d (%s=%.80r): %s", path, first_row + row, checks.id_column, ids[row],
-                        reason)
+            log.warning(
+                "quarantined %s row %d (%s=%.80r): %s", path, first_row + row, checks.id_column, ids[row], reason
+            )
     return table, keep, bad, pixels
 
 
@@ -252,21 +288,25 @@ def validate_shard(path: str, out_path: str, quarantine_path: str, checks: Shard
             for name, column in adapter.derived_columns(valid).items():
                 valid = valid.append_column(name, column)
             if not text:  # text rows are hashed on their normalised text by the subsample stage
-                valid = valid.append_column(CONTENT_HASH, pa.array([content_hash(p) for p in pixels],
-                                                                   type=pa.binary(16)))
+                valid = valid.append_column(
+                    CONTENT_HASH, pa.array([content_hash(p) for p in pixels], type=pa.binary(16))
+                )
             if checks.signals is not None and not text:
                 for name, matrix in compute_signals(pixels, checks.signals).items():
                     valid = valid.append_column(name, fixed_binary(matrix))
-                valid = valid.replace_schema_metadata({**(valid.schema.metadata or {}),
-                                                       METADATA_KEY: checks.signals.metadata()})
+                valid = valid.replace_schema_metadata(
+                    {**(valid.schema.metadata or {}), METADATA_KEY: checks.signals.metadata()}
+                )
             if writer is None:
                 writer = pq.ParquetWriter(out_path, valid.schema)
             writer.write_table(valid)
             if bad:
                 rows = [row - rows_in for row, _, _ in bad]
-                quarantined.append(_quarantine_table(table, rows, [detail for _, _, detail in bad], path)
-                                   .set_column(len(table.schema) + 2, QUARANTINE_FIELDS[2],
-                                               pa.array([row for row, _, _ in bad], pa.int64())))
+                quarantined.append(
+                    _quarantine_table(table, rows, [detail for _, _, detail in bad], path).set_column(
+                        len(table.schema) + 2, QUARANTINE_FIELDS[2], pa.array([row for row, _, _ in bad], pa.int64())
+                    )
+                )
                 for _, category, _ in bad:
                     reasons[category] = reasons.get(category, 0) + 1
             keys.append(_duplicate_keys(pc.cast(valid.column(checks.id_column), pa.string()).to_pylist()))
@@ -278,14 +318,21 @@ def validate_shard(path: str, out_path: str, quarantine_path: str, checks: Shard
     if writer is None:  # an empty shard: its schema, no rows
         empty = _empty_valid(schema, adapter, checks.signals)
         pq.write_table(empty, out_path)
-    shard = ShardInfo(str(out_path), int(sum(len(k) for k in keys)), Path(out_path).stat().st_size, file_sha256(Path(out_path)))
+    shard = ShardInfo(
+        str(out_path), int(sum(len(k) for k in keys)), Path(out_path).stat().st_size, file_sha256(Path(out_path))
+    )
     quarantine = None
     if quarantined:
         pq.write_table(pa.concat_tables(quarantined), quarantine_path)
         quarantine = quarantine_path
-    return ShardOutcome(rows_in, shard, quarantine, reasons,
-                        np.concatenate(keys) if keys else np.zeros(0, np.int64),
-                        np.concatenate(kept_rows).astype(np.int64) if kept_rows else np.zeros(0, np.int64))
+    return ShardOutcome(
+        rows_in,
+        shard,
+        quarantine,
+        reasons,
+        np.concatenate(keys) if keys else np.zeros(0, np.int64),
+        np.concatenate(kept_rows).astype(np.int64) if kept_rows else np.zeros(0, np.int64),
+    )
 
 
 def _duplicate_keys(ids: list[str]) -> np.ndarray:
@@ -341,8 +388,14 @@ def _cross_shard_duplicates(outcomes: list[ShardOutcome], id_column: str) -> dic
     return later
 
 
-def _drop_duplicates(outcome: ShardOutcome, positions: list[int], source_columns: list[str], checks: ShardChecks,
-                     source_path: str, quarantine_path: str) -> ShardOutcome:
+def _drop_duplicates(
+    outcome: ShardOutcome,
+    positions: list[int],
+    source_columns: list[str],
+    checks: ShardChecks,
+    source_path: str,
+    quarantine_path: str,
+) -> ShardOutcome:
     """Move rows at ``positions`` of a valid shard to quarantine as duplicate ids."""
     valid = pq.read_table(outcome.shard.path)
     drop = np.zeros(valid.num_rows, dtype=bool)
@@ -353,8 +406,9 @@ def _drop_duplicates(outcome: ShardOutcome, positions: list[int], source_columns
     for row, reason in zip(rows, reasons):
         log.warning("quarantined %s row %d: %s", source_path, row, reason)
     quarantine = _quarantine_table(moved, list(range(len(rows))), reasons, source_path)
-    quarantine = quarantine.set_column(quarantine.schema.get_field_index(QUARANTINE_FIELDS[2].name), QUARANTINE_FIELDS[2],
-                                       pa.array(rows, pa.int64()))
+    quarantine = quarantine.set_column(
+        quarantine.schema.get_field_index(QUARANTINE_FIELDS[2].name), QUARANTINE_FIELDS[2], pa.array(rows, pa.int64())
+    )
     if outcome.quarantine_path:
         quarantine = pa.concat_tables([pq.read_table(outcome.quarantine_path), quarantine], promote_options="default")
     pq.write_table(quarantine, quarantine_path)
@@ -363,13 +417,23 @@ def _drop_duplicates(outcome: ShardOutcome, positions: list[int], source_columns
     path = Path(outcome.shard.path)
     category = f"{checks.id_column}: duplicate"
     reasons_count = {**outcome.reasons, category: outcome.reasons.get(category, 0) + len(rows)}
-    return ShardOutcome(outcome.rows_in, ShardInfo(str(path), kept.num_rows, path.stat().st_size, file_sha256(path)),
-                        quarantine_path, reasons_count, outcome.keys[~drop], outcome.source_rows[~drop])
+    return ShardOutcome(
+        outcome.rows_in,
+        ShardInfo(str(path), kept.num_rows, path.stat().st_size, file_sha256(path)),
+        quarantine_path,
+        reasons_count,
+        outcome.keys[~drop],
+        outcome.source_rows[~drop],
+    )
 
 
-def text_row_problem(sample_id: object, group: object, labels: list,
-                     label_problem: Callable[[list], tuple[str, str] | None],
-                     text: tuple[str, str] | None) -> tuple[str | None, str | None, None]:
+def text_row_problem(
+    sample_id: object,
+    group: object,
+    labels: list,
+    label_problem: Callable[[list], tuple[str, str] | None],
+    text: tuple[str, str] | None,
+) -> tuple[str | None, str | None, None]:
     """``row_problem`` for a text row: id, group and labels as for images, then its text's problem
     (from doughflow.data.textvalidate.text_problems)."""
     if sample_id is None or str(sample_id) == "":
@@ -380,10 +444,20 @@ def text_row_problem(sample_id: object, group: object, labels: list,
     return (problem[0], problem[1], None) if problem else (None, None, None)
 
 
-def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, image_column: str,
-                    group_column: str | None, target_columns: list[str], max_count: int,
-                    adapter: DatasetAdapter | None = None, limits: ImageLimits | None = None,
-                    signals: SignalSpec | None = None, client: Client | None = None) -> ValidationResult:
+def validate_shards(
+    manifest: DataManifest,
+    out_dir: Path,
+    *,
+    id_column: str,
+    image_column: str,
+    group_column: str | None,
+    target_columns: list[str],
+    max_count: int,
+    adapter: DatasetAdapter | None = None,
+    limits: ImageLimits | None = None,
+    signals: SignalSpec | None = None,
+    client: Client | None = None,
+) -> ValidationResult:
     """Split every fetched shard into valid rows (plus pixel hash and, with ``signals``, the
     near-dup and cluster signals) and quarantined rows. With an ``adapter``, its source columns
     are the labels it judges, and the target columns it derives are appended to the valid rows;
@@ -420,8 +494,9 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
         outcomes = [validate_shard(p, o, q, checks) for p, o, q in zip(paths, outs, quarantines)]
     source_columns = list(pq.read_schema(paths[0]).names) if paths else []
     for index, positions in _cross_shard_duplicates(outcomes, id_column).items():
-        outcomes[index] = _drop_duplicates(outcomes[index], positions, source_columns, checks, paths[index],
-                                           quarantines[index])
+        outcomes[index] = _drop_duplicates(
+            outcomes[index], positions, source_columns, checks, paths[index], quarantines[index]
+        )
     reasons: dict[str, int] = {}
     for outcome in outcomes:
         for category, count in outcome.reasons.items():
@@ -431,18 +506,33 @@ def validate_shards(manifest: DataManifest, out_dir: Path, *, id_column: str, im
     if tables:
         pq.write_table(pa.concat_tables(tables, promote_options="default"), quarantine_path)
     else:
-        empty_schema = pa.schema(list(pq.read_schema(paths[0])) + QUARANTINE_FIELDS) if paths else pa.schema(QUARANTINE_FIELDS)
+        empty_schema = (
+            pa.schema(list(pq.read_schema(paths[0])) + QUARANTINE_FIELDS) if paths else pa.schema(QUARANTINE_FIELDS)
+        )
         pq.write_table(empty_schema.empty_table(), quarantine_path)
     for path in quarantines:
         Path(path).unlink(missing_ok=True)
     valid_shards = [o.shard for o in outcomes]
     rows_in = sum(o.rows_in for o in outcomes)
     rows_valid = sum(s.rows for s in valid_shards)
-    signal_names = [name for name in pq.read_schema(outs[0]).names if name.startswith("_") and name != CONTENT_HASH
-                    and name not in derived] if outs and signals else []
-    out_manifest = DataManifest(source=manifest.source, fingerprint=manifest.fingerprint, rows=rows_valid,
-                                shards=valid_shards, columns=manifest.columns + derived + ([] if text else [CONTENT_HASH])
-                                + signal_names, made_ids=manifest.made_ids)
+    signal_names = (
+        [
+            name
+            for name in pq.read_schema(outs[0]).names
+            if name.startswith("_") and name != CONTENT_HASH and name not in derived
+        ]
+        if outs and signals
+        else []
+    )
+    out_manifest = DataManifest(
+        source=manifest.source,
+        fingerprint=manifest.fingerprint,
+        rows=rows_valid,
+        shards=valid_shards,
+        columns=manifest.columns + derived + ([] if text else [CONTENT_HASH]) + signal_names,
+        made_ids=manifest.made_ids,
+    )
     out_manifest.save(out_dir / "manifest.json")
-    return ValidationResult(out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons,
-                            group_column)
+    return ValidationResult(
+        out_manifest, str(quarantine_path), rows_in, rows_valid, rows_in - rows_valid, reasons, group_column
+    )

@@ -36,9 +36,13 @@ INVARIANCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "flip_vertical": lambda image: image[::-1],
 }
 
-KINDS = {"empty_pizza": "minimum functionality", "single_topping": "minimum functionality",
-         **{f"invariance_{name}": "invariance" for name in INVARIANCES}, "invariance_relayout": "invariance",
-         "add_one_topping": "directional"}
+KINDS = {
+    "empty_pizza": "minimum functionality",
+    "single_topping": "minimum functionality",
+    **{f"invariance_{name}": "invariance" for name in INVARIANCES},
+    "invariance_relayout": "invariance",
+    "add_one_topping": "directional",
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,15 @@ def render_scene(scene: Scene, labels: list[str], size: int, added: str | None =
     counts = dict(zip(labels, scene.counts))
     layout = _place_toppings(counts, _rng(scene.layout_seed, 0, stream=2), base.cx, base.cy, base.sauce_r, base.scale)
     if added is not None:
-        layout = _place_toppings({added: 1}, _rng(scene.layout_seed, 1, stream=2), base.cx, base.cy, base.sauce_r,
-                                 base.scale, fixed=tuple(layout))
+        layout = _place_toppings(
+            {added: 1},
+            _rng(scene.layout_seed, 1, stream=2),
+            base.cx,
+            base.cy,
+            base.sauce_r,
+            base.scale,
+            fixed=tuple(layout),
+        )
     return paint_toppings(base, layout, lambda index: _rng(scene.layout_seed, index, stream=3))
 
 
@@ -118,8 +129,14 @@ def _collect(strategy: SearchStrategy[Any], examples: int, seed: int) -> list[An
     drawn: list[Any] = []
 
     @fix_seed(seed)
-    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), derandomize=False)
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
     @given(strategy)
     def collect(value: Any) -> None:
         drawn.append(value)
@@ -129,13 +146,15 @@ def _collect(strategy: SearchStrategy[Any], examples: int, seed: int) -> list[An
     return drawn[:examples]
 
 
-def _scene_strategy(labels: list[str], max_count: int, *, min_total: int = 0,
-                    max_total: int = CAPACITY) -> SearchStrategy[Scene]:
+def _scene_strategy(
+    labels: list[str], max_count: int, *, min_total: int = 0, max_total: int = CAPACITY
+) -> SearchStrategy[Scene]:
     from hypothesis import strategies as st
 
     seeds = st.integers(0, 2**31 - 1)
     counts = st.lists(st.integers(0, max_count), min_size=len(labels), max_size=len(labels)).filter(
-        lambda c: min_total <= sum(c) <= max_total)
+        lambda c: min_total <= sum(c) <= max_total
+    )
     return st.builds(lambda c, b, layout: Scene(tuple(c), b, layout), counts, seeds, seeds)
 
 
@@ -164,8 +183,14 @@ def generate_cases(labels: list[str], max_count: int, size: int, cfg: PropertyTe
     for scene, index in _collect(directional, cfg.examples * 3, cfg.seed + 3):
         if scene.counts[index] >= max_count:
             continue  # adding one would leave the training range: not a fair test
-        cases.append(Case("add_one_topping", scene,
-                          [render_scene(scene, labels, size), render_scene(scene, labels, size, added=labels[index])], index))
+        cases.append(
+            Case(
+                "add_one_topping",
+                scene,
+                [render_scene(scene, labels, size), render_scene(scene, labels, size, added=labels[index])],
+                index,
+            )
+        )
         if sum(case.prop == "add_one_topping" for case in cases) >= cfg.examples:
             break
     return cases
@@ -185,29 +210,43 @@ def _violation(case: Case, preds: list[np.ndarray], cfg: PropertyTestConfig) -> 
     others = float(np.abs(np.delete(change, case.label_index)).max()) if len(change) > 1 else 0.0
     shortfall = max(cfg.directional_min_rise - rise, others - cfg.directional_max_other_change)
     failed = rise <= cfg.directional_min_rise or others >= cfg.directional_max_other_change
-    return shortfall, failed, (f"max(rise shortfall below {cfg.directional_min_rise}, other change above "
-                               f"{cfg.directional_max_other_change}); fail above 0")
+    return (
+        shortfall,
+        failed,
+        (
+            f"max(rise shortfall below {cfg.directional_min_rise}, other change above "
+            f"{cfg.directional_max_other_change}); fail above 0"
+        ),
+    )
 
 
-def run_properties(cases: list[Case], predict_images: Callable[[np.ndarray], np.ndarray], fmt: str,
-                   labels: list[str], cfg: PropertyTestConfig) -> list[PropertyResult]:
+def run_properties(
+    cases: list[Case],
+    predict_images: Callable[[np.ndarray], np.ndarray],
+    fmt: str,
+    labels: list[str],
+    cfg: PropertyTestConfig,
+) -> list[PropertyResult]:
     """Predict every case's images in one batch (uint8 NHWC in, counts out) and score each property."""
     images = np.stack([image for case in cases for image in case.images])
     predictions = predict_images(images)
     results: dict[str, PropertyResult] = {}
     position = 0
     for case in cases:
-        preds = list(predictions[position:position + len(case.images)])
+        preds = list(predictions[position : position + len(case.images)])
         position += len(case.images)
         value, failed, measure = _violation(case, preds, cfg)
-        result = results.setdefault(case.prop, PropertyResult(fmt, case.prop, KINDS[case.prop], 0, 0, 0.0,
-                                                              cfg.max_failure_rate, float("-inf"), measure))
+        result = results.setdefault(
+            case.prop,
+            PropertyResult(fmt, case.prop, KINDS[case.prop], 0, 0, 0.0, cfg.max_failure_rate, float("-inf"), measure),
+        )
         result.examples += 1
         result.failures += int(failed)
         if value > result.worst_value:
             result.worst_value = value
             result.worst_example = {
-                "counts": dict(zip(labels, case.scene.counts)), "base_seed": case.scene.base_seed,
+                "counts": dict(zip(labels, case.scene.counts)),
+                "base_seed": case.scene.base_seed,
                 "layout_seed": case.scene.layout_seed,
                 "topping": labels[case.label_index] if case.label_index >= 0 else None,
                 "predictions": [[round(float(v), 3) for v in p] for p in preds],

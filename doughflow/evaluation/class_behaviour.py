@@ -29,21 +29,30 @@ def brightness(factor: float) -> Callable[[np.ndarray], np.ndarray]:
 def transforms_for(augment: AugmentConfig) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, str]]:
     """(property -> transform) for what the augmentations promise, and (property -> reason) for the rest.
     Brightness is tested at half the trained range: well inside what the model saw."""
-    enabled = {"rot90": augment.rot90, "rot180": augment.rot90, "rot270": augment.rot90,
-               "flip_horizontal": augment.hflip, "flip_vertical": augment.vflip}
+    enabled = {
+        "rot90": augment.rot90,
+        "rot180": augment.rot90,
+        "rot270": augment.rot90,
+        "flip_horizontal": augment.hflip,
+        "flip_vertical": augment.vflip,
+    }
     chosen, skipped = {}, {}
     for name, transform in INVARIANCES.items():
         option = {"flip_horizontal": "hflip", "flip_vertical": "vflip"}.get(name, "rot90")
         if enabled[name]:
             chosen[f"invariance_{name}"] = transform
         else:
-            skipped[f"invariance_{name}"] = f"train.augment.{option} is off: the model was not trained to be invariant to it"
+            skipped[f"invariance_{name}"] = (
+                f"train.augment.{option} is off: the model was not trained to be invariant to it"
+            )
     if augment.brightness > 0:
         step = augment.brightness / 2
         chosen["invariance_brightness_up"] = brightness(1 + step)
         chosen["invariance_brightness_down"] = brightness(1 - step)
     else:
-        skipped["invariance_brightness"] = "train.augment.brightness is 0: the model was not trained to be invariant to it"
+        skipped["invariance_brightness"] = (
+            "train.augment.brightness is 0: the model was not trained to be invariant to it"
+        )
     for prop, kind in KINDS.items():
         if kind != "invariance" or prop == "invariance_relayout":
             skipped[prop] = COUNT_ONLY
@@ -58,25 +67,32 @@ class ClassCase:
     images: list[np.ndarray]
 
 
-def classification_cases(ids: list[str], images: np.ndarray, targets: np.ndarray, augment: AugmentConfig,
-                         cfg: PropertyTestConfig) -> tuple[list[ClassCase], dict[str, str]]:
+def classification_cases(
+    ids: list[str], images: np.ndarray, targets: np.ndarray, augment: AugmentConfig, cfg: PropertyTestConfig
+) -> tuple[list[ClassCase], dict[str, str]]:
     """``cfg.examples`` held-out images (a seeded draw) under each promised transform, and the skipped
     properties with their reasons."""
     transforms, skipped = transforms_for(augment)
     if len(ids) == 0:
         return [], {**skipped, **{prop: "no held-out images to test on" for prop in transforms}}
-    chosen = np.random.default_rng(cfg.seed).permutation(len(ids))[:cfg.examples]
+    chosen = np.random.default_rng(cfg.seed).permutation(len(ids))[: cfg.examples]
     cases = []
     for prop, transform in transforms.items():
         for i in chosen:
             image = images[i]
-            cases.append(ClassCase(prop, ids[i], int(np.argmax(targets[i])),
-                                   [image, np.ascontiguousarray(transform(image))]))
+            cases.append(
+                ClassCase(prop, ids[i], int(np.argmax(targets[i])), [image, np.ascontiguousarray(transform(image))])
+            )
     return cases, skipped
 
 
-def run_classification_properties(cases: list[ClassCase], predict_images: Callable[[np.ndarray], np.ndarray],
-                                  fmt: str, labels: list[str], cfg: PropertyTestConfig) -> list[PropertyResult]:
+def run_classification_properties(
+    cases: list[ClassCase],
+    predict_images: Callable[[np.ndarray], np.ndarray],
+    fmt: str,
+    labels: list[str],
+    cfg: PropertyTestConfig,
+) -> list[PropertyResult]:
     """A case fails when the transform changes the predicted class; the measure is the largest change
     of any class probability."""
     if not cases:
@@ -89,15 +105,20 @@ def run_classification_properties(cases: list[ClassCase], predict_images: Callab
         before, after = probs[2 * n], probs[2 * n + 1]
         value = float(np.abs(after - before).max())
         failed = int(before.argmax()) != int(after.argmax())
-        result = results.setdefault(case.prop, PropertyResult(fmt, case.prop, "invariance", 0, 0, 0.0,
-                                                              cfg.max_failure_rate, float("-inf"), measure))
+        result = results.setdefault(
+            case.prop,
+            PropertyResult(fmt, case.prop, "invariance", 0, 0, 0.0, cfg.max_failure_rate, float("-inf"), measure),
+        )
         result.examples += 1
         result.failures += int(failed)
         if value > result.worst_value:
             result.worst_value = value
-            result.worst_example = {"sample_id": case.sample_id, "true": labels[case.true_index],
-                                    "predicted": [labels[int(before.argmax())], labels[int(after.argmax())]],
-                                    "probabilities": [[round(float(v), 3) for v in p] for p in (before, after)]}
+            result.worst_example = {
+                "sample_id": case.sample_id,
+                "true": labels[case.true_index],
+                "predicted": [labels[int(before.argmax())], labels[int(after.argmax())]],
+                "probabilities": [[round(float(v), 3) for v in p] for p in (before, after)],
+            }
     for result in results.values():
         result.failure_rate = result.failures / result.examples
         result.passed = result.failure_rate <= result.max_failure_rate

@@ -28,12 +28,17 @@ def per_class_errors(pred: np.ndarray, target: np.ndarray, labels: list[str]) ->
     true = target.astype(np.int64)
     rows = []
     for k, label in enumerate(labels):
-        rows.append({
-            "label": label, "n": int(len(true)), "mae": float(np.abs(pred[:, k] - target[:, k]).mean()) if len(true) else 0.0,
-            "bias": float((pred[:, k] - target[:, k]).mean()) if len(true) else 0.0,
-            "exact": float((rounded[:, k] == true[:, k]).mean()) if len(true) else 0.0,
-            "over_counted": int((rounded[:, k] > true[:, k]).sum()), "under_counted": int((rounded[:, k] < true[:, k]).sum()),
-        })
+        rows.append(
+            {
+                "label": label,
+                "n": int(len(true)),
+                "mae": float(np.abs(pred[:, k] - target[:, k]).mean()) if len(true) else 0.0,
+                "bias": float((pred[:, k] - target[:, k]).mean()) if len(true) else 0.0,
+                "exact": float((rounded[:, k] == true[:, k]).mean()) if len(true) else 0.0,
+                "over_counted": int((rounded[:, k] > true[:, k]).sum()),
+                "under_counted": int((rounded[:, k] < true[:, k]).sum()),
+            }
+        )
     return rows
 
 
@@ -45,8 +50,14 @@ def per_bucket_errors(pred: np.ndarray, target: np.ndarray) -> list[dict]:
     rows = []
     for value in np.unique(true):
         mask = true == value
-        rows.append({"bucket": f"true count {value}", "n": int(mask.sum()), "mae": float(error[mask].mean()),
-                     "exact": float((rounded[mask] == value).mean())})
+        rows.append(
+            {
+                "bucket": f"true count {value}",
+                "n": int(mask.sum()),
+                "mae": float(error[mask].mean()),
+                "exact": float((rounded[mask] == value).mean()),
+            }
+        )
     totals = target.sum(axis=1)
     edges = [(0, 0), (1, 3), (4, 6), (7, 9), (10, 10**6)]
     per_image_exact = (rounded_counts(pred) == target.astype(np.int64)).all(axis=1)
@@ -54,9 +65,19 @@ def per_bucket_errors(pred: np.ndarray, target: np.ndarray) -> list[dict]:
     for low, high in edges:
         mask = (totals >= low) & (totals <= high)
         if mask.any():
-            name = f"{low} toppings" if low == high else (f"{low}+ toppings" if high >= 10**6 else f"{low}-{high} toppings")
-            rows.append({"bucket": f"pizza with {name}", "n": int(mask.sum()), "mae": float(per_image_error[mask].mean()),
-                         "exact": float(per_image_exact[mask].mean())})
+            name = (
+                f"{low} toppings"
+                if low == high
+                else (f"{low}+ toppings" if high >= 10**6 else f"{low}-{high} toppings")
+            )
+            rows.append(
+                {
+                    "bucket": f"pizza with {name}",
+                    "n": int(mask.sum()),
+                    "mae": float(per_image_error[mask].mean()),
+                    "exact": float(per_image_exact[mask].mean()),
+                }
+            )
     return rows
 
 
@@ -83,8 +104,14 @@ def pick_examples(ids: list[str], pred: np.ndarray, target: np.ndarray, k: int) 
     order = sorted(range(len(ids)), key=lambda i: (-totals[i], ids[i]))
 
     def pick(group: str, index: int) -> Pick:
-        return Pick(group, int(index), ids[index], [float(v) for v in pred[index]], [int(v) for v in target[index]],
-                    float(totals[index]))
+        return Pick(
+            group,
+            int(index),
+            ids[index],
+            [float(v) for v in pred[index]],
+            [int(v) for v in target[index]],
+            float(totals[index]),
+        )
 
     chosen = [pick("worst", i) for i in [i for i in order if wrong[i]][:k]]
     used = {p.index for p in chosen}

@@ -48,8 +48,10 @@ def worst_examples(ids: list[str], pred: np.ndarray, target: np.ndarray, k: int)
     totals = np.abs(pred - target).sum(axis=1)
     wrong = (rounded_counts(pred) != np.asarray(target).astype(np.int64)).any(axis=1) if len(ids) else np.zeros(0, bool)
     order = sorted((i for i in range(len(ids)) if wrong[i]), key=lambda i: (-totals[i], ids[i]))[:k]
-    return [WorstExample(ids[i], int(i), float(totals[i]), [float(v) for v in pred[i]], [int(v) for v in target[i]])
-            for i in order]
+    return [
+        WorstExample(ids[i], int(i), float(totals[i]), [float(v) for v in pred[i]], [int(v) for v in target[i]])
+        for i in order
+    ]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -114,5 +116,7 @@ def worst_classified(ids: list[str], logits: np.ndarray, onehot: np.ndarray, k: 
     miss = 1.0 - (probs * onehot).sum(axis=1) if len(logits) else np.zeros(0)
     wrong = probs.argmax(axis=1) != np.asarray(onehot).argmax(axis=1) if len(logits) else np.zeros(0, bool)
     order = sorted((i for i in range(len(ids)) if wrong[i]), key=lambda i: (-miss[i], ids[i]))[:k]
-    return [WorstExample(ids[i], int(i), float(miss[i]), [float(v) for v in probs[i]], [int(v) for v in onehot[i]])
-            for i in order]
+    return [
+        WorstExample(ids[i], int(i), float(miss[i]), [float(v) for v in probs[i]], [int(v) for v in onehot[i]])
+        for i in order
+    ]

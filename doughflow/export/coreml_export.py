@@ -30,8 +30,17 @@ def _coremltools() -> ModuleType:
     return ct
 
 
-def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels: Sequence[str | int], preprocessing: dict,
-                  precision: str = "fp32", max_batch: int = 256, deployment_target: str = "iOS16") -> Path:
+def export_coreml(
+    model: torch.nn.Module,
+    path: Path,
+    *,
+    image_size: int,
+    labels: Sequence[str | int],
+    preprocessing: dict,
+    precision: str = "fp32",
+    max_batch: int = 256,
+    deployment_target: str = "iOS16",
+) -> Path:
     """Trace the model and convert it to an ML program taking ``images[batch, 3, H, W]`` (normalised as
     ``preprocessing`` says) and returning ``counts[batch, len(labels)]``."""
     if precision not in PRECISIONS:
@@ -54,13 +63,18 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
             minimum_deployment_target=getattr(ct.target, deployment_target),
         )
     if output_name == "counts":
-        converted.short_description = f"Counts of {', '.join(map(str, labels))} on a {image_size}x{image_size} pizza photo ({precision})."
+        converted.short_description = (
+            f"Counts of {', '.join(map(str, labels))} on a {image_size}x{image_size} pizza photo ({precision})."
+        )
         meaning = "expected count per label, in labels order"
     else:
-        converted.short_description = f"Classifies a {image_size}x{image_size} image as one of {', '.join(map(str, labels))} ({precision})."
+        converted.short_description = (
+            f"Classifies a {image_size}x{image_size} image as one of {', '.join(map(str, labels))} ({precision})."
+        )
         meaning = "one logit per label, in labels order (softmax: probabilities, argmax: the class)"
-    converted.input_description["images"] = (f"float32 [batch, 3, {image_size}, {image_size}] RGB, "
-                                             f"{preprocessing.get('formula', 'normalised')}")
+    converted.input_description["images"] = (
+        f"float32 [batch, 3, {image_size}, {image_size}] RGB, {preprocessing.get('formula', 'normalised')}"
+    )
     converted.output_description[output_name] = f"float32 [batch, {len(labels)}]: {meaning}"
     converted.user_defined_metadata["labels"] = json.dumps(labels)
     converted.user_defined_metadata["preprocessing"] = json.dumps(preprocessing, sort_keys=True)
@@ -70,8 +84,9 @@ def export_coreml(model: torch.nn.Module, path: Path, *, image_size: int, labels
     return path
 
 
-def inspect_coreml(path: Path, *, image_size: int, labels: Sequence[str | int], precision: str,
-                   output_name: str = "counts") -> list[str]:
+def inspect_coreml(
+    path: Path, *, image_size: int, labels: Sequence[str | int], precision: str, output_name: str = "counts"
+) -> list[str]:
     """Reload the package's spec and list every way it differs from the contract; empty means valid."""
     ct = _coremltools()
     path = Path(path)
@@ -95,7 +110,9 @@ def inspect_coreml(path: Path, *, image_size: int, labels: Sequence[str | int], 
         if array.dataType != float32:
             problems.append(f"input images has data type {array.dataType}, expected FLOAT32")
         if list(array.shape)[1:] != [3, image_size, image_size]:
-            problems.append(f"input images has shape {list(array.shape)}, expected [batch, 3, {image_size}, {image_size}]")
+            problems.append(
+                f"input images has shape {list(array.shape)}, expected [batch, 3, {image_size}, {image_size}]"
+            )
         ranges = [(r.lowerBound, r.upperBound) for r in array.shapeRange.sizeRanges]
         if not ranges or ranges[0][0] != 1 or not (ranges[0][1] == -1 or ranges[0][1] > 1):
             problems.append(f"input images batch is not flexible: ranges {ranges}")

@@ -70,12 +70,24 @@ def path_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _measure(result: FormatResult, predictor: Predictor, inputs: np.ndarray, reference: np.ndarray,
-             targets: np.ndarray, ids: list[str], labels: list[str], tolerance: FormatTolerance, method: str,
-             latency_input: np.ndarray | None, repeats: int, problem: str = "count") -> None:
+def _measure(
+    result: FormatResult,
+    predictor: Predictor,
+    inputs: np.ndarray,
+    reference: np.ndarray,
+    targets: np.ndarray,
+    ids: list[str],
+    labels: list[str],
+    tolerance: FormatTolerance,
+    method: str,
+    latency_input: np.ndarray | None,
+    repeats: int,
+    problem: str = "count",
+) -> None:
     candidate = predictor(inputs)
-    result.parity = compare_outputs(reference, candidate, ids, tolerance.atol, tolerance.min_rounded_agreement,
-                                    problem=problem)
+    result.parity = compare_outputs(
+        reference, candidate, ids, tolerance.atol, tolerance.min_rounded_agreement, problem=problem
+    )
     result.parity_method = method
     result.metrics = problem_metrics(problem, candidate, targets, labels)
     for detail in ("per_topping", "per_class", "confusion_matrix"):
@@ -84,29 +96,63 @@ def _measure(result: FormatResult, predictor: Predictor, inputs: np.ndarray, ref
         result.latency_ms = quantize.median_latency_ms(predictor, latency_input, repeats)
 
 
-def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: Path, out_dir: Path, *,
-                  inputs: np.ndarray, targets: np.ndarray, ids: list[str], calibration: np.ndarray,
-                  preprocessing: dict) -> list[FormatResult]:
+def build_formats(
+    config: ExperimentConfig,
+    model: torch.nn.Module,
+    onnx_path: Path,
+    out_dir: Path,
+    *,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    ids: list[str],
+    calibration: np.ndarray,
+    preprocessing: dict,
+) -> list[FormatResult]:
     """Convert and measure. ``inputs`` are normalised held-out images (NCHW float32), ``calibration``
     normalised training images. A conversion that raises becomes a format with ``error`` set."""
     release, labels = config.release, config.label_names
     problem = problem_of(config)
     size = config.data.image_size
     quant = release.quantization
-    latency_input = inputs[:quant.latency_batch] if len(inputs) else None
+    latency_input = inputs[: quant.latency_batch] if len(inputs) else None
     torch_run = torch_predictor(model)
     reference = torch_run(inputs)
-    fp32_tol = FormatTolerance(atol=config.export.parity_atol,
-                               min_rounded_agreement=config.export.parity_min_rounded_agreement)
+    fp32_tol = FormatTolerance(
+        atol=config.export.parity_atol, min_rounded_agreement=config.export.parity_min_rounded_agreement
+    )
 
     torch_result = FormatResult("torch", "model.pt", None, primary=True)
-    _measure(torch_result, lambda x: reference if x is inputs else torch_run(x), inputs, reference, targets, ids,
-             labels, fp32_tol, "reference", latency_input, quant.latency_repeats, problem=problem)
+    _measure(
+        torch_result,
+        lambda x: reference if x is inputs else torch_run(x),
+        inputs,
+        reference,
+        targets,
+        ids,
+        labels,
+        fp32_tol,
+        "reference",
+        latency_input,
+        quant.latency_repeats,
+        problem=problem,
+    )
     results = [torch_result]
 
     onnx_result = FormatResult("onnx", "model.onnx", str(onnx_path), primary=True, size_bytes=path_size(onnx_path))
-    _measure(onnx_result, onnx_predictor(onnx_path), inputs, reference, targets, ids, labels, fp32_tol,
-             "measured with onnxruntime (CPU)", latency_input, quant.latency_repeats, problem=problem)
+    _measure(
+        onnx_result,
+        onnx_predictor(onnx_path),
+        inputs,
+        reference,
+        targets,
+        ids,
+        labels,
+        fp32_tol,
+        "measured with onnxruntime (CPU)",
+        latency_input,
+        quant.latency_repeats,
+        problem=problem,
+    )
     results.append(onnx_result)
 
     can_predict, why_not = coreml_can_predict()
@@ -120,27 +166,63 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         try:
             if target.exists() or target.is_symlink():
                 remove_tree(out_dir, target)
-            coreml_export.export_coreml(model, target, image_size=size, labels=config.labels, preprocessing=preprocessing,
-                                        precision=precision, max_batch=release.coreml.max_batch,
-                                        deployment_target=release.coreml.deployment_target)
+            coreml_export.export_coreml(
+                model,
+                target,
+                image_size=size,
+                labels=config.labels,
+                preprocessing=preprocessing,
+                precision=precision,
+                max_batch=release.coreml.max_batch,
+                deployment_target=release.coreml.deployment_target,
+            )
         except Exception as error:  # noqa: BLE001 - a failed conversion is a gate finding, not a crash
             log.exception("CoreML %s conversion failed", precision)
             result.error, result.path = f"{type(error).__name__}: {error}", None
             continue
         result.size_bytes = path_size(target)
-        result.spec_problems = coreml_export.inspect_coreml(target, image_size=size, labels=config.labels, precision=precision,
-                                                            output_name=preprocessing.get("output_name", "counts"))
+        result.spec_problems = coreml_export.inspect_coreml(
+            target,
+            image_size=size,
+            labels=config.labels,
+            precision=precision,
+            output_name=preprocessing.get("output_name", "counts"),
+        )
         tolerance = getattr(release.tolerances, name)
         if can_predict:
             try:
-                _measure(result, coreml_predictor(target), inputs, reference, targets, ids, labels, tolerance,
-                         "measured with CoreML", latency_input, quant.latency_repeats, problem=problem)
+                _measure(
+                    result,
+                    coreml_predictor(target),
+                    inputs,
+                    reference,
+                    targets,
+                    ids,
+                    labels,
+                    tolerance,
+                    "measured with CoreML",
+                    latency_input,
+                    quant.latency_repeats,
+                    problem=problem,
+                )
                 continue
             except RuntimeUnavailable as error:  # pragma: no cover - macOS without a usable runtime
                 why_not = str(error)
         if precision == "fp16":
-            _measure(result, fp16_emulated_predictor(model), inputs, reference, targets, ids, labels, tolerance,
-                     f"estimated: torch with weights and activations rounded through fp16 ({why_not})", None, 1, problem=problem)
+            _measure(
+                result,
+                fp16_emulated_predictor(model),
+                inputs,
+                reference,
+                targets,
+                ids,
+                labels,
+                tolerance,
+                f"estimated: torch with weights and activations rounded through fp16 ({why_not})",
+                None,
+                1,
+                problem=problem,
+            )
         else:
             result.parity_method = f"skipped: {why_not}"
 
@@ -155,20 +237,38 @@ def build_formats(config: ExperimentConfig, model: torch.nn.Module, onnx_path: P
         results.append(result)
         try:
             if name == "onnx_int8_static":
-                quantize.quantize_static_qdq(onnx_path, target, calibration, per_channel=quant.per_channel,
-                                             weight_type=quant.weight_type, activation_type=quant.activation_type,
-                                             keep_head_fp32=quant.keep_head_fp32)
+                quantize.quantize_static_qdq(
+                    onnx_path,
+                    target,
+                    calibration,
+                    per_channel=quant.per_channel,
+                    weight_type=quant.weight_type,
+                    activation_type=quant.activation_type,
+                    keep_head_fp32=quant.keep_head_fp32,
+                )
             else:
-                quantize.quantize_dynamic_int8(onnx_path, target, weight_type=quant.weight_type,
-                                               keep_head_fp32=quant.keep_head_fp32)
+                quantize.quantize_dynamic_int8(
+                    onnx_path, target, weight_type=quant.weight_type, keep_head_fp32=quant.keep_head_fp32
+                )
         except Exception as error:  # noqa: BLE001
             log.exception("%s quantization failed", name)
             result.error, result.path = f"{type(error).__name__}: {error}", None
             continue
         result.size_bytes = path_size(target)
-        _measure(result, onnx_predictor(target), inputs, reference, targets, ids, labels,
-                 getattr(release.tolerances, name), "measured with onnxruntime (CPU)", latency_input,
-                 quant.latency_repeats, problem=problem)
+        _measure(
+            result,
+            onnx_predictor(target),
+            inputs,
+            reference,
+            targets,
+            ids,
+            labels,
+            getattr(release.tolerances, name),
+            "measured with onnxruntime (CPU)",
+            latency_input,
+            quant.latency_repeats,
+            problem=problem,
+        )
     return results
 
 

@@ -40,9 +40,15 @@ def export_onnx(model: torch.nn.Module, path: Path, image_size: int, opset: int,
     example = torch.zeros(2, 3, image_size, image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        model, (example,), str(path), input_names=["images"], output_names=[output_name],
+        model,
+        (example,),
+        str(path),
+        input_names=["images"],
+        output_names=[output_name],
         dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=65536)}},
-        opset_version=opset, external_data=False, verbose=False,
+        opset_version=opset,
+        external_data=False,
+        verbose=False,
     )
     import onnx
 
@@ -57,12 +63,21 @@ def onnx_predict(path: Path, inputs: np.ndarray, batch_size: int = 256) -> np.nd
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     output_name = session.get_outputs()[0].name
-    outputs = [session.run([output_name], {"images": inputs[i:i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
+    outputs = [
+        session.run([output_name], {"images": inputs[i : i + batch_size]})[0] for i in range(0, len(inputs), batch_size)
+    ]
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
-def compare_outputs(reference: np.ndarray, candidate: np.ndarray, ids: list[str], atol: float,
-                    min_rounded_agreement: float, worst_k: int = 5, problem: str = "count") -> ParityReport:
+def compare_outputs(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    ids: list[str],
+    atol: float,
+    min_rounded_agreement: float,
+    worst_k: int = 5,
+    problem: str = "count",
+) -> ParityReport:
     """Max |diff| of the raw outputs, and the share of samples whose decision agrees: all rounded
     counts for counting, the argmax class for classification (logits)."""
     diff = np.abs(reference - candidate)
@@ -76,13 +91,28 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, ids: list[str]
         cand_round = np.rint(np.clip(candidate, 0, None))
         agreement = float((ref_round == cand_round).all(axis=1).mean()) if len(reference) else 1.0
     order = np.argsort(-per_sample)[:worst_k]
-    worst = [{"sample_id": ids[i], "max_abs_diff": float(per_sample[i]),
-              "torch": [round(float(v), 5) for v in reference[i]], "export": [round(float(v), 5) for v in candidate[i]]}
-             for i in order]
+    worst = [
+        {
+            "sample_id": ids[i],
+            "max_abs_diff": float(per_sample[i]),
+            "torch": [round(float(v), 5) for v in reference[i]],
+            "export": [round(float(v), 5) for v in candidate[i]],
+        }
+        for i in order
+    ]
     max_diff = float(diff.max()) if diff.size else 0.0
     passed = max_diff <= atol and agreement >= min_rounded_agreement
-    return ParityReport(len(reference), max_diff, float(diff.mean()) if diff.size else 0.0, agreement, atol,
-                        min_rounded_agreement, passed, worst, kind)
+    return ParityReport(
+        len(reference),
+        max_diff,
+        float(diff.mean()) if diff.size else 0.0,
+        agreement,
+        atol,
+        min_rounded_agreement,
+        passed,
+        worst,
+        kind,
+    )
 
 
 def check_parity(report: ParityReport, fmt: str) -> None:

@@ -49,8 +49,10 @@ class ArrayCalibrationReader:
     """Feeds calibration batches to quantize_static (ORT's CalibrationDataReader protocol)."""
 
     def __init__(self, inputs: np.ndarray, input_name: str = "images", batch_size: int = 32) -> None:
-        self._batches = [{input_name: np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)}
-                         for i in range(0, len(inputs), batch_size)]
+        self._batches = [
+            {input_name: np.ascontiguousarray(inputs[i : i + batch_size], dtype=np.float32)}
+            for i in range(0, len(inputs), batch_size)
+        ]
         self._position = 0
 
     def get_next(self) -> dict | None:
@@ -64,8 +66,16 @@ class ArrayCalibrationReader:
         self._position = 0
 
 
-def quantize_static_qdq(source: Path, target: Path, calibration: np.ndarray, *, per_channel: bool = True,
-                        weight_type: str = "uint8", activation_type: str = "uint8", keep_head_fp32: bool = True) -> Path:
+def quantize_static_qdq(
+    source: Path,
+    target: Path,
+    calibration: np.ndarray,
+    *,
+    per_channel: bool = True,
+    weight_type: str = "uint8",
+    activation_type: str = "uint8",
+    keep_head_fp32: bool = True,
+) -> Path:
     """Static QDQ int8, activation ranges calibrated (min-max) on ``calibration`` (normalised NCHW)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
     from onnxruntime.quantization.calibrate import CalibrationDataReader
@@ -78,22 +88,35 @@ def quantize_static_qdq(source: Path, target: Path, calibration: np.ndarray, *, 
     class Reader(ArrayCalibrationReader, CalibrationDataReader):
         pass
 
-    quantize_static(str(prepared), str(target), Reader(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel, weight_type=_quant_type(weight_type),
-                    activation_type=_quant_type(activation_type), calibrate_method=CalibrationMethod.MinMax,
-                    nodes_to_exclude=head_nodes(prepared) if keep_head_fp32 else [])
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=per_channel,
+        weight_type=_quant_type(weight_type),
+        activation_type=_quant_type(activation_type),
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=head_nodes(prepared) if keep_head_fp32 else [],
+    )
     prepared.unlink(missing_ok=True)
     return target
 
 
-def quantize_dynamic_int8(source: Path, target: Path, *, weight_type: str = "uint8", keep_head_fp32: bool = True) -> Path:
+def quantize_dynamic_int8(
+    source: Path, target: Path, *, weight_type: str = "uint8", keep_head_fp32: bool = True
+) -> Path:
     """Dynamic int8: weights quantized offline, activation scales computed per batch at run time."""
     from onnxruntime.quantization import quantize_dynamic
 
     target.parent.mkdir(parents=True, exist_ok=True)
     prepared = _preprocessed(source, target.parent)
-    quantize_dynamic(str(prepared), str(target), weight_type=_quant_type(weight_type),
-                     nodes_to_exclude=head_nodes(prepared) if keep_head_fp32 else [])
+    quantize_dynamic(
+        str(prepared),
+        str(target),
+        weight_type=_quant_type(weight_type),
+        nodes_to_exclude=head_nodes(prepared) if keep_head_fp32 else [],
+    )
     prepared.unlink(missing_ok=True)
     return target
 

@@ -27,7 +27,7 @@ class RuntimeUnavailable(RuntimeError):
 def _batched(run: Callable[[np.ndarray], np.ndarray], batch_size: int) -> Predictor:
     def predict(inputs: np.ndarray) -> np.ndarray:
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        outputs = [run(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+        outputs = [run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
         return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, 0), np.float32)
 
     return predict

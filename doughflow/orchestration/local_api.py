@@ -209,4 +209,6 @@ def launched_flow_command(argv: list[str]) -> bool:
         return False
     module = argv[argv.index("-m") + 1] if argv.index("-m") + 1 < len(argv) else ""
     rest = argv[argv.index("-m") + 2 :]
-    return module in {"flows.train", "flows.prepare", "flows.tune"} and not {"-h", "--help", "--print-config"} & set(rest)
+    return module in {"flows.train", "flows.prepare", "flows.tune"} and not {"-h", "--help", "--print-config"} & set(
+        rest
+    )

@@ -40,8 +40,14 @@ MAX_CACHE_GENERATIONS = 8
 # What the dataset adapter reads (every stage that asks which problem it solves, or which columns are
 # the targets, reads these): tests/flows/test_train_flow.py traces the fields each stage reads during a
 # real run and fails on any outside its sections.
-ADAPTER_FIELDS = ("labels", "data.adapter", "data.import_module", "data.target_prefix", "data.max_count",
-                  "data.label_column")
+ADAPTER_FIELDS = (
+    "labels",
+    "data.adapter",
+    "data.import_module",
+    "data.target_prefix",
+    "data.max_count",
+    "data.label_column",
+)
 COLUMNS = ("data.id_column", "data.image_column")
 # Read by stages without changing any result, never part of a key: where the data stages compute
 # (``dask``), and the experiment name, which only names the Prefect artifacts a stage publishes while
@@ -51,19 +57,43 @@ KEY_EXEMPT_FIELDS = ("dask", "name")
 # The config sections each cached stage reads. A stage not listed here is never cached
 # (publishing artifacts, recording the run and enforcing the release must run every time).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "fetch": ("data.source", "data.rows_per_shard", "data.image_size", "data.extra_sources", "data.label_defaults",
-              "data.text_columns", *ADAPTER_FIELDS, *COLUMNS),  # the adapter's modality: text columns read as text
-    "validate": (*ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns", "data.max_text_chars",
-                 "data.image_formats", "data.max_image_bytes", "data.max_image_pixels", "data.subsample.near_dup",
-                 "data.subsample.cluster"),
+    "fetch": (
+        "data.source",
+        "data.rows_per_shard",
+        "data.image_size",
+        "data.extra_sources",
+        "data.label_defaults",
+        "data.text_columns",
+        *ADAPTER_FIELDS,
+        *COLUMNS,
+    ),  # the adapter's modality: text columns read as text
+    "validate": (
+        *ADAPTER_FIELDS,
+        *COLUMNS,
+        "data.group_column",
+        "data.text_columns",
+        "data.max_text_chars",
+        "data.image_formats",
+        "data.max_image_bytes",
+        "data.max_image_pixels",
+        "data.subsample.near_dup",
+        "data.subsample.cluster",
+    ),
     "subsample": ("data.subsample", *ADAPTER_FIELDS, *COLUMNS, "data.group_column", "data.text_columns"),
     "split": ("split", "data.group_column", "data.id_column"),
     "train": ("train", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
     "evaluate": ("evaluate", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
     "export-onnx": ("export", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
     "deploy-formats": ("release", "export", "train.model", *ADAPTER_FIELDS, *COLUMNS, "data.image_size"),
-    "behaviour-tests": ("release", "train.model", "train.augment", *ADAPTER_FIELDS, *COLUMNS, "data.image_size",
-                        "data.source"),
+    "behaviour-tests": (
+        "release",
+        "train.model",
+        "train.augment",
+        *ADAPTER_FIELDS,
+        *COLUMNS,
+        "data.image_size",
+        "data.source",
+    ),
     "release-gates": ("release", "evaluate", "export", *ADAPTER_FIELDS),
     "report": ("*",),
     "package": ("*",),
@@ -132,8 +162,10 @@ def stage_environment(stage: str, config: Any) -> dict[str, Any]:
     """What a stage's output depends on beyond its config sections and upstream results: the versions
     of its libraries, the source of user modules its sections name, and (package) the fingerprint of
     the signing key, so a bundle signed with another key, or none, is not served from the cache."""
-    environment: dict[str, Any] = {"libraries": library_versions(STAGE_LIBRARIES.get(stage, ())),
-                                   "modules": user_module_sources(config, STAGE_SECTIONS[stage])}
+    environment: dict[str, Any] = {
+        "libraries": library_versions(STAGE_LIBRARIES.get(stage, ())),
+        "modules": user_module_sources(config, STAGE_SECTIONS[stage]),
+    }
     if stage == "package":
         from doughflow.packaging.signing import SigningError, key_fingerprint, signing_key_path
 
@@ -258,8 +290,16 @@ def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
 
 # I/O stages retry transient failures with backoff and jitter; compute stages fail fast (a retry
 # would repeat the same error), except where a stage says otherwise.
-io_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": [2, 10, 30],
-                                          "retry_jitter_factor": 0.5, "retry_condition_fn": retry_unless_permanent})
+io_task = functools.partial(
+    _stage_task,
+    {
+        "cache_policy": NO_CACHE,
+        "retries": 3,
+        "retry_delay_seconds": [2, 10, 30],
+        "retry_jitter_factor": 0.5,
+        "retry_condition_fn": retry_unless_permanent,
+    },
+)
 compute_task = functools.partial(_stage_task, {"cache_policy": NO_CACHE})
 
 

@@ -21,16 +21,35 @@ from doughflow.paths import PathEscapeError, inside, remove_tree
 
 MANIFEST = "manifest.json"
 SIGNATURE = "bundle.sig"  # signs every other file (doughflow.packaging.signing); cannot list itself
-TRACKED_LIBRARIES = ("doughflow", "torch", "deepspeed", "onnx", "onnxruntime", "prefect", "pyarrow", "numpy", "pydantic")
+TRACKED_LIBRARIES = (
+    "doughflow",
+    "torch",
+    "deepspeed",
+    "onnx",
+    "onnxruntime",
+    "prefect",
+    "pyarrow",
+    "numpy",
+    "pydantic",
+)
 
 
 def git_commit(repo: Path | None = None) -> dict:
     """The commit the code came from, and whether the tree had uncommitted changes."""
     cwd = str(repo or Path(__file__).resolve().parents[2])
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": None}
     return {"commit": commit, "dirty": dirty}
@@ -54,9 +73,17 @@ class BundleResult:
     signature: str = ""  # bundle.sig when a signing key is configured
 
 
-def build_bundle(bundle_dir: Path, *, files: dict[str, Path], documents: dict[str, dict | list | str],
-                 run_id: str, data_fingerprint: str, config_hash: str, extra: dict | None = None,
-                 root: Path | None = None) -> BundleResult:
+def build_bundle(
+    bundle_dir: Path,
+    *,
+    files: dict[str, Path],
+    documents: dict[str, dict | list | str],
+    run_id: str,
+    data_fingerprint: str,
+    config_hash: str,
+    extra: dict | None = None,
+    root: Path | None = None,
+) -> BundleResult:
     """Copy ``files`` (bundle name -> source path), write ``documents`` (name -> JSON or text), then
     hash everything into the manifest. An earlier bundle there is deleted first, only when it lies inside
     ``root`` (the artifacts folder; default: the bundle's parent); names are checked like a manifest's."""

@@ -53,8 +53,16 @@ def _check_onnx(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: floa
     return None
 
 
-def _check_coreml(path: Path, inputs: np.ndarray, expected: np.ndarray, atol: float, labels: list[str | int],
-                  image_size: int, precision: str, output_name: str = "counts") -> tuple[str | None, str]:
+def _check_coreml(
+    path: Path,
+    inputs: np.ndarray,
+    expected: np.ndarray,
+    atol: float,
+    labels: list[str | int],
+    image_size: int,
+    precision: str,
+    output_name: str = "counts",
+) -> tuple[str | None, str]:
     from doughflow.export.coreml_export import inspect_coreml
     from doughflow.export.runtimes import coreml_can_predict, coreml_predictor
 
@@ -75,7 +83,9 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
     report = VerifyReport(problems=verify_bundle(bundle_dir))
     if report.problems:
         return report  # never load models out of a bundle whose bytes are not the ones written
-    report.checked.append(f"{len(json.loads((bundle_dir / MANIFEST).read_text())['files'])} files match manifest hashes")
+    report.checked.append(
+        f"{len(json.loads((bundle_dir / MANIFEST).read_text())['files'])} files match manifest hashes"
+    )
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
     report.review = manifest.get("review")
     release = manifest.get("release")
@@ -84,8 +94,9 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
     elif not isinstance(release, dict):
         report.problems.append("manifest release section is not a mapping")
     elif release.get("status") != "released":
-        report.rejected = [f"release {release.get('status')}: {reason}" for reason in release.get("reasons", [])] or \
-            [f"release status is {release.get('status')!r}"]
+        report.rejected = [f"release {release.get('status')}: {reason}" for reason in release.get("reasons", [])] or [
+            f"release status is {release.get('status')!r}"
+        ]
     formats = manifest.get("formats", {})
     if not formats:
         report.problems.append("manifest lists no model formats")
@@ -105,8 +116,16 @@ def verify_bundle_models(bundle_dir: Path) -> VerifyReport:
             if entry["runtime"] == "onnxruntime":
                 problem, note = _check_onnx(path, inputs, expected, entry["atol"]), "loaded and predicted"
             elif entry["runtime"] == "coreml":
-                problem, note = _check_coreml(path, inputs, expected, entry["atol"], labels, spec["image_size"][0],
-                                              entry.get("precision", "fp32"), spec.get("output_name", "counts"))
+                problem, note = _check_coreml(
+                    path,
+                    inputs,
+                    expected,
+                    entry["atol"],
+                    labels,
+                    spec["image_size"][0],
+                    entry.get("precision", "fp32"),
+                    spec.get("output_name", "counts"),
+                )
             else:
                 problem, note = f"unknown runtime {entry['runtime']!r}", ""
         except Exception as error:  # noqa: BLE001 - any failure to load or run is the finding

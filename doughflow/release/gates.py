@@ -61,7 +61,11 @@ def metric_gates(metrics: dict, bars: dict[str, float]) -> list[Gate]:
         achieved = test.get(name)
         if not isinstance(achieved, (int, float)):
             measured = sorted(k for k, v in test.items() if isinstance(v, float))
-            gates.append(Gate(f"test {name} bar", "torch", FAILED, f"{name} is not measured for this task (measured: {measured})"))
+            gates.append(
+                Gate(
+                    f"test {name} bar", "torch", FAILED, f"{name} is not measured for this task (measured: {measured})"
+                )
+            )
             continue
         status = PASSED if achieved >= bar else FAILED
         gates.append(Gate(f"test {name} bar", "torch", status, f"{name} {achieved:.4f} (bar {bar})"))
@@ -76,9 +80,11 @@ def parity_gate(result: FormatResult) -> Gate:
     parity = result.parity
     if parity is None:
         return Gate("parity vs torch", result.name, SKIPPED, result.parity_method or "not measured")
-    detail = (f"{parity.samples} held-out images, max |diff| {parity.max_abs_diff:.3g} (atol {parity.atol}), "
-              f"{parity.agreement} equal {parity.rounded_agreement:.2%} (need {parity.min_rounded_agreement:.0%}); "
-              f"{result.parity_method}")
+    detail = (
+        f"{parity.samples} held-out images, max |diff| {parity.max_abs_diff:.3g} (atol {parity.atol}), "
+        f"{parity.agreement} equal {parity.rounded_agreement:.2%} (need {parity.min_rounded_agreement:.0%}); "
+        f"{result.parity_method}"
+    )
     return Gate("parity vs torch", result.name, PASSED if parity.passed else FAILED, detail)
 
 
@@ -87,23 +93,38 @@ def spec_gate(result: FormatResult) -> Gate | None:
         return None
     if result.spec_problems:
         return Gate("spec (names, shapes, types, metadata)", result.name, FAILED, "; ".join(result.spec_problems))
-    return Gate("spec (names, shapes, types, metadata)", result.name, PASSED, "reloaded; inputs, outputs and metadata as expected")
+    return Gate(
+        "spec (names, shapes, types, metadata)",
+        result.name,
+        PASSED,
+        "reloaded; inputs, outputs and metadata as expected",
+    )
 
 
 def property_gate(fmt: str, results: list[PropertyResult], skipped_reason: str | None) -> Gate:
     if skipped_reason is not None:
         return Gate("behavioural properties", fmt, SKIPPED, skipped_reason)
     if not results:
-        return Gate("behavioural properties", fmt, SKIPPED, "no results: disabled (release.properties.enabled) or not run")
+        return Gate(
+            "behavioural properties", fmt, SKIPPED, "no results: disabled (release.properties.enabled) or not run"
+        )
     failing = [r for r in results if not r.passed]
     if failing:
-        detail = "; ".join(f"{r.prop} failed {r.failures}/{r.examples} (allowed {r.max_failure_rate:.0%})" for r in failing)
+        detail = "; ".join(
+            f"{r.prop} failed {r.failures}/{r.examples} (allowed {r.max_failure_rate:.0%})" for r in failing
+        )
         return Gate("behavioural properties", fmt, FAILED, detail)
-    return Gate("behavioural properties", fmt, PASSED, f"{len(results)} properties, {sum(r.examples for r in results)} examples")
+    return Gate(
+        "behavioural properties", fmt, PASSED, f"{len(results)} properties, {sum(r.examples for r in results)} examples"
+    )
 
 
-def decide_release(formats: list[FormatResult], extra_gates: list[Gate],
-                   properties: dict[str, list[PropertyResult]], property_skips: dict[str, str]) -> ReleaseDecision:
+def decide_release(
+    formats: list[FormatResult],
+    extra_gates: list[Gate],
+    properties: dict[str, list[PropertyResult]],
+    property_skips: dict[str, str],
+) -> ReleaseDecision:
     """Gate every format; reject on any failed gate of a primary format, drop failing optional ones."""
     gates = list(extra_gates)
     for result in formats:

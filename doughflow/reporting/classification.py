@@ -21,16 +21,27 @@ if TYPE_CHECKING:
 
 
 def headline_rows(test: dict, parity: ParityReport, images_per_second: float) -> list[list]:
-    return [["test accuracy", percent(test.get("accuracy"))],
-            ["test macro-F1", human(test.get("macro_f1"))],
-            ["ONNX parity max abs diff (logits)", human(parity.max_abs_diff)],
-            ["ONNX argmax agreement", percent(parity.rounded_agreement)],
-            ["training throughput", human(images_per_second, "img/s")]]
+    return [
+        ["test accuracy", percent(test.get("accuracy"))],
+        ["test macro-F1", human(test.get("macro_f1"))],
+        ["ONNX parity max abs diff (logits)", human(parity.max_abs_diff)],
+        ["ONNX argmax agreement", percent(parity.rounded_agreement)],
+        ["training throughput", human(images_per_second, "img/s")],
+    ]
 
 
 def epoch_rows(history: dict) -> list[list]:
-    return [[e["epoch"], e["train_loss"], e.get("val_loss", float("nan")), percent(e.get("val_accuracy")),
-             e.get("lr"), e["seconds"]] for e in history.get("epoch", [])]
+    return [
+        [
+            e["epoch"],
+            e["train_loss"],
+            e.get("val_loss", float("nan")),
+            percent(e.get("val_accuracy")),
+            e.get("lr"),
+            e["seconds"],
+        ]
+        for e in history.get("epoch", [])
+    ]
 
 
 EPOCH_HEADERS = ["epoch", "train loss (cross-entropy)", "val loss", "val accuracy", "learning rate", "epoch time (s)"]
@@ -38,15 +49,29 @@ EPOCH_HEADERS = ["epoch", "train loss (cross-entropy)", "val loss", "val accurac
 
 def metrics_section(metrics: dict, labels: list[str]) -> str:
     """Accuracy and macro-F1 per split, then precision/recall/F1 per class and the confusion matrix on test."""
-    text = table(["split", "images", "accuracy", "macro-F1"],
-                 [[split, m.get("n", 0), m.get("accuracy", float("nan")), m.get("macro_f1", float("nan"))]
-                  for split, m in metrics.items()])
+    text = table(
+        ["split", "images", "accuracy", "macro-F1"],
+        [
+            [split, m.get("n", 0), m.get("accuracy", float("nan")), m.get("macro_f1", float("nan"))]
+            for split, m in metrics.items()
+        ],
+    )
     test = metrics.get("test", {})
     if test.get("per_class"):
         text += "\n\nPer class on the test split:\n\n"
-        text += table(["class", "precision", "recall", "F1", "support"],
-                      [[label, test["per_class"][label]["precision"], test["per_class"][label]["recall"],
-                        test["per_class"][label]["f1"], test["per_class"][label]["support"]] for label in labels])
+        text += table(
+            ["class", "precision", "recall", "F1", "support"],
+            [
+                [
+                    label,
+                    test["per_class"][label]["precision"],
+                    test["per_class"][label]["recall"],
+                    test["per_class"][label]["f1"],
+                    test["per_class"][label]["support"],
+                ]
+                for label in labels
+            ],
+        )
     if test.get("confusion_matrix"):
         text += "\n\nConfusion matrix on the test split (rows: true class, columns: predicted class):\n\n"
         text += confusion_table(np.asarray(test["confusion_matrix"]), labels)
@@ -54,18 +79,29 @@ def metrics_section(metrics: dict, labels: list[str]) -> str:
 
 
 def confusion_table(matrix: np.ndarray, labels: list[str]) -> str:
-    return table(["true \\ predicted", *labels], [[label, *[int(v) for v in matrix[i]]] for i, label in enumerate(labels)])
+    return table(
+        ["true \\ predicted", *labels], [[label, *[int(v) for v in matrix[i]]] for i, label in enumerate(labels)]
+    )
 
 
 def confused_pairs(matrix: np.ndarray, labels: list[str], k: int = 8) -> str:
     """The off-diagonal cells with the most images: which classes the model mixes up, and how often."""
     support = matrix.sum(axis=1)
-    pairs = sorted(((int(matrix[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels))
-                    if i != j and matrix[i, j] > 0), reverse=True)[:k]
+    pairs = sorted(
+        (
+            (int(matrix[i, j]), i, j)
+            for i in range(len(labels))
+            for j in range(len(labels))
+            if i != j and matrix[i, j] > 0
+        ),
+        reverse=True,
+    )[:k]
     if not pairs:
         return "No test image was misclassified."
-    return table(["true", "predicted as", "images", "share of the true class"],
-                 [[labels[i], labels[j], n, n / support[i] if support[i] else 0.0] for n, i, j in pairs])
+    return table(
+        ["true", "predicted as", "images", "share of the true class"],
+        [[labels[i], labels[j], n, n / support[i] if support[i] else 0.0] for n, i, j in pairs],
+    )
 
 
 def confusion_plot(matrix: np.ndarray, labels: list[str], path: Path) -> Path:
@@ -77,8 +113,15 @@ def confusion_plot(matrix: np.ndarray, labels: list[str], path: Path) -> Path:
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center",
-                    color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(int(matrix[i, j])),
+                ha="center",
+                va="center",
+                color="white" if shares[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title="test confusion matrix")

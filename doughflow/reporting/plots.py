@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def loss_curve(history: dict, path: Path, loss_name: str = "MSE",
-               learning_rates: tuple[list[int], list[float]] | None = None) -> Path:
+def loss_curve(
+    history: dict, path: Path, loss_name: str = "MSE", learning_rates: tuple[list[int], list[float]] | None = None
+) -> Path:
     """Training loss, validation loss (or MAE), validation accuracy and learning rate, each on its own
     axes: one shared axis put a loss of 12 beside an accuracy of 0.16 and flattened both. Steps are
     optimizer updates; ``learning_rates`` is (steps, rates) of the schedule the run followed."""
@@ -32,7 +33,10 @@ def loss_curve(history: dict, path: Path, loss_name: str = "MSE",
     train_ax.set(title=f"training loss ({loss_name})", xlabel="step", ylabel=loss_name)
     x = [e["epoch"] for e in epochs]
     validation = [("val_loss", f"validation loss ({loss_name})"), ("val_mae", "validation MAE (counts)")]
-    accuracy = [("val_accuracy", "validation accuracy"), ("val_exact_count_accuracy", "validation exact-count accuracy")]
+    accuracy = [
+        ("val_accuracy", "validation accuracy"),
+        ("val_exact_count_accuracy", "validation exact-count accuracy"),
+    ]
     for ax, choices in ((val_ax, validation), (acc_ax, accuracy)):
         key, title = next(((k, t) for k, t in choices if epochs and k in epochs[0]), (None, choices[0][1]))
         if key is not None:

@@ -57,30 +57,62 @@ def formats_section(formats: DeployResult, decision: ReleaseDecision) -> str:
     for f in formats.formats:
         acc = f.metrics.get(key) if f.metrics else None
         parity = f.parity
-        status = ("reference" if f.name == "torch" else "shipped" if f.name in decision.shipped and decision.released
-                  else decision.excluded.get(f.name, "not built: " + f.error if f.error else "in rejected bundle"))
-        rows.append([
-            f.name, human_bytes(f.size_bytes) if f.size_bytes else "-",
-            human(f.latency_ms),
-            "-" if f.latency_ms is None or not base_latency else f"{human(base_latency / f.latency_ms)}x",
-            percent(acc),
-            "-" if acc is None or base_acc is None else f"{'+' if acc >= base_acc else '-'}{human(abs(acc - base_acc) * 100)} points",
-            "-" if parity is None else human(parity.max_abs_diff),
-            "-" if parity is None else percent(parity.rounded_agreement),
-            f.parity_method or "-", status,
-        ])
-    text = (f"{formats.parity_samples} held-out test images; latency is the median of batch-1 calls on this CPU; "
-            "deltas are against fp32 ONNX.\n\n")
-    text += table(["format", "size", "latency (ms)", "speed vs fp32", "accuracy" if key == "accuracy" else "exact-count acc",
-                   "change in acc", "max |diff|", "argmax equal" if key == "accuracy" else "rounded equal", "how measured",
-                   "status"], rows)
+        status = (
+            "reference"
+            if f.name == "torch"
+            else "shipped"
+            if f.name in decision.shipped and decision.released
+            else decision.excluded.get(f.name, "not built: " + f.error if f.error else "in rejected bundle")
+        )
+        rows.append(
+            [
+                f.name,
+                human_bytes(f.size_bytes) if f.size_bytes else "-",
+                human(f.latency_ms),
+                "-" if f.latency_ms is None or not base_latency else f"{human(base_latency / f.latency_ms)}x",
+                percent(acc),
+                "-"
+                if acc is None or base_acc is None
+                else f"{'+' if acc >= base_acc else '-'}{human(abs(acc - base_acc) * 100)} points",
+                "-" if parity is None else human(parity.max_abs_diff),
+                "-" if parity is None else percent(parity.rounded_agreement),
+                f.parity_method or "-",
+                status,
+            ]
+        )
+    text = (
+        f"{formats.parity_samples} held-out test images; latency is the median of batch-1 calls on this CPU; "
+        "deltas are against fp32 ONNX.\n\n"
+    )
+    text += table(
+        [
+            "format",
+            "size",
+            "latency (ms)",
+            "speed vs fp32",
+            "accuracy" if key == "accuracy" else "exact-count acc",
+            "change in acc",
+            "max |diff|",
+            "argmax equal" if key == "accuracy" else "rounded equal",
+            "how measured",
+            "status",
+        ],
+        rows,
+    )
     worst_rows = []
     for f in formats.formats:
         if f.parity is None or f.name == "torch":
             continue
         for w in f.parity.worst[:3]:
-            worst_rows.append([f.name, w["sample_id"], w["max_abs_diff"], " ".join(human(float(v)) for v in w["torch"]),
-                               " ".join(human(float(v)) for v in w["export"])])
+            worst_rows.append(
+                [
+                    f.name,
+                    w["sample_id"],
+                    w["max_abs_diff"],
+                    " ".join(human(float(v)) for v in w["torch"]),
+                    " ".join(human(float(v)) for v in w["export"]),
+                ]
+            )
     if worst_rows:
         text += "\n\nWorst differences against torch (top 3 per format):\n\n"
         text += table(["format", "sample", "max |diff|", "torch", "format output"], worst_rows)
@@ -102,45 +134,70 @@ def behaviour_section(behaviour: BehaviourOutcome, labels: list[str]) -> str:
         cells = [prop, any_result.kind]
         for fmt in formats:
             r = lookup.get((fmt, prop))
-            cells.append("-" if r is None else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {human(r.worst_value)})")
+            cells.append(
+                "-"
+                if r is None
+                else f"{'pass' if r.passed else 'FAIL'} {r.failures}/{r.examples} (worst {human(r.worst_value)})"
+            )
         rows.append(cells)
     if skipped_props:  # classification: held-out images under the invariances the augmentations promise
-        text = (f"{behaviour.cases} cases of held-out test images under each transform. Cell: failures/examples and the "
-                "worst |class probability change|; a case fails when the predicted class changes.\n\n")
+        text = (
+            f"{behaviour.cases} cases of held-out test images under each transform. Cell: failures/examples and the "
+            "worst |class probability change|; a case fails when the predicted class changes.\n\n"
+        )
     else:
-        text = (f"{behaviour.cases} generated pizzas (Hypothesis, fixed seed). Cell: failures/examples and the worst "
-                "violation measure (|pred - true| for minimum functionality, |pred change| for invariance, rise "
-                "shortfall or other change for directional).\n\n")
+        text = (
+            f"{behaviour.cases} generated pizzas (Hypothesis, fixed seed). Cell: failures/examples and the worst "
+            "violation measure (|pred - true| for minimum functionality, |pred change| for invariance, rise "
+            "shortfall or other change for directional).\n\n"
+        )
     text += table(["property", "kind", *formats], rows)
     for fmt, how in behaviour.runtimes.items():
         text += f"\n- {md_text(fmt)}: run with {md_text(how)}"
     for fmt, why in behaviour.skipped.items():
         text += f"\n- {md_text(fmt)}: not tested ({md_text(why)})"
     if skipped_props:
-        text += "\n\nProperties not run, with the reason:\n\n" + table(["property", "why not"],
-                                                                     [[prop, why] for prop, why in skipped_props.items()])
+        text += "\n\nProperties not run, with the reason:\n\n" + table(
+            ["property", "why not"], [[prop, why] for prop, why in skipped_props.items()]
+        )
     failing = [r for results in behaviour.results.values() for r in results if not r.passed]
     if failing:
         text += "\n\nWorst failing examples:\n\n"
-        text += table(["format", "property", "example"],
-                      [[r.fmt, r.prop, words(r.worst_example)] for r in failing[:10]])
+        text += table(
+            ["format", "property", "example"], [[r.fmt, r.prop, words(r.worst_example)] for r in failing[:10]]
+        )
     return text
 
 
-def error_analysis_section(predictions_path: str | Path, labels: list[str], test_images: dict[str, np.ndarray] | None,
-                           out_dir: Path, k: int,
-                           caption: Callable[[Iterable[float], list[str]], str]) -> tuple[str, list[str]]:
+def error_analysis_section(
+    predictions_path: str | Path,
+    labels: list[str],
+    test_images: dict[str, np.ndarray] | None,
+    out_dir: Path,
+    k: int,
+    caption: Callable[[Iterable[float], list[str]], str],
+) -> tuple[str, list[str]]:
     """Tables from the saved test predictions, and a grid of worst, best and corner-case images.
     ``test_images`` maps sample id -> pixels; ``caption(pred, true)`` formats counts."""
     table_data = pq.read_table(predictions_path).to_pydict()
     ids = [str(i) for i in table_data["sample_id"]]
     keys = [label_key(label) for label in labels]  # the prediction columns are named by the labels' keys
-    pred = np.stack([np.asarray(table_data[f"pred_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
-    true = np.stack([np.asarray(table_data[f"true_{key}"], np.float64) for key in keys], axis=1) if ids else np.zeros((0, len(labels)))
+    pred = (
+        np.stack([np.asarray(table_data[f"pred_{key}"], np.float64) for key in keys], axis=1)
+        if ids
+        else np.zeros((0, len(labels)))
+    )
+    true = (
+        np.stack([np.asarray(table_data[f"true_{key}"], np.float64) for key in keys], axis=1)
+        if ids
+        else np.zeros((0, len(labels)))
+    )
     if not ids:
         return "No test predictions.", []
-    class_rows = [[r["label"], r["mae"], r["bias"], r["exact"], r["over_counted"], r["under_counted"]]
-                  for r in per_class_errors(pred, true, labels)]
+    class_rows = [
+        [r["label"], r["mae"], r["bias"], r["exact"], r["over_counted"], r["under_counted"]]
+        for r in per_class_errors(pred, true, labels)
+    ]
     bucket_rows = [[r["bucket"], r["n"], r["mae"], r["exact"]] for r in per_bucket_errors(pred, true)]
     rows, cols, matrix = count_confusion(pred, true)
     text = "Per topping (test split):\n\n"
@@ -148,15 +205,23 @@ def error_analysis_section(predictions_path: str | Path, labels: list[str], test
     text += "\n\nPer count bucket (per (image, topping) pair by true count; per image by toppings on the pizza):\n\n"
     text += table(["bucket", "n", "MAE (pair) / total abs error (image)", "exact"], bucket_rows)
     text += "\n\nRounded predicted (columns) vs true (rows) counts, all toppings pooled:\n\n"
-    text += table(["true \\ pred", *[str(c) for c in cols]], [[str(r), *[int(v) for v in matrix[i]]] for i, r in enumerate(rows)])
+    text += table(
+        ["true \\ pred", *[str(c) for c in cols]], [[str(r), *[int(v) for v in matrix[i]]] for i, r in enumerate(rows)]
+    )
     figures: list[str] = []
     picks = pick_examples(ids, pred, true, k)
     if picks and test_images:
         images = [test_images[p.sample_id] for p in picks if p.sample_id in test_images]
-        captions = [f"{p.group}\n{p.sample_id}\npred {caption(rounded_counts(np.asarray(p.predicted)), labels)}"
-                    f"\ntrue {caption(p.true, labels)}" for p in picks if p.sample_id in test_images]
+        captions = [
+            f"{p.group}\n{p.sample_id}\npred {caption(rounded_counts(np.asarray(p.predicted)), labels)}"
+            f"\ntrue {caption(p.true, labels)}"
+            for p in picks
+            if p.sample_id in test_images
+        ]
         example_grid(images, captions, out_dir / "error_analysis.png")
         figures.append("error_analysis.png")
-        text += ("\n\nWorst, best and corner-case test images; captions give rounded predicted and true counts in "
-                 f"label order ({', '.join(labels)}):\n\n![error analysis](error_analysis.png)")
+        text += (
+            "\n\nWorst, best and corner-case test images; captions give rounded predicted and true counts in "
+            f"label order ({', '.join(labels)}):\n\n![error analysis](error_analysis.png)"
+        )
     return text, figures

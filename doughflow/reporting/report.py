@@ -70,6 +70,8 @@ STYLE = (
     "th{background:#f4f0e8}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
     "code{background:#f6f6f6;padding:1px 4px}"
 )
+
+
 def _figure_uri(base_dir: Path, name: str) -> str | None:
     """``name`` (a PNG beside the report, never a path out of its folder) as a data URI, or None."""
     folder = base_dir.resolve()
@@ -86,6 +88,7 @@ def inline_figures(markdown_text: str, base_dir: Path) -> str:
     """The Markdown with every ``![alt](figure.png)`` of ``base_dir`` as a data URI, for viewers that
     do not have the report's folder: the Prefect UI renders such images in a markdown artifact
     (checked in headless chromium against a real server), and they stay with the text."""
+
     def inline(match: re.Match) -> str:
         uri = _figure_uri(base_dir, match.group(2))
         return match.group(0) if uri is None else f"{match.group(1)}{uri}{match.group(3)}"

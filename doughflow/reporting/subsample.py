@@ -25,26 +25,42 @@ ID_DETAIL_REASONS = ("id_cap",)
 
 def subsample_markdown(result: SubsampleResult, *, pseudonymise: Callable[[object], str]) -> str:
     """The subsampling section; ids of customers (the per-id cap's detail) appear as ``pseudonymise(id)``."""
-    rows = [[s.step, s.rows_in, s.rows_out, s.rows_in - s.rows_out,
-             ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-", s.seconds] for s in result.steps]
-    parts = ["### Subsampling",
-             table(["step", "rows in", "rows out", "removed", "reasons", "time (s)"], rows),
-             f"Every removed row, with its reason and the row kept in its place: {md_code(result.removed_path)}."]
+    rows = [
+        [
+            s.step,
+            s.rows_in,
+            s.rows_out,
+            s.rows_in - s.rows_out,
+            ", ".join(f"{k}: {v}" for k, v in s.reasons.items()) or "-",
+            s.seconds,
+        ]
+        for s in result.steps
+    ]
+    parts = [
+        "### Subsampling",
+        table(["step", "rows in", "rows out", "removed", "reasons", "time (s)"], rows),
+        f"Every removed row, with its reason and the row kept in its place: {md_code(result.removed_path)}.",
+    ]
     if result.lsh:
         parts.append("Near-duplicate search: " + md_text(words(result.lsh)) + ".")
     truth = result.truth
     if truth:
+
         def share(value: float | None) -> str:
             return human(value)
 
-        kinds = [[kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
-                 for kind, v in sorted(truth["per_kind"].items())]
-        parts += [f"Against the planted ground truth: recall **{human(truth['recall'])}** ({truth['found_pairs']} of "
-                  f"{truth['planted_pairs']} planted pairs), precision **{human(truth['precision'])}** "
-                  f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
-                  "Per kind: recall over planted copies of that kind; precision over removed rows that are "
-                  "that kind of copy (\"original\": a row that is not a planted copy).",
-                  table(["kind", "planted", "found", "recall", "removed", "precision"], kinds)]
+        kinds = [
+            [kind, v["planted"], v["found"], share(v.get("recall")), v.get("removed", 0), share(v.get("precision"))]
+            for kind, v in sorted(truth["per_kind"].items())
+        ]
+        parts += [
+            f"Against the planted ground truth: recall **{human(truth['recall'])}** ({truth['found_pairs']} of "
+            f"{truth['planted_pairs']} planted pairs), precision **{human(truth['precision'])}** "
+            f"({truth['correct_removals']} of {truth['removed_as_duplicates']} duplicate removals).",
+            "Per kind: recall over planted copies of that kind; precision over removed rows that are "
+            'that kind of copy ("original": a row that is not a planted copy).',
+            table(["kind", "planted", "found", "recall", "removed", "precision"], kinds),
+        ]
     for reason, items in result.examples.items():
         if not items:
             continue
@@ -64,17 +80,24 @@ def cluster_tables(sizes: dict) -> list[str]:
     after = sizes.get("after", {})
     before = sorted(sizes["before"].items(), key=lambda kv: (-kv[1], int(kv[0])))
     examples = sizes.get("examples", {})
-    parts = [f"Cluster cap: {sizes['n_clusters']} MiniBatchKMeans clusters of the "
-             f"{sizes.get('embedding', 'features')} (fitted on {sizes['sample_rows']} rows), at most "
-             f"{sizes['max_per_cluster']} rows each.",
-             table(["cluster", "rows before", "rows after", "examples (lowest ranks)"],
-                   [[k, v, after.get(k, after.get(str(k), 0)), ", ".join(examples.get(k, examples.get(str(k), []))[:4])]
-                    for k, v in before])]
+    parts = [
+        f"Cluster cap: {sizes['n_clusters']} MiniBatchKMeans clusters of the "
+        f"{sizes.get('embedding', 'features')} (fitted on {sizes['sample_rows']} rows), at most "
+        f"{sizes['max_per_cluster']} rows each.",
+        table(
+            ["cluster", "rows before", "rows after", "examples (lowest ranks)"],
+            [
+                [k, v, after.get(k, after.get(str(k), 0)), ", ".join(examples.get(k, examples.get(str(k), []))[:4])]
+                for k, v in before
+            ],
+        ),
+    ]
     return parts
 
 
-def cluster_examples_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,
-                            path: Path, per_cluster: int = 6) -> Path | None:
+def cluster_examples_figure(
+    result: SubsampleResult, shards: list[Path], id_column: str, image_column: str, path: Path, per_cluster: int = 6
+) -> Path | None:
     """One row of example images per largest cluster, so a person can see what each cluster is."""
     from doughflow.data.imagecodec import decode_image
 
@@ -87,22 +110,27 @@ def cluster_examples_figure(result: SubsampleResult, shards: list[Path], id_colu
         table = pq.read_table(shard, columns=[id_column, image_column])
         ids = pc.cast(table.column(id_column), pa.string())
         hit = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
-        for i, data in zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()):
+        for i, data in zip(
+            pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()
+        ):
             images[i] = decode_image(data)
         if len(images) == len(wanted):
             break
     shown, captions = [], []
     for cluster, ids in examples.items():
         row = [i for i in ids[:per_cluster] if i in images]
-        shown += [images[i] for i in row] + [np.full_like(images[row[0]], 255)] * (per_cluster - len(row)) if row else []
+        shown += (
+            [images[i] for i in row] + [np.full_like(images[row[0]], 255)] * (per_cluster - len(row)) if row else []
+        )
         captions += [f"cluster {cluster}\n{i}" for i in row] + [""] * (per_cluster - len(row)) if row else []
     if not shown:
         return None
     return example_grid(shown, captions, path, columns=per_cluster)
 
 
-def removed_pairs_figure(result: SubsampleResult, shards: list[Path], id_column: str, image_column: str,
-                         path: Path, limit: int = 6) -> Path | None:
+def removed_pairs_figure(
+    result: SubsampleResult, shards: list[Path], id_column: str, image_column: str, path: Path, limit: int = 6
+) -> Path | None:
     """Removed near-duplicate images beside the image kept in their place."""
     from doughflow.data.imagecodec import decode_image
 
@@ -115,7 +143,9 @@ def removed_pairs_figure(result: SubsampleResult, shards: list[Path], id_column:
         table = pq.read_table(shard, columns=[id_column, image_column])
         ids = pc.cast(table.column(id_column), pa.string())
         hit = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
-        for i, data in zip(pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()):
+        for i, data in zip(
+            pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()
+        ):
             images[i] = decode_image(data)
     shown, captions = [], []
     for removed, kept in pairs:

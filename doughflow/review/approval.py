@@ -40,26 +40,41 @@ def review_gate(figures: dict, gate: ReviewGateConfig, *, reviewed_at: str) -> d
         reasons.append("no verdicts yet")
     elif share < gate.min_correct_share:
         reasons.append(f"share judged correct {share:.1%} is below {gate.min_correct_share:.1%}")
-    return {"status": "approved" if not reasons else "not approved", "approved": not reasons,
-            "reviewers": figures["reviewers"], "reviewed_at": reviewed_at,
-            "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reasons": reasons,
-            "gate": gate.model_dump(), "figures": figures}
+    return {
+        "status": "approved" if not reasons else "not approved",
+        "approved": not reasons,
+        "reviewers": figures["reviewers"],
+        "reviewed_at": reviewed_at,
+        "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "reasons": reasons,
+        "gate": gate.model_dump(),
+        "figures": figures,
+    }
 
 
 def card_section(approval: dict) -> str:
     figures = approval["figures"]
     share = figures["share_correct"]
-    lines = [BEGIN, "## Human review", "",
-             f"**Review: {approval['status'].upper()}** by {', '.join(map(md_text, approval['reviewers'])) or 'nobody'} "
-             f"(last verdicts imported {approval['reviewed_at']}). Separate from the automated release status above.", "",
-             f"{figures['samples']} of {figures['packet_rows']} packet samples reviewed, {figures['verdicts']} verdicts; "
-             f"judged correct: {'-' if share is None else f'{share:.1%}'} "
-             f"(gate: at least {approval['gate']['min_correct_share']:.0%} over at least "
-             f"{approval['gate']['min_reviewed']} samples and {approval['gate']['min_reviewers']} reviewer(s)).", "",
-             "| topping | judged | correct | share |", "|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Human review",
+        "",
+        f"**Review: {approval['status'].upper()}** by {', '.join(map(md_text, approval['reviewers'])) or 'nobody'} "
+        f"(last verdicts imported {approval['reviewed_at']}). Separate from the automated release status above.",
+        "",
+        f"{figures['samples']} of {figures['packet_rows']} packet samples reviewed, {figures['verdicts']} verdicts; "
+        f"judged correct: {'-' if share is None else f'{share:.1%}'} "
+        f"(gate: at least {approval['gate']['min_correct_share']:.0%} over at least "
+        f"{approval['gate']['min_reviewed']} samples and {approval['gate']['min_reviewers']} reviewer(s)).",
+        "",
+        "| topping | judged | correct | share |",
+        "|---|---|---|---|",
+    ]
     for label, entry in figures["per_topping"].items():
         share_t = entry["share_correct"]
-        lines.append(f"| {label} | {entry['judged']} | {entry['correct']} | {'-' if share_t is None else f'{share_t:.1%}'} |")
+        lines.append(
+            f"| {label} | {entry['judged']} | {entry['correct']} | {'-' if share_t is None else f'{share_t:.1%}'} |"
+        )
     lines += [""] + [f"- not approved: {md_text(reason)}" for reason in approval["reasons"]] + [END, ""]
     return "\n".join(lines)
 
@@ -76,15 +91,21 @@ def write_approval(bundle_dir: Path, approval: dict, signing_key: Path | None = 
     bundle_dir = Path(bundle_dir)
     problems = verify_bundle(bundle_dir)
     if problems:  # re-hashing the card must never launder an edit made since packaging
-        raise ValueError(f"{bundle_dir}: bundle does not match its manifest, approval not written: " + "; ".join(problems))
+        raise ValueError(
+            f"{bundle_dir}: bundle does not match its manifest, approval not written: " + "; ".join(problems)
+        )
     if (bundle_dir / SIGNATURE).exists():
         if signing_key is None:
-            raise ValueError(f"{bundle_dir} is signed ({SIGNATURE}) and the approval changes its manifest: give the key "
-                             f"to re-sign it (--signing-key, or {SIGNING_KEY_ENV}); approval not written")
+            raise ValueError(
+                f"{bundle_dir} is signed ({SIGNATURE}) and the approval changes its manifest: give the key "
+                f"to re-sign it (--signing-key, or {SIGNING_KEY_ENV}); approval not written"
+            )
         problems = signature_problems_for_key(bundle_dir, signing_key)
         if problems:
-            raise ValueError(f"{bundle_dir}: signature does not verify with {signing_key}, approval not written: "
-                             + "; ".join(problems))
+            raise ValueError(
+                f"{bundle_dir}: signature does not verify with {signing_key}, approval not written: "
+                + "; ".join(problems)
+            )
     run_dir = bundle_dir.parent
     took_lock = not runlock.holds(run_dir)
     if took_lock:
@@ -114,7 +135,9 @@ def _swap_in_approval(bundle_dir: Path, approval: dict, signing_key: Path | None
             changed.append(SIGNATURE)
         problems = verify_bundle(staged)
         if problems:
-            raise ValueError(f"{bundle_dir}: the approved bundle would not verify, left unchanged: " + "; ".join(problems))
+            raise ValueError(
+                f"{bundle_dir}: the approved bundle would not verify, left unchanged: " + "; ".join(problems)
+            )
     except BaseException:
         remove_tree(bundle_dir.parent, staged)
         raise

@@ -49,13 +49,21 @@ def registry_for(bundle: Path, configured: str | None, given: Path | None) -> Pa
         try:
             return inside(artifacts, configured)
         except PathEscapeError as error:
-            raise PathEscapeError(f"the bundle's config.yaml names registry_path {configured}: {error}; "
-                                  "pass --registry to choose the registry") from None
+            raise PathEscapeError(
+                f"the bundle's config.yaml names registry_path {configured}: {error}; "
+                "pass --registry to choose the registry"
+            ) from None
     return artifacts / "registry.sqlite"
 
 
-def import_review(bundle: Path, verdicts_file: Path | None, reviewer: str, registry: Path | None = None,
-                  labelled_out: Path | None = None, signing_key: Path | None = None) -> dict:
+def import_review(
+    bundle: Path,
+    verdicts_file: Path | None,
+    reviewer: str,
+    registry: Path | None = None,
+    labelled_out: Path | None = None,
+    signing_key: Path | None = None,
+) -> dict:
     """The whole import, as a function the CLI and tests call; raises VerdictError on a bad file.
     ``signing_key`` re-signs a signed bundle after the approval (default: DOUGHFLOW_SIGNING_KEY)."""
     config = load_experiment(bundle / "config.yaml", [])
@@ -68,25 +76,57 @@ def import_review(bundle: Path, verdicts_file: Path | None, reviewer: str, regis
     imported = 0
     if verdicts_file is not None:
         verdicts = read_verdicts(verdicts_file, packet, reviewer)
-        imported = record_verdicts(registry, run_id, [
-            {"sample_id": v.sample_id, "reviewer": v.reviewer, "verdict": v.verdict, "corrected": v.corrected,
-             "comment": v.comment, "reviewed_at": now, "source_file": str(verdicts_file)} for v in verdicts])
+        imported = record_verdicts(
+            registry,
+            run_id,
+            [
+                {
+                    "sample_id": v.sample_id,
+                    "reviewer": v.reviewer,
+                    "verdict": v.verdict,
+                    "corrected": v.corrected,
+                    "comment": v.comment,
+                    "reviewed_at": now,
+                    "source_file": str(verdicts_file),
+                }
+                for v in verdicts
+            ],
+        )
     stored = load_verdicts(registry, run_id)
-    figures = agreement([Verdict(r["sample_id"], r["verdict"], r["corrected"], r["comment"], r["reviewer"])
-                         for r in stored], packet)
-    approval = review_gate(figures, config.review.gate,
-                           reviewed_at=max((r["reviewed_at"] for r in stored), default=now))
+    figures = agreement(
+        [Verdict(r["sample_id"], r["verdict"], r["corrected"], r["comment"], r["reviewer"]) for r in stored], packet
+    )
+    approval = review_gate(
+        figures, config.review.gate, reviewed_at=max((r["reviewed_at"] for r in stored), default=now)
+    )
     write_approval(bundle, approval, signing_key)
-    result = {"run_id": run_id, "bundle": str(bundle), "imported": imported, "registry": str(registry),
-              "agreement": figures, "review": approval["status"], "approved": approval["approved"],
-              "reasons": approval["reasons"]}
+    result = {
+        "run_id": run_id,
+        "bundle": str(bundle),
+        "imported": imported,
+        "registry": str(registry),
+        "agreement": figures,
+        "review": approval["status"],
+        "approved": approval["approved"],
+        "reasons": approval["reasons"],
+    }
     if config.tracking.mlflow.enabled:
         result["mlflow"] = mirror_review(config, bundle, run_id, approval)
     if labelled_out is not None:
         data = config.data
-        result["labelled"] = {"path": str(labelled_out), "rows": export_labelled(
-            review_dir, packet, stored, labelled_out, id_column=data.id_column, image_column=data.image_column,
-            group_column=data.group_column, target_prefix=data.target_prefix)}
+        result["labelled"] = {
+            "path": str(labelled_out),
+            "rows": export_labelled(
+                review_dir,
+                packet,
+                stored,
+                labelled_out,
+                id_column=data.id_column,
+                image_column=data.image_column,
+                group_column=data.group_column,
+                target_prefix=data.target_prefix,
+            ),
+        }
     return result
 
 
@@ -96,7 +136,7 @@ def mirror_review(config: ExperimentConfig, bundle: Path, run_id: str, approval:
     verdict file sets the tag again."""
     # A run logged to the default store has it in its artifacts folder: the bundle's grandparent.
     uri = config.model_copy(update={"artifacts_dir": str(bundle.resolve().parent.parent)}).mlflow_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         return {"skipped": f"no MLflow store at {uri} (the run was not tracked there)"}
     experiment = config.tracking.mlflow.experiment or config.name
     try:

@@ -28,8 +28,14 @@ from doughflow.review.packet import SAMPLES
 # Real group ids of the packet's samples, inside the run's data folder (never shipped with the packet).
 GROUPS = Path("data") / "review" / "groups.parquet"
 
-ORIGIN_COLUMNS = ("origin_run_id", "origin_sample_id", "origin_reviewer", "origin_verdict", "origin_reviewed_at",
-                  "origin_comment")
+ORIGIN_COLUMNS = (
+    "origin_run_id",
+    "origin_sample_id",
+    "origin_reviewer",
+    "origin_verdict",
+    "origin_reviewed_at",
+    "origin_comment",
+)
 
 
 def labelled_rows(packet: dict, verdicts: list[dict]) -> dict[str, tuple[dict[str, int], dict]]:
@@ -61,8 +67,17 @@ def read_real_groups(run_dir: Path) -> dict[str, str] | None:
     return dict(zip(table.column("sample_id").to_pylist(), table.column("group").to_pylist()))
 
 
-def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_path: Path, *, id_column: str,
-                    image_column: str, group_column: str | None, target_prefix: str) -> int:
+def export_labelled(
+    review_dir: Path,
+    packet: dict,
+    verdicts: list[dict],
+    out_path: Path,
+    *,
+    id_column: str,
+    image_column: str,
+    group_column: str | None,
+    target_prefix: str,
+) -> int:
     """Write the Parquet file; returns its row count. ``group_column`` None (or absent from the reviewed
     rows): the data has no groups, and neither does the file."""
     chosen = labelled_rows(packet, verdicts)
@@ -72,9 +87,13 @@ def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_pa
         group_column = None
     groups = [group_column] if group_column else []
     real_groups = read_real_groups(Path(review_dir).parent) if group_column else None
-    columns: dict[str, list] = {id_column: [], image_column: [], **{name: [] for name in groups},
-                                **{f"{target_prefix}{label}": [] for label in packet["labels"]},
-                                **{name: [] for name in ORIGIN_COLUMNS}}
+    columns: dict[str, list] = {
+        id_column: [],
+        image_column: [],
+        **{name: [] for name in groups},
+        **{f"{target_prefix}{label}": [] for label in packet["labels"]},
+        **{name: [] for name in ORIGIN_COLUMNS},
+    }
     for sample_id, (counts, verdict) in sorted(chosen.items()):
         source = by_id[sample_id]
         columns[id_column].append(f"review-{sample_id}")
@@ -82,21 +101,34 @@ def export_labelled(review_dir: Path, packet: dict, verdicts: list[dict], out_pa
         if group_column:
             group = real_groups.get(sample_id) if real_groups is not None else str(source[group_column])
             if group is None or is_pseudonym(group):
-                raise ValueError(f"{Path(review_dir) / SAMPLES}: sample {sample_id!r} has no real group id "
-                                 f"({Path(review_dir).parent / GROUPS} is missing or lacks it); exported under a "
-                                 f"pseudonym it could land in another split than its customer's rows, so nothing "
-                                 f"was written")
+                raise ValueError(
+                    f"{Path(review_dir) / SAMPLES}: sample {sample_id!r} has no real group id "
+                    f"({Path(review_dir).parent / GROUPS} is missing or lacks it); exported under a "
+                    f"pseudonym it could land in another split than its customer's rows, so nothing "
+                    f"was written"
+                )
             columns[group_column].append(group)
         for label in packet["labels"]:
             columns[f"{target_prefix}{label}"].append(int(counts[label]))
-        origin = [packet["run_id"], sample_id, verdict["reviewer"], verdict["verdict"], verdict["reviewed_at"],
-                  verdict["comment"]]
+        origin = [
+            packet["run_id"],
+            sample_id,
+            verdict["reviewer"],
+            verdict["verdict"],
+            verdict["reviewed_at"],
+            verdict["comment"],
+        ]
         for name, value in zip(ORIGIN_COLUMNS, origin):
             columns[name].append(value)
-    schema = pa.schema([pa.field(id_column, pa.string()), pa.field(image_column, pa.binary()),
-                        *[pa.field(name, pa.string()) for name in groups],
-                        *[pa.field(f"{target_prefix}{label}", pa.int16()) for label in packet["labels"]],
-                        *[pa.field(name, pa.string()) for name in ORIGIN_COLUMNS]])
+    schema = pa.schema(
+        [
+            pa.field(id_column, pa.string()),
+            pa.field(image_column, pa.binary()),
+            *[pa.field(name, pa.string()) for name in groups],
+            *[pa.field(f"{target_prefix}{label}", pa.int16()) for label in packet["labels"]],
+            *[pa.field(name, pa.string()) for name in ORIGIN_COLUMNS],
+        ]
+    )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns, schema=schema), out_path)

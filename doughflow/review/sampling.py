@@ -32,8 +32,13 @@ def format_disagreement(reference: np.ndarray, others: dict[str, np.ndarray]) ->
     return stacked.max(axis=1), [names[k] for k in worst]
 
 
-def select_for_review(true: np.ndarray, pred: np.ndarray, labels: list[str], config: ReviewConfig,
-                      format_preds: dict[str, np.ndarray] | None = None) -> list[Selected]:
+def select_for_review(
+    true: np.ndarray,
+    pred: np.ndarray,
+    labels: list[str],
+    config: ReviewConfig,
+    format_preds: dict[str, np.ndarray] | None = None,
+) -> list[Selected]:
     """Indices into the test arrays, in packet order, each with why it was chosen. Deterministic in
     ``config.seed``; never more than ``config.max_samples``; never an image twice."""
     chosen: dict[int, Selected] = {}
@@ -47,12 +52,12 @@ def select_for_review(true: np.ndarray, pred: np.ndarray, labels: list[str], con
 
     if config.worst_errors and len(true):
         error = np.abs(pred - true).sum(axis=1)
-        for i in np.argsort(-error, kind="stable")[:config.worst_errors]:
+        for i in np.argsort(-error, kind="stable")[: config.worst_errors]:
             if error[i] > 0:
                 add(int(i), f"worst error (sum |pred - true| = {error[i]:.2f})")
     if config.format_disagreements and format_preds:
         gap, which = format_disagreement(pred, format_preds)
-        for i in np.argsort(-gap, kind="stable")[:config.format_disagreements]:
+        for i in np.argsort(-gap, kind="stable")[: config.format_disagreements]:
             add(int(i), f"formats disagree ({which[i]} differs from torch by {gap[i]:.3f})")
     rng = np.random.default_rng(config.seed)
     rounded_true = np.rint(true).astype(int)
@@ -61,7 +66,7 @@ def select_for_review(true: np.ndarray, pred: np.ndarray, labels: list[str], con
             for count in np.unique(rounded_true[:, k]):
                 members = np.flatnonzero(rounded_true[:, k] == count)
                 already = [int(i) for i in members if i in chosen]
-                for i in already[:config.per_stratum]:
+                for i in already[: config.per_stratum]:
                     chosen[i].reasons.append(f"stratum {label}={count}")
                 fresh = [i for i in members if i not in chosen]
                 take = max(0, config.per_stratum - len(already))

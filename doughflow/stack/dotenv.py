@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_env(args.output, args.template)
     except FileExistsError:
-        print(f"{args.output} exists: keeping it (delete it first to make new secrets, and the stack's "
-              "Postgres volume with it: `docker compose down -v`)", file=sys.stderr)
+        print(
+            f"{args.output} exists: keeping it (delete it first to make new secrets, and the stack's "
+            "Postgres volume with it: `docker compose down -v`)",
+            file=sys.stderr,
+        )
         return 1
     print(f"wrote {args.output} with fresh secrets")
     return 0

@@ -45,7 +45,8 @@ MAX_BODY_BYTES = 256 * 2**20
 UNSIGNED_PAYLOADS = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
 AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)"
-    r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})")
+    r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
+)
 REQUIRED_SIGNED_HEADERS = frozenset({"host", "x-amz-date", "x-amz-content-sha256"})
 
 
@@ -60,13 +61,21 @@ class S3Credentials:
         without both, or with a secret short enough to guess."""
         key, secret = environ.get("AWS_ACCESS_KEY_ID", ""), environ.get("AWS_SECRET_ACCESS_KEY", "")
         if not key or len(secret) < 16:
-            raise ValueError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (16 characters or more) must be set: "
-                             "the S3 service accepts only requests signed with them (see .env.example)")
+            raise ValueError(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (16 characters or more) must be set: "
+                "the S3 service accepts only requests signed with them (see .env.example)"
+            )
         return cls(key, secret)
 
 
-def signature_problem(credentials: S3Credentials, method: str, raw_uri: str, headers: Mapping[str, str] | Headers,
-                      body: bytes, now: datetime) -> str | None:
+def signature_problem(
+    credentials: S3Credentials,
+    method: str,
+    raw_uri: str,
+    headers: Mapping[str, str] | Headers,
+    body: bytes,
+    now: datetime,
+) -> str | None:
     """Why this request is not signed by ``credentials``, or None when it is. ``raw_uri`` is the
     path and query exactly as sent (still percent-encoded)."""
     from botocore.auth import S3SigV4Auth
@@ -100,8 +109,12 @@ def signature_problem(credentials: S3Credentials, method: str, raw_uri: str, hea
     if not raw_uri.startswith("/"):
         return "the request target is not a path"
     # The path and query come from raw_uri; the host the client signed is its Host header.
-    request = AWSRequest(method=method, url=f"http://s3.invalid{raw_uri}", data=body,
-                         headers={name: headers[name] for name in signed if name in headers})
+    request = AWSRequest(
+        method=method,
+        url=f"http://s3.invalid{raw_uri}",
+        data=body,
+        headers={name: headers[name] for name in signed if name in headers},
+    )
     request.context["timestamp"] = amz_date
     signer = S3SigV4Auth(Credentials(credentials.access_key_id, credentials.secret_access_key), "s3", match["region"])
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
@@ -111,8 +124,10 @@ def signature_problem(credentials: S3Credentials, method: str, raw_uri: str, hea
 
 
 def _refuse(start_response: Callable, reason: str, status: str = "403 Forbidden") -> Iterable[bytes]:
-    document = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-                f"<Message>{escape(reason)}</Message></Error>").encode()
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+        f"<Message>{escape(reason)}</Message></Error>"
+    ).encode()
     start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(document)))])
     return [document]
 
@@ -134,12 +149,26 @@ class SignedRequestsOnly:
         try:
             body = request.get_data(cache=True)
         except RequestEntityTooLarge:
-            return _refuse(start_response, f"bodies over {MAX_BODY_BYTES} bytes are refused", "413 Request Entity Too Large")
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
-            quote(environ.get("PATH_INFO", ""), safe="/~") + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else ""))
+            return _refuse(
+                start_response, f"bodies over {MAX_BODY_BYTES} bytes are refused", "413 Request Entity Too Large"
+            )
+        raw_uri = (
+            environ.get("RAW_URI")
+            or environ.get("REQUEST_URI")
+            or (
+                quote(environ.get("PATH_INFO", ""), safe="/~")
+                + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+            )
+        )
         problem = signature_problem(self.credentials, request.method, raw_uri, request.headers, body, self.clock())
         if problem is not None:
-            log.warning("refused %s %s from %s: %s", request.method, environ.get("PATH_INFO"), environ.get("REMOTE_ADDR"), problem)
+            log.warning(
+                "refused %s %s from %s: %s",
+                request.method,
+                environ.get("PATH_INFO"),
+                environ.get("REMOTE_ADDR"),
+                problem,
+            )
             return _refuse(start_response, problem)
         # moto reads the body again: hand it the bytes already read.
         environ["wsgi.input"] = io.BytesIO(body)

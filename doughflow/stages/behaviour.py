@@ -39,19 +39,26 @@ def _max_count(config: ExperimentConfig) -> int:
     return config.data.source.generator.max_per_topping if config.data.source.url is None else config.data.max_count
 
 
-def _classification_cases(config: ExperimentConfig, splits: SplitResult | None,
-                          outcome: BehaviourResult) -> list[ClassCase]:
+def _classification_cases(
+    config: ExperimentConfig, splits: SplitResult | None, outcome: BehaviourResult
+) -> list[ClassCase]:
     if splits is None:
         outcome.skipped_properties["all"] = "no splits given: classification properties run on held-out images"
         return []
     test = load_split_for(config, splits.manifests["test"], desc="decoding test for properties")
-    cases, outcome.skipped_properties = classification_cases(test.ids, test.images, test.targets, config.train.augment,
-                                                             config.release.properties)
+    cases, outcome.skipped_properties = classification_cases(
+        test.ids, test.images, test.targets, config.train.augment, config.release.properties
+    )
     return cases
 
 
-def behaviour_tests(config: ExperimentConfig, paths: RunPaths, trained: TrainResult, formats: DeployResult,
-                    splits: SplitResult | None = None) -> BehaviourResult:
+def behaviour_tests(
+    config: ExperimentConfig,
+    paths: RunPaths,
+    trained: TrainResult,
+    formats: DeployResult,
+    splits: SplitResult | None = None,
+) -> BehaviourResult:
     cfg = config.release.properties
     outcome = BehaviourResult()
     problem = problem_of(config)
@@ -78,8 +85,17 @@ def behaviour_tests(config: ExperimentConfig, paths: RunPaths, trained: TrainRes
 
             outcome.results[fmt.name] = run(predict_images, fmt.name, config.label_names, cfg)
     path = paths.stage("export") / "behaviour.json"
-    path.write_text(json.dumps({"cases": outcome.cases, "skipped": outcome.skipped, "runtimes": outcome.runtimes,
-                                "skipped_properties": outcome.skipped_properties,
-                                "results": {k: results_to_json(v) for k, v in outcome.results.items()}}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "cases": outcome.cases,
+                "skipped": outcome.skipped,
+                "runtimes": outcome.runtimes,
+                "skipped_properties": outcome.skipped_properties,
+                "results": {k: results_to_json(v) for k, v in outcome.results.items()},
+            },
+            indent=2,
+        )
+    )
     outcome.report_path = str(path)
     return outcome

@@ -58,6 +58,8 @@ def evaluate(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, tra
     bar = config.evaluate.min_exact_count_accuracy
     achieved = metrics["test"].get("exact_count_accuracy", 0.0)
     if bar and achieved < bar:
-        raise QualityGateError(f"test exact-count accuracy {achieved:.4f} is below the configured bar {bar} "
-                               f"(evaluate.min_exact_count_accuracy); see {metrics_path}")
+        raise QualityGateError(
+            f"test exact-count accuracy {achieved:.4f} is below the configured bar {bar} "
+            f"(evaluate.min_exact_count_accuracy); see {metrics_path}"
+        )
     return EvaluationResult(metrics, str(metrics_path), str(out / "test_predictions.parquet"), worst)

@@ -35,9 +35,21 @@ def fetch(config: ExperimentConfig, paths: RunPaths) -> DataManifest:
     url = resolve_source(config, paths)
     source, data = config.data.source, config.data
     text = data.text_columns if adapter_for(config).modality == "text" else []
-    options = FetchOptions(format=source.format, retries=source.retries, backoff_seconds=source.backoff_seconds,
-                           id_column=data.id_column, image_column=data.image_column, labels=source.labels,
-                           column_defaults=label_defaults(config), string_columns=tuple(text))
+    options = FetchOptions(
+        format=source.format,
+        retries=source.retries,
+        backoff_seconds=source.backoff_seconds,
+        id_column=data.id_column,
+        image_column=data.image_column,
+        labels=source.labels,
+        column_defaults=label_defaults(config),
+        string_columns=tuple(text),
+    )
     manifest = fetch_source(url, paths.stage("data/raw"), rows_per_shard=data.rows_per_shard, options=options)
-    return append_extra_sources(manifest, data.extra_sources, paths.stage("data/raw"),
-                                id_column=data.id_column, rows_per_shard=data.rows_per_shard)
+    return append_extra_sources(
+        manifest,
+        data.extra_sources,
+        paths.stage("data/raw"),
+        id_column=data.id_column,
+        rows_per_shard=data.rows_per_shard,
+    )

@@ -26,10 +26,15 @@ def calibration_images(config: ExperimentConfig, splits: SplitResult, count: int
     data = config.data
     chunks, have = [], 0
     for path in splits.manifests["train"].paths():
-        part = load_split([path], id_column=data.id_column, image_column=data.image_column,
-                          target_columns=adapter_for(config).target_columns, preprocessing=preprocessing_for(config),
-                          desc="decoding calibration")
-        chunks.append(part.images[:count - have])
+        part = load_split(
+            [path],
+            id_column=data.id_column,
+            image_column=data.image_column,
+            target_columns=adapter_for(config).target_columns,
+            preprocessing=preprocessing_for(config),
+            desc="decoding calibration",
+        )
+        chunks.append(part.images[: count - have])
         have += len(chunks[-1])
         if have >= count:
             break
@@ -37,17 +42,29 @@ def calibration_images(config: ExperimentConfig, splits: SplitResult, count: int
     return np.concatenate(chunks) if chunks else np.zeros((0, size, size, 3), np.uint8)
 
 
-def convert_formats(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult,
-                    exported: ExportResult) -> DeployResult:
+def convert_formats(
+    config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult, exported: ExportResult
+) -> DeployResult:
     out = paths.stage("export")
     model = load_trained_model(trained.model_path, len(config.labels), config.train, problem_of(config))
     preprocessing = preprocessing_for(config)
     test = load_split_for(config, splits.manifests["test"], desc="decoding test")
     n = min(len(test), config.export.parity_max_samples)
     inputs = preprocessing.to_tensor(test.images[:n]).numpy()
-    calibration = preprocessing.to_tensor(calibration_images(config, splits, config.release.quantization.calibration_samples)).numpy()
-    results = build_formats(config, model, Path(exported.onnx_path), out, inputs=inputs, targets=test.targets[:n],
-                            ids=test.ids[:n], calibration=calibration, preprocessing=preprocessing.to_json())
+    calibration = preprocessing.to_tensor(
+        calibration_images(config, splits, config.release.quantization.calibration_samples)
+    ).numpy()
+    results = build_formats(
+        config,
+        model,
+        Path(exported.onnx_path),
+        out,
+        inputs=inputs,
+        targets=test.targets[:n],
+        ids=test.ids[:n],
+        calibration=calibration,
+        preprocessing=preprocessing.to_json(),
+    )
     report_path = out / "formats.json"
     report_path.write_text(json.dumps(formats_to_json(results), indent=2, default=str))
     sample_path = out / "verify_sample.npz"

@@ -28,9 +28,18 @@ def label_map(config: ExperimentConfig) -> dict:
     return adapter_for(config).label_map()
 
 
-def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, trained: TrainResult,
-            evaluated: EvaluationResult, exported: ExportResult, report: ReportFiles, splits: SplitResult | None = None,
-            formats: DeployResult | None = None, decision: ReleaseDecision | None = None) -> BundleResult:
+def package(
+    config: ExperimentConfig,
+    paths: RunPaths,
+    raw: DataManifest,
+    trained: TrainResult,
+    evaluated: EvaluationResult,
+    exported: ExportResult,
+    report: ReportFiles,
+    splits: SplitResult | None = None,
+    formats: DeployResult | None = None,
+    decision: ReleaseDecision | None = None,
+) -> BundleResult:
     """With ``formats`` and ``decision`` (the gated release) the bundle also holds every shipped
     format, a verification sample, the decision in the manifest and a model card."""
     report_dir = Path(report.markdown).parent
@@ -47,22 +56,44 @@ def package(config: ExperimentConfig, paths: RunPaths, raw: DataManifest, traine
         "preprocessing.json": preprocessing_for(config).to_json(),
         "config.yaml": dump_config(config),
     }
-    extra = {"experiment": config.name, "parity": {"onnx": {"max_abs_diff": exported.parity.max_abs_diff,
-                                                            "rounded_agreement": exported.parity.rounded_agreement,
-                                                            "passed": exported.parity.passed}}}
+    extra = {
+        "experiment": config.name,
+        "parity": {
+            "onnx": {
+                "max_abs_diff": exported.parity.max_abs_diff,
+                "rounded_agreement": exported.parity.rounded_agreement,
+                "passed": exported.parity.passed,
+            }
+        },
+    }
     if formats is not None and decision is not None:
         if splits is None:
             raise ValueError("a release bundle needs the splits: its model card states their statistics")
         files.update(shipped_files(formats, decision))
         extra.update(manifest_extra(config, formats, decision))
-        documents["model_card.md"] = model_card(config, run_id=paths.run_id, data_fingerprint=raw.fingerprint,
-                                                splits=splits, metrics=evaluated.metrics, formats=formats,
-                                                decision=decision, bundle_files=files, epochs_run=trained.epochs_run,
-                                                world_size=trained.world_size,
-                                                training=Recipe.from_dict(trained.recipe).describe() if trained.recipe else None)
-    result = build_bundle(paths.bundle_dir, files=files, documents=documents, run_id=paths.run_id,
-                          data_fingerprint=raw.fingerprint, config_hash=config.config_hash(), extra=extra,
-                          root=paths.artifacts_dir)
+        documents["model_card.md"] = model_card(
+            config,
+            run_id=paths.run_id,
+            data_fingerprint=raw.fingerprint,
+            splits=splits,
+            metrics=evaluated.metrics,
+            formats=formats,
+            decision=decision,
+            bundle_files=files,
+            epochs_run=trained.epochs_run,
+            world_size=trained.world_size,
+            training=Recipe.from_dict(trained.recipe).describe() if trained.recipe else None,
+        )
+    result = build_bundle(
+        paths.bundle_dir,
+        files=files,
+        documents=documents,
+        run_id=paths.run_id,
+        data_fingerprint=raw.fingerprint,
+        config_hash=config.config_hash(),
+        extra=extra,
+        root=paths.artifacts_dir,
+    )
     key = signing_key_path(config.packaging.signing_key)
     if key is not None:  # last: the signature covers every file, the manifest included
         result.signature = str(sign_bundle(Path(result.bundle_dir), key))

@@ -23,7 +23,9 @@ def publish(config: ExperimentConfig, bundle: BundleResult, decision: ReleaseDec
     if not config.orchestration.publish_url:
         return None
     if not decision.released:
-        log.warning("not publishing %s to %s: the release was rejected", bundle.bundle_dir, config.orchestration.publish_url)
+        log.warning(
+            "not publishing %s to %s: the release was rejected", bundle.bundle_dir, config.orchestration.publish_url
+        )
         return None
     require_signature(config, Path(bundle.bundle_dir))
     return publish_bundle(Path(bundle.bundle_dir), config.orchestration.publish_url)
@@ -37,5 +39,6 @@ def require_signature(config: ExperimentConfig, bundle_dir: Path) -> None:
         return
     problems = signature_problems_for_key(bundle_dir, key)
     if problems:
-        raise UnsignedBundleError(f"not publishing {bundle_dir}: signing is configured ({key}) but "
-                                  + "; ".join(problems))
+        raise UnsignedBundleError(
+            f"not publishing {bundle_dir}: signing is configured ({key}) but " + "; ".join(problems)
+        )

@@ -38,8 +38,9 @@ from doughflow.training.job import TrainResult
 log = logging.getLogger(__name__)
 
 
-def format_predictions(config: ExperimentConfig, trained: TrainResult, formats: DeployResult,
-                       inputs: np.ndarray) -> dict[str, np.ndarray]:
+def format_predictions(
+    config: ExperimentConfig, trained: TrainResult, formats: DeployResult, inputs: np.ndarray
+) -> dict[str, np.ndarray]:
     """Each built non-torch format's counts on the test inputs; formats that cannot run here are left out."""
     model = load_trained_model(trained.model_path, len(config.labels), config.train)
     out = {}
@@ -54,13 +55,24 @@ def format_predictions(config: ExperimentConfig, trained: TrainResult, formats: 
     return out
 
 
-def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, trained: TrainResult,
-                  evaluated: EvaluationResult, formats: DeployResult, bundle: BundleResult) -> PacketResult | None:
+def review_packet(
+    config: ExperimentConfig,
+    paths: RunPaths,
+    splits: SplitResult,
+    trained: TrainResult,
+    evaluated: EvaluationResult,
+    formats: DeployResult,
+    bundle: BundleResult,
+) -> PacketResult | None:
     if not config.review.enabled:
         return None
     if problem_of(config) != "count":
-        log.warning("review packet not written: it asks reviewers to correct counts, and %r is a %s dataset "
-                    "(set review.enabled=false to silence this)", config.data.adapter, problem_of(config))
+        log.warning(
+            "review packet not written: it asks reviewers to correct counts, and %r is a %s dataset "
+            "(set review.enabled=false to silence this)",
+            config.data.adapter,
+            problem_of(config),
+        )
         return None
     review_dir = Path(bundle.bundle_dir).parent / "review"
     run_id = json.loads((Path(bundle.bundle_dir) / MANIFEST).read_text())["run_id"]
@@ -74,22 +86,39 @@ def review_packet(config: ExperimentConfig, paths: RunPaths, splits: SplitResult
     order = [row_of[sid] for sid in test.ids]
     pred = np.stack([np.asarray(predictions[f"pred_{label_key(label)}"])[order] for label in config.labels], axis=1)
     inputs = preprocessing_for(config).to_tensor(test.images).numpy()
-    selected = select_for_review(test.targets, pred, config.label_names, config.review,
-                                 format_predictions(config, trained, formats, inputs))
+    selected = select_for_review(
+        test.targets, pred, config.label_names, config.review, format_predictions(config, trained, formats, inputs)
+    )
     wanted = pa.array([test.ids[s.index] for s in selected], pa.string())
     group = groups_in(splits.manifests["test"], data.group_column)
     columns = [data.id_column, data.image_column, *([group] if group else []), *adapter_for(config).target_columns]
     originals = pa.concat_tables(
-        [table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
-         for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())])
+        [
+            table.filter(pc.is_in(table.column(data.id_column).cast(pa.string()), value_set=wanted))
+            for table in (pq.read_table(path, columns=columns) for path in splits.manifests["test"].paths())
+        ]
+    )
     # The packet leaves the data folder: its samples carry pseudonyms; the real ids stay in data/.
     real_groups = pc.cast(originals.column(data.group_column), pa.string())
     write_real_groups(review_dir.parent, pc.cast(originals.column(data.id_column), pa.string()), real_groups)
     pseudonymise = pseudonymiser_for(config)
-    originals = originals.set_column(originals.schema.get_field_index(data.group_column),
-                                     pa.field(data.group_column, pa.string()),
-                                     pa.array(pseudonymise.many(real_groups.to_pylist()), pa.string()))
+    originals = originals.set_column(
+        originals.schema.get_field_index(data.group_column),
+        pa.field(data.group_column, pa.string()),
+        pa.array(pseudonymise.many(real_groups.to_pylist()), pa.string()),
+    )
     strategy = config.review.model_dump(exclude={"gate"})
-    return write_packet(review_dir, run_id=run_id, labels=config.label_names, ids=test.ids,
-                        images=test.images, pred=pred, true=test.targets, selected=selected, originals=originals,
-                        scale=config.review.image_scale, max_count=data.max_count, strategy=strategy)
+    return write_packet(
+        review_dir,
+        run_id=run_id,
+        labels=config.label_names,
+        ids=test.ids,
+        images=test.images,
+        pred=pred,
+        true=test.targets,
+        selected=selected,
+        originals=originals,
+        scale=config.review.image_scale,
+        max_count=data.max_count,
+        strategy=strategy,
+    )

@@ -39,26 +39,45 @@ def start_run(config: ExperimentConfig, run_id: str | None = None) -> RunPaths:
     return paths
 
 
-def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResult, trained: TrainResult,
-                exported: ExportResult, formats: DeployResult | None = None, decision: ReleaseDecision | None = None,
-                published: PublishResult | None = None, tracked: TrackResult | None = None) -> dict:
+def run_summary(
+    paths: RunPaths,
+    bundle: BundleResult,
+    evaluated: EvaluationResult,
+    trained: TrainResult,
+    exported: ExportResult,
+    formats: DeployResult | None = None,
+    decision: ReleaseDecision | None = None,
+    published: PublishResult | None = None,
+    tracked: TrackResult | None = None,
+) -> dict:
     """The JSON line a run ends with: where things are and the numbers people ask for first."""
     test = evaluated.metrics.get("test", {})
     release: dict[str, Any] = {}
     if decision is not None and formats is not None:
-        release = {"release": {
-            "status": decision.status, "shipped": decision.shipped, "excluded": sorted(decision.excluded),
-            "formats": {f.name: {"bytes": f.size_bytes, "latency_ms": f.latency_ms,
-                                 "exact_count_accuracy": f.metrics.get("exact_count_accuracy"),
-                                 **({"accuracy": f.metrics["accuracy"]} if "accuracy" in f.metrics else {}),
-                                 "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
-                                 "rounded_agreement": f.parity.rounded_agreement if f.parity else None}
-                        for f in formats.formats}}}
+        release = {
+            "release": {
+                "status": decision.status,
+                "shipped": decision.shipped,
+                "excluded": sorted(decision.excluded),
+                "formats": {
+                    f.name: {
+                        "bytes": f.size_bytes,
+                        "latency_ms": f.latency_ms,
+                        "exact_count_accuracy": f.metrics.get("exact_count_accuracy"),
+                        **({"accuracy": f.metrics["accuracy"]} if "accuracy" in f.metrics else {}),
+                        "max_abs_diff": f.parity.max_abs_diff if f.parity else None,
+                        "rounded_agreement": f.parity.rounded_agreement if f.parity else None,
+                    }
+                    for f in formats.formats
+                },
+            }
+        }
     if published is not None:
         release["published"] = published.url
     if tracked is not None:
         release["mlflow"] = tracked.summary()
-    return {**release,
+    return {
+        **release,
         "run_id": paths.run_id,
         # world size, device, global batch, effective learning rate: how the hardware shaped this run
         **({"recipe": Recipe.from_dict(trained.recipe).headline()} if trained.recipe else {}),
@@ -78,8 +97,9 @@ def run_summary(paths: RunPaths, bundle: BundleResult, evaluated: EvaluationResu
     }
 
 
-def data_summary(paths: RunPaths, raw: DataManifest, validated: ValidationResult, subsampled: SubsampleResult,
-                 splits: SplitResult) -> dict:
+def data_summary(
+    paths: RunPaths, raw: DataManifest, validated: ValidationResult, subsampled: SubsampleResult, splits: SplitResult
+) -> dict:
     """The JSON line ``flows.prepare`` ends with: rows per step and where the splits are."""
     steps = {"fetched": raw.rows, "valid": validated.rows_valid, "quarantined": validated.rows_quarantined}
     for step in subsampled.steps:

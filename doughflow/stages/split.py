@@ -13,6 +13,12 @@ from doughflow.runs import RunPaths
 
 def split(config: ExperimentConfig, paths: RunPaths, deduped: DataManifest) -> SplitResult:
     fractions = (config.split.train, config.split.val, config.split.test)
-    return split_by_group(deduped, paths.stage("data/split"), group_column=groups_in(deduped, config.data.group_column),
-                          seed=config.split.seed, fractions=fractions, link_column=DUP_GROUP,
-                          id_column=config.data.id_column)
+    return split_by_group(
+        deduped,
+        paths.stage("data/split"),
+        group_column=groups_in(deduped, config.data.group_column),
+        seed=config.split.seed,
+        fractions=fractions,
+        link_column=DUP_GROUP,
+        id_column=config.data.id_column,
+    )

@@ -48,11 +48,11 @@ def subsample_stage(config: ExperimentConfig, paths: RunPaths, valid: DataManife
     return result
 
 
-
-
 def publish_subsample(config: ExperimentConfig, result: SubsampleResult, run_id: str) -> None:
     """The subsampling report as its own Prefect artifact (``<experiment>-subsample``), so `flows.prepare`
     runs show it too (customer ids as pseudonyms: the artifact leaves the run's data folder)."""
-    publish_markdown(experiment_key(config.name, "subsample"),
-                     subsample_markdown(result, pseudonymise=pseudonymiser_for(config)),
-                     f"doughflow subsampling of run `{run_id}`")
+    publish_markdown(
+        experiment_key(config.name, "subsample"),
+        subsample_markdown(result, pseudonymise=pseudonymiser_for(config)),
+        f"doughflow subsampling of run `{run_id}`",
+    )

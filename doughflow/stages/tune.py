@@ -41,8 +41,9 @@ def trial_value(trained: TrainResult, metric: str) -> float | None:
     return None
 
 
-def train_trial(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, study: StudyRef,
-                plan: TrialPlan) -> dict:
+def train_trial(
+    config: ExperimentConfig, paths: RunPaths, splits: SplitResult, study: StudyRef, plan: TrialPlan
+) -> dict:
     """Train with every epoch judged by the trial's pruner. Deliberately not the cached ``train``
     stage: a pruned model must never be served to a later run under that stage's cache key."""
     job = train_job(config, paths, splits)
@@ -51,10 +52,19 @@ def train_trial(config: ExperimentConfig, paths: RunPaths, splits: SplitResult, 
     with PruneMonitor(job.control_dir, config.tune.metric, judge, config.train.epochs) as monitor:
         trained = run_train_job(job, config, paths)
     if monitor.pruned_after is not None:
-        return {"state": "pruned", "pruned_after_epoch": monitor.pruned_after, "run_id": paths.run_id,
-                "values": monitor.values}
-    return {"state": "complete", "value": trial_value(trained, config.tune.metric), "run_id": paths.run_id,
-            "values": monitor.values, "model": trained.model_path}
+        return {
+            "state": "pruned",
+            "pruned_after_epoch": monitor.pruned_after,
+            "run_id": paths.run_id,
+            "values": monitor.values,
+        }
+    return {
+        "state": "complete",
+        "value": trial_value(trained, config.tune.metric),
+        "run_id": paths.run_id,
+        "values": monitor.values,
+        "model": trained.model_path,
+    }
 
 
 def start_trial(config: ExperimentConfig, study: StudyRef, plan: TrialPlan) -> RunPaths:
@@ -80,9 +90,17 @@ def publish_report(report: ReportFiles, study: StudyRef) -> None:
 def summary(study: StudyRef, best: tune_report.BestConfig, report: ReportFiles) -> dict:
     """The JSON line ``flows.tune`` ends with."""
     counts = tune_report.counts(load_study(study))
-    return {"study": study.name, "storage": study.storage, "metric": study.metric, "best_value": best.value,
-            "best_trial": best.trial, "best_params": best.params, "best_config": best.path,
-            "report": report.html, **counts}
+    return {
+        "study": study.name,
+        "storage": study.storage,
+        "metric": study.metric,
+        "best_value": best.value,
+        "best_trial": best.trial,
+        "best_params": best.params,
+        "best_config": best.path,
+        "report": report.html,
+        **counts,
+    }
 
 
 # MLflow: the study as a parent run, each trial nested under it (doughflow/tracking/mlflow_study.py).
@@ -95,22 +113,33 @@ def track_study(config: ExperimentConfig, study: StudyRef) -> str | None:
     if not config.tracking.mlflow.enabled:
         return None
     uri = config.mlflow_uri()
-    tags = {"doughflow.experiment": config.name, "doughflow.config_hash": config.config_hash(),
-            "optuna.direction": study.direction, "optuna.metric": study.metric}
+    tags = {
+        "doughflow.experiment": config.name,
+        "doughflow.config_hash": config.config_hash(),
+        "optuna.direction": study.direction,
+        "optuna.metric": study.metric,
+    }
     if root_flow_run_id():
         tags["prefect.flow_run_id"] = root_flow_run_id() or ""
     if flow_run_ui_url():
         tags["prefect.flow_run_ui_url"] = flow_run_ui_url() or ""
     try:
-        return open_study_run(uri, config.tracking.mlflow.experiment or config.name, study.name, study.storage,
-                              flatten_params(config.model_dump(mode="json")), tags)
+        return open_study_run(
+            uri,
+            config.tracking.mlflow.experiment or config.name,
+            study.name,
+            study.storage,
+            flatten_params(config.model_dump(mode="json")),
+            tags,
+        )
     except TrackingError as error:
         log.error("%s; the study itself is complete in its Optuna storage", error)
         return None
 
 
-def track_trial(config: ExperimentConfig, plan: TrialPlan, outcome: dict, state: str,
-                parent_run_id: str | None) -> str | None:
+def track_trial(
+    config: ExperimentConfig, plan: TrialPlan, outcome: dict, state: str, parent_run_id: str | None
+) -> str | None:
     """One told trial as a nested run: its params, per-epoch metrics (from its history), and the state
     Optuna was told (``state``: a complete trial without a finite value was told as failed)."""
     if parent_run_id is None:
@@ -120,9 +149,16 @@ def track_trial(config: ExperimentConfig, plan: TrialPlan, outcome: dict, state:
         history = Path(config.artifacts_dir) / str(outcome["run_id"]) / "train" / "history.json"
         if history.exists():
             epochs = json.loads(history.read_text()).get("epoch", [])
-    record = TrialRecord(number=plan.number, params=plan.params, state=state,
-                         value=outcome.get("value") if state == "complete" else None, pruned_after_epoch=outcome.get("pruned_after_epoch"),
-                         error=outcome.get("error"), run_id=outcome.get("run_id"), epochs=epochs)
+    record = TrialRecord(
+        number=plan.number,
+        params=plan.params,
+        state=state,
+        value=outcome.get("value") if state == "complete" else None,
+        pruned_after_epoch=outcome.get("pruned_after_epoch"),
+        error=outcome.get("error"),
+        run_id=outcome.get("run_id"),
+        epochs=epochs,
+    )
     try:
         return log_trial(config.mlflow_uri(), parent_run_id, record)
     except TrackingError as error:
@@ -130,8 +166,13 @@ def track_trial(config: ExperimentConfig, plan: TrialPlan, outcome: dict, state:
         return None
 
 
-def finish_study_tracking(config: ExperimentConfig, study: StudyRef, best: tune_report.BestConfig, report: ReportFiles,
-                          parent_run_id: str | None) -> None:
+def finish_study_tracking(
+    config: ExperimentConfig,
+    study: StudyRef,
+    best: tune_report.BestConfig,
+    report: ReportFiles,
+    parent_run_id: str | None,
+) -> None:
     """End the parent run: best trial, value and params, trials per state, the report and best config."""
     if parent_run_id is None:
         return

@@ -19,7 +19,16 @@ def validate(config: ExperimentConfig, paths: RunPaths, raw: DataManifest) -> Va
     adapter = adapter_for(config)
     limits = ImageLimits(tuple(data.image_formats), data.max_image_bytes, data.max_image_pixels)
     with dask_client(config.dask, rows=raw.rows) as client:
-        return validate_shards(raw, paths.stage("data/valid"), id_column=data.id_column, image_column=data.image_column,
-                               group_column=data.group_column, target_columns=adapter.target_columns,
-                               max_count=data.max_count, adapter=adapter, limits=limits,
-                               signals=signals_for(data.subsample, adapter.modality), client=client)
+        return validate_shards(
+            raw,
+            paths.stage("data/valid"),
+            id_column=data.id_column,
+            image_column=data.image_column,
+            group_column=data.group_column,
+            target_columns=adapter.target_columns,
+            max_count=data.max_count,
+            adapter=adapter,
+            limits=limits,
+            signals=signals_for(data.subsample, adapter.modality),
+            client=client,
+        )

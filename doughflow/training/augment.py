@@ -54,8 +54,7 @@ def _geometric_view(image: np.ndarray, params: Params, cfg: AugmentConfig) -> np
     view = image
     if cfg.rot90 and k:
         # np.rot90(view, k, axes=(0, 1)) as plain slicing: np.rot90's own checks cost more than the view
-        view = (view[:, ::-1].swapaxes(0, 1) if k == 1 else view[::-1, ::-1] if k == 2
-                else view[::-1].swapaxes(0, 1))
+        view = view[:, ::-1].swapaxes(0, 1) if k == 1 else view[::-1, ::-1] if k == 2 else view[::-1].swapaxes(0, 1)
     if cfg.hflip and hflip:
         view = view[:, ::-1]
     if cfg.vflip and vflip:

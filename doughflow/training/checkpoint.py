@@ -75,7 +75,9 @@ class LoopState:
         try:
             return cls(**json.loads(path.read_text())["loop"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CheckpointIntegrityError(f"{path}: no readable loop state ({type(error).__name__}: {error})") from None
+            raise CheckpointIntegrityError(
+                f"{path}: no readable loop state ({type(error).__name__}: {error})"
+            ) from None
 
 
 def fingerprint(parts: dict) -> str:
@@ -106,11 +108,15 @@ def rng_arrays(state: dict) -> dict[str, np.ndarray]:
     """The RNG states as plain arrays (an .npz holds no code, unlike a pickle or torch.save)."""
     version, words, gauss = state["python"]
     kind, keys, pos, has_gauss, cached = state["numpy"]
-    arrays = {"python": np.asarray([version, *words], np.int64),
-              "python_gauss": np.asarray([np.nan if gauss is None else gauss], np.float64),
-              "numpy_keys": np.asarray(keys, np.uint32),
-              "numpy_rest": np.asarray([pos, has_gauss], np.int64), "numpy_cached": np.asarray([cached], np.float64),
-              "numpy_kind": np.asarray([kind]), "torch": state["torch"].numpy()}
+    arrays = {
+        "python": np.asarray([version, *words], np.int64),
+        "python_gauss": np.asarray([np.nan if gauss is None else gauss], np.float64),
+        "numpy_keys": np.asarray(keys, np.uint32),
+        "numpy_rest": np.asarray([pos, has_gauss], np.int64),
+        "numpy_cached": np.asarray([cached], np.float64),
+        "numpy_kind": np.asarray([kind]),
+        "torch": state["torch"].numpy(),
+    }
     for index, cuda in enumerate(state.get("cuda", [])):
         arrays[f"cuda_{index}"] = cuda.cpu().numpy()
     return arrays
@@ -119,9 +125,11 @@ def rng_arrays(state: dict) -> dict[str, np.ndarray]:
 def rng_from_arrays(arrays: dict[str, np.ndarray]) -> dict:
     python, gauss = arrays["python"], float(arrays["python_gauss"][0])
     pos, has_gauss = (int(v) for v in arrays["numpy_rest"])
-    state = {"python": (int(python[0]), tuple(int(v) for v in python[1:]), None if np.isnan(gauss) else gauss),
-             "numpy": (str(arrays["numpy_kind"][0]), arrays["numpy_keys"], pos, has_gauss, float(arrays["numpy_cached"][0])),
-             "torch": torch.from_numpy(np.array(arrays["torch"], np.uint8))}
+    state = {
+        "python": (int(python[0]), tuple(int(v) for v in python[1:]), None if np.isnan(gauss) else gauss),
+        "numpy": (str(arrays["numpy_kind"][0]), arrays["numpy_keys"], pos, has_gauss, float(arrays["numpy_cached"][0])),
+        "torch": torch.from_numpy(np.array(arrays["torch"], np.uint8)),
+    }
     cuda = sorted((name for name in arrays if name.startswith("cuda_")), key=lambda name: int(name.split("_")[1]))
     if cuda:
         state["cuda"] = [torch.from_numpy(np.array(arrays[name], np.uint8)) for name in cuda]
@@ -220,16 +228,21 @@ def verify_digests(checkpoint_dir: Path, tag: str) -> None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointIntegrityError(
             f"{record_path}: no valid digest record ({type(error).__name__}); this checkpoint was not written by "
-            f"this version of the pipeline or was altered: delete {checkpoint_dir} to start over") from None
+            f"this version of the pipeline or was altered: delete {checkpoint_dir} to start over"
+        ) from None
     files, links = _tag_files(tag_dir)
     problems = [f"{name}: is a symlink" for name in links]
     problems += [f"{name}: not written by the save (unlisted)" for name in sorted(set(files) - set(expected))]
     problems += [f"{name}: missing" for name in sorted(set(expected) - set(files))]
-    problems += [f"{name}: sha256 differs from the one recorded at save time" for name in sorted(set(files) & set(expected))
-                 if file_sha256(files[name]) != expected[name]]
+    problems += [
+        f"{name}: sha256 differs from the one recorded at save time"
+        for name in sorted(set(files) & set(expected))
+        if file_sha256(files[name]) != expected[name]
+    ]
     if problems:
-        raise CheckpointIntegrityError(f"checkpoint {tag_dir} was changed after it was saved, refusing to load it: "
-                                       + "; ".join(problems))
+        raise CheckpointIntegrityError(
+            f"checkpoint {tag_dir} was changed after it was saved, refusing to load it: " + "; ".join(problems)
+        )
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:

@@ -43,8 +43,9 @@ def publish_epoch(control_dir: str | Path, record: dict) -> None:
     _write_atomic(_epoch_path(control_dir, int(record["epoch"])), clean)
 
 
-def await_verdict(control_dir: str | Path, epoch: int, timeout_s: float = VERDICT_TIMEOUT_S,
-                  poll_s: float = 0.05) -> bool:
+def await_verdict(
+    control_dir: str | Path, epoch: int, timeout_s: float = VERDICT_TIMEOUT_S, poll_s: float = 0.05
+) -> bool:
     """Rank 0: True when the judge says stop after ``epoch``. No verdict in time: keep training."""
     path = _verdict_path(Path(control_dir), epoch)
     deadline = time.monotonic() + timeout_s

@@ -29,16 +29,28 @@ class ArraySplit:
         return len(self.ids)
 
 
-def load_split(paths: list[Path], *, id_column: str, image_column: str, target_columns: list[str],
-               preprocessing: Preprocessing, desc: str = "decoding") -> ArraySplit:
+def load_split(
+    paths: list[Path],
+    *,
+    id_column: str,
+    image_column: str,
+    target_columns: list[str],
+    preprocessing: Preprocessing,
+    desc: str = "decoding",
+) -> ArraySplit:
     ids: list[str] = []
     images: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     for path in paths:
         table = pq.read_table(path, columns=[id_column, image_column, *target_columns])
         ids.extend(str(i) for i in table.column(id_column).to_pylist())
-        for data in tqdm(table.column(image_column).to_pylist(), desc=f"{desc} {Path(path).name}", leave=False,
-                         mininterval=2.0, disable=None):
+        for data in tqdm(
+            table.column(image_column).to_pylist(),
+            desc=f"{desc} {Path(path).name}",
+            leave=False,
+            mininterval=2.0,
+            disable=None,
+        ):
             images.append(preprocessing.decode(data))
         targets.append(np.stack([table.column(c).to_numpy().astype(np.float32) for c in target_columns], axis=1))
     size = preprocessing.image_size
@@ -50,6 +62,11 @@ def load_split(paths: list[Path], *, id_column: str, image_column: str, target_c
 def load_split_for(config: ExperimentConfig, manifest: DataManifest, desc: str = "decoding") -> ArraySplit:
     """load_split with the columns and preprocessing an experiment config names."""
     data = config.data
-    return load_split(manifest.paths(), id_column=data.id_column, image_column=data.image_column,
-                      target_columns=adapter_for(config).target_columns, preprocessing=preprocessing_for(config),
-                      desc=desc)
+    return load_split(
+        manifest.paths(),
+        id_column=data.id_column,
+        image_column=data.image_column,
+        target_columns=adapter_for(config).target_columns,
+        preprocessing=preprocessing_for(config),
+        desc=desc,
+    )

@@ -57,8 +57,11 @@ def monitor_sections(monitor: DeepSpeedMonitorConfig, out_dir: str | None) -> di
     sections: dict = {}
     for name, section in (("tensorboard", monitor.tensorboard), ("csv_monitor", monitor.csv_monitor)):
         if section.enabled:
-            sections[name] = {"enabled": True, "output_path": section.output_path or default_path,
-                              "job_name": section.job_name or run_id}
+            sections[name] = {
+                "enabled": True,
+                "output_path": section.output_path or default_path,
+                "job_name": section.job_name or run_id,
+            }
     if monitor.wandb.enabled:
         wandb = monitor.wandb
         sections["wandb"] = {"enabled": True, "group": wandb.group, "team": wandb.team, "project": wandb.project}
@@ -85,24 +88,47 @@ def deepspeed_config(cfg: TrainConfig, device: torch.device, out_dir: str | None
     return config
 
 
-def resolved_ds_config(cfg: TrainConfig, device: torch.device, world_size: int, total_updates: int,
-                       recipe: Recipe | None = None, out_dir: str | None = None) -> dict:
+def resolved_ds_config(
+    cfg: TrainConfig,
+    device: torch.device,
+    world_size: int,
+    total_updates: int,
+    recipe: Recipe | None = None,
+    out_dir: str | None = None,
+) -> dict:
     """The DeepSpeed config plus what we hand DeepSpeed as objects (optimizer at the recipe's learning
     rate, schedule) and the recipe itself, for the bundle."""
     recipe = recipe or training_recipe(cfg, world_size, device.type)
-    warmup = ({"warmup_samples": recipe.warmup_samples} if recipe.schedule_unit == "samples"
-              else {"warmup_steps": recipe.warmup_steps})
-    return {**deepspeed_config(cfg, device, out_dir), "doughflow": {
-        "optimizer": {"type": "torch.optim.AdamW", "lr": recipe.effective_learning_rate, "weight_decay": cfg.weight_decay},
-        "scheduler": {"type": f"warmup_{cfg.lr_schedule}", **warmup, "unit": recipe.schedule_unit,
-                      "min_lr_ratio": cfg.min_lr_ratio, "total_updates": total_updates},
-        "world_size": world_size, "device": device.type, "seed": cfg.seed,
-        # CPU weights are bit-identical only at the same thread count (doughflow.training.process)
-        "num_threads": torch.get_num_threads(),
-        "global_batch_size": global_batch_size(cfg, world_size),
-        "recipe": recipe.as_dict(),
-        "engine_changes": engine_changes(cfg, world_size),
-    }}
+    warmup = (
+        {"warmup_samples": recipe.warmup_samples}
+        if recipe.schedule_unit == "samples"
+        else {"warmup_steps": recipe.warmup_steps}
+    )
+    return {
+        **deepspeed_config(cfg, device, out_dir),
+        "doughflow": {
+            "optimizer": {
+                "type": "torch.optim.AdamW",
+                "lr": recipe.effective_learning_rate,
+                "weight_decay": cfg.weight_decay,
+            },
+            "scheduler": {
+                "type": f"warmup_{cfg.lr_schedule}",
+                **warmup,
+                "unit": recipe.schedule_unit,
+                "min_lr_ratio": cfg.min_lr_ratio,
+                "total_updates": total_updates,
+            },
+            "world_size": world_size,
+            "device": device.type,
+            "seed": cfg.seed,
+            # CPU weights are bit-identical only at the same thread count (doughflow.training.process)
+            "num_threads": torch.get_num_threads(),
+            "global_batch_size": global_batch_size(cfg, world_size),
+            "recipe": recipe.as_dict(),
+            "engine_changes": engine_changes(cfg, world_size),
+        },
+    }
 
 
 def engine_changes(cfg: TrainConfig, world_size: int) -> dict[str, str]:
@@ -131,13 +157,21 @@ def sync_free_clipping(engine: DeepSpeedEngine) -> None:
     engine.clip_fp32_gradients = clip_fp32_gradients
 
 
-def build_engine(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
-                 device: torch.device, world_size: int, out_dir: str | None = None) -> Any:
+def build_engine(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    cfg: TrainConfig,
+    device: torch.device,
+    world_size: int,
+    out_dir: str | None = None,
+) -> Any:
     """``deepspeed.initialize`` with the config above, then the ZeRO-0 changes the module docstring explains."""
     import deepspeed
 
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=deepspeed_config(cfg, device, out_dir))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(cfg, device, out_dir)
+    )
     changes = engine_changes(cfg, world_size)
     if "gradient_clipping" in changes:
         sync_free_clipping(engine)
@@ -154,9 +188,14 @@ def write_monitor_events(engine: Any, events: list[tuple[str, float, int]]) -> N
         monitor.write_events(events)
 
 
-def forward_loss(engine: DeepSpeedEngine, images_u8: torch.Tensor, targets: torch.Tensor,
-                 normalize: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def forward_loss(
+    engine: DeepSpeedEngine,
+    images_u8: torch.Tensor,
+    targets: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """Copy a pinned uint8 batch to the device, normalise it there, forward, loss: nothing is read back."""
     inputs = normalize(images_u8.to(device, non_blocking=True))
     outputs = engine(inputs)

@@ -46,9 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as error:
         errors = Path(job.out_dir) / "errors"
         errors.mkdir(parents=True, exist_ok=True)
-        (errors / f"rank{rank}.json").write_text(json.dumps({
-            "rank": int(rank), "type": type(error).__name__, "message": str(error),
-            "traceback": traceback.format_exc()}))
+        (errors / f"rank{rank}.json").write_text(
+            json.dumps(
+                {
+                    "rank": int(rank),
+                    "type": type(error).__name__,
+                    "message": str(error),
+                    "traceback": traceback.format_exc(),
+                }
+            )
+        )
         raise
     return 0
 

@@ -55,8 +55,13 @@ class TensorMeter(TorchDispatchMode):
         self.live -= size
         self._alive.pop(key, None)
 
-    def __torch_dispatch__(self, func: Callable[..., Any], types: tuple[type, ...], args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_dispatch__(
+        self,
+        func: Callable[..., Any],
+        types: tuple[type, ...],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         out = func(*args, **(kwargs or {}))
         for tensor in tree_flatten(out)[0]:
             if not isinstance(tensor, torch.Tensor):
@@ -77,8 +82,9 @@ def parameter_bytes(model: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def synthetic_batch(size: int, image_size: int, num_classes: int, problem: str,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_batch(
+    size: int, image_size: int, num_classes: int, problem: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 NHWC images and float targets of the loader's shapes (contents do not change the memory)."""
     images = torch.zeros((size, image_size, image_size, 3), dtype=torch.uint8, device=device)
     targets = torch.zeros((size, num_classes), dtype=torch.float32, device=device)
@@ -107,8 +113,16 @@ class Footprint:
 class StepProbe:
     """One training step of ``model`` at any micro-batch, and its peak memory in bytes."""
 
-    def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, num_classes: int, problem: str,
-                 device: torch.device, precision: str, cap: int | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocessing: Preprocessing,
+        num_classes: int,
+        problem: str,
+        device: torch.device,
+        precision: str,
+        cap: int | None = None,
+    ) -> None:
         self.model = model.train()
         self.preprocessing, self.num_classes, self.problem = preprocessing, num_classes, problem
         self.device, self.cap = device, cap
@@ -121,8 +135,9 @@ class StepProbe:
         return weights * ADAMW_STATES + (0 if self.device.type == "cuda" else weights)
 
     def _step(self, size: int) -> None:
-        images, targets = synthetic_batch(size, self.preprocessing.image_size, self.num_classes, self.problem,
-                                          self.device)
+        images, targets = synthetic_batch(
+            size, self.preprocessing.image_size, self.num_classes, self.problem, self.device
+        )
         self.model.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
             outputs = self.model(self.normalize(images))

@@ -50,8 +50,11 @@ def _caller() -> str:
 
 def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     """torch optimizers keep their step counts on the host unless capturable/fused: reading them is free."""
-    return [state["step"] for state in optimizer.state.values()
-            if isinstance(state.get("step"), torch.Tensor) and state["step"].device.type == "cpu"]
+    return [
+        state["step"]
+        for state in optimizer.state.values()
+        if isinstance(state.get("step"), torch.Tensor) and state["step"].device.type == "cpu"
+    ]
 
 
 class HostSyncRecorder(TorchFunctionMode):
@@ -76,8 +79,13 @@ class HostSyncRecorder(TorchFunctionMode):
         device = torch.device(device) if not isinstance(device, torch.device) else device
         return device.type == self.device.type
 
-    def __torch_function__(self, func: Callable[..., Any], types: tuple[type, ...], args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: tuple[type, ...],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in _READS:

@@ -27,10 +27,14 @@ def import_model_module(cfg: TrainConfig) -> None:
 def make_model(cfg: TrainConfig, num_classes: int, problem: str = "count") -> torch.nn.Module:
     """The model ``train.model`` describes, freshly initialised from torch's RNG (seed it first)."""
     import_model_module(cfg)
-    return build_model(cfg.model.name, num_classes=num_classes, problem=problem, width=cfg.model.width, **cfg.model.options)
+    return build_model(
+        cfg.model.name, num_classes=num_classes, problem=problem, width=cfg.model.width, **cfg.model.options
+    )
 
 
-def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfig, problem: str = "count") -> torch.nn.Module:
+def load_trained_model(
+    model_path: str | Path, num_classes: int, cfg: TrainConfig, problem: str = "count"
+) -> torch.nn.Module:
     """The trained weights at ``model_path`` in the config's architecture, on the CPU, in eval mode."""
     model = make_model(cfg, num_classes, problem)
     model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
@@ -38,13 +42,18 @@ def load_trained_model(model_path: str | Path, num_classes: int, cfg: TrainConfi
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, preprocessing: Preprocessing, batch_size: int = 256,
-            device: torch.device | None = None) -> np.ndarray:
+def predict(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    preprocessing: Preprocessing,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+) -> np.ndarray:
     """Model outputs (counts or logits) for uint8 NHWC images, ``batch_size`` at a time; (0, 0) for none."""
     model.eval()
     device = device or next(model.parameters()).device
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch = preprocessing.to_tensor(torch.as_tensor(images[start:start + batch_size]).to(device))
+        batch = preprocessing.to_tensor(torch.as_tensor(images[start : start + batch_size]).to(device))
         outputs.append(model(batch).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)

@@ -22,8 +22,11 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 
 # Launcher settings and logging choices do not change what is trained, so a resume may change them.
-_NOT_PART_OF_A_RUN: dict[str, set[str] | bool] = {"launcher": {"isolate", "master_port", "master_addr", "timeout_minutes", "launcher", "hostfile"},
-                      "log_every_steps": True, "num_threads": True}
+_NOT_PART_OF_A_RUN: dict[str, set[str] | bool] = {
+    "launcher": {"isolate", "master_port", "master_addr", "timeout_minutes", "launcher", "hostfile"},
+    "log_every_steps": True,
+    "num_threads": True,
+}
 
 
 @dataclass
@@ -65,26 +68,44 @@ class TrainJob:
     data_fingerprint: str = ""
     # A folder for the epoch handshake with a tuner (doughflow.training.control); empty: none.
     control_dir: str = ""
-    problem: str = "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
+    problem: str = (
+        "count"  # count: MSE on counts; classification: cross-entropy on logits (see doughflow.data.adapters)
+    )
 
     def to_json(self) -> str:
-        return json.dumps({"train_shards": [asdict(s) for s in self.train_shards],
-                           "val_shards": [asdict(s) for s in self.val_shards],
-                           "columns": asdict(self.columns), "num_classes": self.num_classes,
-                           "cfg": self.cfg.model_dump(mode="json"), "preprocessing": asdict(self.preprocessing),
-                           "out_dir": self.out_dir, "data_fingerprint": self.data_fingerprint,
-                           "control_dir": self.control_dir, "problem": self.problem}, indent=1)
+        return json.dumps(
+            {
+                "train_shards": [asdict(s) for s in self.train_shards],
+                "val_shards": [asdict(s) for s in self.val_shards],
+                "columns": asdict(self.columns),
+                "num_classes": self.num_classes,
+                "cfg": self.cfg.model_dump(mode="json"),
+                "preprocessing": asdict(self.preprocessing),
+                "out_dir": self.out_dir,
+                "data_fingerprint": self.data_fingerprint,
+                "control_dir": self.control_dir,
+                "problem": self.problem,
+            },
+            indent=1,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> TrainJob:
         raw = json.loads(text)
         columns = raw["columns"]
         pre = raw["preprocessing"]
-        return cls([ShardRef(**s) for s in raw["train_shards"]], [ShardRef(**s) for s in raw["val_shards"]],
-                   Columns(columns["id"], columns["image"], tuple(columns["targets"])), raw["num_classes"],
-                   TrainConfig.model_validate(raw["cfg"]),
-                   Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("problem", "count")),
-                   raw["out_dir"], raw.get("data_fingerprint", ""), raw.get("control_dir", ""), raw.get("problem", "count"))
+        return cls(
+            [ShardRef(**s) for s in raw["train_shards"]],
+            [ShardRef(**s) for s in raw["val_shards"]],
+            Columns(columns["id"], columns["image"], tuple(columns["targets"])),
+            raw["num_classes"],
+            TrainConfig.model_validate(raw["cfg"]),
+            Preprocessing(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]), pre.get("problem", "count")),
+            raw["out_dir"],
+            raw.get("data_fingerprint", ""),
+            raw.get("control_dir", ""),
+            raw.get("problem", "count"),
+        )
 
 
 def resume_fingerprint(job: TrainJob, world_size: int) -> str:
@@ -94,10 +115,16 @@ def resume_fingerprint(job: TrainJob, world_size: int) -> str:
     classes. The problem enters only when it is not ``count``, under the key ``task`` (its name when
     the first checkpoints were written), so those checkpoints still resume.
     """
-    return ckpt.fingerprint({"cfg": job.cfg.model_dump(mode="json", exclude=_NOT_PART_OF_A_RUN),
-                             "data": [asdict(s) for s in job.train_shards], "fingerprint": job.data_fingerprint,
-                             "world_size": world_size, "num_classes": job.num_classes,
-                             **({"task": job.problem} if job.problem != "count" else {})})
+    return ckpt.fingerprint(
+        {
+            "cfg": job.cfg.model_dump(mode="json", exclude=_NOT_PART_OF_A_RUN),
+            "data": [asdict(s) for s in job.train_shards],
+            "fingerprint": job.data_fingerprint,
+            "world_size": world_size,
+            "num_classes": job.num_classes,
+            **({"task": job.problem} if job.problem != "count" else {}),
+        }
+    )
 
 
 def write_result(result: TrainResult, out_dir: str | Path) -> None:

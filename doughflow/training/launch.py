@@ -52,12 +52,29 @@ def launch_command(launcher: LauncherConfig, job_path: Path, port: int) -> list[
         kind = "deepspeed" if launcher.hostfile or launcher.num_nodes > 1 else "torchrun"
     if kind == "torchrun":
         if launcher.num_nodes > 1:
-            raise ValueError("multi-node runs need the deepspeed launcher and a hostfile "
-                             "(train.launcher.launcher=deepspeed, train.launcher.hostfile=...)")
-        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={launcher.num_processes}",
-                "--nnodes=1", f"--master_addr={launcher.master_addr}", f"--master_port={port}", *entry]
-    command = [sys.executable, "-m", "deepspeed.launcher.runner", f"--num_gpus={launcher.num_processes}",
-               f"--num_nodes={launcher.num_nodes}", f"--master_addr={launcher.master_addr}", f"--master_port={port}"]
+            raise ValueError(
+                "multi-node runs need the deepspeed launcher and a hostfile "
+                "(train.launcher.launcher=deepspeed, train.launcher.hostfile=...)"
+            )
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={launcher.num_processes}",
+            "--nnodes=1",
+            f"--master_addr={launcher.master_addr}",
+            f"--master_port={port}",
+            *entry,
+        ]
+    command = [
+        sys.executable,
+        "-m",
+        "deepspeed.launcher.runner",
+        f"--num_gpus={launcher.num_processes}",
+        f"--num_nodes={launcher.num_nodes}",
+        f"--master_addr={launcher.master_addr}",
+        f"--master_port={port}",
+    ]
     if launcher.hostfile:
         command.append(f"--hostfile={launcher.hostfile}")
     elif launcher.num_nodes > 1:
@@ -103,19 +120,24 @@ def start(job: TrainJob, launcher: LauncherConfig) -> subprocess.Popen:
         env.pop(key, None)  # the launcher sets these per rank
     command = launch_command(launcher, job_path, port)
     log.info("launching %d training process(es): %s", world_size(launcher), " ".join(command))
-    return subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT), start_new_session=True,
-                            preexec_fn=_die_with_parent)
+    return subprocess.Popen(
+        command, env=env, cwd=str(PROJECT_ROOT), start_new_session=True, preexec_fn=_die_with_parent
+    )
 
 
 def failure(out_dir: Path, returncode: int) -> RuntimeError:
     reports = [json.loads(p.read_text()) for p in sorted((out_dir / "errors").glob("rank*.json"))]
     if reports:
         first = reports[0]
-        return TrainingFailed(f"training rank {first['rank']} failed with {first['type']}: {first['message']}"
-                              + (f" ({len(reports)} ranks reported errors; see {out_dir / 'errors'})" if len(reports) > 1 else ""))
+        return TrainingFailed(
+            f"training rank {first['rank']} failed with {first['type']}: {first['message']}"
+            + (f" ({len(reports)} ranks reported errors; see {out_dir / 'errors'})" if len(reports) > 1 else "")
+        )
     how = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
-    return TrainingCrashed(f"training processes ended with {how} and no error report; a rerun resumes from "
-                           f"the latest checkpoint in {out_dir / 'checkpoints'}")
+    return TrainingCrashed(
+        f"training processes ended with {how} and no error report; a rerun resumes from "
+        f"the latest checkpoint in {out_dir / 'checkpoints'}"
+    )
 
 
 def run_job(job: TrainJob, launcher: LauncherConfig) -> TrainResult:

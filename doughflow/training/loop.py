@@ -86,13 +86,21 @@ class Run:
     def __post_init__(self) -> None:
         cfg = self.job.cfg
         self.resumed_from = (self.state.epoch, self.engine.global_steps)
-        self.val_stream = ParquetStream(self.job.val_shards, self.job.columns, self.job.preprocessing,
-                                        batch_size=max(64, settled_micro_batch(cfg)), loader=cfg.loader, shuffle=False,
-                                        augment_cfg=None, drop_remainder=False)
+        self.val_stream = ParquetStream(
+            self.job.val_shards,
+            self.job.columns,
+            self.job.preprocessing,
+            batch_size=max(64, settled_micro_batch(cfg)),
+            loader=cfg.loader,
+            shuffle=False,
+            augment_cfg=None,
+            drop_remainder=False,
+        )
         self.normalize = Normalizer(self.job.preprocessing, self.process.device)
         # Read each loss as it comes, except on GPUs failing on NaN (see doughflow.training.losses).
-        self.losses = LossLog(self.process.device.type == "cuda" and cfg.on_nan_loss == "fail",
-                              self.state.history["step_loss"])
+        self.losses = LossLog(
+            self.process.device.type == "cuda" and cfg.on_nan_loss == "fail", self.state.history["step_loss"]
+        )
 
     @property
     def out_dir(self) -> Path:
@@ -131,10 +139,14 @@ def run_training(job: TrainJob) -> TrainResult | None:
 
 def settle_recipe(job: TrainJob, process: ProcessContext) -> tuple[TrainJob, Recipe]:
     """The job with its micro-batch and accumulation settled, and the recipe it trains with (logged)."""
-    job, choice = settle_batch(job, process, lambda micro: [
-        training_stream(job, process, micro).steps_per_epoch(e) for e in range(job.cfg.epochs)])
-    recipe = training_recipe(job.cfg, process.world_size, process.device.type,
-                             {"method": choice.method, **choice.detail})
+    job, choice = settle_batch(
+        job,
+        process,
+        lambda micro: [training_stream(job, process, micro).steps_per_epoch(e) for e in range(job.cfg.epochs)],
+    )
+    recipe = training_recipe(
+        job.cfg, process.world_size, process.device.type, {"method": choice.method, **choice.detail}
+    )
     if process.is_main:
         log.info("training recipe: %s", recipe.describe())
     return job, recipe
@@ -143,22 +155,37 @@ def settle_recipe(job: TrainJob, process: ProcessContext) -> tuple[TrainJob, Rec
 def training_stream(job: TrainJob, process: ProcessContext, micro_batch: int) -> ParquetStream:
     """This rank's stream of training micro-batches."""
     cfg = job.cfg
-    return ParquetStream(job.train_shards, job.columns, job.preprocessing, batch_size=micro_batch,
-                         loader=cfg.loader, seed=cfg.seed, shuffle=True, augment_cfg=cfg.augment,
-                         rank=process.rank, world_size=process.world_size, drop_remainder=True)
+    return ParquetStream(
+        job.train_shards,
+        job.columns,
+        job.preprocessing,
+        batch_size=micro_batch,
+        loader=cfg.loader,
+        seed=cfg.seed,
+        shuffle=True,
+        augment_cfg=cfg.augment,
+        rank=process.rank,
+        world_size=process.world_size,
+        drop_remainder=True,
+    )
 
 
 def plan_run(job: TrainJob, process: ProcessContext) -> tuple[ParquetStream, StepPlan]:
     """This rank's training stream and the steps it will train in every epoch."""
     cfg = job.cfg
     stream = training_stream(job, process, settled_micro_batch(cfg))
-    plan = plan_steps([stream.steps_per_epoch(e) for e in range(cfg.epochs)], cfg, process.world_size,
-                      sum(s.rows for s in job.train_shards))
+    plan = plan_steps(
+        [stream.steps_per_epoch(e) for e in range(cfg.epochs)],
+        cfg,
+        process.world_size,
+        sum(s.rows for s in job.train_shards),
+    )
     return stream, plan
 
 
-def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPlan,
-                           recipe: Recipe) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, Path]:
+def build_model_and_engine(
+    job: TrainJob, process: ProcessContext, plan: StepPlan, recipe: Recipe
+) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, Path]:
     """Model, AdamW at the recipe's learning rate, LR schedule and the DeepSpeed engine around them;
     rank 0 records the resolved config."""
     cfg, device = job.cfg, process.device
@@ -167,7 +194,9 @@ def build_model_and_engine(job: TrainJob, process: ProcessContext, plan: StepPla
         # Module.to takes memory_format at run time; its typed overloads leave it out
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.effective_learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(cfg, plan.total_updates, recipe.global_batch_size)
+    )
     engine = build_engine(model, optimizer, scheduler, cfg, device, process.world_size, job.out_dir)
     ds_config_path = Path(job.out_dir) / "ds_config.json"
     if process.is_main:
@@ -191,7 +220,8 @@ def resume_state(job: TrainJob, process: ProcessContext, engine: Any) -> ckpt.Lo
     if state.fingerprint != expected:
         raise ckpt.CheckpointMismatchError(
             f"checkpoint {checkpoint_dir / tag} was written for another config, data or world size; "
-            f"delete {checkpoint_dir} to start over, or use a new run id")
+            f"delete {checkpoint_dir} to start over, or use a new run id"
+        )
     ckpt.load_rng(checkpoint_dir, tag, process.rank)
     log.info("resumed from %s: epoch %d, %d batches into it", tag, state.epoch + 1, state.batches_done)
     return state
@@ -254,9 +284,14 @@ class EpochClock:
     def record(self, epoch: int, lr: float, global_step: int, epoch_losses: list[float]) -> dict:
         """The epoch's history record before validation."""
         seconds = time.perf_counter() - self.start
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
-                  "lr": lr, "seconds": seconds, "img_s": self.seen / seconds if seconds > 0 else 0.0,
-                  "global_step": global_step}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
+            "lr": lr,
+            "seconds": seconds,
+            "img_s": self.seen / seconds if seconds > 0 else 0.0,
+            "global_step": global_step,
+        }
         if self.steady_start is not None and self.seen > self.steady_seen:
             record["steady_img_s"] = (self.seen - self.steady_seen) / max(1e-9, self.end - self.steady_start)
             record["steady_steps"] = self.steps - self.first_step - self.warm_steps
@@ -273,8 +308,14 @@ def train_epoch(run: Run, epoch: int) -> dict:
     run.train_stream.set_epoch(epoch, skip_batches=first_step)
     run.engine.train()
     clock = EpochClock(first_step, steps)
-    bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-               mininterval=2.0, disable=None if process.is_main else True)
+    bar = tqdm(
+        total=steps,
+        initial=first_step,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        unit="step",
+        mininterval=2.0,
+        disable=None if process.is_main else True,
+    )
     batches = iter(make_loader(run.train_stream, cfg.loader, process.device))
     for step in range(first_step, steps):
         batch = next_batch(run, batches, epoch, step, steps)
@@ -287,8 +328,11 @@ def train_epoch(run: Run, epoch: int) -> dict:
         bar.update(1)
         clock.step_done(step)
         at_boundary = (step + 1) % cfg.gradient_accumulation_steps == 0
-        if at_boundary and step + 1 < steps and checkpoint_due(cfg, run.engine.global_steps,
-                                                                 run.recipe.global_batch_size):
+        if (
+            at_boundary
+            and step + 1 < steps
+            and checkpoint_due(cfg, run.engine.global_steps, run.recipe.global_batch_size)
+        ):
             run.losses.flush()
             save_checkpoint(run, f"step-{run.engine.global_steps:08d}")
     run.losses.flush()  # before the clock stops: on GPUs this waits for the last step to finish
@@ -296,10 +340,21 @@ def train_epoch(run: Run, epoch: int) -> dict:
     del batches  # stops the loader workers (not part of the steady-state rate)
     bar.close()
     if process.is_main:
-        write_progress(run.job.out_dir, epoch=epoch, epochs=cfg.epochs, step=steps, steps=steps, loss=None,
-                       images_per_second=clock.seen / max(1e-9, clock.end - clock.start))
-    return clock.record(epoch, float(run.scheduler.get_last_lr()[0]), run.engine.global_steps,
-                        state.history["step_loss"][state.epoch_start_index:])
+        write_progress(
+            run.job.out_dir,
+            epoch=epoch,
+            epochs=cfg.epochs,
+            step=steps,
+            steps=steps,
+            loss=None,
+            images_per_second=clock.seen / max(1e-9, clock.end - clock.start),
+        )
+    return clock.record(
+        epoch,
+        float(run.scheduler.get_last_lr()[0]),
+        run.engine.global_steps,
+        state.history["step_loss"][state.epoch_start_index :],
+    )
 
 
 def next_batch(run: Run, batches: Iterator[dict], epoch: int, step: int, steps: int) -> dict:
@@ -309,7 +364,8 @@ def next_batch(run: Run, batches: Iterator[dict], epoch: int, step: int, steps: 
     except StopIteration:
         raise DataExhaustedError(
             f"rank {run.process.rank} ran out of training data at epoch {epoch + 1} step {step} of {steps} after "
-            f"skipping {sum(run.bad_rows.values())} bad rows; fix or drop the bad rows (see warnings above)") from None
+            f"skipping {sum(run.bad_rows.values())} bad rows; fix or drop the bad rows (see warnings above)"
+        ) from None
 
 
 def train_step(run: Run, batch: dict, epoch: int, step: int) -> bool:
@@ -326,8 +382,10 @@ def train_step(run: Run, batch: dict, epoch: int, step: int) -> bool:
             state.skipped_steps += 1
             log.warning("skipping non-finite loss at %s (%d skipped)", where, state.skipped_steps)
             if state.skipped_steps > cfg.max_skipped_steps:
-                raise FloatingPointError(nan_message(float(loss.detach()), where, batch["ids"])
-                                         + f"; more than train.max_skipped_steps={cfg.max_skipped_steps}")
+                raise FloatingPointError(
+                    nan_message(float(loss.detach()), where, batch["ids"])
+                    + f"; more than train.max_skipped_steps={cfg.max_skipped_steps}"
+                )
             state.batches_done = step + 1
             return False
     elif not run.losses.lazy and not bool(torch.isfinite(loss)):
@@ -349,12 +407,21 @@ def report_progress(run: Run, bar: tqdm, clock: EpochClock, epoch: int, step: in
     bar.set_postfix(loss=shown, img_s=f"{rate:.0f}")
     if not run.process.is_main:
         return
-    write_progress(run.job.out_dir, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=clock.steps,
-                   loss=value, images_per_second=rate)
+    write_progress(
+        run.job.out_dir,
+        epoch=epoch,
+        epochs=cfg.epochs,
+        step=step + 1,
+        steps=clock.steps,
+        loss=value,
+        images_per_second=rate,
+    )
     if value is not None:
         samples = run.engine.global_samples
-        write_monitor_events(run.engine, [("Train/Samples/train_loss", value, samples),
-                                          ("Train/Samples/images_per_second", rate, samples)])
+        write_monitor_events(
+            run.engine,
+            [("Train/Samples/train_loss", value, samples), ("Train/Samples/images_per_second", rate, samples)],
+        )
     if bar.disable and time.perf_counter() - run.last_report > 30:
         # No terminal (Prefect, CI): a log line stands in for the progress bar.
         run.last_report = time.perf_counter()
@@ -384,8 +451,14 @@ def validate_and_judge(run: Run, epoch: int, record: dict) -> tuple[bool, bool]:
     job, cfg = run.job, run.job.cfg
     if len(job.val_shards):
         device = run.process.device
-        metrics = validate(run.engine.module, make_loader(run.val_stream, cfg.loader, device), run.normalize, device,
-                           AUTOCAST[cfg.precision], job.problem)
+        metrics = validate(
+            run.engine.module,
+            make_loader(run.val_stream, cfg.loader, device),
+            run.normalize,
+            device,
+            AUTOCAST[cfg.precision],
+            job.problem,
+        )
         record.update({f"val_{k}": v for k, v in metrics.items()})
     improved, stop = judge_epoch(record, run.state, cfg.early_stopping, cfg.epochs)
     if job.control_dir:  # a tuner judges every epoch; its stop lands at this boundary, like early stopping
@@ -396,10 +469,18 @@ def validate_and_judge(run: Run, epoch: int, record: dict) -> tuple[bool, bool]:
     run.state.history["epoch"].append(record)
     log.info("epoch %d: %s", epoch + 1, json.dumps(record))
     samples = run.engine.global_samples
-    write_monitor_events(run.engine, [("Train/Samples/epoch", record["epoch"], samples),
-                                      ("Train/Samples/epoch_train_loss", record["train_loss"], samples),
-                                      *[(f"Val/Samples/{key[4:]}", value, samples) for key, value in record.items()
-                                        if key.startswith("val_") and isinstance(value, (int, float))]])
+    write_monitor_events(
+        run.engine,
+        [
+            ("Train/Samples/epoch", record["epoch"], samples),
+            ("Train/Samples/epoch_train_loss", record["train_loss"], samples),
+            *[
+                (f"Val/Samples/{key[4:]}", value, samples)
+                for key, value in record.items()
+                if key.startswith("val_") and isinstance(value, (int, float))
+            ],
+        ],
+    )
     return improved, stop
 
 
@@ -421,15 +502,26 @@ def write_outputs(run: Run, seconds: float) -> TrainResult | None:
     step_losses = history["step_loss"]
     k = max(1, min(10, len(step_losses) // 5))
     result = TrainResult(
-        model_path=str(model_path), history_path=str(history_path), ds_config_path=str(run.ds_config_path),
-        epochs_run=run.epochs_run, resumed_from_epoch=run.resumed_from[0],
+        model_path=str(model_path),
+        history_path=str(history_path),
+        ds_config_path=str(run.ds_config_path),
+        epochs_run=run.epochs_run,
+        resumed_from_epoch=run.resumed_from[0],
         first_loss=float(np.mean(step_losses[:k])) if step_losses else float("nan"),
         final_loss=float(np.mean(step_losses[-k:])) if step_losses else float("nan"),
-        best_epoch=state.best_epoch, seconds=seconds, images_per_second=run.seen / seconds if seconds > 0 else 0.0,
-        history=history, resumed_from_step=run.resumed_from[1], global_steps=run.engine.global_steps,
-        world_size=run.process.world_size, stopped_early=state.stopped_early, skipped_steps=state.skipped_steps,
-        bad_rows=sum(run.bad_rows.values()), weights_sha256=ckpt.state_dict_hash(final_weights),
-        recipe=run.recipe.as_dict())
+        best_epoch=state.best_epoch,
+        seconds=seconds,
+        images_per_second=run.seen / seconds if seconds > 0 else 0.0,
+        history=history,
+        resumed_from_step=run.resumed_from[1],
+        global_steps=run.engine.global_steps,
+        world_size=run.process.world_size,
+        stopped_early=state.stopped_early,
+        skipped_steps=state.skipped_steps,
+        bad_rows=sum(run.bad_rows.values()),
+        weights_sha256=ckpt.state_dict_hash(final_weights),
+        recipe=run.recipe.as_dict(),
+    )
     if result.bad_rows:
         log.warning("%d bad rows were skipped (train.loader.on_bad_row=skip)", result.bad_rows)
     write_result(result, out_dir)

@@ -24,8 +24,10 @@ def problem_loss(problem: str, outputs: torch.Tensor, targets: torch.Tensor) -> 
 def nan_message(value: float, where: str, ids: list) -> str:
     """What stopped the run, where, on which samples (the first 8), and what to change."""
     shown = ", ".join(map(str, ids[:8])) + (" ..." if len(ids) > 8 else "")
-    return (f"loss is {value} at {where} (batch sample ids: {shown}); stopping. Lower train.learning_rate, "
-            f"check those rows, or set train.on_nan_loss=skip")
+    return (
+        f"loss is {value} at {where} (batch sample ids: {shown}); stopping. Lower train.learning_rate, "
+        f"check those rows, or set train.on_nan_loss=skip"
+    )
 
 
 class LossLog:

@@ -137,8 +137,13 @@ def memory_cap(job: TrainJob, process: ProcessContext) -> dict:
             allowed = (1 - search.headroom) * budget
             footprint = probe.footprint()
             cap = min(search.limit, footprint.largest_batch(allowed))
-            detail = {"method": "cpu memory budget", "budget_bytes": budget, "budget_from": source,
-                      "allowed_bytes": allowed, **asdict(footprint)}
+            detail = {
+                "method": "cpu memory budget",
+                "budget_bytes": budget,
+                "budget_from": source,
+                "allowed_bytes": allowed,
+                **asdict(footprint),
+            }
         del model, probe
     if process.device.type == "cuda":
         torch.cuda.empty_cache()
@@ -155,8 +160,9 @@ def agree_on_cap(cap: int, process: ProcessContext) -> int:
     return int(value.item())
 
 
-def fit_to_data(cfg: TrainConfig, world_size: int, cap: int,
-                epoch_steps: Callable[[int], list[int]]) -> tuple[int, int, int]:
+def fit_to_data(
+    cfg: TrainConfig, world_size: int, cap: int, epoch_steps: Callable[[int], list[int]]
+) -> tuple[int, int, int]:
     """(micro batch, accumulation, data cap): the largest micro-batch up to ``cap`` that keeps
     ``global_batch_size`` (when set) and leaves every epoch a whole update on every rank."""
 
@@ -170,13 +176,16 @@ def fit_to_data(cfg: TrainConfig, world_size: int, cap: int,
         return min(epoch_steps(micro)) >= accumulation
 
     data_cap = cap
-    if not trains(cap):  # too little data per rank for this size: the largest that trains (plan_steps names the fix if none)
+    if not trains(
+        cap
+    ):  # too little data per rank for this size: the largest that trains (plan_steps names the fix if none)
         data_cap = max(1, largest_fitting(trains, 1, cap - 1)) if cap > 1 else 1
     return (*split(data_cap), data_cap)
 
 
-def settle_batch(job: TrainJob, process: ProcessContext,
-                 epoch_steps: Callable[[int], list[int]]) -> tuple[TrainJob, MicroBatchChoice]:
+def settle_batch(
+    job: TrainJob, process: ProcessContext, epoch_steps: Callable[[int], list[int]]
+) -> tuple[TrainJob, MicroBatchChoice]:
     """The job with a whole-number micro-batch and accumulation, and how they were chosen.
 
     ``epoch_steps(micro)`` gives the micro-batches every rank can train in each epoch at that size.
@@ -187,12 +196,17 @@ def settle_batch(job: TrainJob, process: ProcessContext,
             choice = MicroBatchChoice(cfg.micro_batch_size, cfg.gradient_accumulation_steps, "configured")
         else:
             accumulation = accumulation_for(cfg.global_batch_size, cfg.micro_batch_size, process.world_size)
-            choice = MicroBatchChoice(cfg.micro_batch_size, accumulation, "global batch",
-                                      {"global_batch_size": cfg.global_batch_size})
+            choice = MicroBatchChoice(
+                cfg.micro_batch_size, accumulation, "global batch", {"global_batch_size": cfg.global_batch_size}
+            )
     else:
         choice = reused_choice(job) or auto_choice(job, process, epoch_steps)
-    settled = cfg.model_copy(update={"micro_batch_size": choice.micro_batch_size,
-                                     "gradient_accumulation_steps": choice.gradient_accumulation_steps})
+    settled = cfg.model_copy(
+        update={
+            "micro_batch_size": choice.micro_batch_size,
+            "gradient_accumulation_steps": choice.gradient_accumulation_steps,
+        }
+    )
     return replace(job, cfg=settled), choice
 
 
@@ -201,9 +215,11 @@ def auto_choice(job: TrainJob, process: ProcessContext, epoch_steps: Callable[[i
     cap = agree_on_cap(detail["memory_cap"], process)
     if cap < 1:
         where = "train.memory_budget_gb" if process.device.type == "cpu" else "the GPU's free memory"
-        raise ValueError(f"train.micro_batch_size auto: not one sample fits in {where} less "
-                         f"train.micro_batch_search.headroom {job.cfg.micro_batch_search.headroom}: "
-                         f"{json.dumps(detail, default=str)}")
+        raise ValueError(
+            f"train.micro_batch_size auto: not one sample fits in {where} less "
+            f"train.micro_batch_search.headroom {job.cfg.micro_batch_search.headroom}: "
+            f"{json.dumps(detail, default=str)}"
+        )
     detail["agreed_cap"] = cap
     micro, accumulation, data_cap = fit_to_data(job.cfg, process.world_size, cap, epoch_steps)
     detail["data_cap"] = data_cap

@@ -109,11 +109,17 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
         )
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,15 +130,22 @@ class ResNetCounter(nn.Module):
     """ResNet-style backbone (ResNet-18 layout with blocks=[2, 2, 2, 2], width=64) with the same
     density head as the small counter, so it sums evidence too. Sized for GPUs; plain torch."""
 
-    def __init__(self, num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
-                 head: str = "density") -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 64,
+        blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
+        head: str = "density",
+    ) -> None:
         super().__init__()
         _check_head(head)
         self.head = head
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
         layers, cin = [], width
         for i, count in enumerate(blocks):
-            cout = width * 2 ** i
+            cout = width * 2**i
             for j in range(count):
                 layers.append(BasicBlock(cin, cout, stride=2 if (j == 0 and 0 < i < 3) else 1))
                 cin = cout
@@ -150,8 +163,9 @@ class ResNetCounter(nn.Module):
 
 
 @register_model("resnet")
-def resnet(num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2),
-           head: str = "density") -> nn.Module:
+def resnet(
+    num_classes: int, width: int = 64, blocks: list[int] | tuple[int, ...] = (2, 2, 2, 2), head: str = "density"
+) -> nn.Module:
     return ResNetCounter(num_classes=num_classes, width=width, blocks=blocks, head=head)
 
 
@@ -169,8 +183,10 @@ def build_model(name: str, num_classes: int, problem: str = "count", **kwargs: A
     factory that takes ``head`` gets ``head="logits"`` (unless the options name one); one that does not
     must itself return ``[batch, num_classes]`` logits."""
     if name not in MODEL_REGISTRY:
-        raise KeyError(f"unknown model {name!r} (train.model.name); registered: {sorted(MODEL_REGISTRY)}. "
-                       f"Register your own with @register_model and name its module in train.model.import_module")
+        raise KeyError(
+            f"unknown model {name!r} (train.model.name); registered: {sorted(MODEL_REGISTRY)}. "
+            f"Register your own with @register_model and name its module in train.model.import_module"
+        )
     factory = MODEL_REGISTRY[name]
     if problem == "classification" and "head" not in kwargs and accepts_head(factory):
         kwargs["head"] = "logits"

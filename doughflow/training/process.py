@@ -119,8 +119,9 @@ def init_distributed(device: torch.device, timeout_minutes: int) -> None:
     """Join the launched job's process group: NCCL between GPUs, gloo between CPU processes."""
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo",
-                               timeout=timedelta(minutes=timeout_minutes))
+    deepspeed.init_distributed(
+        dist_backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes)
+    )
 
 
 def set_up_process(cfg: TrainConfig) -> ProcessContext:

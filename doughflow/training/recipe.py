@@ -68,25 +68,36 @@ class Recipe:
     def describe(self) -> str:
         """One line for the log, the report and the model card."""
         ratio = f"{self.global_batch_size}/{self.reference_global_batch}"
-        rule = ("not scaled (train.scaling.rule none)" if self.scaling_rule == "none" else
-                f"x {self.scaling_rule}({ratio}) = x {self.lr_scale:.4g}")
-        warmup = (f"{self.warmup_samples} samples" if self.schedule_unit == "samples"
-                  else f"{self.warmup_steps} updates")
+        rule = (
+            "not scaled (train.scaling.rule none)"
+            if self.scaling_rule == "none"
+            else f"x {self.scaling_rule}({ratio}) = x {self.lr_scale:.4g}"
+        )
+        warmup = f"{self.warmup_samples} samples" if self.schedule_unit == "samples" else f"{self.warmup_steps} updates"
         method = self.micro_batch.get("method", "configured")
         chosen = "" if method == "configured" else f" (micro batch by {method})"
-        return (f"{self.world_size} process(es) on {self.device}; global batch {self.global_batch_size} = micro batch "
-                f"{self.micro_batch_size} x accumulation {self.gradient_accumulation_steps} x {self.world_size}{chosen}; "
-                f"learning rate {self.learning_rate:.4g} {rule} -> {self.effective_learning_rate:.4g}; "
-                f"warm-up {warmup}")
+        return (
+            f"{self.world_size} process(es) on {self.device}; global batch {self.global_batch_size} = micro batch "
+            f"{self.micro_batch_size} x accumulation {self.gradient_accumulation_steps} x {self.world_size}{chosen}; "
+            f"learning rate {self.learning_rate:.4g} {rule} -> {self.effective_learning_rate:.4g}; "
+            f"warm-up {warmup}"
+        )
 
     def headline(self) -> dict:
         """What tells two runs of one experiment on different hardware apart (the run summary and registry)."""
-        return {"world_size": self.world_size, "device": self.device, "global_batch_size": self.global_batch_size,
-                "micro_batch_size": self.micro_batch_size,
-                "gradient_accumulation_steps": self.gradient_accumulation_steps,
-                "micro_batch_method": self.micro_batch.get("method", "configured"),
-                "learning_rate": self.learning_rate, "scaling_rule": self.scaling_rule, "lr_scale": self.lr_scale,
-                "effective_learning_rate": self.effective_learning_rate, "schedule_unit": self.schedule_unit}
+        return {
+            "world_size": self.world_size,
+            "device": self.device,
+            "global_batch_size": self.global_batch_size,
+            "micro_batch_size": self.micro_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "micro_batch_method": self.micro_batch.get("method", "configured"),
+            "learning_rate": self.learning_rate,
+            "scaling_rule": self.scaling_rule,
+            "lr_scale": self.lr_scale,
+            "effective_learning_rate": self.effective_learning_rate,
+            "schedule_unit": self.schedule_unit,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict) -> Recipe:
@@ -100,13 +111,20 @@ def training_recipe(cfg: TrainConfig, world_size: int, device: str, micro_batch:
     scale = lr_scale(cfg.scaling.rule, batch, cfg.scaling.reference_global_batch)
     in_samples = cfg.warmup_samples is not None
     return Recipe(
-        world_size=world_size, device=device, micro_batch_size=settled_micro_batch(cfg),
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, global_batch_size=batch,
-        learning_rate=cfg.learning_rate, scaling_rule=cfg.scaling.rule,
-        reference_global_batch=cfg.scaling.reference_global_batch, lr_scale=scale,
+        world_size=world_size,
+        device=device,
+        micro_batch_size=settled_micro_batch(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        global_batch_size=batch,
+        learning_rate=cfg.learning_rate,
+        scaling_rule=cfg.scaling.rule,
+        reference_global_batch=cfg.scaling.reference_global_batch,
+        lr_scale=scale,
         effective_learning_rate=cfg.learning_rate * scale if scale != 1.0 else cfg.learning_rate,
         schedule_unit="samples" if in_samples else "steps",
-        warmup_samples=cfg.warmup_samples, warmup_steps=None if in_samples else cfg.warmup_steps,
+        warmup_samples=cfg.warmup_samples,
+        warmup_steps=None if in_samples else cfg.warmup_steps,
         checkpoint_every_samples=cfg.checkpoint_every_samples,
         checkpoint_every_steps=None if cfg.checkpoint_every_samples is not None else cfg.checkpoint_every_steps,
-        micro_batch=micro_batch or {"method": "configured"})
+        micro_batch=micro_batch or {"method": "configured"},
+    )

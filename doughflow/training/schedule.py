@@ -39,8 +39,10 @@ def global_batch_size(cfg: TrainConfig, world_size: int) -> int:
 def accumulation_for(global_batch: int, micro_batch: int, world_size: int) -> int:
     """Accumulation steps that make ``micro_batch`` x them x ``world_size`` equal ``global_batch`` exactly."""
     if global_batch % (micro_batch * world_size):
-        raise ValueError(f"train.global_batch_size {global_batch} is not a whole number of micro batches of "
-                         f"{micro_batch} on each of {world_size} processes: make it a multiple of {micro_batch * world_size}")
+        raise ValueError(
+            f"train.global_batch_size {global_batch} is not a whole number of micro batches of "
+            f"{micro_batch} on each of {world_size} processes: make it a multiple of {micro_batch * world_size}"
+        )
     return global_batch // (micro_batch * world_size)
 
 
@@ -72,9 +74,11 @@ def plan_steps(micro_batches: Sequence[int], cfg: TrainConfig, world_size: int, 
     accumulation = cfg.gradient_accumulation_steps
     epoch_steps = [count // accumulation * accumulation for count in micro_batches]
     if not epoch_steps or min(epoch_steps) == 0:
-        raise ValueError(f"the training split ({train_rows} rows) gives some rank or epoch "
-                         f"no full step of micro batch {cfg.micro_batch_size} x accumulation {accumulation} "
-                         f"x world size {world_size}: lower train.micro_batch_size or train.loader.piece_rows")
+        raise ValueError(
+            f"the training split ({train_rows} rows) gives some rank or epoch "
+            f"no full step of micro batch {cfg.micro_batch_size} x accumulation {accumulation} "
+            f"x world size {world_size}: lower train.micro_batch_size or train.loader.piece_rows"
+        )
     return StepPlan(epoch_steps, max(1, sum(epoch_steps) // accumulation))
 
 

@@ -73,12 +73,16 @@ class Piece:
 
 
 def plan_pieces(shards: list[ShardRef], piece_rows: int) -> list[Piece]:
-    return [Piece(i, start, min(start + piece_rows, shard.rows))
-            for i, shard in enumerate(shards) for start in range(0, shard.rows, piece_rows)]
+    return [
+        Piece(i, start, min(start + piece_rows, shard.rows))
+        for i, shard in enumerate(shards)
+        for start in range(0, shard.rows, piece_rows)
+    ]
 
 
-def assign_pieces(pieces: list[Piece], *, seed: int, epoch: int, shuffle: bool, world_size: int,
-                  num_workers: int) -> list[list[list[Piece]]]:
+def assign_pieces(
+    pieces: list[Piece], *, seed: int, epoch: int, shuffle: bool, world_size: int, num_workers: int
+) -> list[list[list[Piece]]]:
     """[rank][worker] -> pieces for one epoch."""
     order = np.random.default_rng([seed, epoch]).permutation(len(pieces)) if shuffle else np.arange(len(pieces))
     workers = max(1, num_workers)
@@ -88,6 +92,7 @@ def assign_pieces(pieces: list[Piece], *, seed: int, epoch: int, shuffle: bool, 
 
 def batch_counts(assignment: list[list[list[Piece]]], batch_size: int, drop_remainder: bool) -> list[list[int]]:
     """[rank][worker] -> batches that worker yields (assuming no bad rows)."""
+
     def count(rows: int) -> int:
         return rows // batch_size if drop_remainder else -(-rows // batch_size)
 
@@ -154,8 +159,9 @@ def read_piece(path: str, piece: Piece, columns: Columns) -> pa.Table:
     except CorruptShardError:
         raise
     except Exception as error:  # pyarrow raises several types for a damaged file; name the shard whatever it was
-        raise CorruptShardError(f"cannot read shard {path} rows {piece.start}-{piece.stop}: "
-                                f"{type(error).__name__}: {error}") from error
+        raise CorruptShardError(
+            f"cannot read shard {path} rows {piece.start}-{piece.stop}: {type(error).__name__}: {error}"
+        ) from error
 
 
 class ParquetStream(IterableDataset):
@@ -165,9 +171,21 @@ class ParquetStream(IterableDataset):
     ``ids`` (list of sample ids), ``bad_rows`` (rows this worker skipped so far), ``worker``.
     """
 
-    def __init__(self, shards: list[ShardRef], columns: Columns, preprocessing: Preprocessing, *, batch_size: int,
-                 loader: LoaderConfig, seed: int = 0, shuffle: bool = True, augment_cfg: AugmentConfig | None = None,
-                 rank: int = 0, world_size: int = 1, drop_remainder: bool = True) -> None:
+    def __init__(
+        self,
+        shards: list[ShardRef],
+        columns: Columns,
+        preprocessing: Preprocessing,
+        *,
+        batch_size: int,
+        loader: LoaderConfig,
+        seed: int = 0,
+        shuffle: bool = True,
+        augment_cfg: AugmentConfig | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_remainder: bool = True,
+    ) -> None:
         super().__init__()
         self.shards = shards
         self.columns = columns
@@ -191,8 +209,14 @@ class ParquetStream(IterableDataset):
         self.skip_batches = skip_batches
 
     def assignment(self, epoch: int) -> list[list[list[Piece]]]:
-        return assign_pieces(self.pieces, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-                             world_size=self.world_size, num_workers=self.loader.num_workers)
+        return assign_pieces(
+            self.pieces,
+            seed=self.seed,
+            epoch=epoch,
+            shuffle=self.shuffle,
+            world_size=self.world_size,
+            num_workers=self.loader.num_workers,
+        )
 
     def counts(self, epoch: int) -> list[list[int]]:
         return batch_counts(self.assignment(epoch), self.batch_size, self.drop_remainder)
@@ -235,8 +259,14 @@ class ParquetStream(IterableDataset):
                 bad += 1
                 message = f"bad row in shard {where[0]} row {where[1]} (id {sample_id!r}): {error}"
                 if self.loader.on_bad_row == "fail" or bad > self.loader.max_bad_rows:
-                    raise BadRowError(message + ("" if self.loader.on_bad_row == "fail"
-                                                 else f"; more than train.loader.max_bad_rows={self.loader.max_bad_rows} skipped")) from error
+                    raise BadRowError(
+                        message
+                        + (
+                            ""
+                            if self.loader.on_bad_row == "fail"
+                            else f"; more than train.loader.max_bad_rows={self.loader.max_bad_rows} skipped"
+                        )
+                    ) from error
                 log.warning("skipping %s (%d skipped by this worker)", message, bad)
                 continue
             emitted += 1
@@ -256,8 +286,10 @@ class ParquetStream(IterableDataset):
                 if self.loader.verify_checksums and shard.sha256 and piece.start == 0:
                     actual = file_sha256(shard.path)
                     if actual != shard.sha256:
-                        raise CorruptShardError(f"shard {shard.path} has sha256 {actual[:12]}..., the split manifest "
-                                                f"says {shard.sha256[:12]}...: the file changed or is damaged")
+                        raise CorruptShardError(
+                            f"shard {shard.path} has sha256 {actual[:12]}..., the split manifest "
+                            f"says {shard.sha256[:12]}...: the file changed or is damaged"
+                        )
                 table = read_piece(shard.path, piece, self.columns)
             except CorruptShardError as error:
                 if self.loader.on_bad_row == "fail":
@@ -266,8 +298,10 @@ class ParquetStream(IterableDataset):
                 continue
             ids = [str(i) for i in table.column(self.columns.id).to_pylist()]
             data = table.column(self.columns.image).to_pylist()
-            targets = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
-                                for c in self.columns.targets], axis=1)
+            targets = np.stack(
+                [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in self.columns.targets],
+                axis=1,
+            )
             finite = np.isfinite(targets).all(axis=1).tolist()
             for k in range(len(ids)):
                 yield ids[k], data[k], targets[k], finite[k], (shard.path, piece.start + k)
@@ -320,8 +354,13 @@ class _BatchBuffer:
     def full(self) -> bool:
         return len(self.ids) == self.batch_size
 
-    def add(self, pixels: np.ndarray, augmentation: tuple[augment.Params, AugmentConfig] | None, target: np.ndarray,
-            sample_id: str) -> None:
+    def add(
+        self,
+        pixels: np.ndarray,
+        augmentation: tuple[augment.Params, AugmentConfig] | None,
+        target: np.ndarray,
+        sample_id: str,
+    ) -> None:
         shape = augment.output_shape(pixels.shape, *augmentation) if augmentation is not None else pixels.shape
         if self.pixels is None:
             self.images = torch.empty((self.batch_size, *shape), dtype=torch.uint8)
@@ -329,7 +368,9 @@ class _BatchBuffer:
                 self.images.share_memory_()
             self.pixels = self.images.numpy()
         elif tuple(shape) != self.pixels.shape[1:]:
-            raise BadRowError(f"sample {sample_id!r} decodes to {tuple(shape)}, the batch holds {self.pixels.shape[1:]}")
+            raise BadRowError(
+                f"sample {sample_id!r} decodes to {tuple(shape)}, the batch holds {self.pixels.shape[1:]}"
+            )
         slot = self.pixels[len(self.ids)]
         if augmentation is not None:
             augment.apply_into(pixels, *augmentation, slot)
@@ -341,8 +382,13 @@ class _BatchBuffer:
     def take(self, bad: int, worker: int) -> dict[str, Any]:
         assert self.images is not None, "take() follows at least one add()"
         n = len(self.ids)
-        batch = {"images": self.images[:n], "targets": torch.from_numpy(self.targets[:n]), "ids": self.ids,
-                 "bad_rows": bad, "worker": worker}
+        batch = {
+            "images": self.images[:n],
+            "targets": torch.from_numpy(self.targets[:n]),
+            "ids": self.ids,
+            "bad_rows": bad,
+            "worker": worker,
+        }
         self._fresh()
         return batch
 
@@ -354,9 +400,15 @@ def _worker_init(_: int) -> None:
 
 def make_loader(stream: ParquetStream, loader: LoaderConfig, device: torch.device) -> DataLoader:
     workers = loader.num_workers
-    return DataLoader(stream, batch_size=None, num_workers=workers, worker_init_fn=_worker_init if workers else None,
-                      pin_memory=loader.pin_memory and device.type == "cuda",
-                      prefetch_factor=loader.prefetch_factor if workers else None, persistent_workers=False)
+    return DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers else None,
+        pin_memory=loader.pin_memory and device.type == "cuda",
+        prefetch_factor=loader.prefetch_factor if workers else None,
+        persistent_workers=False,
+    )
 
 
 def shard_refs(manifest: DataManifest) -> list[ShardRef]:

@@ -13,8 +13,14 @@ import torch
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader: Iterable[dict], normalize: Callable[[torch.Tensor], torch.Tensor],
-             device: torch.device, autocast_dtype: torch.dtype | None, problem: str = "count") -> dict[str, float]:
+def validate(
+    model: torch.nn.Module,
+    loader: Iterable[dict],
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    problem: str = "count",
+) -> dict[str, float]:
     """Metrics over every batch of ``loader`` (``images`` uint8 NHWC, ``targets``); {} when it is empty.
 
     The model is left in train mode, as the loop needs it next.

@@ -28,8 +28,9 @@ Judge = Callable[[int, float], bool]  # (epoch counted from 1, metric value) -> 
 class PruneMonitor:
     """Context manager: judges epochs while the block trains; ``pruned_after`` is the epoch it stopped."""
 
-    def __init__(self, control_dir: str | Path, metric: str, judge: Judge, total_epochs: int,
-                 poll_s: float = 0.1) -> None:
+    def __init__(
+        self, control_dir: str | Path, metric: str, judge: Judge, total_epochs: int, poll_s: float = 0.1
+    ) -> None:
         self.control_dir = Path(control_dir)
         self.metric = metric
         self.judge = judge

@@ -53,9 +53,11 @@ def write_best_config(config: ExperimentConfig, study: optuna.Study, metric: str
     best, best_value = study.best_trial, study.best_value
     best_config = apply_params(config, best.params, source=f"best trial {best.number}")
     path = out_dir / "best.yaml"
-    header = (f"# Best trial {best.number} of study {study.study_name}: {metric} {best_value:.6g}\n"
-              f"# Train it: python -m flows.train --config {path}\n"
-              f"# Its values: {' '.join(params_as_overrides(best.params))}\n")
+    header = (
+        f"# Best trial {best.number} of study {study.study_name}: {metric} {best_value:.6g}\n"
+        f"# Train it: python -m flows.train --config {path}\n"
+        f"# Its values: {' '.join(params_as_overrides(best.params))}\n"
+    )
     path.write_text(header + dump_config(best_config))
     return BestConfig(str(path), best.number, float(best_value), dict(best.params))
 
@@ -77,15 +79,27 @@ def history_plot(study: optuna.Study, metric: str, path: Path) -> Path:
         history.step(xs, best_line, where="post", color="tab:red", label="best so far")
     pruned = [t for t in trials if t.state == State.PRUNED and t.intermediate_values]
     if pruned:
-        history.scatter([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
-                        marker="x", color="tab:gray", label="pruned (last epoch)", zorder=3)
+        history.scatter(
+            [t.number for t in pruned],
+            [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+            marker="x",
+            color="tab:gray",
+            label="pruned (last epoch)",
+            zorder=3,
+        )
     history.set(title="optimisation history", xlabel="trial", ylabel=metric)
     history.legend(fontsize=8)
     for t in trials:
         if t.intermediate_values:
             epochs = sorted(t.intermediate_values)
-            curves.plot(epochs, [t.intermediate_values[e] for e in epochs], marker="o", markersize=3,
-                        linestyle="--" if t.state == State.PRUNED else "-", label=f"#{t.number} {t.state.name.lower()}")
+            curves.plot(
+                epochs,
+                [t.intermediate_values[e] for e in epochs],
+                marker="o",
+                markersize=3,
+                linestyle="--" if t.state == State.PRUNED else "-",
+                label=f"#{t.number} {t.state.name.lower()}",
+            )
     curves.set(title="per-epoch value (pruning input)", xlabel="epoch", ylabel=metric)
     for ax in (history, curves):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -134,25 +148,38 @@ def trial_rows(study: optuna.Study) -> list[list]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-        detail = t.user_attrs.get("error") or (f"after epoch {t.user_attrs['pruned_after_epoch']}"
-                                               if "pruned_after_epoch" in t.user_attrs else "")
+        detail = t.user_attrs.get("error") or (
+            f"after epoch {t.user_attrs['pruned_after_epoch']}" if "pruned_after_epoch" in t.user_attrs else ""
+        )
         if t.state == State.WAITING:
             continue
-        rows.append([t.number, t.state.name, t.value if t.value is not None else "", params, _seconds(t),
-                     t.user_attrs.get("run_id", ""), detail])
+        rows.append(
+            [
+                t.number,
+                t.state.name,
+                t.value if t.value is not None else "",
+                params,
+                _seconds(t),
+                t.user_attrs.get("run_id", ""),
+                detail,
+            ]
+        )
     return rows
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state; n_trials counts those started (enqueued ones still waiting are n_waiting)."""
     trials = study.get_trials(deepcopy=False)
-    found = {f"n_{state.name.lower()}": sum(t.state == state for t in trials)
-             for state in (State.COMPLETE, State.PRUNED, State.FAIL, State.RUNNING, State.WAITING)}
+    found = {
+        f"n_{state.name.lower()}": sum(t.state == state for t in trials)
+        for state in (State.COMPLETE, State.PRUNED, State.FAIL, State.RUNNING, State.WAITING)
+    }
     return found | {"n_trials": len(trials) - found["n_waiting"]}
 
 
-def build_tune_report(config: ExperimentConfig, study: optuna.Study, ref: StudyRef, best: BestConfig,
-                      out_dir: Path) -> ReportFiles:
+def build_tune_report(
+    config: ExperimentConfig, study: optuna.Study, ref: StudyRef, best: BestConfig, out_dir: Path
+) -> ReportFiles:
     history_plot(study, ref.metric, out_dir / "history.png")
     figures = ["history.png"]
     found = importances(study)
@@ -161,23 +188,38 @@ def build_tune_report(config: ExperimentConfig, study: optuna.Study, ref: StudyR
         figures.append("importance.png")
     n = counts(study)
     tune = config.tune
-    space_rows = [[path, spec.type, "" if spec.low is None else spec.low, "" if spec.high is None else spec.high,
-                   "log" if spec.log else "", ", ".join(map(str, spec.choices or []))]
-                  for path, spec in tune.search_space.items()]
+    space_rows = [
+        [
+            path,
+            spec.type,
+            "" if spec.low is None else spec.low,
+            "" if spec.high is None else spec.high,
+            "log" if spec.log else "",
+            ", ".join(map(str, spec.choices or [])),
+        ]
+        for path, spec in tune.search_space.items()
+    ]
     sections = [
         f"# doughflow tuning: study {md_code(ref.name)}",
         f"Experiment **{config.name}**, {ref.direction} `{ref.metric}` (the trainer's per-epoch validation metric). "
         f"Storage {md_code(redact_password(ref.storage))}. {n['n_trials']} trials: {n['n_complete']} complete, {n['n_pruned']} pruned, "
         f"{n['n_fail']} failed, {n['n_running']} running or abandoned.",
         "## Best",
-        (f"Trial {best.trial}: **{ref.metric} = {best.value:.4f}** with "
-         f"{md_code(' '.join(params_as_overrides(best.params)))}. Full config: {md_code(best.path)}; train and release "
-         f"it with {md_code(f'python -m flows.train --config {best.path}')}." if best.path else "No trial completed yet."),
+        (
+            f"Trial {best.trial}: **{ref.metric} = {best.value:.4f}** with "
+            f"{md_code(' '.join(params_as_overrides(best.params)))}. Full config: {md_code(best.path)}; train and release "
+            f"it with {md_code(f'python -m flows.train --config {best.path}')}."
+            if best.path
+            else "No trial completed yet."
+        ),
         "## Optimisation history",
         "![optimisation history](history.png)",
         "## Parameter importance",
-        (table(["parameter", "importance"], [[k, v] for k, v in found.items()]) + "\n\n![importance](importance.png)"
-         if found else f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials with differing values."),
+        (
+            table(["parameter", "importance"], [[k, v] for k, v in found.items()]) + "\n\n![importance](importance.png)"
+            if found
+            else f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials with differing values."
+        ),
         "## Trials",
         table(["trial", "state", ref.metric, "params", "seconds", "run", "detail"], trial_rows(study)),
         "## Search space",

@@ -56,9 +56,11 @@ def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     # Steps are epochs counted from 1 and Optuna prunes from step == n_warmup_steps on: +1 protects
     # exactly the first n_warmup_steps epochs.
-    return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner.n_startup_trials,
-                                       n_warmup_steps=tune.pruner.n_warmup_steps + 1,
-                                       interval_steps=tune.pruner.interval_steps)
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=tune.pruner.n_startup_trials,
+        n_warmup_steps=tune.pruner.n_warmup_steps + 1,
+        interval_steps=tune.pruner.interval_steps,
+    )
 
 
 def load_study(ref: StudyRef, tune: TuneConfig | None = None) -> optuna.Study:
@@ -69,8 +71,14 @@ def load_study(ref: StudyRef, tune: TuneConfig | None = None) -> optuna.Study:
     try:  # load first: create_study(load_if_exists=True) logs a line on every reopen
         return optuna.load_study(study_name=ref.name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
-        return optuna.create_study(storage=storage, study_name=ref.name, direction=ref.direction, sampler=sampler,
-                                   pruner=pruner, load_if_exists=True)
+        return optuna.create_study(
+            storage=storage,
+            study_name=ref.name,
+            direction=ref.direction,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -86,8 +94,10 @@ def open_study(config: ExperimentConfig) -> StudyRef:
     study = load_study(ref, tune)
     stored = study.direction.name.lower()
     if stored != tune.direction:
-        raise ValueError(f"study {ref.name!r} in {ref.storage} was created to {stored}; tune.direction is "
-                         f"{tune.direction}: use another tune.study_name")
+        raise ValueError(
+            f"study {ref.name!r} in {ref.storage} was created to {stored}; tune.direction is "
+            f"{tune.direction}: use another tune.study_name"
+        )
     for params in tune.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     return ref

@@ -49,9 +49,15 @@ def prefect_stack(tmp_path_factory):
     ports = {4200: free_port()}
     server_auth = service_environment("prefect-server", secrets)["PREFECT_SERVER_API_AUTH_STRING"]
     client = service_environment("worker", secrets, ports)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": client["PREFECT_API_URL"],
-           "PREFECT_SERVER_API_AUTH_STRING": server_auth, "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": client["PREFECT_API_URL"],
+        "PREFECT_SERVER_API_AUTH_STRING": server_auth,
+        "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+    }
     api = env["PREFECT_API_URL"]
     server_log = home / "server.log"
     server = start(service_command("prefect-server", ports), server_log, env)
@@ -59,10 +65,22 @@ def prefect_stack(tmp_path_factory):
     try:
         wait_until(prefect_healthy(api), server, server_log, "prefect server", timeout=180)
         for pool in ("doughflow", "doughflow-gpu"):  # as the compose deploy job makes them
-            subprocess.run([*PREFECT, "work-pool", "create", pool, "--type", "process"], cwd=ROOT, env=env,
-                           check=True, capture_output=True, timeout=120)
-        deployed = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
-                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                [*PREFECT, "work-pool", "create", pool, "--type", "process"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        deployed = subprocess.run(
+            [*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         worker = start(service_command("worker"), home / "worker.log", env)
         processes.append(worker)
@@ -74,18 +92,23 @@ def prefect_stack(tmp_path_factory):
 
 def _quick_config(name: str, artifacts: Path, **train) -> dict:
     return {
-        "name": name, "artifacts_dir": str(artifacts),
+        "name": name,
+        "artifacts_dir": str(artifacts),
         "data": {"source": {"generator": {"num_images": 250, "num_customers": 50}}},
         "train": {"epochs": 1, "micro_batch_size": 32, **train},
         "evaluate": {"min_exact_count_accuracy": 0, "worst_examples": 2},
         # A 1-epoch model is not releasable; here we test the orchestration, not the gates.
-        "release": {"properties": {"examples": 3, "max_failure_rate": 1.0},
-                    "quantization": {"calibration_samples": 16, "latency_repeats": 2}},
+        "release": {
+            "properties": {"examples": 3, "max_failure_rate": 1.0},
+            "quantization": {"calibration_samples": 16, "latency_repeats": 2},
+        },
     }
 
 
 def _api_get(env: dict, path: str) -> dict:
-    request = urllib.request.Request(f"{env['PREFECT_API_URL']}/{path}", headers=basic_auth(env["PREFECT_API_AUTH_STRING"]))
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}/{path}", headers=basic_auth(env["PREFECT_API_AUTH_STRING"])
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -140,8 +163,14 @@ def test_the_report_artifact_shows_its_figures_in_the_prefect_ui(prefect_stack, 
     """Logged in with the auth string as a user would, the artifact page of the report draws its loss
     curve: the figure travels in the artifact as a data URI, and the page asks nothing of the network."""
     env, _, _ = prefect_stack
-    made = subprocess.run([sys.executable, "-c", PUBLISH_REPORT, str(tmp_path / "report")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [sys.executable, "-c", PUBLISH_REPORT, str(tmp_path / "report")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
     artifact_id = made.stdout.strip().splitlines()[-1]
     ui = env["PREFECT_API_URL"].removesuffix("/api")
@@ -165,7 +194,12 @@ def test_the_server_refuses_requests_without_the_auth_string(prefect_stack):
     env, _, _ = prefect_stack
     api, auth = env["PREFECT_API_URL"], env["PREFECT_API_AUTH_STRING"]
     user, password = auth.split(":", 1)
-    for headers in [{}, basic_auth(f"{user}:wrong-{password}"), basic_auth(f"{user}:"), {"Authorization": f"Bearer {password}"}]:
+    for headers in [
+        {},
+        basic_auth(f"{user}:wrong-{password}"),
+        basic_auth(f"{user}:"),
+        {"Authorization": f"Bearer {password}"},
+    ]:
         assert http_status(f"{api}/deployments/name/train/pizza", headers) == 401, headers
         assert http_status(f"{api}/work_pools/", headers, method="POST") == 401, headers
     assert http_status(f"{api}/deployments/name/train/pizza", basic_auth(auth)) == 200
@@ -173,7 +207,9 @@ def test_the_server_refuses_requests_without_the_auth_string(prefect_stack):
     assert http_status(f"{api}/health") == 200
     # The CLI without PREFECT_API_AUTH_STRING cannot list deployments either.
     anonymous = {key: value for key, value in env.items() if key != "PREFECT_API_AUTH_STRING"}
-    listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=anonymous, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [*PREFECT, "deployment", "ls"], cwd=ROOT, env=anonymous, capture_output=True, text=True, timeout=120
+    )
     assert listed.returncode != 0 and "train/pizza" not in listed.stdout
 
 
@@ -183,8 +219,14 @@ def test_a_path_like_run_id_parameter_is_refused_by_the_server(prefect_stack):
     created, so a path-like id never reaches a worker (the flow's own check would refuse it there too)."""
     env, _, _ = prefect_stack
     for bad in ("../escape", "a/b", "run..id"):
-        run = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"run_id={json.dumps(bad)}"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"run_id={json.dumps(bad)}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode != 0 and "run_id" in run.stdout + run.stderr, run.stdout + run.stderr
         assert "UUID:" not in run.stdout
 
@@ -192,11 +234,29 @@ def test_a_path_like_run_id_parameter_is_refused_by_the_server(prefect_stack):
 @pytest.mark.slow
 def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
     env, home, _ = prefect_stack
-    listed = subprocess.run([*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert "train/pizza" in listed.stdout and "train/pizza-quick" in listed.stdout
     config = _quick_config("e2e", tmp_path)
-    run = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}",
-                          "--watch", "--watch-timeout", "600"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=700)
+    run = subprocess.run(
+        [
+            *PREFECT,
+            "deployment",
+            "run",
+            "train/pizza-quick",
+            "--param",
+            f"config={json.dumps(config)}",
+            "--watch",
+            "--watch-timeout",
+            "600",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=700,
+    )
     worker_log = (home / "worker.log").read_text()[-3000:]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:] + worker_log
     assert "Completed" in run.stdout
@@ -215,8 +275,14 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
     env, home, worker_process = prefect_stack
     worker_log = home / "worker.log"
     config = _quick_config("retry", tmp_path, epochs=3, checkpoint_every_steps=2)
-    created = subprocess.run([*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    created = subprocess.run(
+        [*PREFECT, "deployment", "run", "train/pizza-quick", "--param", f"config={json.dumps(config)}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stdout + created.stderr
     flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", created.stdout).group(1)
 
@@ -236,22 +302,34 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
             os.killpg(group, signal.SIGKILL)
         for child in [process, *process.children(recursive=True)]:
             child.send_signal(signal.SIGKILL)
+
     # The flow's runner reports the crash; then the worker itself proposes Crashed too, some seconds
     # later (after the runner's hooks), and logs under prefect.flow_runs.worker. A retry before that
     # second proposal would be overwritten by it, so wait for the worker's line.
     def worker_done() -> bool:
         return "prefect.flow_runs.worker - " in worker_log.read_text()[log_before_kill:]
 
-    wait_until(lambda: _flow_run_state(env, flow_run_id) == "CRASHED" and worker_done(), worker_process, worker_log,
-               "the worker finishing the killed flow run", 120)
+    wait_until(
+        lambda: _flow_run_state(env, flow_run_id) == "CRASHED" and worker_done(),
+        worker_process,
+        worker_log,
+        "the worker finishing the killed flow run",
+        120,
+    )
     run_dirs = list(tmp_path.glob("retry-*"))
     assert len(run_dirs) == 1 and not (run_dirs[0] / "train" / "result.json").exists()
 
-    retried = subprocess.run([*PREFECT, "flow-run", "retry", flow_run_id], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=120)
+    retried = subprocess.run(
+        [*PREFECT, "flow-run", "retry", flow_run_id], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert retried.returncode == 0, retried.stdout + retried.stderr
-    wait_until(lambda: _flow_run_state(env, flow_run_id) in ("COMPLETED", "FAILED", "CRASHED"), worker_process,
-               worker_log, "the retried run's end", 600)
+    wait_until(
+        lambda: _flow_run_state(env, flow_run_id) in ("COMPLETED", "FAILED", "CRASHED"),
+        worker_process,
+        worker_log,
+        "the retried run's end",
+        600,
+    )
     assert _flow_run_state(env, flow_run_id) == "COMPLETED", worker_log.read_text()[-3000:]
 
     assert list(tmp_path.glob("retry-*")) == run_dirs  # the run id follows the flow run: same folder
@@ -260,5 +338,7 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
     assert verify_bundle(run_dirs[0] / "bundle") == []
     # The data sub-flow completed in the killed attempt, so the retry reused it whole.
     states = load_runs(tmp_path / "registry.sqlite")[-1].stage_states
-    assert all(states[stage].endswith("(earlier attempt)") for stage in ("fetch", "validate", "subsample", "split")), states
+    assert all(states[stage].endswith("(earlier attempt)") for stage in ("fetch", "validate", "subsample", "split")), (
+        states
+    )
     assert states["train"] == "Completed", states

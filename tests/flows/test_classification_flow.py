@@ -20,8 +20,13 @@ def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     from flows.train import train
 
     source = generate_shapes(tmp_path / "shapes", TINY_SHAPES_IMAGES, size=32, other=6)
-    argv = ["--config", str(ROOT / "configs" / "shapes.yaml"), *TINY_SHAPES_OVERRIDES,
-            f"data.source.url={source}", f"artifacts_dir={tmp_path / 'artifacts'}"]
+    argv = [
+        "--config",
+        str(ROOT / "configs" / "shapes.yaml"),
+        *TINY_SHAPES_OVERRIDES,
+        f"data.source.url={source}",
+        f"artifacts_dir={tmp_path / 'artifacts'}",
+    ]
     run_flow_cli(train, argv=argv)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     bundle = Path(summary["bundle"])
@@ -47,8 +52,14 @@ def test_shapes_classification_flow(prefect_api, tmp_path, capsys):
     assert "argmax class equal" in gates[("onnx", "parity vs torch")]["detail"]
 
     report = (bundle / "report.md").read_text()
-    for text in ("## Metrics", "Confusion matrix", "![confusion matrix](confusion_matrix.png)", "## Behavioural tests",
-                 "add_one_topping | count-specific", "invariance_flip_vertical"):
+    for text in (
+        "## Metrics",
+        "Confusion matrix",
+        "![confusion matrix](confusion_matrix.png)",
+        "## Behavioural tests",
+        "add_one_topping | count-specific",
+        "invariance_flip_vertical",
+    ):
         assert text in report, text
     assert "confusion_matrix.png" in manifest["files"]
 

@@ -35,8 +35,16 @@ def test_reruns_skip_finished_stages_and_runs_are_compared(prefect_api, tmp_path
     assert len({r.data_fingerprint for r in runs}) == 1
 
     capsys.readouterr()
-    result = compare([first["run_id"], changed["run_id"], "--registry", str(tmp_path / "registry.sqlite"),
-                      "--plot", str(tmp_path / "cmp.png")])
+    result = compare(
+        [
+            first["run_id"],
+            changed["run_id"],
+            "--registry",
+            str(tmp_path / "registry.sqlite"),
+            "--plot",
+            str(tmp_path / "cmp.png"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert json.loads(printed.strip().splitlines()[-1]) == result
     assert result["config_differences"] == ["train.epochs"]

@@ -46,20 +46,46 @@ def _after_checkpoints(run_dir: Path, count: int):
 # Every stage of flows.train in order, and when inside it the kill lands. Training is killed
 # mid-way, after its second checkpoint, so the rerun must resume from a checkpoint.
 ALL_KILL_POINTS: list[tuple[str, object]] = [
-    ("fetch", HOLD), ("validate", HOLD), ("subsample", HOLD), ("publish-subsample", HOLD), ("split", HOLD),
-    ("train", "after 2 checkpoints"), ("evaluate", HOLD), ("export-onnx", HOLD), ("deploy-formats", HOLD),
-    ("behaviour-tests", HOLD), ("release-gates", HOLD), ("report", HOLD), ("package", HOLD), ("publish-bundle", HOLD),
-    ("publish-report", HOLD), ("review-packet", HOLD), ("publish-run", HOLD), ("record-run", HOLD),
+    ("fetch", HOLD),
+    ("validate", HOLD),
+    ("subsample", HOLD),
+    ("publish-subsample", HOLD),
+    ("split", HOLD),
+    ("train", "after 2 checkpoints"),
+    ("evaluate", HOLD),
+    ("export-onnx", HOLD),
+    ("deploy-formats", HOLD),
+    ("behaviour-tests", HOLD),
+    ("release-gates", HOLD),
+    ("report", HOLD),
+    ("package", HOLD),
+    ("publish-bundle", HOLD),
+    ("publish-report", HOLD),
+    ("review-packet", HOLD),
+    ("publish-run", HOLD),
+    ("record-run", HOLD),
     ("enforce-release", HOLD),
 ]
 # A comma-separated subset (e.g. "fetch,subsample,train,deploy-formats,package") for a shorter CI run.
 ORDER = [stage for stage, _ in ALL_KILL_POINTS]
-KILL_POINTS = [point for point in ALL_KILL_POINTS
-               if point[0] in (os.environ.get("DOUGHFLOW_FAULT_STAGES") or ",".join(ORDER)).split(",")]
+KILL_POINTS = [
+    point
+    for point in ALL_KILL_POINTS
+    if point[0] in (os.environ.get("DOUGHFLOW_FAULT_STAGES") or ",".join(ORDER)).split(",")
+]
 
 
 def _command(artifacts: Path, run_id: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "flows.train", *FAULT_OVERRIDES, f"artifacts_dir={artifacts}", *extra, "--run-id", run_id]
+    return [
+        sys.executable,
+        "-m",
+        "flows.train",
+        *FAULT_OVERRIDES,
+        f"artifacts_dir={artifacts}",
+        *extra,
+        "--run-id",
+        run_id,
+    ]
 
 
 def _run(command: list[str], env: dict, log: Path) -> dict:
@@ -73,8 +99,15 @@ class ForkedFlows:
     """tests/support/forked_flow.py: one process imports the pipeline once and forks a flow per kill."""
 
     def __init__(self, env: dict, log: Path):
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.forked_flow"], cwd=ROOT, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.forked_flow"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+        )
 
     def start(self, argv: list[str], env: dict, log: Path) -> int:
         self.process.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
@@ -122,10 +155,23 @@ def server_env(tmp_path_factory):
     ports = {4200: free_port()}
     client = service_environment("worker", secrets, ports)
     api = client["PREFECT_API_URL"]
-    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env = {**inherited, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
-           "PREFECT_SERVER_API_AUTH_STRING": service_environment("prefect-server", secrets)["PREFECT_SERVER_API_AUTH_STRING"],
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+    }
+    env = {
+        **inherited,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
+        "PREFECT_SERVER_API_AUTH_STRING": service_environment("prefect-server", secrets)[
+            "PREFECT_SERVER_API_AUTH_STRING"
+        ],
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+    }
     log = home / "server.log"
     server = start(service_command("prefect-server", ports), log, env)
     try:
@@ -143,8 +189,11 @@ def two_runs(server_env, tmp_path_factory) -> tuple[Path, list[dict]]:
     processes = []
     for run_id in ("left", "right"):
         log = (tmp / f"{run_id}.log").open("w")
-        processes.append(subprocess.Popen(_command(artifacts, run_id), cwd=ROOT, env=server_env, stdout=subprocess.PIPE,
-                                          stderr=log, text=True))
+        processes.append(
+            subprocess.Popen(
+                _command(artifacts, run_id), cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+        )
     outputs = [process.communicate(timeout=900)[0] for process in processes]
     assert [p.returncode for p in processes] == [0, 0], (tmp / "left.log").read_text()[-3000:]
     return artifacts, [json.loads(out.strip().splitlines()[-1]) for out in outputs]
@@ -162,8 +211,13 @@ def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_en
             marker.unlink(missing_ok=True)
             hold = stage if when == HOLD else ""
             trigger = marker.exists if when == HOLD else _after_checkpoints(run_dir, 2)
-            _kill_when(flows, command[3:], {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
-                       trigger, tmp_path / f"kill-{stage}.log")
+            _kill_when(
+                flows,
+                command[3:],
+                {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
+                trigger,
+                tmp_path / f"kill-{stage}.log",
+            )
             if when == HOLD:
                 assert marker.read_text().split()[0] == stage
     finally:

@@ -28,9 +28,12 @@ def test_adding_a_topping_draws_only_its_batch_and_ships_it(prefect_api, tmp_pat
     from flows.prepare import prepare
     from flows.train import train
 
-    common = TINY_OVERRIDES + [f"artifacts_dir={tmp_path}", "train.epochs=1",
-                               f"data.source.generator.base_menu=[{','.join(BASE_MENU)}]",
-                               "data.source.generator.new_recipe_images=150"]
+    common = TINY_OVERRIDES + [
+        f"artifacts_dir={tmp_path}",
+        "train.epochs=1",
+        f"data.source.generator.base_menu=[{','.join(BASE_MENU)}]",
+        "data.source.generator.new_recipe_images=150",
+    ]
     before = prepare(config=load_config(None, common))
     datasets = tmp_path / "datasets"
     base_files = _era_files(datasets, "base")
@@ -48,8 +51,11 @@ def test_adding_a_topping_draws_only_its_batch_and_ships_it(prefect_api, tmp_pat
     raw = json.loads((Path(summary["bundle"]).parent / "data" / "raw" / "manifest.json").read_text())
     assert raw["filled"] == {"count_onion": before["rows"]["fetched"]}  # every old photo counts 0 onions
     table = ds.dataset([s["path"] for s in raw["shards"]]).to_table(columns=["recipe", "count_onion"])
-    onion_orders = [c for r, c in zip(table.column("recipe").to_pylist(), table.column("count_onion").to_pylist())
-                    if r.startswith("onion_")]
+    onion_orders = [
+        c
+        for r, c in zip(table.column("recipe").to_pylist(), table.column("count_onion").to_pylist())
+        if r.startswith("onion_")
+    ]
     assert len(onion_orders) > 50 and sum(onion_orders) > len(onion_orders)  # the launch batch features onion
 
     bundle = Path(summary["bundle"])

@@ -23,8 +23,14 @@ from tests.support.configs import TINY_OVERRIDES
 from tests.support.review import export_from_page, fill_in_page, read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
-REVIEW = ["review.gate.min_reviewed=6", "review.gate.min_correct_share=0.8", "review.max_samples=24",
-          "review.per_stratum=1", "review.worst_errors=4", "review.format_disagreements=3"]
+REVIEW = [
+    "review.gate.min_reviewed=6",
+    "review.gate.min_correct_share=0.8",
+    "review.max_samples=24",
+    "review.per_stratum=1",
+    "review.worst_errors=4",
+    "review.format_disagreements=3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +44,9 @@ def tiny_run(prefect_api, tmp_path_factory):
 
 
 def run_cli(module, *args):
-    result = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1]), result
 
 
@@ -67,7 +74,11 @@ def test_review_round_trip(tiny_run, tmp_path, capsys):
     wrong = template[0]
     for row in template:
         row["verdict"] = "correct"
-    wrong["verdict"], wrong["corrected_olive"], wrong["comment"] = "wrong", str(int(wrong["predicted_olive"]) + 1), "one more olive"
+    wrong["verdict"], wrong["corrected_olive"], wrong["comment"] = (
+        "wrong",
+        str(int(wrong["predicted_olive"]) + 1),
+        "one more olive",
+    )
     filled = tmp_path / "verdicts.csv"
     with open(filled, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(template[0]))
@@ -75,7 +86,9 @@ def test_review_round_trip(tiny_run, tmp_path, capsys):
         writer.writerows(template)
 
     labelled = tmp_path / "corrections.parquet"
-    code, result, proc = run_cli("flows.review", tiny_run, filled, "--reviewer", "Chef Ana", "--export-labelled", labelled)
+    code, result, proc = run_cli(
+        "flows.review", tiny_run, filled, "--reviewer", "Chef Ana", "--export-labelled", labelled
+    )
     assert code == 0, proc.stderr
     n = len(template)
     assert result["approved"] and result["imported"] == n
@@ -102,7 +115,9 @@ def test_review_round_trip(tiny_run, tmp_path, capsys):
     assert all(r["customer_id"].startswith("cust-") for r in rows)
     fixed = next(r for r in rows if r["origin_sample_id"] == wrong["sample_id"])
     assert fixed["count_olive"] == int(wrong["predicted_olive"]) + 1 and fixed["origin_reviewer"] == "Chef Ana"
-    config = load_config(bundle / "config.yaml", [f"artifacts_dir={tmp_path / 'next'}", f"data.extra_sources=[{labelled}]"])
+    config = load_config(
+        bundle / "config.yaml", [f"artifacts_dir={tmp_path / 'next'}", f"data.extra_sources=[{labelled}]"]
+    )
     manifest = fetch(config, RunPaths(tmp_path / "next", "next-run"))
     extra_ids = pq.read_table(manifest.shards[-1].path).column("sample_id").to_pylist()
     assert f"review-{wrong['sample_id']}" in extra_ids
@@ -134,8 +149,13 @@ def test_cached_rerun_leaves_the_packet_beside_the_cached_bundle(tiny_run, tmp_p
 
     packet = tiny_run / "review" / "packet.json"
     before = packet.stat().st_mtime_ns
-    argv = ["--config", str(ROOT / "configs" / "pizza.yaml"), *TINY_OVERRIDES, *REVIEW,
-            f"artifacts_dir={tiny_run.parent}"]
+    argv = [
+        "--config",
+        str(ROOT / "configs" / "pizza.yaml"),
+        *TINY_OVERRIDES,
+        *REVIEW,
+        f"artifacts_dir={tiny_run.parent}",
+    ]
     summary = run_flow_cli(train, argv=argv)
     assert Path(summary["bundle"]).parent == tiny_run and summary["run_id"] != tiny_run.name
     assert packet.stat().st_mtime_ns == before

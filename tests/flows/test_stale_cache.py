@@ -21,8 +21,11 @@ def test_deleting_a_finished_run_folder_makes_the_next_run_recompute(prefect_api
 
     healed = prepare(config=config)
     splits = sorted(Path(healed["output"]).rglob("*.parquet"))
-    assert splits and sum(pq.read_metadata(p).num_rows for p in splits) == first["rows"]["split_train"] + \
-        first["rows"]["split_val"] + first["rows"]["split_test"]
+    assert (
+        splits
+        and sum(pq.read_metadata(p).num_rows for p in splits)
+        == first["rows"]["split_train"] + first["rows"]["split_val"] + first["rows"]["split_test"]
+    )
     assert healed["fingerprint"] == first["fingerprint"] and healed["rows"] == first["rows"]
     again = prepare(config=config)  # the recomputed generation is the cache from now on:
     assert not Path(again["output"]).exists() and again["rows"] == first["rows"]  # nothing new written

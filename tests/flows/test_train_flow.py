@@ -17,16 +17,31 @@ from tests.support.config_trace import config_reads, stage_tasks, uncovered
 from tests.support.configs import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLE_FILES = {"model.onnx", "labels.json", "preprocessing.json", "metrics.json", "config.yaml", "report.md",
-                "report.html", "manifest.json", "ds_config.json", "loss_curve.png"}
+BUNDLE_FILES = {
+    "model.onnx",
+    "labels.json",
+    "preprocessing.json",
+    "metrics.json",
+    "config.yaml",
+    "report.md",
+    "report.html",
+    "manifest.json",
+    "ds_config.json",
+    "loss_curve.png",
+}
 
 
 @pytest.mark.slow
 def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     from flows.train import train
 
-    argv = ["--config", str(ROOT / "configs" / "pizza.yaml"), *TINY_OVERRIDES, f"artifacts_dir={tmp_path}",
-            "tracking.mlflow.enabled=true"]  # the default store: sqlite under artifacts_dir
+    argv = [
+        "--config",
+        str(ROOT / "configs" / "pizza.yaml"),
+        *TINY_OVERRIDES,
+        f"artifacts_dir={tmp_path}",
+        "tracking.mlflow.enabled=true",
+    ]  # the default store: sqlite under artifacts_dir
     with config_reads(stage_tasks()) as reads:  # which config fields each cached stage really reads
         run_flow_cli(train, argv=argv)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -41,15 +56,22 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     assert verify_bundle(bundle) == []
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert len(manifest["data_fingerprint"]) == 64 and manifest["parity"]["onnx"]["passed"]
-    assert json.loads((bundle / "labels.json").read_text())["labels"] == ["pepperoni", "mushroom", "olive", "basil", "pepper"]
+    assert json.loads((bundle / "labels.json").read_text())["labels"] == [
+        "pepperoni",
+        "mushroom",
+        "olive",
+        "basil",
+        "pepper",
+    ]
     assert summary["metrics"]["onnx_max_abs_diff"] <= 1e-3
     report = (bundle / "report.md").read_text()
     for heading in ("## Data", "## Training", "## Metrics", "## ONNX parity", "## Worst test examples"):
         assert heading in report
     assert "data:image/png;base64," in (bundle / "report.html").read_text()
     # the recipe that ran, where a reader looks: summary (and so the registry), report, model card, ds_config
-    assert {k: summary["recipe"][k] for k in ("world_size", "device", "global_batch_size", "effective_learning_rate")} \
-        == {"world_size": 1, "device": "cpu", "global_batch_size": 32, "effective_learning_rate": 0.003}
+    assert {
+        k: summary["recipe"][k] for k in ("world_size", "device", "global_batch_size", "effective_learning_rate")
+    } == {"world_size": 1, "device": "cpu", "global_batch_size": 32, "effective_learning_rate": 0.003}
     assert "global batch 32 = micro batch 32 x accumulation 1 x 1" in report
     assert json.loads((bundle / "ds_config.json").read_text())["doughflow"]["recipe"]["global_batch_size"] == 32
 
@@ -88,8 +110,14 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
 
     keys = asyncio.run(artifact_keys())
     # stable per experiment (the UI keeps each key's history across runs), never per run
-    for key in ("pizza-report", "pizza-metrics", "pizza-bundle", "pizza-train-progress", "pizza-subsample",
-                "pizza-subsample-progress"):
+    for key in (
+        "pizza-report",
+        "pizza-metrics",
+        "pizza-bundle",
+        "pizza-train-progress",
+        "pizza-subsample",
+        "pizza-subsample-progress",
+    ):
         assert key in keys, (key, keys)
     assert "Prefect flow run: [http" in report or "Prefect flow run: none kept" in report
     for text in ("## Compared with the previous run", "**Model.** `density_cnn`", "**Hardware.**", "parameters"):
@@ -106,23 +134,33 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
     run = client.get_run(tracked["run_id"])
     assert run.info.run_name == summary["run_id"] and run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["labels"] == json.dumps(
-        ["pepperoni", "mushroom", "olive", "basil", "pepper"])
+        ["pepperoni", "mushroom", "olive", "basil", "pepper"]
+    )
     tags = run.data.tags
     assert tags["doughflow.data_fingerprint"] == manifest["data_fingerprint"]
     assert tags["mlflow.source.git.commit"] == manifest["git"]["commit"] and tags["release_status"] == "released"
-    assert len(tags["prefect.flow_run_id"]) == 36 and summary["run_id"].endswith(tags["prefect.flow_run_id"].replace("-", "")[:12])
+    assert len(tags["prefect.flow_run_id"]) == 36 and summary["run_id"].endswith(
+        tags["prefect.flow_run_id"].replace("-", "")[:12]
+    )
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_exact_count_accuracy")] == [1, 2]
     assert run.data.metrics["test/mae"] == pytest.approx(summary["metrics"]["test_mae"])
     assert "test/exact_count_accuracy/olive" in run.data.metrics and "onnx/latency_ms" in run.data.metrics
-    assert {"report.html", "report.md", "metrics.json", "bundle"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "report.md", "metrics.json", "bundle"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
     version = client.get_model_version("pizza", "1")
     assert version.run_id == run.info.run_id and version.tags["release_status"] == "released"
     assert version.tags["review"] == "pending"
 
 
 def test_cli_rejects_bad_config_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "flows.train", "train.epochs=-1", "train.nope=1",
-                             f"artifacts_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.train", "train.epochs=-1", "train.nope=1", f"artifacts_dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "train.epochs" in result.stderr and "train.nope: unknown field" in result.stderr
     assert not any(tmp_path.iterdir())

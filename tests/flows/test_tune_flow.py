@@ -29,8 +29,11 @@ def _trial_data_stage_states() -> dict[str, dict[str, str]]:
             task_runs = await client.read_task_runs(limit=200)
         trial_names = {run.id: run.name for run in flow_runs if run.name.startswith("trial-")}
         parent_flow = {run.id: run.flow_run_id for run in task_runs}
-        prepare = {run.id: trial_names[parent_flow[run.parent_task_run_id]] for run in flow_runs
-                   if run.parent_task_run_id and parent_flow.get(run.parent_task_run_id) in trial_names}
+        prepare = {
+            run.id: trial_names[parent_flow[run.parent_task_run_id]]
+            for run in flow_runs
+            if run.parent_task_run_id and parent_flow.get(run.parent_task_run_id) in trial_names
+        }
         states: dict[str, dict[str, str]] = {}
         for run in task_runs:
             stage = run.name.rsplit("-", 1)[0]
@@ -108,8 +111,10 @@ def test_tune_prunes_reuses_cached_data_resumes_and_writes_best_config(prefect_a
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert parents[0].data.metrics["best_objective"] == pytest.approx(second["best_value"])
-    trials = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id),
-                    key=lambda r: int(r.data.tags["doughflow.trial"]))
+    trials = sorted(
+        (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id),
+        key=lambda r: int(r.data.tags["doughflow.trial"]),
+    )
     assert [r.data.tags["optuna.state"] for r in trials] == ["COMPLETE", "PRUNED"]
     assert trials[1].data.metrics["pruned_after_epoch"] == 1 and trials[1].data.params["train.learning_rate"] == "1e-06"
     assert [m.step for m in client.get_metric_history(trials[0].info.run_id, "val_mae")] == [1, 2]

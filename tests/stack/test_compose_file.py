@@ -19,16 +19,27 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|AUTH_STRING|CONNECTION_URL", re.IGNOR
 
 
 def _published(values: dict[str, str]) -> dict[str, list[str]]:
-    return {name: [interpolate(str(port), values) for port in service.get("ports", [])] for name, service in services().items()}
+    return {
+        name: [interpolate(str(port), values) for port in service.get("ports", [])]
+        for name, service in services().items()
+    }
 
 
 def test_every_port_listens_on_loopback_unless_opened():
     secrets = stack_secrets()
-    for values, address in [(secrets, "127.0.0.1"), ({**secrets, "DOUGHFLOW_BIND_ADDRESS": ""}, "127.0.0.1"),
-                            ({**secrets, "DOUGHFLOW_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")]:
+    for values, address in [
+        (secrets, "127.0.0.1"),
+        ({**secrets, "DOUGHFLOW_BIND_ADDRESS": ""}, "127.0.0.1"),
+        ({**secrets, "DOUGHFLOW_BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0"),
+    ]:
         published = _published(values)
-        assert {name for name, ports in published.items() if ports} == {"postgres", "prefect-server", "dask-scheduler", "s3",
-                                                                        "mlflow"}
+        assert {name for name, ports in published.items() if ports} == {
+            "postgres",
+            "prefect-server",
+            "dask-scheduler",
+            "s3",
+            "mlflow",
+        }
         for name, ports in published.items():
             for port in ports:
                 host, _, _ = port.rpartition(":")[0].rpartition(":")
@@ -84,8 +95,9 @@ def test_the_gpu_profile_adds_a_gpu_worker_on_a_second_work_pool():
     gpu = stack["worker-gpu"]
     assert gpu["profiles"] == ["gpu"] and gpu["build"] == {"context": ".", "dockerfile": "Dockerfile.gpu"}
     assert gpu["command"] == "prefect worker start --pool doughflow-gpu"
-    assert gpu["deploy"]["resources"]["reservations"]["devices"] == [{"driver": "nvidia", "count": "all",
-                                                                      "capabilities": ["gpu"]}]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+    ]
     assert gpu["environment"] == stack["worker"]["environment"]  # the same stack, the same credentials
     assert [name for name, service in stack.items() if "profiles" in service] == ["worker-gpu"]  # the rest runs without
     assert "prefect work-pool create doughflow-gpu --type process" in stack["deploy"]["command"]

@@ -88,8 +88,10 @@ def test_the_scheduler_refuses_peers_without_the_stacks_certificate(dask_schedul
     # handshake: the refusal is the alert that arrives on the first read.
     with _tls_handshake(port, ca, None) as connection, pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
         connection.recv(1)
-    with (_tls_handshake(port, ca, (other_ca["client_cert"], other_ca["client_key"])) as connection,
-          pytest.raises(ssl.SSLError, match="UNKNOWN_CA")):
+    with (
+        _tls_handshake(port, ca, (other_ca["client_cert"], other_ca["client_key"])) as connection,
+        pytest.raises(ssl.SSLError, match="UNKNOWN_CA"),
+    ):
         connection.recv(1)
     # Plain TCP (a `tcp://` Dask client) gets no answer: the connection is dropped.
     with socket.create_connection(("127.0.0.1", port), timeout=30) as plain:
@@ -115,8 +117,13 @@ def test_data_stage_on_the_compose_dask_cluster(prefect_api, dask_cluster, tiny_
 
     def run(folder: str, address: str | None) -> dict:
         # cache off: the second run must compute, not reuse the first's results
-        overrides = [*TINY_OVERRIDES, f"data.source.url={tiny_source}", "orchestration.cache=false",
-                     f"artifacts_dir={tmp_path / folder}", f"dask.address={address or 'null'}"]
+        overrides = [
+            *TINY_OVERRIDES,
+            f"data.source.url={tiny_source}",
+            "orchestration.cache=false",
+            f"artifacts_dir={tmp_path / folder}",
+            f"dask.address={address or 'null'}",
+        ]
         return prepare(config=load_config(None, overrides))
 
     local = run("local", None)

@@ -60,11 +60,17 @@ def postgres(tmp_path):
     root the server runs as the `postgres` system user, in a folder it owns."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        pytest.skip("no Postgres server binaries (initdb/postgres) on this machine: apt-get install postgresql "
-                    "(.ci/run installs them)")
+        pytest.skip(
+            "no Postgres server binaries (initdb/postgres) on this machine: apt-get install postgresql "
+            "(.ci/run installs them)"
+        )
     secrets = stack_secrets()
     environment = service_environment("postgres", secrets)
-    user, password, database = environment["POSTGRES_USER"], environment["POSTGRES_PASSWORD"], environment["POSTGRES_DB"]
+    user, password, database = (
+        environment["POSTGRES_USER"],
+        environment["POSTGRES_PASSWORD"],
+        environment["POSTGRES_DB"],
+    )
     as_user = {}
     folder = Path(tempfile.mkdtemp(prefix="doughflow-pg-"))
     if os.geteuid() == 0:
@@ -76,9 +82,23 @@ def postgres(tmp_path):
     data = folder / "data"
     # The image's entrypoint writes `host all all all <POSTGRES_HOST_AUTH_METHOD>`; local socket
     # connections (its own health check) are the only others, here behind the password as well.
-    subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", user, f"--auth-host={environment['POSTGRES_HOST_AUTH_METHOD']}",
-                    "--auth-local=scram-sha-256", f"--pwfile={folder / 'pw'}"],
-                   check=True, capture_output=True, timeout=120, cwd=folder, **as_user)
+    subprocess.run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            user,
+            f"--auth-host={environment['POSTGRES_HOST_AUTH_METHOD']}",
+            "--auth-local=scram-sha-256",
+            f"--pwfile={folder / 'pw'}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=folder,
+        **as_user,
+    )
     (folder / "pw").unlink()
     port = free_port()
     argv = service_command("postgres", {5432: port})
@@ -88,8 +108,12 @@ def postgres(tmp_path):
     try:
         wait_until(port_open(port), server, log, "postgres")
         env = {**os.environ, "PGPASSWORD": password}
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
-                       check=True, env=env, timeout=60)
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
+            check=True,
+            env=env,
+            timeout=60,
+        )
         yield Postgres(port, secrets, user, password, database)
     finally:
         stop(server)
@@ -104,8 +128,15 @@ def test_postgres_refuses_connections_without_the_password(postgres, tmp_path):
     no_passfile = tmp_path / "no-pgpass"  # asyncpg would read ~/.pgpass; there is none to read here
 
     async def connect(password: str | None) -> str:
-        connection = await asyncpg.connect(host="127.0.0.1", port=postgres.port, user=postgres.user, database=postgres.database,
-                                           password=password, passfile=str(no_passfile), timeout=30)
+        connection = await asyncpg.connect(
+            host="127.0.0.1",
+            port=postgres.port,
+            user=postgres.user,
+            database=postgres.database,
+            password=password,
+            passfile=str(no_passfile),
+            timeout=30,
+        )
         try:
             return await connection.fetchval("SELECT current_user")
         finally:
@@ -117,7 +148,7 @@ def test_postgres_refuses_connections_without_the_password(postgres, tmp_path):
     assert asyncio.run(connect(postgres.password)) == postgres.user
 
 
-FLOW = textwrap.dedent('''
+FLOW = textwrap.dedent("""
     from prefect import flow, task
 
     @task(cache_key_fn=lambda context, parameters: f"pg-{parameters['x']}", persist_result=True)
@@ -129,7 +160,7 @@ FLOW = textwrap.dedent('''
         return double(x, return_state=True).name
 
     print(smoke(21), smoke(21))
-''')
+""")
 
 
 @pytest.mark.slow
@@ -143,9 +174,15 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
     server_environment = service_environment("prefect-server", postgres.secrets, ports)
     assert server_environment["PREFECT_API_DATABASE_CONNECTION_URL"] == postgres.url("+asyncpg")
     client = service_environment("worker", postgres.secrets, ports)  # the flow run is a client of the server
-    env = {**os.environ, **server_environment, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": client["PREFECT_API_URL"],
-           "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"], "PREFECT_UI_ENABLED": "false",
-           "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "results")}
+    env = {
+        **os.environ,
+        **server_environment,
+        "PREFECT_HOME": str(tmp_path / "home"),
+        "PREFECT_API_URL": client["PREFECT_API_URL"],
+        "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "results"),
+    }
     api = env["PREFECT_API_URL"]
     log = tmp_path / "server.log"
     server = start(service_command("prefect-server", ports), log, env)
@@ -153,10 +190,14 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
     async def rows() -> tuple[int, list[str]]:
         connection = await asyncpg.connect(postgres.url())
         try:
-            flows = await connection.fetchval("SELECT count(*) FROM flow_run fr JOIN flow f ON f.id = fr.flow_id "
-                                              "WHERE f.name = 'postgres-smoke' AND fr.state_type = 'COMPLETED'")
-            tasks = await connection.fetch("SELECT tr.state_name FROM task_run tr JOIN flow_run fr ON fr.id = tr.flow_run_id "
-                                           "JOIN flow f ON f.id = fr.flow_id WHERE f.name = 'postgres-smoke'")
+            flows = await connection.fetchval(
+                "SELECT count(*) FROM flow_run fr JOIN flow f ON f.id = fr.flow_id "
+                "WHERE f.name = 'postgres-smoke' AND fr.state_type = 'COMPLETED'"
+            )
+            tasks = await connection.fetch(
+                "SELECT tr.state_name FROM task_run tr JOIN flow_run fr ON fr.id = tr.flow_run_id "
+                "JOIN flow f ON f.id = fr.flow_id WHERE f.name = 'postgres-smoke'"
+            )
             return flows, sorted(row["state_name"] for row in tasks)
         finally:
             await connection.close()
@@ -164,7 +205,9 @@ def test_prefect_server_on_postgres(postgres, tmp_path):
     expected = (2, ["Cached", "Completed"])
     try:
         wait_until(prefect_healthy(api), server, log, "prefect server on postgres", timeout=240)
-        done = subprocess.run([sys.executable, "-c", FLOW], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", FLOW], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.split()[-2:] == ["Completed", "Cached"], done.stdout
         # Both flow runs and both task runs (computed, then served from the cache) are Postgres rows;
@@ -203,8 +246,11 @@ def test_tuning_study_on_the_stacks_postgres(postgres, tmp_path):
     reopened = open_study(config)  # a rerun: the baseline is not enqueued twice
     assert trials_left(reopened, 5) == 2
     study = load_study(reopened)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                                               optuna.trial.TrialState.COMPLETE]
+    assert [t.state for t in study.trials] == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.COMPLETE,
+    ]
     assert study.best_value == 0.9 and study.best_trial.user_attrs["run_id"] == "run-2"
 
     async def stored() -> tuple[str, int]:

@@ -26,8 +26,20 @@ from tests.support.compose import (
 )
 from tests.support.configs import TINY_OVERRIDES
 
-CACHED_STAGES = {"fetch", "validate", "subsample", "split", "train", "evaluate", "export-onnx", "deploy-formats",
-                 "behaviour-tests", "release-gates", "report", "package"}
+CACHED_STAGES = {
+    "fetch",
+    "validate",
+    "subsample",
+    "split",
+    "train",
+    "evaluate",
+    "export-onnx",
+    "deploy-formats",
+    "behaviour-tests",
+    "release-gates",
+    "report",
+    "package",
+}
 
 
 @pytest.fixture
@@ -60,14 +72,25 @@ def test_s3_refuses_requests_not_signed_with_the_stacks_key(s3_endpoint):
 
     fsspec.filesystem("s3", skip_instance_cache=True).pipe("doughflow/secret.txt", b"kept")
     # Anonymous: reading, listing, deleting, moto's control API.
-    for method, path in [("GET", "/doughflow/secret.txt"), ("GET", "/doughflow"), ("GET", "/"),
-                         ("DELETE", "/doughflow/secret.txt"), ("POST", "/moto-api/reset"), ("GET", "/moto-api/data.json")]:
+    for method, path in [
+        ("GET", "/doughflow/secret.txt"),
+        ("GET", "/doughflow"),
+        ("GET", "/"),
+        ("DELETE", "/doughflow/secret.txt"),
+        ("POST", "/moto-api/reset"),
+        ("GET", "/moto-api/data.json"),
+    ]:
         assert http_status(f"{s3_endpoint}{path}", method=method) == 403, (method, path)
     # Signed, but with another secret, or another key id.
-    for credentials in [{"aws_secret_access_key": "not-the-stack-secret-000"},
-                        {"aws_access_key_id": "someone-else"}]:
-        intruder = boto3.client("s3", **{"aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-                                         "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"], **credentials})
+    for credentials in [{"aws_secret_access_key": "not-the-stack-secret-000"}, {"aws_access_key_id": "someone-else"}]:
+        intruder = boto3.client(
+            "s3",
+            **{
+                "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+                **credentials,
+            },
+        )
         with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
             intruder.get_object(Bucket="doughflow", Key="secret.txt")
         with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
@@ -83,9 +106,16 @@ def test_results_and_bundles_on_s3(prefect_api, s3_endpoint, tmp_path):
     from doughflow.packaging.publish import published_problems
     from flows.train import train
 
-    config = load_config(None, [*TINY_OVERRIDES, "train.epochs=1",
-                                f"artifacts_dir={tmp_path}", "orchestration.result_storage=s3://doughflow/results",
-                                "orchestration.publish_url=s3://doughflow/bundles"])
+    config = load_config(
+        None,
+        [
+            *TINY_OVERRIDES,
+            "train.epochs=1",
+            f"artifacts_dir={tmp_path}",
+            "orchestration.result_storage=s3://doughflow/results",
+            "orchestration.publish_url=s3://doughflow/bundles",
+        ],
+    )
     first = train(config=config)
     again = train(config=config)
 

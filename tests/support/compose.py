@@ -42,6 +42,7 @@ def stack_secrets() -> dict[str, str]:
 def interpolate(text: str, values: Mapping[str, str]) -> str:
     """``text`` with compose's ``${...}`` references resolved from ``values``; a required one
     (``:?``) that is unset or empty raises, as compose refuses to start."""
+
     def resolve(match: re.Match) -> str:
         name, op, arg = match["name"], match["op"], match["arg"]
         value = values.get(name)
@@ -52,6 +53,7 @@ def interpolate(text: str, values: Mapping[str, str]) -> str:
         if op in (":?", "?") and (value is None or (op == ":?" and not value)):
             raise KeyError(f"{name}: {arg}")
         return value or ""
+
     return VARIABLE.sub(resolve, text.replace("$$", "\0")).replace("\0", "$")
 
 
@@ -65,7 +67,7 @@ def _localise(part: str, ports: Mapping[int, int], paths: Mapping[str, Path]) ->
     for container, local in paths.items():
         for lead in ("", "sqlite:///"):  # a folder, or a SQLite database URL inside it
             if part == lead + container or part.startswith(lead + container + "/"):
-                part = lead + str(local) + part[len(lead + container):]
+                part = lead + str(local) + part[len(lead + container) :]
     return part
 
 
@@ -79,8 +81,12 @@ def services() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 
 
-def service_command(name: str, ports: Mapping[int, int] | None = None, paths: Mapping[str, Path] | None = None,
-                    values: Mapping[str, str] | None = None) -> list[str]:
+def service_command(
+    name: str,
+    ports: Mapping[int, int] | None = None,
+    paths: Mapping[str, Path] | None = None,
+    values: Mapping[str, str] | None = None,
+) -> list[str]:
     """``name``'s command as argv, for a native run on loopback. ``ports`` maps the compose port
     numbers to the ones to use here, ``paths`` container folders to local ones, ``values`` fill
     ``${...}``; a service whose command is only its image's arguments (``entrypoint`` in compose)
@@ -96,21 +102,33 @@ def service_command(name: str, ports: Mapping[int, int] | None = None, paths: Ma
     return [str(executable) if executable.exists() else rewritten[0], *rewritten[1:]]
 
 
-def service_environment(name: str, values: Mapping[str, str], ports: Mapping[int, int] | None = None,
-                        paths: Mapping[str, Path] | None = None) -> dict[str, str]:
+def service_environment(
+    name: str,
+    values: Mapping[str, str],
+    ports: Mapping[int, int] | None = None,
+    paths: Mapping[str, Path] | None = None,
+) -> dict[str, str]:
     """``name``'s environment, its ``${...}`` filled from ``values`` (the stack's .env) and host
     names, ports and mounted folders rewritten as in ``service_command``."""
     environment = services()[name].get("environment") or {}
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
-    return {key: _localise(interpolate(str(value), values), ports or {}, paths or {})
-            for key, value in environment.items()}
+    return {
+        key: _localise(interpolate(str(value), values), ports or {}, paths or {}) for key, value in environment.items()
+    }
 
 
 def start(argv: list[str], log: Path, env: dict | None = None, **options) -> subprocess.Popen:
     """In its own process group, so ``stop`` also ends the children (dask worker's nanny)."""
-    return subprocess.Popen(argv, cwd=ROOT, env=env or dict(os.environ), stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True, **options)
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **options,
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -123,7 +141,9 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=20)
 
 
-def wait_until(ready: Callable[[], bool], process: subprocess.Popen, log: Path, what: str, timeout: float = 120) -> None:
+def wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen, log: Path, what: str, timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
@@ -137,17 +157,20 @@ def port_open(port: int) -> Callable[[], bool]:
     def check() -> bool:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
+
     return check
 
 
 def prefect_healthy(api: str) -> Callable[[], bool]:
     """Whether the Prefect API at ``api`` (…/api) answers its health check."""
+
     def check() -> bool:
         try:
             with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
+
     return check
 
 

@@ -59,26 +59,43 @@ TINY_TUNE_OVERRIDES = [
     # (learning rate 1e-6) barely moves from its initial weights and is worse after epoch 1 than
     # the median of the one finished trial, so the pruner stops it there (benchmarks/test_margins.py shows
     # the gap over 20 training seeds).
-    "tune.metric=val_mae", "tune.direction=minimize",
+    "tune.metric=val_mae",
+    "tune.direction=minimize",
     "tune.pruner={kind: median, n_startup_trials: 1, n_warmup_steps: 0}",
     "tune.enqueue=[{train.learning_rate: 0.01, train.model.width: 8}, {train.learning_rate: 1.0e-6, train.model.width: 8}]",
 ]
 
 # The stages of a train flow, as the registry and Prefect name them.
 DATA_STAGES = {"fetch", "validate", "subsample", "split"}
-MODEL_STAGES = {"train", "evaluate", "export-onnx", "deploy-formats", "behaviour-tests", "release-gates", "report", "package"}
+MODEL_STAGES = {
+    "train",
+    "evaluate",
+    "export-onnx",
+    "deploy-formats",
+    "behaviour-tests",
+    "release-gates",
+    "report",
+    "package",
+}
 
 # validate_shards' column arguments for the pizza schema.
 PIZZA_TARGETS = [f"count_{label}" for label in ("pepperoni", "mushroom", "olive", "basil", "pepper")]
-PIZZA_COLUMNS = dict(id_column="sample_id", image_column="image", group_column="customer_id",
-                     target_columns=PIZZA_TARGETS, max_count=20)
+PIZZA_COLUMNS = dict(
+    id_column="sample_id", image_column="image", group_column="customer_id", target_columns=PIZZA_TARGETS, max_count=20
+)
 
 
 def tiny_train_config(**overrides: Any) -> TrainConfig:
     """A 2-epoch, width-8 training config with checkpoints every 3 steps and 2 loader workers."""
-    base: dict[str, Any] = {"epochs": 2, "micro_batch_size": 16, "model": {"width": 8}, "warmup_steps": 2,
-                            "checkpoint_every_steps": 3, "num_threads": 1,
-                            "loader": {"num_workers": 2, "piece_rows": 40, "shuffle_buffer": 64}}
+    base: dict[str, Any] = {
+        "epochs": 2,
+        "micro_batch_size": 16,
+        "model": {"width": 8},
+        "warmup_steps": 2,
+        "checkpoint_every_steps": 3,
+        "num_threads": 1,
+        "loader": {"num_workers": 2, "piece_rows": 40, "shuffle_buffer": 64},
+    }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}

@@ -18,12 +18,10 @@ def test_stage_key_depends_only_on_its_sections_and_upstream():
     upstream = {"raw": Upstream("abc", 10)}
     assert stage_key("split", base, ("split",), upstream) == stage_key("split", trained_longer, ("split",), upstream)
     assert stage_key("train", base, ("train",), upstream) != stage_key("train", trained_longer, ("train",), upstream)
-    assert stage_key("split", base, ("split",), upstream) != stage_key("split", base, ("split",), {"raw": Upstream("abd", 10)})
+    assert stage_key("split", base, ("split",), upstream) != stage_key(
+        "split", base, ("split",), {"raw": Upstream("abd", 10)}
+    )
     assert stage_key("split", base, ("split",), upstream) != stage_key("validate", base, ("split",), upstream)
-
-
-
-
 
 
 def test_canonical_is_order_stable_and_code_version_is_a_hash():
@@ -31,8 +29,6 @@ def test_canonical_is_order_stable_and_code_version_is_a_hash():
     assert len(code_version()) == 16
     with pytest.raises(KeyError):
         select(load_config(None), ("train.nope",))
-
-
 
 
 def test_missing_outputs_names_deleted_files_under_the_artifact_roots(tmp_path):

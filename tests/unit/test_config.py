@@ -26,8 +26,10 @@ def test_default_yaml_matches_model_defaults():
 
 
 def test_overrides_reach_nested_fields_and_parse_types():
-    config = load_config(None, ["train.epochs=3", "train.learning_rate=1e-2", "labels=[olive, basil]",
-                                "data.source.generator.num_images=50"])
+    config = load_config(
+        None,
+        ["train.epochs=3", "train.learning_rate=1e-2", "labels=[olive, basil]", "data.source.generator.num_images=50"],
+    )
     assert config.train.epochs == 3
     assert config.train.learning_rate == pytest.approx(0.01)
     assert config.labels == ["olive", "basil"]
@@ -91,17 +93,30 @@ def test_label_map_is_config():
 def test_config_imports_no_other_part_of_the_library():
     """A leaf: every module can take a typed config, and importing it cannot start an import circle."""
     code = "import json, sys, doughflow.config; print(json.dumps(sorted(m for m in sys.modules if m.startswith('doughflow'))))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert imported == ["doughflow", "doughflow.config", "doughflow.toppings"]
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("data.source.generator.image_size=64", "data.source.generator.image_size was removed: the generator draws at data.image_size"),
-    ("data.source.generator.rows_per_shard=500",
-     "data.source.generator.rows_per_shard was removed: the generator writes shards of data.rows_per_shard rows"),
-    ("data.source.generator.max_count=3", "data.source.generator.max_count was renamed data.source.generator.max_per_topping"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data.source.generator.image_size=64",
+            "data.source.generator.image_size was removed: the generator draws at data.image_size",
+        ),
+        (
+            "data.source.generator.rows_per_shard=500",
+            "data.source.generator.rows_per_shard was removed: the generator writes shards of data.rows_per_shard rows",
+        ),
+        (
+            "data.source.generator.max_count=3",
+            "data.source.generator.max_count was renamed data.source.generator.max_per_topping",
+        ),
+    ],
+)
 def test_retired_keys_fail_naming_what_replaced_them(override, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, [override])
@@ -112,15 +127,21 @@ def test_retired_keys_are_all_named_at_once_and_outside_a_file_too():
     with pytest.raises(ConfigError) as caught:
         validate_config({"data": {"source": {"generator": {"image_size": 64, "max_count": 3}}, "max_count": 20}})
     lines = str(caught.value).splitlines()[1:]
-    assert [line.split(" was ")[0].strip() for line in lines] == ["data.source.generator.image_size",
-                                                                  "data.source.generator.max_count"]
-    with pytest.raises(ValidationError, match="rows_per_shard was removed: the generator writes shards of data.rows_per_shard"):
+    assert [line.split(" was ")[0].strip() for line in lines] == [
+        "data.source.generator.image_size",
+        "data.source.generator.max_count",
+    ]
+    with pytest.raises(
+        ValidationError, match="rows_per_shard was removed: the generator writes shards of data.rows_per_shard"
+    ):
         PizzaGeneratorConfig(rows_per_shard=100)
 
 
 def test_one_field_one_meaning():
     """The generator's size and shard size are data's; its per-topping maximum is not data.max_count."""
-    config = load_config(None, ["data.source.generator.max_per_topping=2", "data.image_size=96", "data.rows_per_shard=300"])
+    config = load_config(
+        None, ["data.source.generator.max_per_topping=2", "data.image_size=96", "data.rows_per_shard=300"]
+    )
     generator = config.data.source.generator
     assert generator.max_per_topping == 2 and config.data.max_count == 20
     assert not {"image_size", "rows_per_shard", "max_count"} & set(type(generator).model_fields)
@@ -147,5 +168,7 @@ def test_a_global_batch_must_split_over_the_configured_processes():
     assert ok.train.global_batch_size == 256
     with pytest.raises(ConfigError, match=r"3 processes .*multiple of 192"):
         load_config(None, ["train.global_batch_size=256", "train.launcher.num_processes=3"])
-    auto = load_config(None, ["train.micro_batch_size=auto", "train.global_batch_size=96", "train.launcher.num_processes=3"])
+    auto = load_config(
+        None, ["train.micro_batch_size=auto", "train.global_batch_size=96", "train.launcher.num_processes=3"]
+    )
     assert auto.train.micro_batch_size == "auto"

@@ -17,7 +17,9 @@ def test_unknown_adapter_and_classification_without_a_source_are_config_errors()
     unknown = validate_config({"data": {"adapter": "nope"}})  # the config alone cannot know
     with pytest.raises(ConfigError, match=r"data.adapter: unknown dataset adapter 'nope'.*image_classification"):
         check_experiment(unknown)
-    with pytest.raises(ConfigError, match="data.adapter 'image_classification' is a classification adapter: set data.source.url"):
+    with pytest.raises(
+        ConfigError, match="data.adapter 'image_classification' is a classification adapter: set data.source.url"
+    ):
         check_experiment(validate_config({"data": {"adapter": "image_classification"}}))
     with pytest.raises(ConfigError, match=r"data.adapter: No module named 'no_such_adapters_module'"):
         check_experiment(validate_config({"data": {"import_module": "no_such_adapters_module"}}))
@@ -33,17 +35,21 @@ def test_load_experiment_names_the_file_and_the_field(tmp_path):
     path.write_text(dump_config(ExperimentConfig(data={"adapter": "nope"})))
     with pytest.raises(ConfigError) as caught:
         load_experiment(path)
-    assert str(caught.value).startswith(f"invalid configuration in {path}:\n  data.adapter: unknown dataset adapter 'nope'")
+    assert str(caught.value).startswith(
+        f"invalid configuration in {path}:\n  data.adapter: unknown dataset adapter 'nope'"
+    )
     with pytest.raises(ConfigError, match="data.adapter: unknown dataset adapter 'nope'"):
         load_experiment(None, ["data.adapter=nope"])
 
 
 def test_an_adapter_module_named_by_the_config_is_imported_for_the_check(tmp_path, monkeypatch):
-    (tmp_path / "lab_adapters.py").write_text(textwrap.dedent('''
+    (tmp_path / "lab_adapters.py").write_text(
+        textwrap.dedent("""
         from doughflow.data.adapters import CountColumns, register_adapter
 
         register_adapter("lab_counts")(type("LabCounts", (CountColumns,), {}))
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         check_experiment(load_experiment(None, ["data.adapter=lab_counts", "data.import_module=lab_adapters"]))
@@ -59,9 +65,11 @@ def test_deepspeed_monitor_sections_validate_like_deepspeeds_and_need_their_pack
     before any work, naming the field and the package."""
     import importlib.util
 
-    sections = {"tensorboard": {"enabled": True, "output_path": "tb", "job_name": "run1"},
-                "csv_monitor": {"enabled": True, "output_path": "", "job_name": None},
-                "wandb": {"enabled": True, "group": "g", "team": "t", "project": "p"}}
+    sections = {
+        "tensorboard": {"enabled": True, "output_path": "tb", "job_name": "run1"},
+        "csv_monitor": {"enabled": True, "output_path": "", "job_name": None},
+        "wandb": {"enabled": True, "group": "g", "team": "t", "project": "p"},
+    }
     config = validate_config({"train": {"deepspeed": {"monitor": sections}}})
     assert config.train.deepspeed.monitor.wandb.team == "t" and config.train.deepspeed.monitor.enabled
     with pytest.raises(ConfigError, match="train.deepspeed.monitor.wandb.entity: unknown field"):
@@ -73,7 +81,11 @@ def test_deepspeed_monitor_sections_validate_like_deepspeeds_and_need_their_pack
     if missing:  # neither is a dependency: a plain `make setup` has neither
         with pytest.raises(ConfigError) as caught:
             check_experiment(config, source="exp.yaml")
-        assert str(caught.value).splitlines() == ["invalid configuration in exp.yaml:", *[
-            f"  train.deepspeed.monitor.{name}: enabled, but the {name} package is not installed (pip install {name})"
-            for name in missing]]
+        assert str(caught.value).splitlines() == [
+            "invalid configuration in exp.yaml:",
+            *[
+                f"  train.deepspeed.monitor.{name}: enabled, but the {name} package is not installed (pip install {name})"
+                for name in missing
+            ],
+        ]
     check_experiment(validate_config({"train": {"deepspeed": {"monitor": {"csv_monitor": {"enabled": True}}}}}))

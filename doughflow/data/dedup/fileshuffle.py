@@ -44,8 +44,9 @@ def write_parts(table: pa.Table, part: np.ndarray, parts: int, path: str) -> Non
     os.replace(tmp, path)
 
 
-def write_sorted_parts(rows_of: Callable[[int, int], pa.Table], part: np.ndarray, parts: int, path: str,
-                       chunk_rows: int) -> None:
+def write_sorted_parts(
+    rows_of: Callable[[int, int], pa.Table], part: np.ndarray, parts: int, path: str, chunk_rows: int
+) -> None:
     """``write_parts`` for rows too big to hold at once: ``part`` is sorted, and ``rows_of(lo, hi)`` builds
     rows lo..hi; consecutive parts are built and written together, about ``chunk_rows`` rows at a time."""
     bounds = np.searchsorted(part, np.arange(parts + 1)).tolist()

@@ -42,7 +42,9 @@ def _box(grays: np.ndarray, side: int) -> np.ndarray:
     full = grays.shape[1]
     if full % side == 0:
         return box_sum(grays, full // side, np.float32) / np.float32((full // side) ** 2)
-    return np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), np.float32) for g in grays])
+    return np.stack(
+        [np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), np.float32) for g in grays]
+    )
 
 
 def box_sum(images: np.ndarray, factor: int, dtype: npt.DTypeLike) -> np.ndarray:
@@ -117,7 +119,6 @@ def dhash_bits(pixels: np.ndarray, size: int = 8) -> np.ndarray:
     return np.packbits((grid[:, 1:] > grid[:, :-1]).ravel())
 
 
-
 # --- the spectrum signature ---------------------------------------------------------------------
 
 SPECTRUM_RADIUS = 12  # low frequencies up to 12 cycles per 64 px: the layout of toppings, not noise
@@ -130,7 +131,7 @@ def _spectrum_basis(side: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.
     """Real DFT matrices for the coefficients 0 < |k| <= radius of one half plane (a real image's
     other half is their complex conjugate): (rows 2M x side, columns side x 2K, selection mask
     M x K, radius of each selected coefficient)."""
-    ky = np.r_[0:radius + 1, -radius:0]
+    ky = np.r_[0 : radius + 1, -radius:0]
     kx = np.arange(radius + 1)
     y = np.arange(side)
     angle_y = 2 * np.pi * np.outer(ky, y) / side
@@ -209,13 +210,18 @@ def _shift_phases(side: int, radius: float, max_shift: float, step: float) -> tu
     weight = np.where(kx[None, :].repeat(side, 0) % (side // 2) == 0, 1.0, 2.0)[mask].astype(np.float32)
     offsets = np.arange(-max_shift, max_shift + step / 2, step) if max_shift > 0 else np.zeros(1)
     dy, dx = (o.ravel() for o in np.meshgrid(offsets, offsets, indexing="ij"))
-    angle = 2 * np.pi * (np.outer(ky[:, None].repeat(len(kx), 1)[mask], dy)
-                         + np.outer(kx[None, :].repeat(side, 0)[mask], dx)) / side
+    angle = (
+        2
+        * np.pi
+        * (np.outer(ky[:, None].repeat(len(kx), 1)[mask], dy) + np.outer(kx[None, :].repeat(side, 0)[mask], dx))
+        / side
+    )
     return mask, weight, np.stack([np.cos(angle), np.sin(angle)]).astype(np.float32)
 
 
-def fourier_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 1.0, step: float = 0.5,
-                        radius: float | None = None) -> np.ndarray:
+def fourier_correlation(
+    a: np.ndarray, b: np.ndarray, max_shift: float = 1.0, step: float = 0.5, radius: float | None = None
+) -> np.ndarray:
     """Best correlation of each pair of thumbnails (n x side x side) over shifts up to
     ``max_shift`` thumbnail pixels in ``step`` steps, computed on their low frequencies.
 
@@ -229,8 +235,9 @@ def fourier_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 1.0, st
     n, side = a.shape[0], a.shape[1]
     if n == 0:
         return np.zeros(0)
-    mask, weight, (cos, sin) = _shift_phases(side, float(radius if radius is not None else side * 3 / 8),
-                                             float(max_shift), float(step))
+    mask, weight, (cos, sin) = _shift_phases(
+        side, float(radius if radius is not None else side * 3 / 8), float(max_shift), float(step)
+    )
     fa = np.fft.rfft2(a.astype(np.float32))[:, mask]
     fb = np.fft.rfft2(b.astype(np.float32))[:, mask]
     cross = fa * np.conj(fb) * weight
@@ -264,8 +271,8 @@ def content_histogram(rgb_small: np.ndarray, bins: int = EMBED_BINS, disc: float
     inside = ((yy - centre) ** 2 + (xx - centre) ** 2) <= (disc * side / 2) ** 2
     quantised = (rgb_small[:, inside].astype(np.int32) * bins) >> 8
     index = (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
-    index += (np.arange(n) * bins ** 3)[:, None]
-    counts = np.bincount(index.ravel(), minlength=n * bins ** 3).reshape(n, bins ** 3)
+    index += (np.arange(n) * bins**3)[:, None]
+    counts = np.bincount(index.ravel(), minlength=n * bins**3).reshape(n, bins**3)
     shares = counts / max(int(inside.sum()), 1)
     return np.clip(np.rint(np.sqrt(shares) * 255), 0, 255).astype(np.uint8)
 
@@ -275,5 +282,7 @@ def rgb_thumbnail(pixels: np.ndarray, side: int = EMBED_SIDE) -> np.ndarray:
     h, w = pixels.shape[:2]
     if h == w and h % side == 0:
         factor = h // side
-        return ((box_sum(pixels[None], factor, np.uint32)[0] + factor * factor // 2) // (factor * factor)).astype(np.uint8)
+        return ((box_sum(pixels[None], factor, np.uint32)[0] + factor * factor // 2) // (factor * factor)).astype(
+            np.uint8
+        )
     return np.asarray(Image.fromarray(np.ascontiguousarray(pixels)).resize((side, side), Image.Resampling.BOX))

@@ -55,7 +55,9 @@ def bucket_pairs_sorted(bucket: np.ndarray, key: np.ndarray, pair_limit: int) ->
     return pairs[:, 0], pairs[:, 1]
 
 
-def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray, pair_limit: int) -> tuple[np.ndarray, np.ndarray]:
+def band_part(
+    map_paths: list[str], part: int, removed_keys: np.ndarray, pair_limit: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Reduce side of the signature-block shuffle: candidate edges of this part's buckets among rows
     no earlier step removed (``removed_keys`` sorted)."""
     table = read_part(map_paths, part)
@@ -74,8 +76,9 @@ def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray, pair_li
     return bucket_pairs_sorted(bucket, key, pair_limit)
 
 
-def endpoint_thumbnails(source_path: str, sketch_path: str, out_path: str, *, id_column: str, edges_path: str,
-                        parts: int, thumb_size: int) -> int:
+def endpoint_thumbnails(
+    source_path: str, sketch_path: str, out_path: str, *, id_column: str, edges_path: str, parts: int, thumb_size: int
+) -> int:
     """Map side: (edge, side, id, thumbnail) for this shard's edge ends, split by ``edge % parts``."""
     edges = np.load(edges_path)
     a, b, ends = edges["a"], edges["b"], edges["ends"]
@@ -103,17 +106,23 @@ def endpoint_thumbnails(source_path: str, sketch_path: str, out_path: str, *, id
     thumb_rows = binary_matrix(thumbs.take(take) if len(row) else pa.array([], pa.binary(width)), width)
     from doughflow.data.dedup.signals import fixed_binary
 
-    write_parts(pa.table({"edge": edge, "side": side, "id": ids.take(take), "thumb": fixed_binary(thumb_rows)}),
-                edge % parts, parts, out_path)
+    write_parts(
+        pa.table({"edge": edge, "side": side, "id": ids.take(take), "thumb": fixed_binary(thumb_rows)}),
+        edge % parts,
+        parts,
+        out_path,
+    )
     return len(rows)
 
 
-def verify_part(map_paths: list[str], part: int, thumb_size: int, max_shift: float, threshold: float,
-                examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def verify_part(
+    map_paths: list[str], part: int, thumb_size: int, max_shift: float, threshold: float, examples: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Reduce side: (edge, score) of every edge of this part, and the ``examples`` passing pairs
     with the lowest (id_a, id_b), so id strings per duplicate stay on the worker."""
-    empty_pairs = pd.DataFrame({"id_a": pd.Series(dtype="object"), "id_b": pd.Series(dtype="object"),
-                                "score": pd.Series(dtype="float64")})
+    empty_pairs = pd.DataFrame(
+        {"id_a": pd.Series(dtype="object"), "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")}
+    )
     table = read_part(map_paths, part)
     if table is None or table.num_rows == 0:
         return np.zeros(0, np.int64), np.zeros(0), empty_pairs
@@ -130,8 +139,12 @@ def verify_part(map_paths: list[str], part: int, thumb_size: int, max_shift: flo
         score[lo:hi] = fourier_correlation(thumbs[left[lo:hi]], thumbs[right[lo:hi]], max_shift)
     ids = table.column("id").combine_chunks()
     passing = np.flatnonzero(score >= threshold)
-    pairs = pd.DataFrame({"id_a": ids.take(pa.array(left[passing], pa.int64())).to_pylist(),
-                          "id_b": ids.take(pa.array(right[passing], pa.int64())).to_pylist(),
-                          "score": score[passing]})
+    pairs = pd.DataFrame(
+        {
+            "id_a": ids.take(pa.array(left[passing], pa.int64())).to_pylist(),
+            "id_b": ids.take(pa.array(right[passing], pa.int64())).to_pylist(),
+            "score": score[passing],
+        }
+    )
     pairs = pairs.sort_values(["id_a", "id_b"]).head(examples).reset_index(drop=True) if len(pairs) else empty_pairs
     return edge[first].astype(np.int64), score, pairs

@@ -35,7 +35,7 @@ def fold_columns(values: np.ndarray, salt: int) -> np.ndarray:
 
 def minhash_band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """bands x n keys: rows that agree on all ``rows`` values of a band share that band's key."""
-    return np.stack([fold_columns(signatures[:, b * rows:(b + 1) * rows], b) for b in range(bands)])
+    return np.stack([fold_columns(signatures[:, b * rows : (b + 1) * rows], b) for b in range(bands)])
 
 
 def star_edges(buckets: pd.DataFrame) -> pd.DataFrame:

@@ -93,11 +93,11 @@ def reference_shingles(text: str, kind: str, size: int) -> list[str]:
     if kind == "char":
         if not text:
             return []
-        return [text[i:i + size] for i in range(max(1, len(text) - size + 1))]
+        return [text[i : i + size] for i in range(max(1, len(text) - size + 1))]
     words = text.split(" ") if text else []
     if not words:
         return []
-    return [" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))]
+    return [" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1))]
 
 
 def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -134,12 +134,12 @@ def murmur64a(data: bytes, seed: int = 0) -> int:
     h = (seed ^ (len(data) * m)) & mask
     blocks = len(data) // 8
     for i in range(blocks):
-        k = int.from_bytes(data[8 * i:8 * i + 8], "little")
+        k = int.from_bytes(data[8 * i : 8 * i + 8], "little")
         k = (k * m) & mask
         k ^= k >> 47
         k = (k * m) & mask
         h = ((h ^ k) * m) & mask
-    tail = data[8 * blocks:]
+    tail = data[8 * blocks :]
     if tail:
         h = ((h ^ int.from_bytes(tail, "little")) * m) & mask
     h ^= h >> 47
@@ -162,7 +162,9 @@ def normalised_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]
     if len(texts) and pc.all(pc.fill_null(pc.string_is_ascii(texts), True)).as_py():
         data, offsets = _string_buffers(texts)
         norm, text_offsets, starts, ends, doc_words = K.normalise_ascii(data, offsets)
-        normal = pa.StringArray.from_buffers(len(texts), pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(norm))
+        normal = pa.StringArray.from_buffers(
+            len(texts), pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(norm)
+        )
         return normal, K.word_hashes(norm, starts, ends), doc_words
     words = normalise_words(texts)
     normal = pc.fill_null(pc.binary_join(words, " "), "")
@@ -258,8 +260,9 @@ class MinHasher:
         return out
 
 
-def text_signatures(texts: pa.Array | None, *, kind: str, size: int, hasher: MinHasher,
-                    words: pa.Array | None = None) -> np.ndarray:
+def text_signatures(
+    texts: pa.Array | None, *, kind: str, size: int, hasher: MinHasher, words: pa.Array | None = None
+) -> np.ndarray:
     """MinHash rows for already normalised texts (``words``: the same, already split)."""
     if kind == "char":
         from doughflow.data.dedup import textkernels as K

@@ -21,17 +21,30 @@ def removed_arrow(removed: pd.DataFrame) -> pa.Table:
     """A removed-rows frame as an Arrow table with the one schema every removed file has."""
     import pyarrow as pa
 
-    schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("reason", pa.string()), ("kept_id", pa.string()),
-                        ("detail", pa.string())])
+    schema = pa.schema(
+        [
+            ("key", pa.int64()),
+            ("id", pa.string()),
+            ("reason", pa.string()),
+            ("kept_id", pa.string()),
+            ("detail", pa.string()),
+        ]
+    )
     frame = removed[REMOVED_COLUMNS].astype({"key": "int64"})
     frame = frame.astype({c: str for c in REMOVED_COLUMNS[1:] if frame[c].dtype == object})  # Arrow-backed stay Arrow
     return pa.Table.from_pandas(frame, preserve_index=False).cast(schema)
 
 
 def empty_removed() -> pd.DataFrame:
-    return pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"),
-                         "reason": pd.Series(dtype="object"), "kept_id": pd.Series(dtype="object"),
-                         "detail": pd.Series(dtype="object")})
+    return pd.DataFrame(
+        {
+            "key": pd.Series(dtype="int64"),
+            "id": pd.Series(dtype="object"),
+            "reason": pd.Series(dtype="object"),
+            "kept_id": pd.Series(dtype="object"),
+            "detail": pd.Series(dtype="object"),
+        }
+    )
 
 
 def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
@@ -55,8 +68,15 @@ def exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     first = ordered.groupby(["h1", "h2"], sort=False)["id"].transform("first")
     is_dup = (ordered["id"] != first).to_numpy()
     dup = ordered[is_dup]
-    out = pd.DataFrame({"key": dup["key"].to_numpy(), "id": dup["id"].to_numpy(), "reason": "exact_duplicate",
-                        "kept_id": first.to_numpy()[is_dup], "detail": ""})
+    out = pd.DataFrame(
+        {
+            "key": dup["key"].to_numpy(),
+            "id": dup["id"].to_numpy(),
+            "reason": "exact_duplicate",
+            "kept_id": first.to_numpy()[is_dup],
+            "detail": "",
+        }
+    )
     return out if len(out) else empty_removed()
 
 
@@ -66,8 +86,16 @@ def endpoint_rows(frame: pd.DataFrame, edges: pd.DataFrame, payload: str = "sig"
     parts = []
     for side in ("a", "b"):
         match = edges[["edge", side]].merge(frame[["key", "id", payload]], left_on=side, right_on="key")
-        parts.append(pd.DataFrame({"edge": match["edge"].to_numpy(), "side": side, "id": match["id"].to_numpy(),
-                                   "sig": match[payload].to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "edge": match["edge"].to_numpy(),
+                    "side": side,
+                    "id": match["id"].to_numpy(),
+                    "sig": match[payload].to_numpy(),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -86,12 +114,27 @@ def verify_edges(frame: pd.DataFrame, kind: str, width: int) -> pd.DataFrame:
     b = frame[frame["side"] == "b"].set_index("edge")
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
     if both.empty:
-        return pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
-                             "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
-    score = similarity(rows_matrix(both["sig_a"].to_numpy(), np.uint32, width),
-                       rows_matrix(both["sig_b"].to_numpy(), np.uint32, width), kind)
-    return pd.DataFrame({"edge": both.index.to_numpy(), "id_a": both["id_a"].to_numpy(), "id_b": both["id_b"].to_numpy(),
-                         "score": score})
+        return pd.DataFrame(
+            {
+                "edge": pd.Series(dtype="int64"),
+                "id_a": pd.Series(dtype="object"),
+                "id_b": pd.Series(dtype="object"),
+                "score": pd.Series(dtype="float64"),
+            }
+        )
+    score = similarity(
+        rows_matrix(both["sig_a"].to_numpy(), np.uint32, width),
+        rows_matrix(both["sig_b"].to_numpy(), np.uint32, width),
+        kind,
+    )
+    return pd.DataFrame(
+        {
+            "edge": both.index.to_numpy(),
+            "id_a": both["id_a"].to_numpy(),
+            "id_b": both["id_b"].to_numpy(),
+            "score": score,
+        }
+    )
 
 
 def cap_excess(frame: pd.DataFrame, column: str, limit: int, reason: str) -> pd.DataFrame:
@@ -103,8 +146,19 @@ def cap_excess(frame: pd.DataFrame, column: str, limit: int, reason: str) -> pd.
     ordered = frame.sort_values([column, "rank", "id"], kind="mergesort")
     position = ordered.groupby(column, sort=False).cumcount()
     excess = ordered[position.to_numpy() >= limit]
-    return pd.DataFrame({"key": excess["key"].to_numpy(), "id": excess["id"].to_numpy(), "reason": reason, "kept_id": "",
-                         "detail": excess[column].astype(str).to_numpy()}) if len(excess) else empty_removed()
+    return (
+        pd.DataFrame(
+            {
+                "key": excess["key"].to_numpy(),
+                "id": excess["id"].to_numpy(),
+                "reason": reason,
+                "kept_id": "",
+                "detail": excess[column].astype(str).to_numpy(),
+            }
+        )
+        if len(excess)
+        else empty_removed()
+    )
 
 
 def precap(frame: pd.DataFrame, removed_keys: np.ndarray, column: str, limit: int) -> pd.DataFrame:
@@ -121,12 +175,18 @@ def assign_clusters(frame: pd.DataFrame, removed_keys: np.ndarray, centres: np.n
     frame = alive(frame, removed_keys)
     feats = rows_matrix(frame["feat"].to_numpy(), np.float32, centres.shape[1])
     if len(feats):
-        distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
+        distance = (feats**2).sum(1)[:, None] - 2 * feats @ centres.T + (centres**2).sum(1)[None, :]
         label = distance.argmin(axis=1).astype(np.int64)
     else:
         label = np.zeros(0, np.int64)
-    return pd.DataFrame({"key": frame["key"].to_numpy(), "id": frame["id"].to_numpy(), "rank": frame["rank"].to_numpy(),
-                         "cluster": label})
+    return pd.DataFrame(
+        {
+            "key": frame["key"].to_numpy(),
+            "id": frame["id"].to_numpy(),
+            "rank": frame["rank"].to_numpy(),
+            "cluster": label,
+        }
+    )
 
 
 def sorted_star_edges(bucket: np.ndarray, key: np.ndarray) -> pd.DataFrame:
@@ -191,8 +251,9 @@ def component_choice(members: pa.Table, keep: int) -> tuple[pa.Table, pa.Table]:
 
     if members.num_rows == 0:
         return removed_arrow(empty_removed()), members.append_column("group", pa.array([], pa.string()))
-    members = members.take(pc.sort_indices(members, sort_keys=[("component", "ascending"), ("id", "ascending"),
-                                                               ("key", "ascending")]))
+    members = members.take(
+        pc.sort_indices(members, sort_keys=[("component", "ascending"), ("id", "ascending"), ("key", "ascending")])
+    )
     component = members.column("component").to_numpy()
     key = members.column("key").to_numpy()
     starts = np.flatnonzero(np.r_[True, component[1:] != component[:-1]])
@@ -205,9 +266,15 @@ def component_choice(members: pa.Table, keep: int) -> tuple[pa.Table, pa.Table]:
     gone = pa.array(distinct & (position >= keep))
     gone_ids = ids.filter(gone)
     n = len(gone_ids)
-    removed = pa.table({"key": pa.array(key).filter(gone), "id": gone_ids,
-                        "reason": pa.array(["near_duplicate"] * n, pa.string()), "kept_id": group.filter(gone),
-                        "detail": pa.array([""] * n, pa.string())})
+    removed = pa.table(
+        {
+            "key": pa.array(key).filter(gone),
+            "id": gone_ids,
+            "reason": pa.array(["near_duplicate"] * n, pa.string()),
+            "kept_id": group.filter(gone),
+            "detail": pa.array([""] * n, pa.string()),
+        }
+    )
     return removed, members.append_column("group", group)
 
 
@@ -225,14 +292,21 @@ def member_map(sketch_path: str, out_path: str, graph_path: str, shard: int, par
     key = table.column("key").to_numpy()
     hit = np.flatnonzero(in_sorted(key, nodes))
     component = labels[np.searchsorted(nodes, key[hit])]
-    members = pa.table({"component": component, "key": key[hit],
-                        "id": table.column("id").combine_chunks().cast(pa.string()).take(pa.array(hit)),
-                        "shard": np.full(len(hit), shard, np.int32)})
+    members = pa.table(
+        {
+            "component": component,
+            "key": key[hit],
+            "id": table.column("id").combine_chunks().cast(pa.string()).take(pa.array(hit)),
+            "shard": np.full(len(hit), shard, np.int32),
+        }
+    )
     write_parts(members, component % parts, parts, out_path)
     return len(hit)
 
 
-def member_part(map_paths: list[str], part: int, keep: int, removed_path: str, group_path: str, shards: int) -> np.ndarray:
+def member_part(
+    map_paths: list[str], part: int, keep: int, removed_path: str, group_path: str, shards: int
+) -> np.ndarray:
     """Reduce side of the component shuffle: whole components meet here, the lowest ids are kept.
     Writes the removed rows (Parquet) and each member's group id split by source shard (for
     filter_shard); returns the removed keys."""
@@ -242,12 +316,19 @@ def member_part(map_paths: list[str], part: int, keep: int, removed_path: str, g
 
     table = read_part(map_paths, part)
     if table is None:
-        table = pa.table({"component": pa.array([], pa.int64()), "key": pa.array([], pa.int64()),
-                          "id": pa.array([], pa.string()), "shard": pa.array([], pa.int32())})
+        table = pa.table(
+            {
+                "component": pa.array([], pa.int64()),
+                "key": pa.array([], pa.int64()),
+                "id": pa.array([], pa.string()),
+                "shard": pa.array([], pa.int32()),
+            }
+        )
     removed, members = component_choice(table, keep)
     pq.write_table(removed, removed_path)
-    write_parts(members.select(["key", "group"]), members.column("shard").to_numpy().astype(np.int64), shards,
-                group_path)
+    write_parts(
+        members.select(["key", "group"]), members.column("shard").to_numpy().astype(np.int64), shards, group_path
+    )
     return removed.column("key").to_numpy()
 
 

@@ -41,7 +41,7 @@ THUMBNAIL = "_thumbnail"
 EMBEDDING = "_embedding"
 SIGNAL_COLUMNS = (SIGNATURE, THUMBNAIL, EMBEDDING)
 METADATA_KEY = b"doughflow.image_signals"
-EMBEDDING_WIDTH = EMBED_BINS ** 3
+EMBEDDING_WIDTH = EMBED_BINS**3
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -84,8 +84,10 @@ def _grays(pixels: list[np.ndarray]) -> np.ndarray:
 def compute_signals(pixels: list[np.ndarray], spec: SignalSpec) -> dict[str, np.ndarray]:
     """The signal columns of a batch of decoded HxWx3 uint8 images, as n x width uint8 arrays."""
     n = len(pixels)
-    out = {SIGNATURE: np.zeros((n, spec.signature_bytes), np.uint8),
-           THUMBNAIL: np.zeros((n, spec.thumb_size ** 2), np.uint8)}
+    out = {
+        SIGNATURE: np.zeros((n, spec.signature_bytes), np.uint8),
+        THUMBNAIL: np.zeros((n, spec.thumb_size**2), np.uint8),
+    }
     if spec.embedding:
         out[EMBEDDING] = np.zeros((n, EMBEDDING_WIDTH), np.uint8)
     if n == 0:
@@ -104,7 +106,9 @@ def compute_signals(pixels: list[np.ndarray], spec: SignalSpec) -> dict[str, np.
     if spec.embedding:
         if all(p.shape == (GRAY_SIDE, GRAY_SIDE, 3) for p in pixels):
             factor = GRAY_SIDE // EMBED_SIDE
-            small = ((box_sum(np.stack(pixels), factor, np.uint16) + factor * factor // 2) // (factor * factor)).astype(np.uint8)
+            small = ((box_sum(np.stack(pixels), factor, np.uint16) + factor * factor // 2) // (factor * factor)).astype(
+                np.uint8
+            )
         else:
             small = np.stack([rgb_thumbnail(p, EMBED_SIDE) for p in pixels])
         out[EMBEDDING] = content_histogram(small)
@@ -114,8 +118,9 @@ def compute_signals(pixels: list[np.ndarray], spec: SignalSpec) -> dict[str, np.
 def fixed_binary(matrix: np.ndarray) -> pa.Array:
     """Rows of a 2-D uint8 array as one fixed-size binary value each."""
     width = matrix.shape[1]
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(matrix),
-                                                [None, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(matrix), [None, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())]
+    )
 
 
 def binary_matrix(column: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
@@ -129,7 +134,9 @@ def binary_matrix(column: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     if not pa.types.is_fixed_size_binary(column.type):
         return np.frombuffer(b"".join(column.to_pylist()), np.uint8).reshape(len(column), width)
     buffer = column.buffers()[1]
-    return np.frombuffer(buffer, np.uint8, count=len(column) * width, offset=column.offset * width).reshape(len(column), width)
+    return np.frombuffer(buffer, np.uint8, count=len(column) * width, offset=column.offset * width).reshape(
+        len(column), width
+    )
 
 
 def stored_spec(schema: pa.Schema) -> SignalSpec | None:
@@ -145,8 +152,12 @@ def stored_spec(schema: pa.Schema) -> SignalSpec | None:
 
 def usable(stored: SignalSpec | None, wanted: SignalSpec) -> bool:
     """Stored signals serve ``wanted`` when computed the same way (an embedding nobody needs may be extra)."""
-    return stored is not None and (stored.image_hash, stored.hash_size, stored.thumb_size) == \
-        (wanted.image_hash, wanted.hash_size, wanted.thumb_size) and (stored.embedding or not wanted.embedding)
+    return (
+        stored is not None
+        and (stored.image_hash, stored.hash_size, stored.thumb_size)
+        == (wanted.image_hash, wanted.hash_size, wanted.thumb_size)
+        and (stored.embedding or not wanted.embedding)
+    )
 
 
 def signals_for(subsample: SubsampleConfig, modality: str = "image") -> SignalSpec | None:

@@ -67,7 +67,9 @@ class SketchSpec:
         with the text column and no image column is text (the review corpus, kind none)."""
         if self.modality == "text" or self.kind == "text":
             return True
-        return names is not None and self.kind == "none" and self.text_column in names and self.image_column not in names
+        return (
+            names is not None and self.kind == "none" and self.text_column in names and self.image_column not in names
+        )
 
 
 Strings: TypeAlias = Sequence[str] | pa.Array | pa.ChunkedArray  # a list of str or an Arrow string column
@@ -122,8 +124,9 @@ def _split128(digests: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _binary_rows(matrix: np.ndarray) -> pa.Array:
     """Fixed-width rows of a 2-D array as one binary value each (cheap to store and shuffle)."""
     width = matrix.shape[1] * matrix.itemsize
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(matrix), [None, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())]) \
-        .cast(pa.binary())
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(matrix), [None, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())]
+    ).cast(pa.binary())
 
 
 def rows_matrix(values: np.ndarray, dtype: npt.DTypeLike, width: int) -> np.ndarray:
@@ -162,10 +165,15 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
         columns.append(spec.cap_column)
     schema = pq.read_schema(path)
     payload = spec.text_column if spec.payload_is_text(schema.names) else spec.image_column
-    signed = payload == spec.image_column and CONTENT_HASH in schema.names and (
-        spec.kind != "image" and not spec.features or usable(stored_spec(schema), signal_spec(spec)))
+    signed = (
+        payload == spec.image_column
+        and CONTENT_HASH in schema.names
+        and (spec.kind != "image" and not spec.features or usable(stored_spec(schema), signal_spec(spec)))
+    )
     if signed:  # validation decoded these images once and stored what we need beside them
-        columns += [CONTENT_HASH] + ([SIGNATURE] if spec.kind == "image" else []) + ([EMBEDDING] if spec.features else [])
+        columns += (
+            [CONTENT_HASH] + ([SIGNATURE] if spec.kind == "image" else []) + ([EMBEDDING] if spec.features else [])
+        )
     else:
         columns.append(payload)
     missing = [c for c in columns if c not in schema.names]
@@ -209,16 +217,22 @@ def sketch_shard(path: str, out_path: str, spec: SketchSpec) -> tuple[int, pd.Da
             hasher = MinHasher(spec.num_perm, spec.seed, spec.scheme)
             sig = word_signatures(word_hash, doc_offsets, spec.shingle_size, hasher)[index.to_numpy()]
         elif spec.kind == "text":
-            sig = text_signatures(texts, kind=spec.shingle, size=spec.shingle_size,
-                                  hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme))
+            sig = text_signatures(
+                texts,
+                kind=spec.shingle,
+                size=spec.shingle_size,
+                hasher=MinHasher(spec.num_perm, spec.seed, spec.scheme),
+            )
         if spec.features:
             feats = text_features(texts.to_pylist())
     else:
         if signed:
             digests = binary_matrix(table.column(CONTENT_HASH).take(index).cast(pa.binary(16)), 16)
-            signals = {name: binary_matrix(table.column(name).take(index), width)
-                       for name, width in ((SIGNATURE, signal_spec(spec).signature_bytes), (EMBEDDING, EMBEDDING_WIDTH))
-                       if name in table.column_names}
+            signals = {
+                name: binary_matrix(table.column(name).take(index), width)
+                for name, width in ((SIGNATURE, signal_spec(spec).signature_bytes), (EMBEDDING, EMBEDDING_WIDTH))
+                if name in table.column_names
+            }
         else:
             digests, signals = _decoded_signals(table.column(payload).take(index).to_pylist(), spec)
             if spec.kind == "image":
@@ -252,10 +266,18 @@ def _write_shuffle_files(out: dict, sig: np.ndarray | None, spec: SketchSpec, ou
     if sig is not None and spec.kind == "image":
         buckets = pigeonhole_keys(sig, spec.image_blocks - 1).reshape(-1)
         owners = np.tile(out["key"], spec.image_blocks)
-        write_parts(pa.table({"bucket": buckets, "key": owners}), part_of(buckets, spec.parts), spec.parts,
-                    f"{out_path}.bands.arrow")
+        write_parts(
+            pa.table({"bucket": buckets, "key": owners}),
+            part_of(buckets, spec.parts),
+            spec.parts,
+            f"{out_path}.bands.arrow",
+        )
     elif sig is not None and spec.lsh_bands:
         buckets = minhash_band_keys(sig, spec.lsh_bands, spec.lsh_rows).reshape(-1)
         owners = np.tile(out["key"], spec.lsh_bands)
-        write_parts(pa.table({"bucket": buckets, "key": owners}), part_of(buckets, spec.parts), spec.parts,
-                    f"{out_path}.bands.arrow")
+        write_parts(
+            pa.table({"bucket": buckets, "key": owners}),
+            part_of(buckets, spec.parts),
+            spec.parts,
+            f"{out_path}.bands.arrow",
+        )

@@ -77,8 +77,10 @@ class SubsampleResult:
 def resolve_kind(near: NearDupConfig, modality: str) -> NearDupConfig:
     """``near`` with kind auto made concrete: text for text datasets, image for image datasets."""
     if near.kind == "image" and modality == "text":
-        raise ValueError("subsample.near_dup.kind is image, but the rows are text (data.adapter text): "
-                         "set near_dup.kind to auto or text")
+        raise ValueError(
+            "subsample.near_dup.kind is image, but the rows are text (data.adapter text): "
+            "set near_dup.kind to auto or text"
+        )
     if near.kind != "auto":
         return near
     return near.model_copy(update={"kind": "text" if modality == "text" else "image"})
@@ -89,24 +91,45 @@ def cap_column_of(cfg: SubsampleConfig, group_column: str | None) -> str | None:
     return (cfg.id_cap_column or group_column) if cfg.max_per_id else None
 
 
-def spec_for(cfg: SubsampleConfig, id_column: str, group_column: str | None, image_column: str, parts: int = 0,
-             text: TextSettings | None = None, modality: str = "image", text_column: str | None = None) -> SketchSpec:
+def spec_for(
+    cfg: SubsampleConfig,
+    id_column: str,
+    group_column: str | None,
+    image_column: str,
+    parts: int = 0,
+    text: TextSettings | None = None,
+    modality: str = "image",
+    text_column: str | None = None,
+) -> SketchSpec:
     """What the sketch pass computes; ``text``: the resolved text settings (kind text)."""
     near = cfg.near_dup
     bands, rows = (0, 0)
     if near.kind == "text" and text is not None:
         bands, rows = lsh_params(text.lsh_threshold, near.num_perm, near.false_negative_weight)
-    return SketchSpec(id_column=id_column, kind=near.kind, image_column=image_column,
-                      text_column=text.text_column if text else (near.text_column or text_column or DEFAULT_TEXT_COLUMN),
-                      cap_column=cap_column_of(cfg, group_column), modality=modality,
-                      shingle=text.shingle if text else "word", shingle_size=text.shingle_size if text else 3,
-                      num_perm=near.num_perm, seed=near.seed,
-                      scheme=near.scheme, image_hash_size=near.image_hash_size, image_hash=near.image_hash,
-                      thumb_size=near.thumb_size, image_blocks=near.max_hamming + 1, rank_seed=cfg.seed,
-                      features=cfg.cluster.enabled,
-                      ranks=bool(cfg.max_per_id or cfg.cluster.enabled),
-                      signatures=not (near.kind == "text" and near.verify == "exact"),
-                      lsh_bands=bands, lsh_rows=rows, parts=parts if cfg.exact_dedup or near.kind != "none" else 0)
+    return SketchSpec(
+        id_column=id_column,
+        kind=near.kind,
+        image_column=image_column,
+        text_column=text.text_column if text else (near.text_column or text_column or DEFAULT_TEXT_COLUMN),
+        cap_column=cap_column_of(cfg, group_column),
+        modality=modality,
+        shingle=text.shingle if text else "word",
+        shingle_size=text.shingle_size if text else 3,
+        num_perm=near.num_perm,
+        seed=near.seed,
+        scheme=near.scheme,
+        image_hash_size=near.image_hash_size,
+        image_hash=near.image_hash,
+        thumb_size=near.thumb_size,
+        image_blocks=near.max_hamming + 1,
+        rank_seed=cfg.seed,
+        features=cfg.cluster.enabled,
+        ranks=bool(cfg.max_per_id or cfg.cluster.enabled),
+        signatures=not (near.kind == "text" and near.verify == "exact"),
+        lsh_bands=bands,
+        lsh_rows=rows,
+        parts=parts if cfg.exact_dedup or near.kind != "none" else 0,
+    )
 
 
 def _sorted_keys(removed: pd.DataFrame) -> np.ndarray:
@@ -122,8 +145,18 @@ class _Stage:
     under ``removed_dir`` as each step finishes; this process keeps only their sorted keys (8 bytes
     a row) and counts, so its memory does not grow with the removed table."""
 
-    def __init__(self, sketches: _LazySketches, rows: int, removed_dir: Path, client: Client, sketch_paths: list[str],
-                 exact_maps: list[str], band_maps: list[str], source_paths: list[str], id_column: str) -> None:
+    def __init__(
+        self,
+        sketches: _LazySketches,
+        rows: int,
+        removed_dir: Path,
+        client: Client,
+        sketch_paths: list[str],
+        exact_maps: list[str],
+        band_maps: list[str],
+        source_paths: list[str],
+        id_column: str,
+    ) -> None:
         self.sk = sketches
         self.client, self.sketch_paths = client, sketch_paths
         self.source_paths, self.id_column = source_paths, id_column
@@ -149,8 +182,9 @@ class _Stage:
             for entry in pc.value_counts(pq.read_table(path, columns=["reason"]).column("reason")).to_pylist():
                 reasons[entry["values"]] = reasons.get(entry["values"], 0) + entry["counts"]
         removed = sum(reasons.values())
-        self.steps.append(StepCount(step, self.alive, self.alive - removed, reasons,
-                                    round(time.perf_counter() - started, 2)))
+        self.steps.append(
+            StepCount(step, self.alive, self.alive - removed, reasons, round(time.perf_counter() - started, 2))
+        )
         self.alive -= removed
         self.removed_files.extend(paths)
         self._keys.extend(k for k in keys if len(k))
@@ -164,8 +198,11 @@ class _Stage:
 
     def removed_table(self) -> pd.DataFrame:
         """Every removed row (small data and tests; the stage itself streams the files)."""
-        return pd.concat([pq.read_table(p).to_pandas() for p in self.removed_files], ignore_index=True) \
-            if self.removed_files else R.empty_removed()
+        return (
+            pd.concat([pq.read_table(p).to_pandas() for p in self.removed_files], ignore_index=True)
+            if self.removed_files
+            else R.empty_removed()
+        )
 
 
 def _removed_table(removed: pd.DataFrame) -> pa.Table:
@@ -177,8 +214,9 @@ def exact_step(stage: _Stage) -> None:
     if stage.exact_maps:  # the sketch pass wrote the shuffle files
         parts = len(stage.exact_maps)
         outs = [str(stage.removed_dir / f"exact-{p:05d}.parquet") for p in range(parts)]
-        keys = stage.client.gather(stage.client.map(R.exact_part, [stage.exact_maps] * parts, range(parts), outs,
-                                                    pure=False))
+        keys = stage.client.gather(
+            stage.client.map(R.exact_part, [stage.exact_maps] * parts, range(parts), outs, pure=False)
+        )
         stage.record_files("exact_dedup", outs, keys, started)
         return
     frame = stage.sk[["key", "id", "h1", "h2"]].shuffle("h1")
@@ -186,8 +224,14 @@ def exact_step(stage: _Stage) -> None:
     stage.record("exact_dedup", removed, started)
 
 
-def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource | None = None,
-              n_examples: int = 6, text: TextSettings | None = None) -> tuple[dict, pd.DataFrame, list[str]]:
+def near_step(
+    stage: _Stage,
+    near: NearDupConfig,
+    width: int,
+    texts: TextSource | None = None,
+    n_examples: int = 6,
+    text: TextSettings | None = None,
+) -> tuple[dict, pd.DataFrame, list[str]]:
     """Candidates from LSH buckets, verified, then components; returns LSH facts, a few verified
     pairs for the report, and the per-shard group files (for filter_shard). Components run here on
     int64 keys only; the kept row of each is chosen on the workers (component_step)."""
@@ -196,16 +240,31 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource 
     if near.kind == "text":
         assert text is not None, "kind text needs resolved text settings"
         bands, rows = lsh_params(text.lsh_threshold, near.num_perm, near.false_negative_weight)
-        facts = {"kind": "text", "bands": bands, "rows": rows, "threshold": text.threshold,
-                 "candidates_at": text.lsh_threshold, "num_perm": near.num_perm,
-                 "shingle": f"{text.shingle} {text.shingle_size}-grams", "verify": near.verify, "scheme": near.scheme}
+        facts = {
+            "kind": "text",
+            "bands": bands,
+            "rows": rows,
+            "threshold": text.threshold,
+            "candidates_at": text.lsh_threshold,
+            "num_perm": near.num_perm,
+            "shingle": f"{text.shingle} {text.shingle_size}-grams",
+            "verify": near.verify,
+            "scheme": near.scheme,
+        }
         if text.chosen:
             facts["chosen"] = text.describe()
     else:
         bands, rows = near.max_hamming + 1, 0
-        facts = {"kind": "image", "hash": near.image_hash, "blocks": bands, "max_hamming": near.max_hamming,
-                 "hash_bits": near.image_hash_size ** 2, "bucket_pair_limit": near.bucket_pair_limit,
-                 "min_correlation": near.min_correlation, "thumb": f"{near.thumb_size}px +-{near.max_shift}px"}
+        facts = {
+            "kind": "image",
+            "hash": near.image_hash,
+            "blocks": bands,
+            "max_hamming": near.max_hamming,
+            "hash_bits": near.image_hash_size**2,
+            "bucket_pair_limit": near.bucket_pair_limit,
+            "min_correlation": near.min_correlation,
+            "thumb": f"{near.thumb_size}px +-{near.max_shift}px",
+        }
     if near.kind == "text":
         edges = text_band_edges(stage, removed_keys, width, bands, rows)
     else:
@@ -226,12 +285,25 @@ def near_step(stage: _Stage, near: NearDupConfig, width: int, texts: TextSource 
             edge, score, pairs = image_scores(stage, edges, near, threshold, n_examples)
             timing["thumbnail_check"] = round(time.perf_counter() - started - sum(timing.values()), 2)
         else:
-            ends_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "side": pd.Series(dtype="object"),
-                                      "id": pd.Series(dtype="object"), "sig": pd.Series(dtype="object")})
-            ends = stage.sk[["key", "id", "sig"]].map_partitions(R.endpoint_rows, edges[["edge", "a", "b"]], "sig",
-                                                                 meta=ends_meta)
-            ver_meta = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
-                                     "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
+            ends_meta = pd.DataFrame(
+                {
+                    "edge": pd.Series(dtype="int64"),
+                    "side": pd.Series(dtype="object"),
+                    "id": pd.Series(dtype="object"),
+                    "sig": pd.Series(dtype="object"),
+                }
+            )
+            ends = stage.sk[["key", "id", "sig"]].map_partitions(
+                R.endpoint_rows, edges[["edge", "a", "b"]], "sig", meta=ends_meta
+            )
+            ver_meta = pd.DataFrame(
+                {
+                    "edge": pd.Series(dtype="int64"),
+                    "id_a": pd.Series(dtype="object"),
+                    "id_b": pd.Series(dtype="object"),
+                    "score": pd.Series(dtype="float64"),
+                }
+            )
             verified = ends.shuffle("edge").map_partitions(R.verify_edges, near.kind, width, meta=ver_meta).compute()
             edge, score = verified["edge"].to_numpy(np.int64), verified["score"].to_numpy(np.float64)
             pairs = verified[verified["score"] >= threshold].sort_values(["id_a", "id_b"]).head(n_examples)
@@ -264,12 +336,16 @@ def component_step(stage: _Stage, nodes: np.ndarray, labels: np.ndarray, keep: i
     np.savez(graph_path, nodes=nodes, labels=labels)
     shards = len(sketches)
     maps = [str(scratch / f"members-{i:05d}.arrow") for i in range(shards)]
-    client.gather(client.map(R.member_map, sketches, maps, [graph_path] * shards, range(shards), parts=shards,
-                             pure=False))
+    client.gather(
+        client.map(R.member_map, sketches, maps, [graph_path] * shards, range(shards), parts=shards, pure=False)
+    )
     outs = [str(stage.removed_dir / f"near-{p:05d}.parquet") for p in range(shards)]
     group_maps = [str(scratch / f"groups-{p:05d}.arrow") for p in range(shards)]
-    keys = client.gather(client.map(R.member_part, [maps] * shards, range(shards), [keep] * shards, outs, group_maps,
-                                    shards=shards, pure=False))
+    keys = client.gather(
+        client.map(
+            R.member_part, [maps] * shards, range(shards), [keep] * shards, outs, group_maps, shards=shards, pure=False
+        )
+    )
     stage.record_files("near_dup", outs, keys, started)
     return group_maps
 
@@ -295,15 +371,19 @@ def image_band_edges(stage: _Stage, removed_keys: np.ndarray, pair_limit: int) -
     client, maps = stage.client, stage.band_maps
     parts = len(maps)
     removed = client.scatter(removed_keys, broadcast=True, hash=False)
-    found = client.gather(client.map(imageverify.band_part, [maps] * parts, range(parts), removed_keys=removed,
-                                     pair_limit=pair_limit, pure=False))
+    found = client.gather(
+        client.map(
+            imageverify.band_part, [maps] * parts, range(parts), removed_keys=removed, pair_limit=pair_limit, pure=False
+        )
+    )
     a = np.concatenate([x for x, _ in found]) if found else np.zeros(0, np.int64)
     b = np.concatenate([y for _, y in found]) if found else np.zeros(0, np.int64)
     return pd.DataFrame({"a": a, "b": b})
 
 
-def image_scores(stage: _Stage, edges: pd.DataFrame, near: NearDupConfig, threshold: float,
-                 n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def image_scores(
+    stage: _Stage, edges: pd.DataFrame, near: NearDupConfig, threshold: float, n_examples: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(edge, score) per candidate edge, sorted by edge: the thumbnails' best correlation over
     small shifts, computed on the workers through a file shuffle by edge (doughflow.data.dedup.imageverify);
     and the ``n_examples`` passing pairs with the lowest ids."""
@@ -317,11 +397,31 @@ def image_scores(stage: _Stage, edges: pd.DataFrame, near: NearDupConfig, thresh
     np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
     shards = len(stage.sketch_paths)
     maps = [str(scratch / f"ends-{i:05d}.arrow") for i in range(shards)]
-    client.gather(client.map(imageverify.endpoint_thumbnails, stage.source_paths, stage.sketch_paths, maps,
-                             id_column=stage.id_column, edges_path=edges_path, parts=shards,
-                             thumb_size=near.thumb_size, pure=False))
-    found = client.gather(client.map(imageverify.verify_part, [maps] * shards, range(shards), thumb_size=near.thumb_size,
-                                     max_shift=near.max_shift, threshold=threshold, examples=n_examples, pure=False))
+    client.gather(
+        client.map(
+            imageverify.endpoint_thumbnails,
+            stage.source_paths,
+            stage.sketch_paths,
+            maps,
+            id_column=stage.id_column,
+            edges_path=edges_path,
+            parts=shards,
+            thumb_size=near.thumb_size,
+            pure=False,
+        )
+    )
+    found = client.gather(
+        client.map(
+            imageverify.verify_part,
+            [maps] * shards,
+            range(shards),
+            thumb_size=near.thumb_size,
+            max_shift=near.max_shift,
+            threshold=threshold,
+            examples=n_examples,
+            pure=False,
+        )
+    )
     edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
     score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
     order = np.argsort(edge, kind="stable")
@@ -352,8 +452,9 @@ class TextSource:
     text_column: str
     scratch: Path
 
-    def exact_scores(self, edges: pd.DataFrame, near: NearDupConfig, text: TextSettings, threshold: float,
-                     n_examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    def exact_scores(
+        self, edges: pd.DataFrame, near: NearDupConfig, text: TextSettings, threshold: float, n_examples: int
+    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """(edge, score) per candidate edge, sorted by edge: true Jaccard of shingle sets, or a
         rapidfuzz ratio for strings up to ``levenshtein_max_chars``, computed on the workers; and
         the ``n_examples`` passing pairs with the lowest ids (ids never come here per edge)."""
@@ -365,19 +466,37 @@ class TextSource:
         np.savez(edges_path, a=a, b=b, ends=np.unique(np.concatenate([a, b])))
         parts = verify_parts(len(edges), len(self.paths))
         maps = [str(self.scratch / f"ends-{i:05d}.arrow") for i in range(len(self.paths))]
-        self.client.gather(self.client.map(
-            textverify.endpoint_shingles, self.paths, maps, id_column=self.id_column, text_column=self.text_column,
-            edges_path=edges_path, parts=parts, kind=text.shingle, size=text.shingle_size,
-            short_chars=near.levenshtein_max_chars, pure=False))
-        found = self.client.gather(self.client.map(textverify.verify_part_scores, [maps] * parts, range(parts),
-                                                   short_chars=near.levenshtein_max_chars, threshold=threshold,
-                                                   examples=n_examples, pure=False))
+        self.client.gather(
+            self.client.map(
+                textverify.endpoint_shingles,
+                self.paths,
+                maps,
+                id_column=self.id_column,
+                text_column=self.text_column,
+                edges_path=edges_path,
+                parts=parts,
+                kind=text.shingle,
+                size=text.shingle_size,
+                short_chars=near.levenshtein_max_chars,
+                pure=False,
+            )
+        )
+        found = self.client.gather(
+            self.client.map(
+                textverify.verify_part_scores,
+                [maps] * parts,
+                range(parts),
+                short_chars=near.levenshtein_max_chars,
+                threshold=threshold,
+                examples=n_examples,
+                pure=False,
+            )
+        )
         edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
         score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
         order = np.argsort(edge, kind="stable")
         pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
         return edge[order], score[order], pairs.reset_index(drop=True)
-
 
 
 def _arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -394,10 +513,18 @@ def cap_step(stage: _Stage, frame: dd.DataFrame, column: str, limit: int, reason
     over = flagged[flagged["over"]]
     rest = flagged[~flagged["over"]].shuffle(column)
     excess = rest.map_partitions(R.cap_excess, column, limit, reason, meta=R.empty_removed())
-    first = over.map_partitions(lambda f: pd.DataFrame({"key": f["key"].to_numpy(), "id": f["id"].to_numpy(),
-                                                        "reason": reason, "kept_id": "",
-                                                        "detail": f[column].astype(str).to_numpy()}),
-                                meta=R.empty_removed())
+    first = over.map_partitions(
+        lambda f: pd.DataFrame(
+            {
+                "key": f["key"].to_numpy(),
+                "id": f["id"].to_numpy(),
+                "reason": reason,
+                "kept_id": "",
+                "detail": f[column].astype(str).to_numpy(),
+            }
+        ),
+        meta=R.empty_removed(),
+    )
     import dask
 
     a, b = dask.compute(first, excess)
@@ -405,8 +532,15 @@ def cap_step(stage: _Stage, frame: dd.DataFrame, column: str, limit: int, reason
 
 
 def id_cap_step(stage: _Stage, limit: int) -> None:
-    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
-                         "group": pd.Series(dtype="object"), "over": pd.Series(dtype="bool")})
+    meta = pd.DataFrame(
+        {
+            "key": pd.Series(dtype="int64"),
+            "id": pd.Series(dtype="object"),
+            "rank": pd.Series(dtype="int64"),
+            "group": pd.Series(dtype="object"),
+            "over": pd.Series(dtype="bool"),
+        }
+    )
     flagged = stage.sk[["key", "id", "rank", "group"]].map_partitions(R.precap, stage.keys(), "group", limit, meta=meta)
     cap_step(stage, flagged, "group", limit, "id_cap", "id_cap")
 
@@ -419,7 +553,9 @@ def cluster_limit(cluster: ClusterCapConfig, alive: int, k: int) -> int:
     return min(limits)
 
 
-def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int = 6, shown_clusters: int = 4) -> tuple[np.ndarray, dict]:
+def cluster_step(
+    stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int = 6, shown_clusters: int = 4
+) -> tuple[np.ndarray, dict]:
     """Fit MiniBatchKMeans on a seeded sample of live rows, assign every row once (kept on the
     workers), cap each cluster; returns the centres and the sizes before the cap with example ids
     (lowest ranks) of the largest clusters for the report."""
@@ -441,15 +577,27 @@ def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int
     k = min(cfg.cluster.n_clusters, max(1, len(matrix)))
     model = MiniBatchKMeans(n_clusters=k, random_state=cfg.seed, n_init=3, batch_size=1024).fit(matrix)
     centres = model.cluster_centers_.astype(np.float32)
-    meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
-                         "cluster": pd.Series(dtype="int64")})
-    assigned = stage.sk[["key", "id", "rank", "feat"]].map_partitions(R.assign_clusters, removed_keys, centres,
-                                                                       meta=meta).persist()
+    meta = pd.DataFrame(
+        {
+            "key": pd.Series(dtype="int64"),
+            "id": pd.Series(dtype="object"),
+            "rank": pd.Series(dtype="int64"),
+            "cluster": pd.Series(dtype="int64"),
+        }
+    )
+    assigned = (
+        stage.sk[["key", "id", "rank", "feat"]]
+        .map_partitions(R.assign_clusters, removed_keys, centres, meta=meta)
+        .persist()
+    )
     sizes_before = assigned["cluster"].value_counts().compute().sort_index()
     limit = cluster_limit(cfg.cluster, int(sizes_before.sum()), k)
     largest = [int(c) for c in sizes_before.sort_values(ascending=False, kind="mergesort").index[:shown_clusters]]
-    picked = assigned[assigned["cluster"].isin(largest)].map_partitions(
-        lambda f: f.sort_values(["rank", "id"]).groupby("cluster").head(n_examples), meta=meta).compute()
+    picked = (
+        assigned[assigned["cluster"].isin(largest)]
+        .map_partitions(lambda f: f.sort_values(["rank", "id"]).groupby("cluster").head(n_examples), meta=meta)
+        .compute()
+    )
     picked = picked.sort_values(["cluster", "rank", "id"]).groupby("cluster").head(n_examples)
     examples = {c: picked.loc[picked["cluster"] == c, "id"].astype(str).tolist() for c in largest}
     flag_meta = meta.assign(over=pd.Series(dtype="bool"))
@@ -457,9 +605,14 @@ def cluster_step(stage: _Stage, cfg: SubsampleConfig, dims: int, n_examples: int
     cap_step(stage, flagged, "cluster", limit, "cluster_cap", "cluster_cap")
     del assigned
     stage.steps[-1].seconds = round(time.perf_counter() - started, 2)
-    return centres, {"before": {int(c): int(v) for c, v in sizes_before.items()}, "sample_rows": int(len(matrix)),
-                     "n_clusters": int(k), "max_per_cluster": limit, "examples": examples,
-                     "embedding": "central colour histogram" if dims == 64 else "hashed word counts"}
+    return centres, {
+        "before": {int(c): int(v) for c, v in sizes_before.items()},
+        "sample_rows": int(len(matrix)),
+        "n_clusters": int(k),
+        "max_per_cluster": limit,
+        "examples": examples,
+        "embedding": "central colour histogram" if dims == 64 else "hashed word counts",
+    }
 
 
 class _LazySketches:
@@ -494,15 +647,30 @@ def _concat_parquet(paths: list[str], out: Path) -> None:
             writer.write_table(pq.read_table(path).cast(schema))
 
 
-def filter_part(part: int, path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
-                group_maps: list[str], centres: np.ndarray | None) -> tuple[int, dict]:
+def filter_part(
+    part: int,
+    path: str,
+    sketch_path: str,
+    out_path: str,
+    id_column: str,
+    removed_keys: np.ndarray,
+    group_maps: list[str],
+    centres: np.ndarray | None,
+) -> tuple[int, dict]:
     """filter_shard for source shard ``part``, its near-dup groups read from the component shuffle."""
     return filter_shard(path, sketch_path, out_path, id_column, removed_keys, R.shard_groups(group_maps, part), centres)
 
 
-def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, removed_keys: np.ndarray,
-                 groups: tuple[np.ndarray, pa.Array], centres: np.ndarray | None,
-                 batch_rows: int = 2048) -> tuple[int, dict]:
+def filter_shard(
+    path: str,
+    sketch_path: str,
+    out_path: str,
+    id_column: str,
+    removed_keys: np.ndarray,
+    groups: tuple[np.ndarray, pa.Array],
+    centres: np.ndarray | None,
+    batch_rows: int = 2048,
+) -> tuple[int, dict]:
     """Write a shard's surviving rows, with their near-dup group and cluster for the split and report,
     without the signal columns validation stored (no later stage reads them). ``groups``: (sorted
     keys of rows in a near-dup component, the group id of each), as arrays: a dict of ids would cost
@@ -515,7 +683,7 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
         sketch = pq.read_table(sketch_path, columns=["key", "feat"])
         sketch_keys = sketch.column("key").to_numpy()
         feats = rows_matrix(sketch.column("feat").to_numpy(zero_copy_only=False), np.float32, centres.shape[1])
-        distance = (feats ** 2).sum(1)[:, None] - 2 * feats @ centres.T + (centres ** 2).sum(1)[None, :]
+        distance = (feats**2).sum(1)[:, None] - 2 * feats @ centres.T + (centres**2).sum(1)[None, :]
         labels = distance.argmin(axis=1).astype(np.int32) if len(feats) else np.zeros(0, np.int32)
         order = np.argsort(sketch_keys, kind="stable")
         cluster_of = (sketch_keys[order], labels[order])
@@ -536,7 +704,11 @@ def filter_shard(path: str, sketch_path: str, out_path: str, id_column: str, rem
             at = np.minimum(np.searchsorted(group_keys, kept_keys), max(len(group_keys) - 1, 0))
             member = R.in_sorted(kept_keys, group_keys)
             group = group_ids.take(pa.array(at)) if len(group_keys) else pa.nulls(len(kept_keys), pa.string())
-            group = pc.if_else(pa.array(member), group, pa.scalar("", pa.string())) if len(kept_keys) else pa.array([], pa.string())
+            group = (
+                pc.if_else(pa.array(member), group, pa.scalar("", pa.string()))
+                if len(kept_keys)
+                else pa.array([], pa.string())
+            )
             kept = kept.append_column(DUP_GROUP, group)
             if cluster_of is not None:
                 where = np.minimum(np.searchsorted(cluster_of[0], kept_keys), max(len(cluster_of[0]) - 1, 0))
@@ -570,10 +742,20 @@ def text_settings(client: Client, paths: list[str], near: NearDupConfig, text_co
     return resolve_text(near, histogram, text_column)
 
 
-def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, client: Client, *, id_column: str,
-              group_column: str | None, image_column: str = "image", score_truth: bool = True,
-              modality: str = "image", text_column: str | None = None,
-              progress: StageProgress | None = None) -> SubsampleResult:
+def subsample(
+    manifest: DataManifest,
+    out_dir: Path,
+    cfg: SubsampleConfig,
+    client: Client,
+    *,
+    id_column: str,
+    group_column: str | None,
+    image_column: str = "image",
+    score_truth: bool = True,
+    modality: str = "image",
+    text_column: str | None = None,
+    progress: StageProgress | None = None,
+) -> SubsampleResult:
     """Run every enabled step of ``cfg`` (SubsampleConfig) on ``client``; see the module docstring.
     ``score_truth``: score against planted ground truth columns when present (loads every id into
     this process: benchmarks score after timing instead). ``modality``: what the rows are (image or
@@ -587,30 +769,57 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     paths = [str(p) for p in manifest.paths()]
     cfg = cfg.model_copy(update={"near_dup": resolve_kind(cfg.near_dup, modality)})
     text = text_settings(client, paths, cfg.near_dup, text_column) if cfg.near_dup.kind == "text" else None
-    spec = spec_for(cfg, id_column, group_column, image_column, parts=len(paths), text=text, modality=modality,
-                    text_column=text_column)
+    spec = spec_for(
+        cfg,
+        id_column,
+        group_column,
+        image_column,
+        parts=len(paths),
+        text=text,
+        modality=modality,
+        text_column=text_column,
+    )
     sketch_paths = [str(sketch_dir / f"sketch-{i:05d}.parquet") for i in range(len(paths))]
     started = time.perf_counter()
     done = gather(client, client.map(sketch_shard, paths, sketch_paths, spec=spec, pure=False), progress, "sketching")
     rows_in = sum(n for n, _ in done)
     quarantined = pd.concat([q for _, q in done], ignore_index=True)
-    stage = _Stage(_LazySketches(sketch_paths), rows_in, out_dir / "_removed", client, sketch_paths,
-                   exact_maps=[f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else [],
-                   band_maps=[f"{p}.bands.arrow" for p in sketch_paths]
-                   if spec.parts and (spec.lsh_bands or spec.kind == "image") else [],
-                   source_paths=paths, id_column=id_column)
-    bad = pd.DataFrame({"key": id_keys([str(i or "") for i in quarantined["id"]]), "id": quarantined["id"],
-                        "reason": "quarantined", "kept_id": "",
-                        "detail": [f"{r} ({f} row {n})" for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])]})
+    stage = _Stage(
+        _LazySketches(sketch_paths),
+        rows_in,
+        out_dir / "_removed",
+        client,
+        sketch_paths,
+        exact_maps=[f"{p}.exact.arrow" for p in sketch_paths] if spec.parts else [],
+        band_maps=[f"{p}.bands.arrow" for p in sketch_paths]
+        if spec.parts and (spec.lsh_bands or spec.kind == "image")
+        else [],
+        source_paths=paths,
+        id_column=id_column,
+    )
+    bad = pd.DataFrame(
+        {
+            "key": id_keys([str(i or "") for i in quarantined["id"]]),
+            "id": quarantined["id"],
+            "reason": "quarantined",
+            "kept_id": "",
+            "detail": [
+                f"{r} ({f} row {n})"
+                for r, f, n in zip(quarantined["reason"], quarantined["source_file"], quarantined["source_row"])
+            ],
+        }
+    )
     stage.record("sketch", bad, started)
 
     near = cfg.near_dup
-    width = near.num_perm if near.kind == "text" else (near.image_hash_size ** 2 + 7) // 8
+    width = near.num_perm if near.kind == "text" else (near.image_hash_size**2 + 7) // 8
     facts: dict = {}
     group_maps: list[str] = []
     pairs = pd.DataFrame({"id_a": [], "id_b": [], "score": []})
-    progress.start("dedup", sum(map(bool, (cfg.exact_dedup, near.kind != "none", cfg.max_per_id and spec.cap_column,
-                                            cfg.cluster.enabled))))
+    progress.start(
+        "dedup",
+        sum(map(bool, (cfg.exact_dedup, near.kind != "none", cfg.max_per_id and spec.cap_column, cfg.cluster.enabled))),
+    )
     if cfg.exact_dedup:
         exact_step(stage)
         progress.advance()
@@ -631,9 +840,23 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     removed_keys = stage.keys()
     removed_future = client.scatter(removed_keys, broadcast=True, hash=False)
     outs = [str(out_dir / f"part-{i:05d}.parquet") for i in range(len(paths))]
-    written = gather(client, client.map(filter_part, range(len(paths)), paths, sketch_paths, outs, id_column=id_column,
-                                        removed_keys=removed_future, group_maps=group_maps, centres=centres, pure=False),
-                     progress, "writing")
+    written = gather(
+        client,
+        client.map(
+            filter_part,
+            range(len(paths)),
+            paths,
+            sketch_paths,
+            outs,
+            id_column=id_column,
+            removed_keys=removed_future,
+            group_maps=group_maps,
+            centres=centres,
+            pure=False,
+        ),
+        progress,
+        "writing",
+    )
     if centres is not None:
         after: dict[int, int] = {}
         for _, sizes in written:
@@ -648,17 +871,31 @@ def subsample(manifest: DataManifest, out_dir: Path, cfg: SubsampleConfig, clien
     _concat_parquet(stage.removed_files, removed_path)
     from doughflow.data.dedup.signals import SIGNAL_COLUMNS
 
-    columns = [c for c in dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else []))
-               if c not in SIGNAL_COLUMNS]
+    columns = [
+        c
+        for c in dict.fromkeys(manifest.columns + [DUP_GROUP] + ([CLUSTER] if centres is not None else []))
+        if c not in SIGNAL_COLUMNS
+    ]
     out_manifest = DataManifest(manifest.source, manifest.fingerprint, rows_out, shards, columns)
     out_manifest.save(out_dir / "manifest.json")
-    result = SubsampleResult(out_manifest, str(removed_path), str(out_dir / "subsample_report.json"), rows_in, rows_out,
-                             stage.steps, examples(stage.removed_files, pairs, cfg.report_examples), cluster_sizes, facts)
+    result = SubsampleResult(
+        out_manifest,
+        str(removed_path),
+        str(out_dir / "subsample_report.json"),
+        rows_in,
+        rows_out,
+        stage.steps,
+        examples(stage.removed_files, pairs, cfg.report_examples),
+        cluster_sizes,
+        facts,
+    )
     if score_truth:
-        result.truth = score_against_truth(paths, id_column, pq.read_table(removed_path).to_pandas(),
-                                           text.threshold if text else None)
-    Path(result.report_path).write_text(json.dumps(
-        {k: v for k, v in asdict(result).items() if k != "manifest"}, indent=2, default=str))
+        result.truth = score_against_truth(
+            paths, id_column, pq.read_table(removed_path).to_pandas(), text.threshold if text else None
+        )
+    Path(result.report_path).write_text(
+        json.dumps({k: v for k, v in asdict(result).items() if k != "manifest"}, indent=2, default=str)
+    )
     return result
 
 
@@ -721,10 +958,14 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
     above = {}
     if threshold is not None and "true_jaccard" in planted:
         over = (planted["true_jaccard"] >= threshold).to_numpy()
-        above = {"recall_at_threshold": float(found[over].mean()) if over.any() else 1.0,
-                 "planted_at_threshold": int(over.sum())}
-    per_kind: dict[str, dict[str, Any]] = {kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
-                for kind, g in planted.groupby("dup_kind")}
+        above = {
+            "recall_at_threshold": float(found[over].mean()) if over.any() else 1.0,
+            "planted_at_threshold": int(over.sum()),
+        }
+    per_kind: dict[str, dict[str, Any]] = {
+        kind: {"planted": int(len(g)), "found": int(found[planted["dup_kind"].to_numpy() == kind].sum())}
+        for kind, g in planted.groupby("dup_kind")
+    }
     for kind in set(removed_kind):  # precision by what the removed row really is ("original": not a planted copy)
         mine = removed_kind == kind
         entry = per_kind.setdefault(kind, {"planted": 0, "found": 0})
@@ -732,8 +973,14 @@ def score_against_truth(paths: list[str], id_column: str, removed: pd.DataFrame,
     for entry in per_kind.values():
         entry["recall"] = entry["found"] / entry["planted"] if entry["planted"] else None
         entry["precision"] = entry["correct"] / entry["removed"] if entry.get("removed") else None
-    return {"planted_pairs": int(len(planted)), "found_pairs": int(found.sum()),
-            "recall": float(found.mean()) if len(found) else 1.0,
-            "removed_as_duplicates": int(len(dedup)), "correct_removals": int(correct),
-            "precision": float(correct / len(dedup)) if len(dedup) else 1.0, "per_kind": per_kind,
-            "threshold": threshold, **above}
+    return {
+        "planted_pairs": int(len(planted)),
+        "found_pairs": int(found.sum()),
+        "recall": float(found.mean()) if len(found) else 1.0,
+        "removed_as_duplicates": int(len(dedup)),
+        "correct_removals": int(correct),
+        "precision": float(correct / len(dedup)) if len(dedup) else 1.0,
+        "per_kind": per_kind,
+        "threshold": threshold,
+        **above,
+    }

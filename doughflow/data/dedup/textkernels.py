@@ -82,8 +82,9 @@ def string_hashes(data: np.ndarray, offsets: np.ndarray, seed: int) -> np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def normalise_ascii(data: np.ndarray,
-                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def normalise_ascii(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The Arrow normalisation (utf8_lower, drop minhash.NOT_WORD, split on whitespace, join with one
     space) for ASCII texts, in one pass: on ASCII input that class keeps [0-9A-Za-z_] and RE2's \\s,
     so a word is a run of [0-9a-z_] after lowering, [ \\t\\n\\f\\r] separate words and every other
@@ -192,8 +193,15 @@ def _permute_min(row: np.ndarray, hv: np.uint32, a: np.ndarray, b: np.ndarray, a
 
 
 @njit(cache=True, nogil=True)
-def signatures(word_hash: np.ndarray, doc_offsets: np.ndarray, size: int, a: np.ndarray, b: np.ndarray, affine32: bool,
-               out: np.ndarray) -> None:
+def signatures(
+    word_hash: np.ndarray,
+    doc_offsets: np.ndarray,
+    size: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    affine32: bool,
+    out: np.ndarray,
+) -> None:
     """MinHash rows into ``out`` (n_docs x num_perm uint32, pre-filled with datasketch's empty
     value) over each word shingle's 32-bit hash."""
     for d in range(len(doc_offsets) - 1):
@@ -215,7 +223,7 @@ def char_starts(data: np.ndarray, lo: int, hi: int) -> np.ndarray:
             out[n] = i
             n += 1
     out[n] = hi
-    return out[:n + 1]
+    return out[: n + 1]
 
 
 @njit(cache=True, nogil=True)
@@ -248,8 +256,9 @@ def char_shingle_hashes64(data: np.ndarray, offsets: np.ndarray, size: int, seed
 
 
 @njit(cache=True, nogil=True)
-def hash_signatures(hashes32: np.ndarray, per_doc: np.ndarray, a: np.ndarray, b: np.ndarray, affine32: bool,
-                    out: np.ndarray) -> None:
+def hash_signatures(
+    hashes32: np.ndarray, per_doc: np.ndarray, a: np.ndarray, b: np.ndarray, affine32: bool, out: np.ndarray
+) -> None:
     """MinHash rows into ``out`` (as ``signatures``) from precomputed 32-bit shingle hashes,
     documents one after another with ``per_doc`` shingles each."""
     k = 0
@@ -266,8 +275,8 @@ def pair_jaccard(hashes: np.ndarray, offsets: np.ndarray, left: np.ndarray, righ
     ragged ``hashes`` / ``offsets``); duplicate shingles inside a document count once."""
     out = np.empty(len(left), np.float64)
     for i in range(len(left)):
-        x = np.unique(hashes[offsets[left[i]]:offsets[left[i] + 1]])
-        y = np.unique(hashes[offsets[right[i]]:offsets[right[i] + 1]])
+        x = np.unique(hashes[offsets[left[i]] : offsets[left[i] + 1]])
+        y = np.unique(hashes[offsets[right[i]] : offsets[right[i] + 1]])
         p = q = common = 0
         while p < len(x) and q < len(y):
             if x[p] == y[q]:

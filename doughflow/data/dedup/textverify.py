@@ -23,7 +23,9 @@ from doughflow.data.dedup.reduce import in_sorted
 from doughflow.data.dedup.sketch import id_keys
 
 
-def _shingle_lists(normal: pa.Array, word_hash: np.ndarray, doc_offsets: np.ndarray, kind: str, size: int) -> pa.ListArray:
+def _shingle_lists(
+    normal: pa.Array, word_hash: np.ndarray, doc_offsets: np.ndarray, kind: str, size: int
+) -> pa.ListArray:
     """One list of 64-bit shingle hashes per document."""
     if kind == "word":
         hashes, per_doc = word_shingle_hashes64(word_hash, doc_offsets, size)
@@ -41,8 +43,18 @@ def rows_file(map_path: str) -> str:
     return f"{map_path}.rows.arrow"
 
 
-def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: str, edges_path: str, parts: int,
-                      kind: str, size: int, short_chars: int) -> int:
+def endpoint_shingles(
+    path: str,
+    out_path: str,
+    *,
+    id_column: str,
+    text_column: str,
+    edges_path: str,
+    parts: int,
+    kind: str,
+    size: int,
+    short_chars: int,
+) -> int:
     """Map side: for this shard's edge ends, write (edge, side, key) to ``out_path`` and each end's row
     (key, id, shingles[, text]) once per part it is needed in to :func:`rows_file`; returns rows read."""
     edges = np.load(edges_path)  # a, b, and the sorted distinct endpoints
@@ -70,13 +82,19 @@ def endpoint_shingles(path: str, out_path: str, *, id_column: str, text_column: 
     normal, word_hash, doc_offsets = normalised_words(table.column(text_column).combine_chunks().take(pa.array(rows)))
     shingles = _shingle_lists(normal, word_hash, doc_offsets, kind, size)
     row_ids = ids.take(pa.array(rows))
-    short = pc.if_else(pc.less_equal(pc.utf8_length(normal), short_chars), normal, pa.scalar(None, pa.string())) \
-        if short_chars else None
+    short = (
+        pc.if_else(pc.less_equal(pc.utf8_length(normal), short_chars), normal, pa.scalar(None, pa.string()))
+        if short_chars
+        else None
+    )
 
     def rows_of(lo: int, hi: int) -> pa.Table:
         take = pa.array(needed_row[lo:hi], pa.int64())
-        columns = {"key": pa.array(sorted_keys[needed_row[lo:hi]], pa.int64()), "id": row_ids.take(take),
-                   "shingles": shingles.take(take)}
+        columns = {
+            "key": pa.array(sorted_keys[needed_row[lo:hi]], pa.int64()),
+            "id": row_ids.take(take),
+            "shingles": shingles.take(take),
+        }
         if short is not None:
             columns["text"] = short.take(take)
         return pa.table(columns)
@@ -91,8 +109,14 @@ def verify_part(map_paths: list[str], part: int, short_chars: int) -> pd.DataFra
 
     from doughflow.data.dedup import textkernels as K
 
-    empty = pd.DataFrame({"edge": pd.Series(dtype="int64"), "id_a": pd.Series(dtype="object"),
-                          "id_b": pd.Series(dtype="object"), "score": pd.Series(dtype="float64")})
+    empty = pd.DataFrame(
+        {
+            "edge": pd.Series(dtype="int64"),
+            "id_a": pd.Series(dtype="object"),
+            "id_b": pd.Series(dtype="object"),
+            "score": pd.Series(dtype="float64"),
+        }
+    )
     ends = read_part(map_paths, part)
     if ends is None or ends.num_rows == 0:
         return empty
@@ -121,12 +145,16 @@ def verify_part(map_paths: list[str], part: int, short_chars: int) -> pd.DataFra
             if text[i] is not None and text[j] is not None:
                 score[k] = ratio(text[i], text[j]) / 100.0
     # ids as Arrow strings inside pandas: ~20 bytes each on the way to, and in, the driver
-    return pa.table({"edge": edge[first], "id_a": id_a, "id_b": id_b, "score": score}).to_pandas(types_mapper=pd.ArrowDtype) \
+    return (
+        pa.table({"edge": edge[first], "id_a": id_a, "id_b": id_b, "score": score})
+        .to_pandas(types_mapper=pd.ArrowDtype)
         .astype({"edge": "int64", "score": "float64"})
+    )
 
 
-def verify_part_scores(map_paths: list[str], part: int, short_chars: int, threshold: float,
-                       examples: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def verify_part_scores(
+    map_paths: list[str], part: int, short_chars: int, threshold: float, examples: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """``verify_part`` for the driver: (edge, score) as numpy plus the ``examples`` passing pairs with
     the lowest (id_a, id_b), so id strings per duplicate stay on the worker."""
     scored = verify_part(map_paths, part, short_chars)

@@ -39,8 +39,13 @@ def era_dir(data: DataConfig, era: MenuEra, datasets_dir: Path) -> Path:
     ``new_recipe_images``, so adding a launch never redraws it."""
     generator = data.source.generator
     spec = generator.model_dump(mode="json", exclude={"base_menu", "new_recipe_images"})
-    spec.update(menu=list(era.menu), featured=era.featured, version=LAYOUT_VERSION,
-                image_size=data.image_size, rows_per_shard=data.rows_per_shard)
+    spec.update(
+        menu=list(era.menu),
+        featured=era.featured,
+        version=LAYOUT_VERSION,
+        image_size=data.image_size,
+        rows_per_shard=data.rows_per_shard,
+    )
     if era.featured is not None:
         spec["new_recipe_images"] = generator.new_recipe_images
     return datasets_dir / f"pizza-{era.name}-{_key(spec)}"
@@ -80,8 +85,15 @@ def draw_builtin_source(data: DataConfig, labels: list[str], datasets_dir: Path)
         folder = era_dir(data, era, datasets_dir)
 
         def draw(tmp: Path, era: MenuEra = era) -> None:
-            generate_pizza_dataset(data.source.generator, list(era.menu), tmp, image_size=data.image_size,
-                                   rows_per_shard=data.rows_per_shard, progress=True, featured=era.featured)
+            generate_pizza_dataset(
+                data.source.generator,
+                list(era.menu),
+                tmp,
+                image_size=data.image_size,
+                rows_per_shard=data.rows_per_shard,
+                progress=True,
+                featured=era.featured,
+            )
 
         drew = publish_once(folder, draw)
         log.info("%s pizza era %r (menu %s) in %s", "drew" if drew else "reused", era.name, list(era.menu), folder)

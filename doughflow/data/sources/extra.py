@@ -32,7 +32,6 @@ ORIGIN_FILE = "extra_origin.parquet"
 SUPERSEDES = "origin_sample_id"
 
 
-
 def list_parquet_files(url: str) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.exists(root):
@@ -50,12 +49,13 @@ def source_fingerprint(fs: fsspec.AbstractFileSystem, files: list[str], root: st
     """SHA-256 over each file's relative name and bytes: the same content, the same fingerprint."""
     digest = hashlib.sha256()
     for name in sorted(files):
-        relative = name[len(root):].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
+        relative = name[len(root) :].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
         digest.update(relative.encode() + b"\0")
         with fs.open(name, "rb") as handle:
             while chunk := handle.read(HASH_CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()
+
 
 def drop_superseded(shards: list[ShardInfo], id_column: str, superseded: pa.Array) -> list[ShardInfo]:
     """Rewrite the main shards without the superseded ids (shards without any are left untouched)."""
@@ -65,8 +65,12 @@ def drop_superseded(shards: list[ShardInfo], id_column: str, superseded: pa.Arra
         mask = pc.is_in(table.column(id_column).cast(pa.string()), value_set=superseded)
         if pc.any(mask).as_py():
             pq.write_table(table.filter(pc.invert(mask)), shard.path)
-            shard = ShardInfo(shard.path, table.num_rows - pc.sum(mask).as_py(), Path(shard.path).stat().st_size,
-                              file_sha256(Path(shard.path)))
+            shard = ShardInfo(
+                shard.path,
+                table.num_rows - pc.sum(mask).as_py(),
+                Path(shard.path).stat().st_size,
+                file_sha256(Path(shard.path)),
+            )
         kept.append(shard)
     return kept
 
@@ -81,12 +85,15 @@ def conform(table: pa.Table, schema: pa.Schema, url: str) -> pa.Table:
         try:
             columns.append(table.column(target.name).cast(target.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            raise ValueError(f"extra source {url}: column {target.name!r} cannot be read as {target.type}: {error}") from error
+            raise ValueError(
+                f"extra source {url}: column {target.name!r} cannot be read as {target.type}: {error}"
+            ) from error
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def append_extra_sources(manifest: DataManifest, urls: list[str], out_dir: Path, *, id_column: str,
-                         rows_per_shard: int) -> DataManifest:
+def append_extra_sources(
+    manifest: DataManifest, urls: list[str], out_dir: Path, *, id_column: str, rows_per_shard: int
+) -> DataManifest:
     """Return ``manifest`` with every extra source's rows appended as shards (unchanged without urls)."""
     if not urls:
         return manifest
@@ -102,16 +109,23 @@ def append_extra_sources(manifest: DataManifest, urls: list[str], out_dir: Path,
         if id_column not in table.column_names:
             raise ValueError(f"extra source {url}: missing id column {id_column!r}; columns: {table.column_names}")
         extra = [name for name in table.column_names if name not in schema.names]
-        origins.append(pa.table({"sample_id": table.column(id_column).cast(pa.string()),
-                                 "extra_source": pa.array([url] * table.num_rows, pa.string()),
-                                 **{name: table.column(name).cast(pa.string()) for name in extra}}))
-        manifest.shards += write_shards(conform(table, schema, url).to_batches(), schema, out_dir, rows_per_shard,
-                                        prefix=f"extra{number}")
+        origins.append(
+            pa.table(
+                {
+                    "sample_id": table.column(id_column).cast(pa.string()),
+                    "extra_source": pa.array([url] * table.num_rows, pa.string()),
+                    **{name: table.column(name).cast(pa.string()) for name in extra},
+                }
+            )
+        )
+        manifest.shards += write_shards(
+            conform(table, schema, url).to_batches(), schema, out_dir, rows_per_shard, prefix=f"extra{number}"
+        )
         log.info("appended %d rows of extra source %s", table.num_rows, url)
     origin = pa.concat_tables(origins, promote_options="default")
     if SUPERSEDES in origin.column_names:
         superseded = pc.drop_null(origin.column(SUPERSEDES)).combine_chunks()
-        manifest.shards = drop_superseded(main_shards, id_column, superseded) + manifest.shards[len(main_shards):]
+        manifest.shards = drop_superseded(main_shards, id_column, superseded) + manifest.shards[len(main_shards) :]
     pq.write_table(origin, out_dir / ORIGIN_FILE)
     manifest.rows = sum(shard.rows for shard in manifest.shards)
     manifest.source = " + ".join([manifest.source, *urls])

@@ -51,6 +51,7 @@ T = TypeVar("T")
 FETCH_THREADS = 2
 READ_BATCH_ROWS = 2048  # rows read and written at once per thread
 
+
 @dataclass(frozen=True)
 class FetchOptions:
     """How to read a source: from ``data.source`` and the column names of ``data``."""
@@ -85,8 +86,9 @@ class _Source:
         self.units = plan_units(chosen, self.format, rows_per_shard, salt)
 
     def retry(self, action: Callable[[], T], what: str) -> T:
-        return with_retries(action, retries=self.options.retries, backoff_seconds=self.options.backoff_seconds,
-                            what=what, rng=self.rng)
+        return with_retries(
+            action, retries=self.options.retries, backoff_seconds=self.options.backoff_seconds, what=what, rng=self.rng
+        )
 
     def read_bytes(self, fs: fsspec.AbstractFileSystem, path: str, what: str) -> bytes:
         def once() -> bytes:
@@ -118,6 +120,7 @@ class _Source:
         files are copied in chunks with retries, so the parser never sees a network error."""
         what = f"source file {source.name}"
         if self.is_plain_local():
+
             def hash_only() -> str:
                 digest = hashlib.sha256()
                 with self.fs.open(source.path, "rb") as handle:
@@ -144,7 +147,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-60:].strip("._") or "unit"
 
 
-def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int) -> tuple[UnitEntry, list[ShardInfo]]:
+def _fetch_unit(
+    source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard: int
+) -> tuple[UnitEntry, list[ShardInfo]]:
     prefix = f"{_safe(unit.name)}-{unit.key[:10]}"
     label = FORMAT_NAMES.get(unit.format, unit.format)
     made_ids = [0]
@@ -155,9 +160,15 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
             data = source.read_bytes(source.fs, f.path, f"image file {f.name}")
             digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
             blobs.append(data)
-        batch = image_batch([f.name for f in unit.files], blobs, id_column=source.options.id_column,
-                            image_column=source.options.image_column, folders=source.folders,
-                            labels=source.labels, index=source.labels.lookup())
+        batch = image_batch(
+            [f.name for f in unit.files],
+            blobs,
+            id_column=source.options.id_column,
+            image_column=source.options.image_column,
+            folders=source.folders,
+            labels=source.labels,
+            index=source.labels.lookup(),
+        )
         shards = write_shards([batch], None, out_dir, rows_per_shard, prefix)
         sha = digest.hexdigest()
     else:
@@ -165,20 +176,40 @@ def _fetch_unit(source: _Source, unit: FetchUnit, out_dir: Path, rows_per_shard:
         local, sha, temporary = source.stage_file(f, out_dir / "_scratch")
         try:
             strings = (source.options.id_column, *source.options.string_columns)
-            batches = with_row_ids(read_tabular(local, unit.format, min(rows_per_shard, READ_BATCH_ROWS), strings),
-                                   source.options.id_column, f.name, made_ids)
+            batches = with_row_ids(
+                read_tabular(local, unit.format, min(rows_per_shard, READ_BATCH_ROWS), strings),
+                source.options.id_column,
+                f.name,
+                made_ids,
+            )
             shards = write_shards(batches, None, out_dir, rows_per_shard, prefix)
         except (pa.ArrowException, OSError) as error:  # not chained: Arrow's message quotes the row's data
-            raise ValueError(f"cannot read {label} source file {f.name} of {source.url}: "
-                             f"{read_error_detail(local, unit.format, error)}") from None
+            raise ValueError(
+                f"cannot read {label} source file {f.name} of {source.url}: "
+                f"{read_error_detail(local, unit.format, error)}"
+            ) from None
         finally:
             if temporary:
                 Path(local).unlink(missing_ok=True)
         if made_ids[0]:
-            log.info("%s has no id column %r: made ids '%s#<row>' for its %d rows", f.name, source.options.id_column,
-                     f.name, made_ids[0])
-    return UnitEntry(unit.name, unit.key, unit.format, len(unit.files), unit.bytes, sha,
-                     sum(s.rows for s in shards), [s.path for s in shards], made_ids[0]), shards
+            log.info(
+                "%s has no id column %r: made ids '%s#<row>' for its %d rows",
+                f.name,
+                source.options.id_column,
+                f.name,
+                made_ids[0],
+            )
+    return UnitEntry(
+        unit.name,
+        unit.key,
+        unit.format,
+        len(unit.files),
+        unit.bytes,
+        sha,
+        sum(s.rows for s in shards),
+        [s.path for s in shards],
+        made_ids[0],
+    ), shards
 
 
 def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> TypeGuard[UnitEntry]:
@@ -187,7 +218,12 @@ def _reusable(entry: UnitEntry | None, shards: dict[str, ShardInfo]) -> TypeGuar
         return False
     for path in entry.shards:
         info = shards.get(path)
-        if info is None or not Path(path).is_file() or Path(path).stat().st_size != info.bytes or file_sha256(Path(path)) != info.sha256:
+        if (
+            info is None
+            or not Path(path).is_file()
+            or Path(path).stat().st_size != info.bytes
+            or file_sha256(Path(path)) != info.sha256
+        ):
             return False
     return True
 
@@ -207,8 +243,9 @@ def _missing_column(name: str, rows: int, defaults: dict[str, float], filled: di
     return pa.array([defaults[name]] * rows)
 
 
-def _unify(shards: list[ShardInfo], source_of: dict[str, str],
-           defaults: dict[str, float] | None = None) -> tuple[list[ShardInfo], list[str], dict[str, int]]:
+def _unify(
+    shards: list[ShardInfo], source_of: dict[str, str], defaults: dict[str, float] | None = None
+) -> tuple[list[ShardInfo], list[str], dict[str, int]]:
     """CSV/JSONL types are inferred per file (a column of nulls in one, strings in another): cast
     the shards that differ to one schema, or say which source file does not fit. A column a file
     lacks is null, or its value in ``defaults``; the filled rows are counted per column."""
@@ -222,17 +259,25 @@ def _unify(shards: list[ShardInfo], source_of: dict[str, str],
         try:
             unified = pa.unify_schemas([unified, schema], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise ValueError(f"source file {source_of.get(shard.path, shard.path)}: columns do not fit the files "
-                             f"before it ({error})") from error
+            raise ValueError(
+                f"source file {source_of.get(shard.path, shard.path)}: columns do not fit the files before it ({error})"
+            ) from error
     out = []
     for shard, schema in zip(shards, schemas):
         if schema.remove_metadata() != unified.remove_metadata():
             path = Path(shard.path)
             try:
                 table = pq.read_table(path)
-                table = pa.table({name: (table.column(name) if name in table.column_names
-                                         else _missing_column(name, table.num_rows, defaults, filled))
-                                  for name in unified.names}).cast(unified)
+                table = pa.table(
+                    {
+                        name: (
+                            table.column(name)
+                            if name in table.column_names
+                            else _missing_column(name, table.num_rows, defaults, filled)
+                        )
+                        for name in unified.names
+                    }
+                ).cast(unified)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
                 raise ValueError(f"{path.name}: columns do not fit the other files' ({error})") from error
             pq.write_table(table, path)
@@ -241,7 +286,9 @@ def _unify(shards: list[ShardInfo], source_of: dict[str, str],
     return out, unified.names, filled
 
 
-def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: FetchOptions | None = None) -> DataManifest:
+def fetch_source(
+    url: str, out_dir: Path, rows_per_shard: int = 2000, options: FetchOptions | None = None
+) -> DataManifest:
     """Copy the source at ``url`` into Parquet shards plus ``manifest.json`` under ``out_dir``,
     fetching only the units a previous run into the same folder does not already hold."""
     options = options or FetchOptions()
@@ -274,17 +321,24 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
             entries.append(entry)
             shards.extend(unit_shards)
             # progress survives an interruption: the next run resumes after the last finished unit
-            DataManifest(url, "", sum(e.rows for e in entries), shards, [], sum(e.source_bytes for e in entries),
-                         entries).save(manifest_path)
+            DataManifest(
+                url, "", sum(e.rows for e in entries), shards, [], sum(e.source_bytes for e in entries), entries
+            ).save(manifest_path)
     keep = {s.path for s in shards}
     for stale in out_dir.glob("*.parquet"):
         if str(stale) not in keep:
             stale.unlink()
     shards, columns, filled = _unify(shards, {p: e.name for e in entries for p in e.shards}, options.column_defaults)
     for column, rows in filled.items():
-        log.info("%s: %d row(s) from files without the column took its default %s", column, rows,
-                 options.column_defaults[column])
-    fingerprint = hashlib.sha256("".join(f"{e.name}\0{e.sha256}\n" for e in sorted(entries, key=lambda e: e.name)).encode())
+        log.info(
+            "%s: %d row(s) from files without the column took its default %s",
+            column,
+            rows,
+            options.column_defaults[column],
+        )
+    fingerprint = hashlib.sha256(
+        "".join(f"{e.name}\0{e.sha256}\n" for e in sorted(entries, key=lambda e: e.name)).encode()
+    )
     if source.labels.version:
         fingerprint.update(f"labels\0{source.labels.version}".encode())
     used_defaults = {c: options.column_defaults[c] for c in sorted(options.column_defaults) if c in columns}
@@ -292,10 +346,26 @@ def fetch_source(url: str, out_dir: Path, rows_per_shard: int = 2000, options: F
         fingerprint.update(json.dumps(used_defaults).encode())
     if not fetched and previous is not None:  # every shard reused, already filled by the run before
         filled = previous.filled
-    manifest = DataManifest(source=url, fingerprint=fingerprint.hexdigest(), rows=sum(s.rows for s in shards),
-                            shards=shards, columns=columns, bytes=sum(e.source_bytes for e in entries), files=entries,
-                            filled=filled, made_ids=sum(e.made_ids for e in entries))
+    manifest = DataManifest(
+        source=url,
+        fingerprint=fingerprint.hexdigest(),
+        rows=sum(s.rows for s in shards),
+        shards=shards,
+        columns=columns,
+        bytes=sum(e.source_bytes for e in entries),
+        files=entries,
+        filled=filled,
+        made_ids=sum(e.made_ids for e in entries),
+    )
     manifest.save(manifest_path)
-    log.info("fetched %d of %d unit(s) of %s (%s; %d reused): %d rows in %d shard(s)", fetched, len(entries), url,
-             source.format, len(entries) - fetched, manifest.rows, len(shards))
+    log.info(
+        "fetched %d of %d unit(s) of %s (%s; %d reused): %d rows in %d shard(s)",
+        fetched,
+        len(entries),
+        url,
+        source.format,
+        len(entries) - fetched,
+        manifest.rows,
+        len(shards),
+    )
     return manifest

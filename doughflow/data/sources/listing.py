@@ -24,7 +24,14 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-TABULAR = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+TABULAR = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 IMAGES = (".png", ".jpg", ".jpeg")
 FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSONL", "images": "image"}
 VERSION_KEYS = ("ETag", "etag", "Last-Modified", "LastModified", "last_modified", "mtime", "md5", "generation")
@@ -77,7 +84,7 @@ def _version(info: dict) -> str:
 
 def _relative(path: str, root: str) -> str:
     root = root.rstrip("/")
-    return path[len(root):].lstrip("/") if path.startswith(root + "/") else posixpath.basename(path)
+    return path[len(root) :].lstrip("/") if path.startswith(root + "/") else posixpath.basename(path)
 
 
 def _local_entry_problem(path: str, info: dict, root: str) -> str | None:
@@ -106,11 +113,16 @@ def list_files(fs: fsspec.AbstractFileSystem, root: str, url: str) -> list[Sourc
         found = fs.find(root, detail=True)
         infos = [(path, info) for path, info in sorted(found.items()) if info.get("type", "file") != "directory"]
         if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-            problems = [f"{_relative(path, root)} {problem}" for path, info in infos
-                        if (problem := _local_entry_problem(path, info, root))]
+            problems = [
+                f"{_relative(path, root)} {problem}"
+                for path, info in infos
+                if (problem := _local_entry_problem(path, info, root))
+            ]
             if problems:
-                raise ValueError(f"data source {url}: refused {len(problems)} entr{'y' if len(problems) == 1 else 'ies'}: "
-                                 + "; ".join(problems[:10]))
+                raise ValueError(
+                    f"data source {url}: refused {len(problems)} entr{'y' if len(problems) == 1 else 'ies'}: "
+                    + "; ".join(problems[:10])
+                )
     else:
         infos = [(root, fs.info(root))]
     return [SourceFile(path, _relative(path, root), int(info.get("size") or 0), _version(info)) for path, info in infos]
@@ -151,8 +163,14 @@ def plan_units(files: list[SourceFile], fmt: str, rows_per_shard: int, salt: str
     for folder, members in sorted(by_folder.items()):
         members.sort(key=lambda f: f.name)
         for start in range(0, len(members), rows_per_shard):
-            units.append(FetchUnit(f"{folder or 'root'}@{start // rows_per_shard}", "images",
-                                   members[start:start + rows_per_shard], salt))
+            units.append(
+                FetchUnit(
+                    f"{folder or 'root'}@{start // rows_per_shard}",
+                    "images",
+                    members[start : start + rows_per_shard],
+                    salt,
+                )
+            )
     return units
 
 
@@ -163,8 +181,9 @@ def row_id(name: str, row: int) -> str:
     return f"{name}#{row:09d}"
 
 
-def with_row_ids(batches: Iterator[pa.RecordBatch], id_column: str, name: str,
-                 made: list[int]) -> Iterator[pa.RecordBatch]:
+def with_row_ids(
+    batches: Iterator[pa.RecordBatch], id_column: str, name: str, made: list[int]
+) -> Iterator[pa.RecordBatch]:
     """``batches`` with ``id_column`` as text (every stage compares ids as text, and a CSV's 1 must fit a
     JSONL file's "1"), made by :func:`row_id` and put first when the file has none; the rows given an id
     are added to ``made[0]``."""
@@ -182,15 +201,18 @@ def with_row_ids(batches: Iterator[pa.RecordBatch], id_column: str, name: str,
         yield pa.RecordBatch.from_arrays([ids, *batch.columns], names=[id_column, *batch.schema.names])
 
 
-def read_tabular(local_path: str, fmt: str, batch_rows: int, string_columns: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
+def read_tabular(
+    local_path: str, fmt: str, batch_rows: int, string_columns: tuple[str, ...] = ()
+) -> Iterator[pa.RecordBatch]:
     """Stream a local Parquet, CSV or JSONL file in record batches. CSV columns in ``string_columns`` (ids,
     texts) are read as text: type inference would read a postcode 01234 as the number 1234."""
     if fmt == "parquet":
         yield from pq.ParquetFile(local_path).iter_batches(batch_size=batch_rows)
     elif fmt == "csv":
         convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in string_columns})
-        yield from pacsv.open_csv(local_path, read_options=pacsv.ReadOptions(block_size=8 << 20),
-                                  convert_options=convert)
+        yield from pacsv.open_csv(
+            local_path, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=convert
+        )
     elif fmt == "jsonl":
         yield from pajson.open_json(local_path, read_options=pajson.ReadOptions(block_size=8 << 20))
     else:
@@ -237,8 +259,10 @@ class ImageLabels:
             raise ValueError(f"labels file {name}: not a readable CSV ({error})") from error
         key = next((c for c in ("path", id_column, "file", "filename") if c in table.column_names), None)
         if key is None:
-            raise ValueError(f"labels file {name}: needs a column 'path' (image path relative to the source root, "
-                             f"or file name); columns present: {table.column_names}")
+            raise ValueError(
+                f"labels file {name}: needs a column 'path' (image path relative to the source root, "
+                f"or file name); columns present: {table.column_names}"
+            )
         table = table.rename_columns(["path" if c == key else c for c in table.column_names])
         table = table.set_column(table.column_names.index("path"), "path", table.column("path").cast(pa.string()))
         return cls(table, version)
@@ -252,8 +276,16 @@ class ImageLabels:
         return out
 
 
-def image_batch(names: list[str], blobs: list[bytes], *, id_column: str, image_column: str, folders: bool,
-                labels: ImageLabels, index: dict[str, int]) -> pa.RecordBatch:
+def image_batch(
+    names: list[str],
+    blobs: list[bytes],
+    *,
+    id_column: str,
+    image_column: str,
+    folders: bool,
+    labels: ImageLabels,
+    index: dict[str, int],
+) -> pa.RecordBatch:
     """One record batch of images: id (the path), bytes, the top folder (label or split), labels."""
     arrays = {id_column: pa.array(names, pa.string()), image_column: pa.array(blobs, pa.binary())}
     if folders:
@@ -265,4 +297,3 @@ def image_batch(names: list[str], blobs: list[bytes], *, id_column: str, image_c
             if column != "path" and column not in arrays:
                 arrays[column] = taken.column(column).combine_chunks()
     return pa.RecordBatch.from_pydict(arrays)
-

@@ -43,11 +43,18 @@ def is_transient(error: BaseException) -> bool:
 
 def backoff_delay(attempt: int, base: float, rng: random.Random) -> float:
     """``base * 2**attempt``, scaled by a random factor in [0.5, 1.5) ("equal jitter")."""
-    return base * (2 ** attempt) * (0.5 + rng.random())
+    return base * (2**attempt) * (0.5 + rng.random())
 
 
-def with_retries(action: Callable[[], T], *, retries: int, backoff_seconds: float, what: str,
-                 rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep) -> T:
+def with_retries(
+    action: Callable[[], T],
+    *,
+    retries: int,
+    backoff_seconds: float,
+    what: str,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Run ``action``; on a transient error wait and run it again, up to ``retries`` more times.
     The last error is re-raised with ``what`` (e.g. the file) in a note, so the message names it."""
     rng = rng or random.Random()
@@ -61,6 +68,8 @@ def with_retries(action: Callable[[], T], *, retries: int, backoff_seconds: floa
                     error.add_note(f"{what}: gave up after {attempt + 1} attempts")
                 raise
             delay = backoff_delay(attempt, backoff_seconds, rng)
-            log.warning("%s: %s: %s; retry %d/%d in %.2f s", what, type(error).__name__, error, attempt + 1, retries, delay)
+            log.warning(
+                "%s: %s: %s; retry %d/%d in %.2f s", what, type(error).__name__, error, attempt + 1, retries, delay
+            )
             sleep(delay)
             attempt += 1

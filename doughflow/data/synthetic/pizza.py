@@ -42,8 +42,9 @@ def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: flo
     return [(cx + x * cos_a - y * sin_a, cy + x * sin_a + y * cos_a) for x, y in points]
 
 
-def _paint_pepperoni(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                     rng: np.random.Generator) -> None:
+def _paint_pepperoni(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
     for _ in range(3):  # darker fat spots
         dx, dy = rng.uniform(-0.5, 0.5, size=2) * r
@@ -51,47 +52,54 @@ def _paint_pepperoni(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, 
         draw.ellipse((cx + dx - s, cy + dy - s, cx + dx + s, cy + dy + s), fill=tuple(int(c * 0.7) for c in colour))
 
 
-def _paint_mushroom(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                    rng: np.random.Generator) -> None:
+def _paint_mushroom(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     cap = [(r * math.cos(t), -r * 0.35 - r * 0.65 * math.sin(t)) for t in np.linspace(0, math.pi, 12)]
     stem = [(-r * 0.3, -r * 0.35), (-r * 0.3, r * 0.9), (r * 0.3, r * 0.9), (r * 0.3, -r * 0.35)]
     draw.polygon(_rotated(cap, cx, cy, angle), fill=colour)
     draw.polygon(_rotated(stem, cx, cy, angle), fill=tuple(min(255, c + 30) for c in colour))
 
 
-def _paint_olive(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                 rng: np.random.Generator) -> None:
+def _paint_olive(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     draw.ellipse((cx - r, cy - r * 0.85, cx + r, cy + r * 0.85), outline=colour, width=max(1, int(r * 0.55)))
 
 
-def _paint_basil(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                 rng: np.random.Generator) -> None:
+def _paint_basil(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     leaf = [(r * math.cos(t), r * 0.45 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 16, endpoint=False)]
     draw.polygon(_rotated(leaf, cx, cy, angle), fill=colour)
     draw.line(_rotated([(-r, 0), (r, 0)], cx, cy, angle), fill=tuple(int(c * 0.6) for c in colour), width=1)
 
 
-def _paint_pepper(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                  rng: np.random.Generator) -> None:
+def _paint_pepper(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     arc = [(r * math.cos(t), r * math.sin(t) * 0.6) for t in np.linspace(-2.2, 2.2, 10)]
     inner = [(x * 0.55, y * 0.55) for x, y in reversed(arc)]
     draw.polygon(_rotated(arc + inner, cx, cy, angle), fill=colour)
 
 
-def _paint_onion(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                 rng: np.random.Generator) -> None:
+def _paint_onion(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     arc = [(r * math.cos(t), r * math.sin(t)) for t in np.linspace(0, math.pi * 1.3, 10)]
     draw.line(_rotated(arc, cx, cy, angle), fill=colour, width=max(1, int(r * 0.45)))
 
 
-def _paint_pineapple(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-                     rng: np.random.Generator) -> None:
+def _paint_pineapple(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     wedge = [(-r, -r * 0.6), (r, -r * 0.6), (0, r)]
     draw.polygon(_rotated(wedge, cx, cy, angle), fill=colour)
 
 
-def _paint_ham(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB,
-               rng: np.random.Generator) -> None:
+def _paint_ham(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, angle: float, colour: RGB, rng: np.random.Generator
+) -> None:
     square = [(-r * 0.8, -r * 0.8), (r * 0.8, -r * 0.8), (r * 0.8, r * 0.8), (-r * 0.8, r * 0.8)]
     draw.polygon(_rotated(square, cx, cy, angle), fill=colour)
 
@@ -158,8 +166,9 @@ def _topping_seed(seed: int, topping: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{topping}".encode()).digest()[:8], "big")
 
 
-def draw_counts(labels: list[str], max_per_topping: int, rng: np.random.Generator, capacity: int,
-                featured: str | None = None) -> tuple[str, dict[str, int]]:
+def draw_counts(
+    labels: list[str], max_per_topping: int, rng: np.random.Generator, capacity: int, featured: str | None = None
+) -> tuple[str, dict[str, int]]:
     """Pick a recipe, then a count per allowed topping; redraw until the pizza has room for all."""
     menu = recipe_menu(labels, featured)
     probs = np.array([p for _, p, _ in menu])
@@ -175,9 +184,15 @@ def draw_counts(labels: list[str], max_per_topping: int, rng: np.random.Generato
             return recipe, counts
 
 
-def _place_toppings(counts: dict[str, int], rng: np.random.Generator, cx: float, cy: float,
-                    sauce_r: float, scale: float,
-                    fixed: tuple[tuple[str, float, float, float], ...] = ()) -> list[tuple[str, float, float, float]]:
+def _place_toppings(
+    counts: dict[str, int],
+    rng: np.random.Generator,
+    cx: float,
+    cy: float,
+    sauce_r: float,
+    scale: float,
+    fixed: tuple[tuple[str, float, float, float], ...] = (),
+) -> list[tuple[str, float, float, float]]:
     """Random non-overlapping positions inside the sauce; restarts the layout when it paints itself
     into a corner, which keeps the count of every topping exact. ``fixed`` toppings stay where they
     are (a behavioural test adds one topping to an existing pizza)."""
@@ -233,8 +248,11 @@ def draw_base(rng: np.random.Generator, size: int = 64) -> PizzaBase:
     return PizzaBase(image, float(cx), float(cy), float(sauce_r), scale, size)
 
 
-def paint_toppings(base: PizzaBase, layout: list[tuple[str, float, float, float]],
-                   rng: np.random.Generator | Callable[[int], np.random.Generator]) -> np.ndarray:
+def paint_toppings(
+    base: PizzaBase,
+    layout: list[tuple[str, float, float, float]],
+    rng: np.random.Generator | Callable[[int], np.random.Generator],
+) -> np.ndarray:
     """Paint ``layout`` on a copy of the base and downsample. ``rng`` may be one generator for all
     toppings, or a function of the topping's index (so adding a topping leaves the others as they were)."""
     image = base.image.copy()
@@ -277,8 +295,9 @@ class PizzaGenerator:
 
     NEAR_KINDS = ("reencoded", "shifted", "recoloured")
 
-    def __init__(self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None, *,
-                 image_size: int) -> None:
+    def __init__(
+        self, config: PizzaGeneratorConfig, labels: list[str], featured: str | None = None, *, image_size: int
+    ) -> None:
         """``labels`` is the menu drawn from; with ``featured`` this is a launch batch of
         ``new_recipe_images`` pizzas whose seed and ids derive from the featured topping, so no
         batch repeats another's images or ids. Images are ``image_size`` pixels square."""
@@ -318,7 +337,7 @@ class PizzaGenerator:
 
     def _customers(self) -> np.ndarray:
         ranks = np.arange(1, self.config.num_customers + 1, dtype=np.float64)
-        weights = ranks ** -self.config.customer_skew
+        weights = ranks**-self.config.customer_skew
         return weights / weights.sum()
 
     def original(self, index: int) -> tuple[np.ndarray, str, dict[str, int], str]:
@@ -338,8 +357,14 @@ class PizzaGenerator:
             kind, index = self.plan[position]
             pixels, recipe, counts, customer = self.original(index)
             rng = _rng(self.seed, index, stream=position + 1)
-            row: dict[str, str | bytes | int] = {"sample_id": self.sample_id(position), "customer_id": customer, "recipe": recipe,
-                   "dup_of": "", "dup_kind": "", "defect": ""}
+            row: dict[str, str | bytes | int] = {
+                "sample_id": self.sample_id(position),
+                "customer_id": customer,
+                "recipe": recipe,
+                "dup_of": "",
+                "dup_kind": "",
+                "defect": "",
+            }
             if kind == "original":
                 image = encode_png(pixels)
             elif kind == "exact":
@@ -375,17 +400,32 @@ class PizzaGenerator:
         return pa.schema(fields)
 
 
-def _write_shard(config: PizzaGeneratorConfig, labels: list[str], start: int, stop: int, path: Path,
-                 featured: str | None, image_size: int) -> int:
+def _write_shard(
+    config: PizzaGeneratorConfig,
+    labels: list[str],
+    start: int,
+    stop: int,
+    path: Path,
+    featured: str | None,
+    image_size: int,
+) -> int:
     generator = PizzaGenerator(config, labels, featured, image_size=image_size)
     table = pa.Table.from_pylist(list(generator.rows(start, stop)), schema=generator.schema())
     pq.write_table(table, path)
     return table.num_rows
 
 
-def generate_pizza_dataset(config: PizzaGeneratorConfig, labels: list[str], out_dir: Path, *, image_size: int,
-                           rows_per_shard: int, progress: bool = False, workers: int | None = None,
-                           featured: str | None = None) -> list[Path]:
+def generate_pizza_dataset(
+    config: PizzaGeneratorConfig,
+    labels: list[str],
+    out_dir: Path,
+    *,
+    image_size: int,
+    rows_per_shard: int,
+    progress: bool = False,
+    workers: int | None = None,
+    featured: str | None = None,
+) -> list[Path]:
     """Write the set (or, with ``featured``, one launch batch) as Parquet shards of ``rows_per_shard``
     rows of ``image_size``-pixel images, one process per core; a process holds one shard at most."""
     import os
@@ -405,8 +445,10 @@ def generate_pizza_dataset(config: PizzaGeneratorConfig, labels: list[str], out_
     from tqdm import tqdm
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_write_shard, config, labels, start, stop, path, featured, image_size)
-                   for (start, stop), path in zip(bounds, paths)]
+        futures = [
+            pool.submit(_write_shard, config, labels, start, stop, path, featured, image_size)
+            for (start, stop), path in zip(bounds, paths)
+        ]
         for future in tqdm(futures, desc="drawing pizza shards", unit="shard", disable=not progress):
             future.result()
     return paths

@@ -27,7 +27,9 @@ OTHER = "ellipse"  # drawn only for the ``other`` rows: a class the shapes confi
 SUPERSAMPLE = 2
 
 
-def _polygon(points: list[tuple[float, float]], cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
+def _polygon(
+    points: list[tuple[float, float]], cx: float, cy: float, r: float, angle: float
+) -> list[tuple[float, float]]:
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     return [(cx + r * (x * cos_a - y * sin_a), cy + r * (x * sin_a + y * cos_a)) for x, y in points]
 
@@ -39,8 +41,13 @@ def _outline(name: str) -> list[tuple[float, float]] | None:
     if name == "triangle":
         return [(math.cos(a), math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
     if name == "star":
-        return [((1.0 if k % 2 == 0 else 0.42) * math.cos(-math.pi / 2 + k * math.pi / 5),
-                 (1.0 if k % 2 == 0 else 0.42) * math.sin(-math.pi / 2 + k * math.pi / 5)) for k in range(10)]
+        return [
+            (
+                (1.0 if k % 2 == 0 else 0.42) * math.cos(-math.pi / 2 + k * math.pi / 5),
+                (1.0 if k % 2 == 0 else 0.42) * math.sin(-math.pi / 2 + k * math.pi / 5),
+            )
+            for k in range(10)
+        ]
     return None
 
 
@@ -71,8 +78,17 @@ def draw_shape(name: str, seed: int, index: int, size: int = 64, noise_sd: float
     return np.clip(pixels + noise, 0, 255).astype(np.uint8)
 
 
-def generate_shapes(out_dir: Path, n: int, *, seed: int = 3, size: int = 64, classes: tuple[str, ...] = CLASSES,
-                    other: int = 0, artists: int = 40, noise_sd: float = 10.0) -> Path:
+def generate_shapes(
+    out_dir: Path,
+    n: int,
+    *,
+    seed: int = 3,
+    size: int = 64,
+    classes: tuple[str, ...] = CLASSES,
+    other: int = 0,
+    artists: int = 40,
+    noise_sd: float = 10.0,
+) -> Path:
     """Write ``n`` images (classes in turn) plus ``other`` ellipses to ``out_dir/<class>/`` and
     ``out_dir/labels.csv`` (path, label, artist). The artist is the group id splits keep together."""
     out_dir = Path(out_dir)
@@ -97,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1500, help="images of the listed classes")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--other", type=int, default=10,
-                        help=f"extra images of a class outside the label map ({OTHER}); validate quarantines them")
+    parser.add_argument(
+        "--other",
+        type=int,
+        default=10,
+        help=f"extra images of a class outside the label map ({OTHER}); validate quarantines them",
+    )
     args = parser.parse_args(argv)
     generate_shapes(args.out, args.n, seed=args.seed, size=args.size, other=args.other)
     print(f"wrote {args.n + args.other} images and labels.csv to {args.out}")

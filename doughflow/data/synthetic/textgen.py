@@ -19,12 +19,69 @@ import pyarrow.parquet as pq
 
 from doughflow.data.dedup.minhash import reference_shingles
 
-_SYLLABLES = ["ba", "ke", "ri", "mo", "tu", "za", "pe", "lo", "ni", "sa", "vo", "gu", "che", "dra", "fi", "ho",
-              "ju", "qua", "xe", "yo", "pla", "sto", "cru", "mi"]
-_COMMON = ["the", "pizza", "was", "and", "crust", "cheese", "really", "good", "a", "bit", "too", "with", "order",
-           "delivery", "hot", "cold", "sauce", "great", "again", "i", "we", "it", "very", "late", "fresh"]
-SCHEMA = pa.schema([("doc_id", pa.string()), ("customer_id", pa.string()), ("text", pa.string()),
-                    ("dup_of", pa.string()), ("dup_kind", pa.string()), ("true_jaccard", pa.float32())])
+_SYLLABLES = [
+    "ba",
+    "ke",
+    "ri",
+    "mo",
+    "tu",
+    "za",
+    "pe",
+    "lo",
+    "ni",
+    "sa",
+    "vo",
+    "gu",
+    "che",
+    "dra",
+    "fi",
+    "ho",
+    "ju",
+    "qua",
+    "xe",
+    "yo",
+    "pla",
+    "sto",
+    "cru",
+    "mi",
+]
+_COMMON = [
+    "the",
+    "pizza",
+    "was",
+    "and",
+    "crust",
+    "cheese",
+    "really",
+    "good",
+    "a",
+    "bit",
+    "too",
+    "with",
+    "order",
+    "delivery",
+    "hot",
+    "cold",
+    "sauce",
+    "great",
+    "again",
+    "i",
+    "we",
+    "it",
+    "very",
+    "late",
+    "fresh",
+]
+SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("text", pa.string()),
+        ("dup_of", pa.string()),
+        ("dup_kind", pa.string()),
+        ("true_jaccard", pa.float32()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +105,7 @@ class TextCorpus:
         made = {"".join(rng.choice(_SYLLABLES, size=rng.integers(2, 5))) for _ in range(spec.vocabulary * 2)}
         self.vocab = np.array(_COMMON + sorted(made)[: spec.vocabulary])
         ranks = np.arange(1, len(self.vocab) + 1, dtype=np.float64)
-        self.cdf = np.cumsum(ranks ** -0.9)
+        self.cdf = np.cumsum(ranks**-0.9)
         self.cdf /= self.cdf[-1]
         s = spec
         self.bounds = np.cumsum([s.exact_rate, s.near_rate, s.hard_negative_rate])
@@ -82,8 +139,14 @@ class TextCorpus:
         doc_id = f"doc-{position:09d}"
         customer = f"c{int(rng.integers(0, self.spec.customers)):06d}"
         if kind == "original":
-            return {"doc_id": doc_id, "customer_id": customer, "text": " ".join(self.original(position)).capitalize() + ".",
-                    "dup_of": "", "dup_kind": "", "true_jaccard": None}
+            return {
+                "doc_id": doc_id,
+                "customer_id": customer,
+                "text": " ".join(self.original(position)).capitalize() + ".",
+                "dup_of": "",
+                "dup_kind": "",
+                "true_jaccard": None,
+            }
         q = self.source(position, rng)
         base = self.original(q)
         if kind == "exact":
@@ -98,8 +161,14 @@ class TextCorpus:
             keep = int(len(base) * rng.uniform(0.46, 0.75))
             words, dup_of = base[:keep] + self._words(rng, len(base) - keep), ""
         jac = self.jaccard(base, words)
-        return {"doc_id": doc_id, "customer_id": customer, "text": " ".join(words).capitalize() + ".",
-                "dup_of": dup_of, "dup_kind": kind if kind != "hard_negative" else "", "true_jaccard": jac}
+        return {
+            "doc_id": doc_id,
+            "customer_id": customer,
+            "text": " ".join(words).capitalize() + ".",
+            "dup_of": dup_of,
+            "dup_kind": kind if kind != "hard_negative" else "",
+            "true_jaccard": jac,
+        }
 
 
 def _write(spec: TextCorpusSpec, start: int, stop: int, path: str) -> int:
@@ -109,8 +178,9 @@ def _write(spec: TextCorpusSpec, start: int, stop: int, path: str) -> int:
     return len(rows)
 
 
-def generate_text_corpus(spec: TextCorpusSpec, out_dir: Path, rows_per_shard: int = 50000,
-                         workers: int | None = None) -> list[Path]:
+def generate_text_corpus(
+    spec: TextCorpusSpec, out_dir: Path, rows_per_shard: int = 50000, workers: int | None = None
+) -> list[Path]:
     """Write the corpus as shards, one process per core; each process holds one shard at most."""
     from concurrent.futures import ProcessPoolExecutor
 

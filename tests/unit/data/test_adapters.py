@@ -47,15 +47,31 @@ def _source(tmp_path, labels: list, name: str = "src"):
     n = len(labels)
     folder = tmp_path / name
     folder.mkdir()
-    pq.write_table(pa.table({"sample_id": [f"s{i}" for i in range(n)], "group": [f"g{i % 2}" for i in range(n)],
-                             "image": [_png((10 * i, 40, 90)) for i in range(n)], "label": labels}),
-                   folder / "part-0.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "sample_id": [f"s{i}" for i in range(n)],
+                "group": [f"g{i % 2}" for i in range(n)],
+                "image": [_png((10 * i, 40, 90)) for i in range(n)],
+                "label": labels,
+            }
+        ),
+        folder / "part-0.parquet",
+    )
     return fetch_source(str(folder), tmp_path / f"{name}-raw")
 
 
 def _validate(tmp_path, raw, adapter):
-    return validate_shards(raw, tmp_path / "valid", id_column="sample_id", image_column="image", group_column="group",
-                           target_columns=adapter.target_columns, max_count=0, adapter=adapter)
+    return validate_shards(
+        raw,
+        tmp_path / "valid",
+        id_column="sample_id",
+        image_column="image",
+        group_column="group",
+        target_columns=adapter.target_columns,
+        max_count=0,
+        adapter=adapter,
+    )
 
 
 def test_pizza_default_is_count_adapter_with_unchanged_columns():
@@ -101,17 +117,26 @@ def test_validate_quarantines_unknown_classes_and_writes_one_hot_targets(tmp_pat
     assert targets.dtype == np.float32 and targets.shape == (4, 3)
     assert targets.sum(axis=1).tolist() == [1.0] * 4
     assert [LABELS[k] for k in targets.argmax(axis=1)] == valid.column("label").to_pylist()
-    split = load_split(result.manifest.paths(), id_column="sample_id", image_column="image",
-                       target_columns=adapter.target_columns, preprocessing=Preprocessing(16))
+    split = load_split(
+        result.manifest.paths(),
+        id_column="sample_id",
+        image_column="image",
+        target_columns=adapter.target_columns,
+        preprocessing=Preprocessing(16),
+    )
     assert np.array_equal(split.targets, targets)
 
 
 def test_a_class_column_of_neither_names_nor_numbers_stops_naming_file_and_column(tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
-    pq.write_table(pa.table({"sample_id": ["a"], "group": ["g"], "image": [_png()], "label": [3.5]}), folder / "p.parquet")
+    pq.write_table(
+        pa.table({"sample_id": ["a"], "group": ["g"], "image": [_png()], "label": [3.5]}), folder / "p.parquet"
+    )
     raw = fetch_source(str(folder), tmp_path / "raw")
-    with pytest.raises(SchemaError, match=r"p\.parquet.*'label'.*\(strings\) or class numbers \(integers\), got double"):
+    with pytest.raises(
+        SchemaError, match=r"p\.parquet.*'label'.*\(strings\) or class numbers \(integers\), got double"
+    ):
         _validate(tmp_path, raw, ImageClassification(LABELS, "label"))
     with pytest.raises(SchemaError, match="missing column"):
         _validate(tmp_path, raw, ImageClassification(LABELS, "kind"))
@@ -123,14 +148,23 @@ def test_image_folder_labels_come_from_the_top_folder(tmp_path):
         (tmp_path / "imgs" / label).mkdir(parents=True, exist_ok=True)
         (tmp_path / "imgs" / label / f"{i}.png").write_bytes(_png((20 * i, 50, 50)))
     raw = fetch_source(str(tmp_path / "imgs"), tmp_path / "raw", options=FetchOptions(format="images"))
-    result = validate_shards(raw, tmp_path / "valid", id_column="sample_id", image_column="image", group_column="sample_id",
-                             target_columns=[], max_count=0, adapter=ImageClassification(LABELS, "folder"))
+    result = validate_shards(
+        raw,
+        tmp_path / "valid",
+        id_column="sample_id",
+        image_column="image",
+        group_column="sample_id",
+        target_columns=[],
+        max_count=0,
+        adapter=ImageClassification(LABELS, "folder"),
+    )
     assert result.rows_valid == 3 and result.reasons == {"folder: unknown class": 1}
 
 
 def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatch):
     """The README's extension: a module with @register_adapter, named in data.import_module."""
-    (tmp_path / "my_adapters.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_adapters.py").write_text(
+        textwrap.dedent('''
         import pyarrow as pa
         from doughflow.data.adapters import ImageClassification, register_adapter
 
@@ -144,11 +178,20 @@ def test_a_custom_adapter_registers_by_name_from_its_module(tmp_path, monkeypatc
             def class_indices(self, table):
                 lowered = pa.table({self.label_column: [str(v).lower() for v in table.column(self.label_column).to_pylist()]})
                 return super().class_indices(lowered)
-    '''))
+    ''')
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        config = validate_config({"labels": LABELS, "data": {"adapter": "upper_case_classes", "import_module": "my_adapters",
-                                                             "source": {"url": str(tmp_path)}}})
+        config = validate_config(
+            {
+                "labels": LABELS,
+                "data": {
+                    "adapter": "upper_case_classes",
+                    "import_module": "my_adapters",
+                    "source": {"url": str(tmp_path)},
+                },
+            }
+        )
         adapter = adapter_for(config)
         assert type(adapter).__name__ == "UpperCase" and adapter.problem == "classification"
         raw = _source(tmp_path, ["CIRCLE", "Square", "HEXAGON"])
@@ -182,7 +225,7 @@ def test_count_label_problem_judges_every_number_without_raising(value):
 
 
 printable = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=24).filter(str.strip)
-label_lists = st.lists(st.integers(-10**9, 10**9) | printable, min_size=1, max_size=12, unique_by=label_name)
+label_lists = st.lists(st.integers(-(10**9), 10**9) | printable, min_size=1, max_size=12, unique_by=label_name)
 
 
 @settings(max_examples=150, deadline=None)
@@ -193,8 +236,12 @@ def test_any_label_list_round_trips_through_config_adapter_and_labels_json(label
     the values (integers as integers) gives back each label's index."""
     keys = [label_key(label) for label in labels]
     assume(len(set(keys)) == len(keys))  # a key collision is refused by the config, naming both labels
-    config = validate_config({"labels": labels, "data": {"adapter": "image_classification", "label_column": "y",
-                                                         "source": {"url": "somewhere"}}})
+    config = validate_config(
+        {
+            "labels": labels,
+            "data": {"adapter": "image_classification", "label_column": "y", "source": {"url": "somewhere"}},
+        }
+    )
     assert config.labels == labels and [type(x) for x in config.labels] == [type(x) for x in labels]
     assert validate_config(json.loads(json.dumps(config.model_dump(mode="json")))).labels == labels
     adapter = adapter_for(config)
@@ -213,8 +260,14 @@ def test_any_label_list_round_trips_through_config_adapter_and_labels_json(label
 def test_labels_that_read_the_same_are_refused_and_keys_keep_plain_labels():
     with pytest.raises(ConfigError, match="'1' are the same class"):
         validate_config({"labels": [1, "1"], "data": {"source": {"url": "x"}}})
-    for bad, why in ((True, "valid integer"), (1.5, "valid integer"), ("", "is empty"), (" ", "is empty"),
-                     ("a\tb", "control character"), ("x" * 201, "longer than 200")):
+    for bad, why in (
+        (True, "valid integer"),
+        (1.5, "valid integer"),
+        ("", "is empty"),
+        (" ", "is empty"),
+        ("a\tb", "control character"),
+        ("x" * 201, "longer than 200"),
+    ):
         with pytest.raises(ConfigError, match=why):
             validate_config({"labels": [bad], "data": {"source": {"url": "x"}}})
     assert [label_key(x) for x in ("pepperoni", 7, "3d", "a_b")] == ["pepperoni", "7", "3d", "a_b"]
@@ -222,10 +275,13 @@ def test_labels_that_read_the_same_are_refused_and_keys_keep_plain_labels():
 
 
 def test_text_adapter_reads_text_columns_and_an_optional_class_column():
-    adapter = adapter_for(validate_config({"data": {"adapter": "text", "text_columns": ["name", "city"],
-                                                    "source": {"url": "x"}}}))
+    adapter = adapter_for(
+        validate_config({"data": {"adapter": "text", "text_columns": ["name", "city"], "source": {"url": "x"}}})
+    )
     assert isinstance(adapter, TextRecords) and adapter.modality == "text" and adapter.problem == "none"
     assert adapter.text_column == "_text" and adapter.source_columns == [] and adapter.target_columns == []
     labelled = TextRecords([0, 1], ["body"], label_column="stars")
     assert labelled.text_column == "body" and labelled.source_columns == ["stars"]
-    assert labelled.target_columns == ["_class_0", "_class_1"] and labelled.label_problem([2])[0] == "stars: unknown class"
+    assert (
+        labelled.target_columns == ["_class_0", "_class_1"] and labelled.label_problem([2])[0] == "stars: unknown class"
+    )

@@ -29,15 +29,19 @@ def encoded(fmt: str, size: tuple[int, int] = (24, 16), mode: str = "RGB") -> by
 
 def png_claiming(width: int, height: int) -> bytes:
     """A few hundred bytes of PNG whose header declares width x height RGB pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("fmt,name", [("PNG", "png"), ("JPEG", "jpeg"), ("GIF", "gif"), ("BMP", "bmp"),
-                                      ("WEBP", "webp"), ("TIFF", "tiff")])
+@pytest.mark.parametrize(
+    "fmt,name", [("PNG", "png"), ("JPEG", "jpeg"), ("GIF", "gif"), ("BMP", "bmp"), ("WEBP", "webp"), ("TIFF", "tiff")]
+)
 def test_header_sizes_match_what_pillow_writes(fmt, name):
     header = read_header(encoded(fmt, (37, 21)))
     assert (header.format, header.width, header.height) == (name, 37, 21)
@@ -53,8 +57,12 @@ def test_progressive_jpeg_and_unknown_bytes():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=64), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM",
-                                               b"RIFF\0\0\0\0WEBPVP8X", b"II*\x00"]))
+@given(
+    st.binary(max_size=64),
+    st.sampled_from(
+        [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBPVP8X", b"II*\x00"]
+    ),
+)
 def test_any_bytes_give_a_verdict_not_an_exception(tail, magic):
     verdict = check_header(magic + tail, ImageLimits(formats=("png", "jpeg", "gif", "bmp", "webp", "tiff")))
     assert (verdict.category is None) == (verdict.detail is None)
@@ -65,11 +73,19 @@ def test_limits_are_applied_before_decoding(tmp_path, monkeypatch):
     real = validation.decode_image
     monkeypatch.setattr(validation, "decode_image", lambda data: decoded.append(len(data)) or real(data))
     good = encoded("PNG", (16, 16))
-    rows = {"sample_id": ["ok", "huge", "fat", "gif", "tiny", "jpeg"],
-            "customer_id": ["c"] * 6,
-            "image": [good, png_claiming(15000, 15000), good + b"\0" * 5000, encoded("GIF"), encoded("PNG", (4, 40)),
-                      encoded("JPEG", (16, 16))],
-            **{name: [1] * 6 for name in TARGETS}}
+    rows = {
+        "sample_id": ["ok", "huge", "fat", "gif", "tiny", "jpeg"],
+        "customer_id": ["c"] * 6,
+        "image": [
+            good,
+            png_claiming(15000, 15000),
+            good + b"\0" * 5000,
+            encoded("GIF"),
+            encoded("PNG", (4, 40)),
+            encoded("JPEG", (16, 16)),
+        ],
+        **{name: [1] * 6 for name in TARGETS},
+    }
     (tmp_path / "src").mkdir()
     pq.write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
     raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw")
@@ -83,8 +99,12 @@ def test_limits_are_applied_before_decoding(tmp_path, monkeypatch):
     assert "too small 4x40" in quarantine["tiny"]
     assert set(quarantine) == {"huge", "fat", "gif", "tiny"}
     assert sorted(decoded) == sorted([len(good), len(rows["image"][5])])  # only the two valid images were decoded
-    assert result.reasons == {"image: too many pixels": 1, "image: too many bytes": 1, "image: format not allowed": 1,
-                              "image: too small": 1}
+    assert result.reasons == {
+        "image: too many pixels": 1,
+        "image: too many bytes": 1,
+        "image: format not allowed": 1,
+        "image: too small": 1,
+    }
 
 
 def test_decoded_size_must_match_the_header(tmp_path):

@@ -22,13 +22,26 @@ def test_no_customer_or_component_straddles_splits(tmp_path: Path, rows, seed):
     import tempfile
 
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    table = pa.table({"sample_id": [f"s{i}" for i in range(len(rows))], "customer_id": [f"c{c}" for c, _ in rows],
-                      "_dup_group": [k for _, k in rows]})
+    table = pa.table(
+        {
+            "sample_id": [f"s{i}" for i in range(len(rows))],
+            "customer_id": [f"c{c}" for c, _ in rows],
+            "_dup_group": [k for _, k in rows],
+        }
+    )
     pq.write_table(table, folder / "in.parquet")
-    manifest = DataManifest("x", "f", len(rows), [ShardInfo(str(folder / "in.parquet"), len(rows), 0, "")], table.column_names)
+    manifest = DataManifest(
+        "x", "f", len(rows), [ShardInfo(str(folder / "in.parquet"), len(rows), 0, "")], table.column_names
+    )
     try:
-        result = split_by_group(manifest, folder / "out", group_column="customer_id", seed=seed,
-                                fractions=(0.5, 0.25, 0.25), link_column="_dup_group")
+        result = split_by_group(
+            manifest,
+            folder / "out",
+            group_column="customer_id",
+            seed=seed,
+            fractions=(0.5, 0.25, 0.25),
+            link_column="_dup_group",
+        )
     except ValueError:  # too few units for a non-empty test split: allowed, and said clearly
         return
     where: dict[str, set] = {}
@@ -78,11 +91,19 @@ def test_without_groups_rows_split_by_component(tmp_path: Path, links, seed):
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     table = pa.table({"sample_id": [f"s{i}" for i in range(len(links))], "_dup_group": links})
     pq.write_table(table, folder / "in.parquet")
-    manifest = DataManifest("x", "f", len(links), [ShardInfo(str(folder / "in.parquet"), len(links), 0, "")],
-                            table.column_names)
+    manifest = DataManifest(
+        "x", "f", len(links), [ShardInfo(str(folder / "in.parquet"), len(links), 0, "")], table.column_names
+    )
     try:
-        result = split_by_group(manifest, folder / "out", group_column=None, seed=seed, fractions=(0.5, 0.25, 0.25),
-                                link_column="_dup_group", id_column="sample_id")
+        result = split_by_group(
+            manifest,
+            folder / "out",
+            group_column=None,
+            seed=seed,
+            fractions=(0.5, 0.25, 0.25),
+            link_column="_dup_group",
+            id_column="sample_id",
+        )
     except ValueError:
         return
     where: dict[str, set] = {}

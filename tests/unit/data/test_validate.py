@@ -56,13 +56,17 @@ def test_bad_rows_of_each_kind(tmp_path):
 
 def test_missing_or_mistyped_columns_stop_naming_file_and_column(tmp_path):
     (tmp_path / "src").mkdir()
-    pq.write_table(pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": [_png()]}), tmp_path / "src" / "p.parquet")
+    pq.write_table(
+        pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": [_png()]}), tmp_path / "src" / "p.parquet"
+    )
     raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw")
     with pytest.raises(SchemaError, match=r"p\.parquet-\w+-00000\.parquet: missing column\(s\) \['count_pepperoni'"):
         validate_shards(raw, tmp_path / "valid", **COLUMNS)
     (tmp_path / "src" / "p.parquet").unlink()
-    pq.write_table(pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": ["not bytes"],
-                             **{n: [1] for n in TARGETS}}), tmp_path / "src" / "p.parquet")
+    pq.write_table(
+        pa.table({"sample_id": ["a"], "customer_id": ["x"], "image": ["not bytes"], **{n: [1] for n in TARGETS}}),
+        tmp_path / "src" / "p.parquet",
+    )
     raw = fetch_source(str(tmp_path / "src"), tmp_path / "raw2")
     with pytest.raises(SchemaError, match="column 'image' must hold encoded image bytes"):
         validate_shards(raw, tmp_path / "valid2", **COLUMNS)
@@ -73,8 +77,12 @@ def test_non_finite_labels_are_quarantined_naming_the_field(tmp_path):
     a quarantine row naming its column, and rows in = valid + quarantined."""
     png = _png()
     values = [1.0, float("inf"), float("-inf"), float("nan"), 1e300, -0.0, None]
-    rows = {"sample_id": [f"s{i}" for i in range(len(values))], "customer_id": ["x"] * len(values),
-            "image": [png] * len(values), **{name: [1] * len(values) for name in TARGETS}}
+    rows = {
+        "sample_id": [f"s{i}" for i in range(len(values))],
+        "customer_id": ["x"] * len(values),
+        "image": [png] * len(values),
+        **{name: [1] * len(values) for name in TARGETS},
+    }
     rows["count_olive"] = values
     (tmp_path / "src").mkdir()
     pq.write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
@@ -109,14 +117,20 @@ def test_non_finite_labels_in_a_labels_csv(tmp_path):
 
 def test_ids_with_control_characters_or_megabytes_are_quarantined(tmp_path):
     png = _png()
-    rows = {"sample_id": ["ok", "two\nlines", "x" * 513, "fine", "y" * 512],
-            "customer_id": ["c", "c", "c", "nul\x00group", "c"], "image": [png] * 5,
-            **{name: [1] * 5 for name in TARGETS}}
+    rows = {
+        "sample_id": ["ok", "two\nlines", "x" * 513, "fine", "y" * 512],
+        "customer_id": ["c", "c", "c", "nul\x00group", "c"],
+        "image": [png] * 5,
+        **{name: [1] * 5 for name in TARGETS},
+    }
     (tmp_path / "src").mkdir()
     pq.write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
     result = validate_shards(fetch_source(str(tmp_path / "src"), tmp_path / "raw"), tmp_path / "valid", **COLUMNS)
     reasons = {row["_source_row"]: row["_reason"] for row in pq.read_table(result.quarantine_path).to_pylist()}
     assert result.rows_valid == 2 and result.rows_valid + result.rows_quarantined == 5
-    assert reasons == {1: "id holds control character U+000A", 2: "id over 512 characters (513)",
-                       3: "group id holds control character U+0000"}
+    assert reasons == {
+        1: "id holds control character U+000A",
+        2: "id over 512 characters (513)",
+        3: "group id holds control character U+0000",
+    }
     assert result.reasons == {"id: unusable": 2, "group: unusable": 1}

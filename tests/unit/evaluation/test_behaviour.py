@@ -42,7 +42,9 @@ def oracle(cases, offset: float = 0.0, drop_label: int | None = None, transforme
         if drop_label is not None:
             out[:, drop_label] = 0.0
         if transformed_shift:
-            out += np.array([[0.0 if image.tobytes() in originals else transformed_shift] for image in images], np.float32)
+            out += np.array(
+                [[0.0 if image.tobytes() in originals else transformed_shift] for image in images], np.float32
+            )
         return out
 
     return predict
@@ -102,19 +104,27 @@ def test_failure_rate_threshold_decides(cases):
 def test_perturbed_real_model_fails_and_formats_agree(cases):
     pre = Preprocessing(64)
     model = fixed_model()
-    torch_results = run_properties(cases, lambda im: torch_predictor(model)(pre.to_tensor(im).numpy()), "torch", LABELS, CFG)
-    onnx_results = run_properties(cases, lambda im: onnx_predictor(fixed_model_onnx())(pre.to_tensor(im).numpy()), "onnx",
-                                  LABELS, CFG)
+    torch_results = run_properties(
+        cases, lambda im: torch_predictor(model)(pre.to_tensor(im).numpy()), "torch", LABELS, CFG
+    )
+    onnx_results = run_properties(
+        cases, lambda im: onnx_predictor(fixed_model_onnx())(pre.to_tensor(im).numpy()), "onnx", LABELS, CFG
+    )
     assert [(r.prop, r.failures) for r in torch_results] == [(r.prop, r.failures) for r in onnx_results]
     broken = perturbed(model, scale=1.0)
-    broken_results = run_properties(cases, lambda im: torch_predictor(broken)(pre.to_tensor(im).numpy()), "broken",
-                                    LABELS, CFG)
+    broken_results = run_properties(
+        cases, lambda im: torch_predictor(broken)(pre.to_tensor(im).numpy()), "broken", LABELS, CFG
+    )
     assert property_gate("broken", broken_results, None).status == FAILED
 
 
 @settings(max_examples=8, deadline=None)
-@given(counts=st.lists(st.integers(0, 2), min_size=5, max_size=5), base=st.integers(0, 10**6),
-       layout=st.integers(0, 10**6), label=st.integers(0, 4))
+@given(
+    counts=st.lists(st.integers(0, 2), min_size=5, max_size=5),
+    base=st.integers(0, 10**6),
+    layout=st.integers(0, 10**6),
+    label=st.integers(0, 4),
+)
 def test_adding_a_topping_changes_only_a_small_patch(counts, base, layout, label):
     scene = Scene(tuple(counts), base, layout)
     before = render_scene(scene, LABELS, 64)

@@ -53,6 +53,7 @@ def test_an_invariant_model_passes_and_a_position_sensitive_one_fails():
 
 
 def test_no_images_means_every_property_is_skipped_with_a_reason():
-    cases, skipped = classification_cases([], np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 2)), AugmentConfig(),
-                                          PropertyTestConfig())
+    cases, skipped = classification_cases(
+        [], np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 2)), AugmentConfig(), PropertyTestConfig()
+    )
     assert cases == [] and skipped["invariance_rot90"] == "no held-out images to test on"

@@ -33,7 +33,7 @@ def test_confusion_counts_every_pair_once(pred, true):
     rows, cols, matrix = count_confusion(pred, true.astype(np.float64))
     assert matrix.sum() == pred.size
     assert matrix.shape == (len(rows), len(cols))
-    assert np.trace(matrix[:, :len(rows)]) == int((np.rint(pred) == true).sum())
+    assert np.trace(matrix[:, : len(rows)]) == int((np.rint(pred) == true).sum())
 
 
 def test_picks_worst_best_and_corners_without_repeats():
@@ -48,8 +48,11 @@ def test_picks_worst_best_and_corners_without_repeats():
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float64, (9, 2), elements=st.floats(0, 4)), arrays(np.int64, (9, 2), elements=st.integers(0, 3)),
-       st.integers(1, 6))
+@given(
+    arrays(np.float64, (9, 2), elements=st.floats(0, 4)),
+    arrays(np.int64, (9, 2), elements=st.integers(0, 3)),
+    st.integers(1, 6),
+)
 def test_every_image_is_shown_once_and_worst_only_when_wrong(pred, true, k):
     ids = [f"s{i}" for i in range(len(true))]
     picks = pick_examples(ids, pred, true.astype(np.float64), k)

@@ -16,8 +16,12 @@ def packages(tmp_path_factory):
     out = tmp_path_factory.mktemp("coreml")
     model = fixed_model()
     pre = Preprocessing(64).to_json()
-    return {p: export_coreml(model, out / f"m_{p}.mlpackage", image_size=64, labels=LABELS, preprocessing=pre,
-                             precision=p, max_batch=32) for p in ("fp32", "fp16")}
+    return {
+        p: export_coreml(
+            model, out / f"m_{p}.mlpackage", image_size=64, labels=LABELS, preprocessing=pre, precision=p, max_batch=32
+        )
+        for p in ("fp32", "fp16")
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -45,5 +49,6 @@ def test_mismatches_are_reported(packages, tmp_path):
 
 def test_unknown_precision_is_refused(tmp_path):
     with pytest.raises(ValueError, match="precision"):
-        export_coreml(fixed_model(), tmp_path / "x.mlpackage", image_size=64, labels=LABELS, preprocessing={},
-                      precision="int4")
+        export_coreml(
+            fixed_model(), tmp_path / "x.mlpackage", image_size=64, labels=LABELS, preprocessing={}, precision="int4"
+        )

@@ -29,8 +29,17 @@ def built(tmp_path_factory, data):
     model = fixed_model()
     onnx_path = fixed_model_onnx()
     config = tiny_config()
-    results = build_formats(config, model, onnx_path, out, inputs=inputs, targets=counts, ids=ids,
-                            calibration=inputs[:16], preprocessing=Preprocessing(64).to_json())
+    results = build_formats(
+        config,
+        model,
+        onnx_path,
+        out,
+        inputs=inputs,
+        targets=counts,
+        ids=ids,
+        calibration=inputs[:16],
+        preprocessing=Preprocessing(64).to_json(),
+    )
     return {r.name: r for r in results}, model, out
 
 
@@ -89,8 +98,17 @@ def test_broken_onnx_and_int8_fail_their_parity_gates_and_reject_the_release(tmp
     config = tiny_config()
     config.release.coreml.enabled = False
     config.release.quantization.dynamic = False
-    results = build_formats(config, model, broken_onnx, tmp_path, inputs=inputs, targets=counts, ids=ids,
-                            calibration=inputs[:16], preprocessing=Preprocessing(64).to_json())
+    results = build_formats(
+        config,
+        model,
+        broken_onnx,
+        tmp_path,
+        inputs=inputs,
+        targets=counts,
+        ids=ids,
+        calibration=inputs[:16],
+        preprocessing=Preprocessing(64).to_json(),
+    )
     by_name = {r.name: r for r in results}
     assert parity_gate(by_name["onnx"]).status == FAILED
     assert parity_gate(by_name["onnx_int8_static"]).status == FAILED
@@ -105,10 +123,16 @@ def test_fp16_estimate_gate_fails_on_perturbed_weights(data):
     model = fixed_model()
     reference = torch_predictor(model)(inputs)
     tolerance = FormatTolerance(atol=0.25)
-    intact = compare_outputs(reference, fp16_emulated_predictor(model)(inputs), ids, tolerance.atol,
-                             tolerance.min_rounded_agreement)
-    broken = compare_outputs(reference, fp16_emulated_predictor(perturbed(model))(inputs), ids, tolerance.atol,
-                             tolerance.min_rounded_agreement)
+    intact = compare_outputs(
+        reference, fp16_emulated_predictor(model)(inputs), ids, tolerance.atol, tolerance.min_rounded_agreement
+    )
+    broken = compare_outputs(
+        reference,
+        fp16_emulated_predictor(perturbed(model))(inputs),
+        ids,
+        tolerance.atol,
+        tolerance.min_rounded_agreement,
+    )
     assert intact.passed and not broken.passed
 
 

@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -21,14 +20,12 @@ def test_onnx_export_has_dynamic_batch_and_matches_torch(tmp_path):
 
 def test_parity_gate_fails_on_a_perturbed_model():
     reference = np.array([[1.0, 2.0], [0.2, 3.1]], np.float32)
-    report = compare_outputs(reference, reference + np.array([[0.0, 0.0], [0.0, 0.6]], np.float32), ["a", "b"], 1e-3, 1.0)
+    report = compare_outputs(
+        reference, reference + np.array([[0.0, 0.0], [0.0, 0.6]], np.float32), ["a", "b"], 1e-3, 1.0
+    )
     assert not report.passed and report.worst[0]["sample_id"] == "b"
     with pytest.raises(ParityError, match="onnx parity failed"):
         check_parity(report, "onnx")
-
-
-
-
 
 
 def test_classification_parity_counts_argmax_agreement():
@@ -49,10 +46,14 @@ def test_classifier_exports_logits_that_match_torch(tmp_path):
     assert [o.name for o in onnx.load(str(path)).graph.output] == ["logits"]
     x = torch.randn(5, 3, 32, 32)
     got = onnx_predict(path, x.numpy())
-    report = compare_outputs(model(x).detach().numpy(), got, [str(i) for i in range(5)], 1e-4, 1.0, problem="classification")
+    report = compare_outputs(
+        model(x).detach().numpy(), got, [str(i) for i in range(5)], 1e-4, 1.0, problem="classification"
+    )
     assert report.passed and report.rounded_agreement == 1.0
     from doughflow.export.quantize import quantize_dynamic_int8, quantize_static_qdq
 
-    int8 = quantize_static_qdq(path, tmp_path / "classifier_int8.onnx", x.numpy())  # ORT's shape inference follows the head
+    int8 = quantize_static_qdq(
+        path, tmp_path / "classifier_int8.onnx", x.numpy()
+    )  # ORT's shape inference follows the head
     assert onnx_predict(int8, x.numpy()).shape == (5, 4)
     assert onnx_predict(quantize_dynamic_int8(path, tmp_path / "dyn.onnx"), x.numpy()).shape == (5, 4)

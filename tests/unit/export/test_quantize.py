@@ -46,7 +46,9 @@ def test_static_qdq_keeps_the_head_in_fp32(fp32, inputs, tmp_path):
     conv_inputs = [list(node.input) for node in graph.node if node.op_type == "Conv"]
     dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
     assert head is not None
-    assert not all(i in dequantized for i in conv_inputs[-1][:2])  # last conv does not read int8 activations and weights
+    assert not all(
+        i in dequantized for i in conv_inputs[-1][:2]
+    )  # last conv does not read int8 activations and weights
     assert onnx_predictor(target)(inputs).shape == (len(inputs), 5)
 
 

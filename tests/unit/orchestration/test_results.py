@@ -64,12 +64,23 @@ def _write(store: ResultStore, key: str, value) -> bytes:
 
 
 SAMPLES = [
-    DataManifest("s3://bucket/src", "f" * 64, 3, [ShardInfo("/a/part-0.parquet", 3, 10, "a" * 64)], ["id"], 12,
-                 [UnitEntry("u", "k", "parquet", 1, 12, "b" * 64, 3, ["/a/part-0.parquet"])], {"count_x": 1}),
+    DataManifest(
+        "s3://bucket/src",
+        "f" * 64,
+        3,
+        [ShardInfo("/a/part-0.parquet", 3, 10, "a" * 64)],
+        ["id"],
+        12,
+        [UnitEntry("u", "k", "parquet", 1, 12, "b" * 64, 3, ["/a/part-0.parquet"])],
+        {"count_x": 1},
+    ),
     SplitResult(manifests={}, rows={"train": 1, "val": 0, "test": 2}, groups={"train": 1, "val": 0, "test": 1}),
     TrainResult("/m.pt", "/h.json", "/ds.json", 2, 0, float("nan"), 0.5, 1, 3.2, 100.0, {"step_loss": [1.0, 0.5]}),
-    DeployResult([FormatResult("onnx", "model.onnx", "/x.onnx", True, parity=ParityReport(4, 0.0, 0.0, 1.0, 1e-3, 1.0, True))],
-                 4, "/f.json"),
+    DeployResult(
+        [FormatResult("onnx", "model.onnx", "/x.onnx", True, parity=ParityReport(4, 0.0, 0.0, 1.0, 1e-3, 1.0, True))],
+        4,
+        "/f.json",
+    ),
 ]
 
 
@@ -79,18 +90,32 @@ def test_stage_results_round_trip_as_json(tmp_path, value):
     assert json.loads(raw)["metadata"]["serializer"]["type"] == "doughflow-json"
     back = read_trusted(raw, "k")
     assert type(back) is type(value)
-    assert json.dumps(back.__dict__, default=str, sort_keys=True) == json.dumps(value.__dict__, default=str, sort_keys=True)
+    assert json.dumps(back.__dict__, default=str, sort_keys=True) == json.dumps(
+        value.__dict__, default=str, sort_keys=True
+    )
 
 
 def _planted_records(tmp_path, marker) -> dict[str, bytes]:
     pickled = _write(_store(tmp_path, PickleSerializer()), "pickle", Planted(marker))
-    evil_decoder = json.dumps({"metadata": {"serializer": {"type": "json", "object_decoder": "subprocess.call"}},
-                               "result": json.dumps({"touch": 0, str(marker): 0})}).encode()
-    foreign_class = json.dumps({"metadata": {"serializer": {"type": "doughflow-json"}},
-                                "result": json.dumps({"__class__": "os.system", "data": f"touch {marker}"})}).encode()
-    return {"a pickle record": pickled, "raw pickle bytes": pickle.dumps(Planted(marker)),
-            "a json record with its own decoder": evil_decoder, "a class that is not ours": foreign_class,
-            "not json at all": b"\x00\x01garbage"}
+    evil_decoder = json.dumps(
+        {
+            "metadata": {"serializer": {"type": "json", "object_decoder": "subprocess.call"}},
+            "result": json.dumps({"touch": 0, str(marker): 0}),
+        }
+    ).encode()
+    foreign_class = json.dumps(
+        {
+            "metadata": {"serializer": {"type": "doughflow-json"}},
+            "result": json.dumps({"__class__": "os.system", "data": f"touch {marker}"}),
+        }
+    ).encode()
+    return {
+        "a pickle record": pickled,
+        "raw pickle bytes": pickle.dumps(Planted(marker)),
+        "a json record with its own decoder": evil_decoder,
+        "a class that is not ours": foreign_class,
+        "not json at all": b"\x00\x01garbage",
+    }
 
 
 def test_records_we_did_not_write_are_refused_unread(tmp_path):
@@ -130,6 +155,8 @@ def test_a_bad_cached_record_is_a_miss_with_a_warning(tmp_path, caplog):
     assert live_cache_key(Context, "good", config, DataManifest) == "good"
     assert live_cache_key(Context, "good", config, SplitResult) == "good-g1"  # valid JSON, wrong type: a miss
     for generation in range(MAX_CACHE_GENERATIONS + 1):
-        (tmp_path / "results" / ("all" if generation == 0 else f"all-g{generation}")).write_bytes(planted["a pickle record"])
+        (tmp_path / "results" / ("all" if generation == 0 else f"all-g{generation}")).write_bytes(
+            planted["a pickle record"]
+        )
     assert live_cache_key(Context, "all", config, DataManifest) is None  # no usable generation: run uncached
     assert not marker.exists()

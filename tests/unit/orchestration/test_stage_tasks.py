@@ -40,7 +40,9 @@ def test_library_versions_and_the_signing_key_reach_only_the_stages_that_use_the
     config = load_config(None)
     assert set(STAGE_LIBRARIES) == set(STAGE_SECTIONS)
     assert set(stage_environment("train", config)["libraries"]) == {"torch", "deepspeed", "pyarrow"}
-    assert stage_environment("split", config)["libraries"] == {"pyarrow": stage_environment("fetch", config)["libraries"]["pyarrow"]}
+    assert stage_environment("split", config)["libraries"] == {
+        "pyarrow": stage_environment("fetch", config)["libraries"]["pyarrow"]
+    }
     monkeypatch.delenv("DOUGHFLOW_SIGNING_KEY", raising=False)
     assert stage_environment("package", config)["signer"] is None
     private, _ = write_key_pair(tmp_path / "k")

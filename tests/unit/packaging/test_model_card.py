@@ -13,28 +13,64 @@ from doughflow.release.gates import decide_release
 
 def card(passed: bool, card_config: CardConfig | None = None, training: str | None = None) -> str:
     parity = ParityReport(10, 0.0 if passed else 1.0, 0.0, 1.0 if passed else 0.2, 1e-3, 0.99, passed)
-    formats = [FormatResult("torch", "model.pt", None, True),
-               FormatResult("onnx", "model.onnx", "/x", True, size_bytes=1234, latency_ms=0.5, parity=parity,
-                            metrics={"exact_count_accuracy": 0.97}),
-               FormatResult("onnx_int8_dynamic", "model_int8_dynamic.onnx", "/y", False,
-                            parity=ParityReport(10, 1.0, 0.5, 0.5, 0.5, 0.99, False))]
+    formats = [
+        FormatResult("torch", "model.pt", None, True),
+        FormatResult(
+            "onnx",
+            "model.onnx",
+            "/x",
+            True,
+            size_bytes=1234,
+            latency_ms=0.5,
+            parity=parity,
+            metrics={"exact_count_accuracy": 0.97},
+        ),
+        FormatResult(
+            "onnx_int8_dynamic",
+            "model_int8_dynamic.onnx",
+            "/y",
+            False,
+            parity=ParityReport(10, 1.0, 0.5, 0.5, 0.5, 0.99, False),
+        ),
+    ]
     decision = decide_release(formats, [], {}, {"coreml_fp32": "macOS only"})
     rows = dataset_statistics({"train": np.array([[0, 1], [2, 0]]), "test": np.zeros((0, 2))}, ["a", "b"])
-    return render_model_card(name="pizza", run_id="r1", labels=["a", "b"], data_fingerprint="fp123", config_hash="ch",
-                             image_size=64, dataset_rows=rows, metrics={"test": {"n": 5, "mae": 0.1}},
-                             decision=decision, formats=formats,
-                             card=card_config or CardConfig(intended_use="Counting things.", limitations=["Synthetic only."]),
-                             bundle_files={"model.onnx": {}},
-                             hyperparameters=hyperparameter_rows(TrainConfig(learning_rate=0.003), epochs_run=12),
-                             training=training)
+    return render_model_card(
+        name="pizza",
+        run_id="r1",
+        labels=["a", "b"],
+        data_fingerprint="fp123",
+        config_hash="ch",
+        image_size=64,
+        dataset_rows=rows,
+        metrics={"test": {"n": 5, "mae": 0.1}},
+        decision=decision,
+        formats=formats,
+        card=card_config or CardConfig(intended_use="Counting things.", limitations=["Synthetic only."]),
+        bundle_files={"model.onnx": {}},
+        hyperparameters=hyperparameter_rows(TrainConfig(learning_rate=0.003), epochs_run=12),
+        training=training,
+    )
 
 
 def test_released_card_has_every_section():
     text = card(True)
-    for needle in ("Release status: RELEASED", "fp123", "## Intended use", "Counting things.", "## Data",
-                   "| train | 2 | 1.00 / 50% | 0.50 / 50% |", "## Metrics", "## Release gates", "## Formats",
-                   "| onnx | model.onnx | 1.21 KiB | 0.500 | 97.0 % |", "## Limitations", "Synthetic only.",
-                   "onnx_int8_dynamic is not shipped: parity vs torch failed", "flows.verify"):
+    for needle in (
+        "Release status: RELEASED",
+        "fp123",
+        "## Intended use",
+        "Counting things.",
+        "## Data",
+        "| train | 2 | 1.00 / 50% | 0.50 / 50% |",
+        "## Metrics",
+        "## Release gates",
+        "## Formats",
+        "| onnx | model.onnx | 1.21 KiB | 0.500 | 97.0 % |",
+        "## Limitations",
+        "Synthetic only.",
+        "onnx_int8_dynamic is not shipped: parity vs torch failed",
+        "flows.verify",
+    ):
         assert needle in text, needle
 
 
@@ -52,10 +88,27 @@ def test_card_states_the_recipe_that_ran():
 
 
 def test_card_states_owner_license_version_and_hyperparameters():
-    text = card(True, CardConfig(owner="Kitchen ML", contact="ml@example.com", license="Apache-2.0", version="1.4.0",
-                                 out_of_scope=["Allergen checks."]))
-    for needle in ("| version | 1.4.0 |", "| owner | Kitchen ML |", "| contact | ml@example.com |",
-                   "| license | Apache-2.0 |", "Not meant for:", "- Allergen checks.", "## Training hyperparameters",
-                   "| epochs | 12 of 16 |", "AdamW, learning rate 0.00300", "| seed | 1234 |"):
+    text = card(
+        True,
+        CardConfig(
+            owner="Kitchen ML",
+            contact="ml@example.com",
+            license="Apache-2.0",
+            version="1.4.0",
+            out_of_scope=["Allergen checks."],
+        ),
+    )
+    for needle in (
+        "| version | 1.4.0 |",
+        "| owner | Kitchen ML |",
+        "| contact | ml@example.com |",
+        "| license | Apache-2.0 |",
+        "Not meant for:",
+        "- Allergen checks.",
+        "## Training hyperparameters",
+        "| epochs | 12 of 16 |",
+        "AdamW, learning rate 0.00300",
+        "| seed | 1234 |",
+    ):
         assert needle in text, needle
     assert "| version | r1 |" in card(True)  # no version set: the run id

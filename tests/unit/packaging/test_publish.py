@@ -18,9 +18,14 @@ def bundle(tmp_path):
     model.write_bytes(b"onnx-bytes" * 1000)
     (tmp_path / "fig").mkdir()
     (tmp_path / "fig" / "loss.png").write_bytes(b"png")
-    return build_bundle(tmp_path / "bundle", files={"model.onnx": model, "figures/loss.png": tmp_path / "fig" / "loss.png"},
-                        documents={"labels.json": {"labels": ["a"]}}, run_id="r1", data_fingerprint="f" * 64,
-                        config_hash="c" * 64)
+    return build_bundle(
+        tmp_path / "bundle",
+        files={"model.onnx": model, "figures/loss.png": tmp_path / "fig" / "loss.png"},
+        documents={"labels.json": {"labels": ["a"]}},
+        run_id="r1",
+        data_fingerprint="f" * 64,
+        config_hash="c" * 64,
+    )
 
 
 @pytest.mark.parametrize("scheme", ["memory", "file"])

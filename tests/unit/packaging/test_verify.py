@@ -38,18 +38,32 @@ def sources(tmp_path_factory):
 
 def make_bundle(target: Path, sources: dict, onnx_path: Path | None = None, reject: bool = False) -> Path:
     config = tiny_config()
-    formats = [FormatResult("torch", "model.pt", None, True),
-               FormatResult("onnx", "model.onnx", str(onnx_path or sources["onnx"]), True, parity=PASSING),
-               FormatResult("coreml_fp32", "model.mlpackage", str(sources["coreml"]), True, spec_problems=[],
-                            parity_method="skipped: macOS only")]
+    formats = [
+        FormatResult("torch", "model.pt", None, True),
+        FormatResult("onnx", "model.onnx", str(onnx_path or sources["onnx"]), True, parity=PASSING),
+        FormatResult(
+            "coreml_fp32",
+            "model.mlpackage",
+            str(sources["coreml"]),
+            True,
+            spec_problems=[],
+            parity_method="skipped: macOS only",
+        ),
+    ]
     if reject:
         formats[1].parity = ParityReport(10, 2.0, 1.0, 0.1, 1e-3, 0.99, False)
     deploy = DeployResult(formats, 10, "", str(sources["sample"]))
     decision = decide_release(formats, [], {}, {})
     pre = Preprocessing(64).to_json()
-    build_bundle(target, files=shipped_files(deploy, decision),
-                 documents={"labels.json": {"labels": LABELS}, "preprocessing.json": pre}, run_id="t",
-                 data_fingerprint="f", config_hash="h", extra=manifest_extra(config, deploy, decision))
+    build_bundle(
+        target,
+        files=shipped_files(deploy, decision),
+        documents={"labels.json": {"labels": LABELS}, "preprocessing.json": pre},
+        run_id="t",
+        data_fingerprint="f",
+        config_hash="h",
+        extra=manifest_extra(config, deploy, decision),
+    )
     return target
 
 

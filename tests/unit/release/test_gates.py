@@ -17,20 +17,40 @@ def fmt(name: str, primary: bool, passed: bool = True, **kwargs) -> FormatResult
 
 
 def prop(fmt_name: str, passed: bool) -> PropertyResult:
-    return PropertyResult(fmt_name, "empty_pizza", "minimum functionality", 10, 0 if passed else 5,
-                          0.0 if passed else 0.5, 0.1, 0.1, "m", passed=passed)
+    return PropertyResult(
+        fmt_name,
+        "empty_pizza",
+        "minimum functionality",
+        10,
+        0 if passed else 5,
+        0.0 if passed else 0.5,
+        0.1,
+        0.1,
+        "m",
+        passed=passed,
+    )
 
 
 def formats(**failing):
-    return [FormatResult("torch", "model.pt", None, True), fmt("onnx", True, not failing.get("onnx")),
-            FormatResult("coreml_fp32", "model.mlpackage", "/x/c", True, spec_problems=failing.get("spec", []),
-                         parity_method="skipped: macOS only"),
-            fmt("onnx_int8_static", False, not failing.get("int8"))]
+    return [
+        FormatResult("torch", "model.pt", None, True),
+        fmt("onnx", True, not failing.get("onnx")),
+        FormatResult(
+            "coreml_fp32",
+            "model.mlpackage",
+            "/x/c",
+            True,
+            spec_problems=failing.get("spec", []),
+            parity_method="skipped: macOS only",
+        ),
+        fmt("onnx_int8_static", False, not failing.get("int8")),
+    ]
 
 
 def test_everything_passing_releases_all_built_formats():
-    decision = decide_release(formats(), [], {"torch": [prop("torch", True)], "onnx": [prop("onnx", True)]},
-                              {"coreml_fp32": "macOS only"})
+    decision = decide_release(
+        formats(), [], {"torch": [prop("torch", True)], "onnx": [prop("onnx", True)]}, {"coreml_fp32": "macOS only"}
+    )
     assert decision.status == "released" and not decision.reasons
     assert decision.shipped == ["onnx", "coreml_fp32", "onnx_int8_static"]
     assert {g.status for g in decision.gates if g.fmt == "coreml_fp32" and "spec" not in g.name} == {SKIPPED}
@@ -79,7 +99,9 @@ def test_metric_gates_compare_test_metrics_with_their_bars():
     assert gates["test accuracy bar"].status == PASSED and "0.9200 (bar 0.9)" in gates["test accuracy bar"].detail
     assert gates["test macro_f1 bar"].status == FAILED
     typo = gates["test acuracy bar"]
-    assert typo.status == FAILED and "not measured" in typo.detail and "accuracy" in typo.detail  # never passes silently
+    assert (
+        typo.status == FAILED and "not measured" in typo.detail and "accuracy" in typo.detail
+    )  # never passes silently
     decision = decide_release(formats(), list(gates.values()), {}, {})
     assert decision.status == "rejected" and any("macro_f1" in reason for reason in decision.reasons)
     assert metric_gates(metrics, {}) == []

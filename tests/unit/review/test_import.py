@@ -23,13 +23,32 @@ def run_dir(tmp_path):
     """artifacts/<run>/{bundle,review} and a registry row, as a training run leaves them."""
     run = tmp_path / "artifacts" / RUN
     config = ExperimentConfig(labels=LABELS, review={"gate": {"min_correct_share": 0.75, "min_reviewed": 4}})
-    build_bundle(run / "bundle", files={}, documents={"config.yaml": dump_config(config),
-                                                      "model_card.md": "# Model card\n\n**Release status: RELEASED**\n"},
-                 run_id=RUN, data_fingerprint="f" * 64, config_hash=config.config_hash())
+    build_bundle(
+        run / "bundle",
+        files={},
+        documents={
+            "config.yaml": dump_config(config),
+            "model_card.md": "# Model card\n\n**Release status: RELEASED**\n",
+        },
+        run_id=RUN,
+        data_fingerprint="f" * 64,
+        config_hash=config.config_hash(),
+    )
     synthetic_packet(run / "review", n=30)
-    record_run(tmp_path / "artifacts" / "registry.sqlite", RunRecord(
-        run_id=RUN, created_at="2026-11-27T10:00:00Z", experiment="pizza", status="released", config_hash="h",
-        data_fingerprint="f" * 64, git_commit="c", bundle=str(run / "bundle"), total_seconds=1.0))
+    record_run(
+        tmp_path / "artifacts" / "registry.sqlite",
+        RunRecord(
+            run_id=RUN,
+            created_at="2026-11-27T10:00:00Z",
+            experiment="pizza",
+            status="released",
+            config_hash="h",
+            data_fingerprint="f" * 64,
+            git_commit="c",
+            bundle=str(run / "bundle"),
+            total_seconds=1.0,
+        ),
+    )
     return run
 
 
@@ -39,8 +58,13 @@ def fill(path, packet, judgements):
         writer = csv.DictWriter(handle, fieldnames=csv_columns(LABELS))
         writer.writeheader()
         for row, (verdict, corrected) in zip(packet["rows"], judgements):
-            writer.writerow({"sample_id": row["sample_id"], "verdict": verdict,
-                             **{f"corrected_{k}": v for k, v in corrected.items()}})
+            writer.writerow(
+                {
+                    "sample_id": row["sample_id"],
+                    "verdict": verdict,
+                    **{f"corrected_{k}": v for k, v in corrected.items()},
+                }
+            )
     return path
 
 
@@ -54,8 +78,10 @@ def test_gate_needs_share_count_and_reviewers():
     approval = review_gate(figures, gate, reviewed_at="t")
     assert not approval["approved"] and len(approval["reasons"]) == 3
     assert review_gate({"samples": 3, "reviewers": ["a", "b"], "share_correct": 0.9}, gate, reviewed_at="t")["approved"]
-    assert "no verdicts yet" in review_gate({"samples": 0, "reviewers": [], "share_correct": None}, gate,
-                                            reviewed_at="t")["reasons"]
+    assert (
+        "no verdicts yet"
+        in review_gate({"samples": 0, "reviewers": [], "share_correct": None}, gate, reviewed_at="t")["reasons"]
+    )
 
 
 def test_import_gate_approval_and_reimport(run_dir, capsys):
@@ -112,7 +138,9 @@ def test_bad_file_is_refused_with_rows_and_nothing_stored(run_dir, capsys):
 
 
 def test_a_bundle_config_that_cannot_run_is_refused_before_any_import(run_dir, capsys):
-    (run_dir / "bundle" / "config.yaml").write_text(dump_config(ExperimentConfig(labels=LABELS, data={"adapter": "nope"})))
+    (run_dir / "bundle" / "config.yaml").write_text(
+        dump_config(ExperimentConfig(labels=LABELS, data={"adapter": "nope"}))
+    )
     verdicts = fill(run_dir / "ana.csv", load_packet(run_dir / "review"), [("correct", {})])
     assert review_main([str(run_dir), str(verdicts), "--reviewer", "ana"]) == 2
     assert "data.adapter: unknown dataset adapter 'nope'" in capsys.readouterr().err
@@ -143,7 +171,11 @@ def test_labelled_export_has_source_columns_and_origin(run_dir, capsys):
     assert corrected["sample_id"] == f"review-{rows[1]['sample_id']}"
     assert corrected["count_olive"] == olive + 1
     assert corrected["count_pepperoni"] == rows[1]["predicted_rounded"]["pepperoni"]
-    assert corrected["origin_run_id"] == RUN and corrected["origin_reviewer"] == "ana" and corrected["origin_verdict"] == "wrong"
+    assert (
+        corrected["origin_run_id"] == RUN
+        and corrected["origin_reviewer"] == "ana"
+        and corrected["origin_verdict"] == "wrong"
+    )
     confirmed = by_origin[rows[0]["sample_id"]]
     assert all(confirmed[f"count_{label}"] == rows[0]["predicted_rounded"][label] for label in LABELS)
     source = {r["sample_id"]: r for r in pq.read_table(run_dir / "review" / "samples.parquet").to_pylist()}

@@ -53,8 +53,13 @@ def test_worst_errors_and_disagreements_come_first_and_survive_a_small_packet():
     pred[17, 1] = 3.0  # the one real error
     other = pred.copy()
     other[33, 2] = 0.9  # the one image where the int8 model drifts
-    selected = select_for_review(true, pred, LABELS, ReviewConfig(per_stratum=5, worst_errors=2, format_disagreements=1,
-                                                                  max_samples=2), {"int8": other})
+    selected = select_for_review(
+        true,
+        pred,
+        LABELS,
+        ReviewConfig(per_stratum=5, worst_errors=2, format_disagreements=1, max_samples=2),
+        {"int8": other},
+    )
     reasons = {s.index: " ".join(s.reasons) for s in selected}
     assert set(reasons) == {17, 33}
     assert "worst error" in reasons[17] and "int8 differs from torch by 0.900" in reasons[33]

@@ -20,8 +20,9 @@ def test_every_empty_secret_is_filled_fresh():
         assert len(first[key].rsplit(":", 1)[-1]) == 64  # 32 random bytes, hex
     assert first["PREFECT_API_AUTH_STRING"].startswith("doughflow:")
     # Everything else passes through unchanged (comments too).
-    assert [line for line in fill(template).splitlines() if "=" not in line or line.startswith("#")] == \
-           [line for line in template.splitlines() if "=" not in line or line.startswith("#")]
+    assert [line for line in fill(template).splitlines() if "=" not in line or line.startswith("#")] == [
+        line for line in template.splitlines() if "=" not in line or line.startswith("#")
+    ]
 
 
 def test_an_unknown_empty_value_is_an_error():

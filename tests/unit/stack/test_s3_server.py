@@ -17,19 +17,34 @@ KEY = S3Credentials("doughflow", "s" * 40)
 HOST = "s3:9000"  # a host name without dots: path-style buckets, as the compose service
 
 
-def signed(method: str, path: str, body: bytes = b"", key: S3Credentials = KEY, service: str = "s3",
-           headers: dict[str, str] | None = None) -> AWSRequest:
+def signed(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    key: S3Credentials = KEY,
+    service: str = "s3",
+    headers: dict[str, str] | None = None,
+) -> AWSRequest:
     """A request signed the way boto3 and s3fs sign (header signature, SHA-256 of the body)."""
-    request = AWSRequest(method=method, url=f"http://{HOST}{path}", data=body, headers={"Host": HOST, **(headers or {})})
+    request = AWSRequest(
+        method=method, url=f"http://{HOST}{path}", data=body, headers={"Host": HOST, **(headers or {})}
+    )
     S3SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), service, "us-east-1").add_auth(request)
     return request
 
 
-def problem(request: AWSRequest, path: str | None = None, body: bytes | None = None, now: datetime | None = None,
-            **headers: str) -> str | None:
+def problem(
+    request: AWSRequest, path: str | None = None, body: bytes | None = None, now: datetime | None = None, **headers: str
+) -> str | None:
     target = path or request.url.split(HOST, 1)[1]
-    return signature_problem(KEY, request.method, target, {**dict(request.headers), **headers},
-                             request.data if body is None else body, now or datetime.now(UTC))
+    return signature_problem(
+        KEY,
+        request.method,
+        target,
+        {**dict(request.headers), **headers},
+        request.data if body is None else body,
+        now or datetime.now(UTC),
+    )
 
 
 def test_a_request_signed_with_the_stacks_key_passes():
@@ -42,12 +57,18 @@ def test_everything_else_is_refused():
     request = signed("PUT", "/doughflow/model.onnx", b"weights", headers={"x-amz-meta-run": "r1"})
     other_secret = S3Credentials(KEY.access_key_id, "t" * 40)
     assert problem(signed("GET", "/doughflow", key=other_secret)) == "the signature does not match"
-    assert problem(signed("GET", "/doughflow", key=S3Credentials("someone", KEY.secret_access_key))) == "unknown access key"
+    assert (
+        problem(signed("GET", "/doughflow", key=S3Credentials("someone", KEY.secret_access_key)))
+        == "unknown access key"
+    )
     assert problem(request, path="/doughflow/other.onnx") == "the signature does not match"
     assert problem(request, path="/doughflow/model.onnx?acl") == "the signature does not match"
     assert problem(request, **{"x-amz-meta-run": "r2"}) == "the signature does not match"
     assert problem(request, body=b"poisoned") == "the body does not match its signed SHA-256"
-    assert problem(request, now=datetime.now(UTC) + timedelta(minutes=20)) == "the request time is more than 15 minutes from the server's"
+    assert (
+        problem(request, now=datetime.now(UTC) + timedelta(minutes=20))
+        == "the request time is more than 15 minutes from the server's"
+    )
     assert problem(request, Authorization="") == "the request has no AWS Signature Version 4 Authorization header"
     assert problem(signed("GET", "/", service="sqs")) == "signed for service 'sqs', not s3"
     assert problem(request, path="http://elsewhere/doughflow/model.onnx") == "the request target is not a path"
@@ -58,7 +79,9 @@ def test_the_server_needs_a_real_secret():
         S3Credentials.from_environment({"AWS_ACCESS_KEY_ID": "doughflow", "AWS_SECRET_ACCESS_KEY": "short"})
     with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID"):
         S3Credentials.from_environment({"AWS_SECRET_ACCESS_KEY": "s" * 40})
-    assert S3Credentials.from_environment({"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s" * 40}) == S3Credentials("k", "s" * 40)
+    assert S3Credentials.from_environment(
+        {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s" * 40}
+    ) == S3Credentials("k", "s" * 40)
 
 
 def test_moto_answers_only_signed_requests():
@@ -69,8 +92,9 @@ def test_moto_answers_only_signed_requests():
     client = Client(app)
 
     def send(request: AWSRequest):
-        return client.open(request.url.split(HOST, 1)[1], method=request.method, headers=dict(request.headers),
-                           data=request.body)
+        return client.open(
+            request.url.split(HOST, 1)[1], method=request.method, headers=dict(request.headers), data=request.body
+        )
 
     assert send(signed("PUT", "/doughflow")).status_code == 200
     assert send(signed("PUT", "/doughflow/kept.txt", b"kept")).status_code == 200

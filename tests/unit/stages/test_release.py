@@ -19,8 +19,14 @@ from doughflow.stages.release import enforce_release, release_gates
 
 def run(tmp_path, onnx_passed: bool, accuracy: float = 0.99):
     parity = ParityReport(10, 0.0 if onnx_passed else 1.0, 0.0, 1.0 if onnx_passed else 0.1, 1e-3, 1.0, onnx_passed)
-    formats = DeployResult([FormatResult("torch", "model.pt", None, True),
-                            FormatResult("onnx", "model.onnx", "/m.onnx", True, parity=parity)], 10, "")
+    formats = DeployResult(
+        [
+            FormatResult("torch", "model.pt", None, True),
+            FormatResult("onnx", "model.onnx", "/m.onnx", True, parity=parity),
+        ],
+        10,
+        "",
+    )
     evaluated = EvaluationResult({"test": {"exact_count_accuracy": accuracy}}, "", "", [])
     paths = RunPaths(tmp_path, "r")
     return release_gates(ExperimentConfig(), paths, evaluated, formats, BehaviourResult()), paths

@@ -57,9 +57,15 @@ def _reference(image, params, cfg):
     return np.ascontiguousarray(out)
 
 
-@given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9), st.just(3))),
-       st.integers(0, 3), st.booleans(), st.booleans(), st.floats(-1.0, 1.0),
-       st.sampled_from([0.0, 0.3]), st.booleans())
+@given(
+    arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9), st.just(3))),
+    st.integers(0, 3),
+    st.booleans(),
+    st.booleans(),
+    st.floats(-1.0, 1.0),
+    st.sampled_from([0.0, 0.3]),
+    st.booleans(),
+)
 def test_apply_into_writes_exactly_the_augmented_image(image, k, hflip, vflip, scale, brightness, rot90):
     cfg = AugmentConfig(rot90=rot90, hflip=True, vflip=True, brightness=brightness)
     params = (k, hflip, vflip, scale)

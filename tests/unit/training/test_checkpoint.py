@@ -18,7 +18,11 @@ def test_prune_keeps_newest_and_latest(tmp_path):
     (tmp_path / "latest").write_text("step-00000005")  # e.g. a save that never finished its newer tags
     removed = prune(tmp_path, keep=2)
     assert removed == ["step-00000010"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["step-00000005", "step-00000015", "step-00000020"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "step-00000005",
+        "step-00000015",
+        "step-00000020",
+    ]
 
 
 def test_state_dict_hash_sees_every_bit():
@@ -50,9 +54,13 @@ def test_latest_pointer_is_replaced_whole_and_an_empty_one_names_nothing(tmp_pat
 
 
 def _states_equal(a: dict, b: dict) -> bool:
-    return (a["python"] == b["python"] and a["numpy"][0] == b["numpy"][0]
-            and np.array_equal(a["numpy"][1], b["numpy"][1]) and tuple(a["numpy"][2:]) == tuple(b["numpy"][2:])
-            and torch.equal(a["torch"], b["torch"]))
+    return (
+        a["python"] == b["python"]
+        and a["numpy"][0] == b["numpy"][0]
+        and np.array_equal(a["numpy"][1], b["numpy"][1])
+        and tuple(a["numpy"][2:]) == tuple(b["numpy"][2:])
+        and torch.equal(a["torch"], b["torch"])
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -66,8 +74,11 @@ def test_rng_states_round_trip_through_plain_arrays(seed, gauss_pending):
     if gauss_pending:
         python.gauss(0, 1)
         numpy_rng.standard_normal()
-    state = {"python": python.getstate(), "numpy": numpy_rng.get_state(),
-             "torch": torch.Generator().manual_seed(seed).get_state()}
+    state = {
+        "python": python.getstate(),
+        "numpy": numpy_rng.get_state(),
+        "torch": torch.Generator().manual_seed(seed).get_state(),
+    }
     arrays = rng_arrays(state)
     assert all(array.dtype != object for array in arrays.values())  # nothing that needs a pickle
     assert _states_equal(rng_from_arrays(arrays), state)

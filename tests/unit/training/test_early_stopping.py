@@ -11,12 +11,22 @@ from doughflow.training.checkpoint import LoopState
 from doughflow.training.early_stopping import is_better, judge_epoch
 
 
-@pytest.mark.parametrize("score, best, mode, min_delta, expected", [
-    (0.5, None, "max", 0.0, True), (math.nan, None, "max", 0.0, False), (0.1, math.nan, "min", 0.0, True),
-    (0.6, 0.5, "max", 0.0, True), (0.55, 0.5, "max", 0.1, False), (0.4, 0.5, "max", 0.0, False),
-    (0.4, 0.5, "min", 0.0, True), (0.45, 0.5, "min", 0.1, False), (0.5, 0.5, "min", 0.0, False),
-    (math.inf, 0.5, "max", 0.0, True), (math.nan, 0.5, "min", 0.0, False),
-])
+@pytest.mark.parametrize(
+    "score, best, mode, min_delta, expected",
+    [
+        (0.5, None, "max", 0.0, True),
+        (math.nan, None, "max", 0.0, False),
+        (0.1, math.nan, "min", 0.0, True),
+        (0.6, 0.5, "max", 0.0, True),
+        (0.55, 0.5, "max", 0.1, False),
+        (0.4, 0.5, "max", 0.0, False),
+        (0.4, 0.5, "min", 0.0, True),
+        (0.45, 0.5, "min", 0.1, False),
+        (0.5, 0.5, "min", 0.0, False),
+        (math.inf, 0.5, "max", 0.0, True),
+        (math.nan, 0.5, "min", 0.0, False),
+    ],
+)
 def test_is_better(score, best, mode, min_delta, expected):
     assert is_better(score, best, mode, min_delta) is expected
 
@@ -24,8 +34,10 @@ def test_is_better(score, best, mode, min_delta, expected):
 def test_patience_counts_epochs_without_improvement_and_stops():
     rule = EarlyStoppingConfig(metric="val_mae", mode="min", patience=2)
     state = LoopState()
-    verdicts = [judge_epoch({"epoch": e, "val_mae": mae, "train_loss": 1.0}, state, rule, epochs=10)
-                for e, mae in enumerate([0.9, 0.8, 0.85, 0.7, 0.75, 0.8], start=1)]
+    verdicts = [
+        judge_epoch({"epoch": e, "val_mae": mae, "train_loss": 1.0}, state, rule, epochs=10)
+        for e, mae in enumerate([0.9, 0.8, 0.85, 0.7, 0.75, 0.8], start=1)
+    ]
     assert verdicts == [(True, False), (True, False), (False, False), (True, False), (False, False), (False, True)]
     assert (state.best_epoch, state.best_score, state.epochs_without_improvement) == (4, 0.7, 2)
 

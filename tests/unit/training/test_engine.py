@@ -33,8 +33,13 @@ def single_process_group():
 
 def _batches(count: int, size: int = 8, pixels: int = 32):
     generator = torch.Generator().manual_seed(0)
-    return [(torch.randint(0, 256, (size, pixels, pixels, 3), dtype=torch.uint8, generator=generator),
-             torch.randint(0, 4, (size, 5), generator=generator).float()) for _ in range(count)]
+    return [
+        (
+            torch.randint(0, 256, (size, pixels, pixels, 3), dtype=torch.uint8, generator=generator),
+            torch.randint(0, 4, (size, 5), generator=generator).float(),
+        )
+        for _ in range(count)
+    ]
 
 
 def _parts(cfg):
@@ -110,8 +115,11 @@ def test_sync_free_engine_trains_like_deepspeed_defaults(precision):
         _step(unclipped, images, targets, Normalizer(Preprocessing(32), DEVICE), LossLog(lazy=False, history=[]))
     for key, value in weights["deepspeed"].items():
         torch.testing.assert_close(weights["doughflow"][key], value, rtol=1e-5, atol=1e-6, msg=key)
-    moved = max(float((unclipped.module.state_dict()[k] - v).abs().max()) for k, v in weights["doughflow"].items()
-                if v.is_floating_point())
+    moved = max(
+        float((unclipped.module.state_dict()[k] - v).abs().max())
+        for k, v in weights["doughflow"].items()
+        if v.is_floating_point()
+    )
     assert moved > 1e-4, "the clip never engaged, so the comparison proves nothing"
 
 
@@ -121,14 +129,19 @@ def test_deepspeed_monitors_pass_through_and_the_step_still_never_waits(tmp_path
     out_dir = tmp_path / "pizza-run1" / "train"
     cfg = tiny_train_config(gradient_clipping=0.05, deepspeed={"monitor": {"csv_monitor": {"enabled": True}}})
     assert deepspeed_config(cfg, DEVICE, str(out_dir))["csv_monitor"] == {
-        "enabled": True, "output_path": str(out_dir / "monitor"), "job_name": "pizza-run1"}
+        "enabled": True,
+        "output_path": str(out_dir / "monitor"),
+        "job_name": "pizza-run1",
+    }
     model, optimizer, scheduler = _parts(cfg)
     engine = build_engine(model, optimizer, scheduler, cfg, DEVICE, world_size=1, out_dir=str(out_dir))
     assert engine.monitor.enabled
     syncs = _record_last_step(engine, optimizer, _batches(STEPS))
     assert syncs == [], "host waits in a training step: " + "; ".join(map(str, syncs))
     rows = (out_dir / "monitor" / "pizza-run1" / "Train_Samples_lr.csv").read_text().splitlines()
-    assert rows[0] == "step,lr" and [int(row.split(",")[0]) for row in rows[1:]] == [16 * (i + 1) for i in range(STEPS)]  # micro batch 16
+    assert rows[0] == "step,lr" and [int(row.split(",")[0]) for row in rows[1:]] == [
+        16 * (i + 1) for i in range(STEPS)
+    ]  # micro batch 16
 
 
 def test_single_process_zero0_skips_the_identity_allreduce_only():
@@ -152,8 +165,14 @@ def test_recorder_catches_reads_uploads_and_synchronize_and_restores():
         torch.zeros(3, device=DEVICE)  # allocated on the device, nothing copied
         counter.item()  # a host-side counter
         accelerator.synchronize()
-    assert [s.kind for s in recorder.syncs] == ["item", "__bool__", "__float__", "tolist", "tensor(device=cpu)",
-                                                "synchronize"]
+    assert [s.kind for s in recorder.syncs] == [
+        "item",
+        "__bool__",
+        "__float__",
+        "tolist",
+        "tensor(device=cpu)",
+        "synchronize",
+    ]
     assert all(s.where.startswith("unit/training/test_engine.py:") for s in recorder.syncs), recorder.syncs
     assert "synchronize" not in vars(accelerator)
 
@@ -163,7 +182,9 @@ def test_full_state_dict_is_a_detached_cpu_copy_of_the_weights():
     weights = full_state_dict(engine, zero_stage=0)
     module = engine.module.state_dict()
     assert weights.keys() == module.keys()
-    assert all(torch.equal(weights[k], v) and weights[k].device.type == "cpu" and not weights[k].requires_grad
-               for k, v in module.items())
+    assert all(
+        torch.equal(weights[k], v) and weights[k].device.type == "cpu" and not weights[k].requires_grad
+        for k, v in module.items()
+    )
     next(iter(weights.values())).add_(1.0)
     assert not torch.equal(next(iter(weights.values())), next(iter(module.values()))), "a copy, not a view"

@@ -13,11 +13,18 @@ from tests.support.sample_data import pizza_columns
 
 
 def _job(**changes) -> TrainJob:
-    fields = dict(train_shards=[ShardRef("/data/a.parquet", 100, "ab" * 32), ShardRef("/data/b.parquet", 80)],
-                  val_shards=[ShardRef("/data/v.parquet", 40, "cd" * 32)], columns=pizza_columns(), num_classes=5,
-                  cfg=tiny_train_config(learning_rate=0.01, zero_stage=2, launcher={"num_processes": 2}),
-                  preprocessing=Preprocessing(96, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)), out_dir="/runs/r1",
-                  data_fingerprint="fp-1", control_dir="/runs/r1/control", problem="count")
+    fields = dict(
+        train_shards=[ShardRef("/data/a.parquet", 100, "ab" * 32), ShardRef("/data/b.parquet", 80)],
+        val_shards=[ShardRef("/data/v.parquet", 40, "cd" * 32)],
+        columns=pizza_columns(),
+        num_classes=5,
+        cfg=tiny_train_config(learning_rate=0.01, zero_stage=2, launcher={"num_processes": 2}),
+        preprocessing=Preprocessing(96, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)),
+        out_dir="/runs/r1",
+        data_fingerprint="fp-1",
+        control_dir="/runs/r1/control",
+        problem="count",
+    )
     fields.update(changes)
     return TrainJob(**fields)
 
@@ -40,11 +47,26 @@ def test_job_written_before_the_optional_fields_still_reads():
 
 
 def test_result_round_trips_through_result_json(tmp_path):
-    result = TrainResult(model_path=str(tmp_path / "model.pt"), history_path="h.json", ds_config_path="ds.json",
-                         epochs_run=3, resumed_from_epoch=1, first_loss=2.5, final_loss=float("nan"), best_epoch=2,
-                         seconds=1.5, images_per_second=100.0, history={"step_loss": [2.5, 1.0], "epoch": []},
-                         resumed_from_step=7, global_steps=30, world_size=2, stopped_early=True, skipped_steps=1,
-                         bad_rows=4, weights_sha256="00" * 32)
+    result = TrainResult(
+        model_path=str(tmp_path / "model.pt"),
+        history_path="h.json",
+        ds_config_path="ds.json",
+        epochs_run=3,
+        resumed_from_epoch=1,
+        first_loss=2.5,
+        final_loss=float("nan"),
+        best_epoch=2,
+        seconds=1.5,
+        images_per_second=100.0,
+        history={"step_loss": [2.5, 1.0], "epoch": []},
+        resumed_from_step=7,
+        global_steps=30,
+        world_size=2,
+        stopped_early=True,
+        skipped_steps=1,
+        bad_rows=4,
+        weights_sha256="00" * 32,
+    )
     write_result(result, tmp_path)
     loaded = load_result(tmp_path)
     assert math.isnan(loaded.final_loss)
@@ -54,10 +76,18 @@ def test_result_round_trips_through_result_json(tmp_path):
 
 def test_resume_fingerprint_ignores_launcher_and_logging_settings():
     base = _job()
-    same = _job(cfg=tiny_train_config(learning_rate=0.01, zero_stage=2, num_threads=4, log_every_steps=7,
-                                      launcher={"num_processes": 2, "isolate": True, "master_port": 29555,
-                                                "timeout_minutes": 5}),
-                out_dir="/elsewhere", control_dir="", val_shards=[])
+    same = _job(
+        cfg=tiny_train_config(
+            learning_rate=0.01,
+            zero_stage=2,
+            num_threads=4,
+            log_every_steps=7,
+            launcher={"num_processes": 2, "isolate": True, "master_port": 29555, "timeout_minutes": 5},
+        ),
+        out_dir="/elsewhere",
+        control_dir="",
+        val_shards=[],
+    )
     assert resume_fingerprint(same, 2) == resume_fingerprint(base, 2)
 
 

@@ -73,9 +73,12 @@ def test_num_threads_0_trains_alike_whatever_threads_the_caller_had(tiny_shards,
 
 
 def test_deepspeed_csv_monitor_gets_the_trainers_events_and_changes_nothing(reference, tiny_shards, tmp_path):
-    cfg = tiny_train_config(log_every_steps=4, deepspeed={"monitor": {"csv_monitor": {"enabled": True,
-                                                                                     "output_path": str(tmp_path / "csv"),
-                                                                                     "job_name": "tiny"}}})
+    cfg = tiny_train_config(
+        log_every_steps=4,
+        deepspeed={
+            "monitor": {"csv_monitor": {"enabled": True, "output_path": str(tmp_path / "csv"), "job_name": "tiny"}}
+        },
+    )
     monitored = run_training(_job(tiny_shards, tmp_path / "run", cfg))
     assert monitored.weights_sha256 == reference.weights_sha256  # the same training, only watched
 
@@ -108,7 +111,9 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(reference, tiny_shards
     assert resumed.resumed_from_step == int(killed_at.split("-")[1]) > 0
     assert resumed.resumed_from_step < reference.global_steps
     assert resumed.weights_sha256 == reference.weights_sha256
-    assert state_dict_hash(torch.load(resumed.model_path, weights_only=True)) == state_dict_hash(torch.load(reference.model_path, weights_only=True))
+    assert state_dict_hash(torch.load(resumed.model_path, weights_only=True)) == state_dict_hash(
+        torch.load(reference.model_path, weights_only=True)
+    )
     assert resumed.history["step_loss"] == reference.history["step_loss"]
     # a finished run is not trained again
     assert run_job(job, cfg.launcher).epochs_run == 0
@@ -129,25 +134,37 @@ def test_nan_loss_stops_naming_step_and_samples(tiny_shards, tmp_path):
 
 
 def test_nan_loss_skipped_and_counted_when_configured(tiny_shards, tmp_path):
-    cfg = tiny_train_config(model={"name": "test_nan_counter", "import_module": "tests.support.nan_model"},
-                            on_nan_loss="skip", max_skipped_steps=3)
+    cfg = tiny_train_config(
+        model={"name": "test_nan_counter", "import_module": "tests.support.nan_model"},
+        on_nan_loss="skip",
+        max_skipped_steps=3,
+    )
     with pytest.raises(FloatingPointError, match="max_skipped_steps=3"):
         run_training(_job(tiny_shards, tmp_path, cfg))
 
 
 def test_early_stopping_keeps_best_checkpoint(tiny_shards, tmp_path):
     # train_loss falls every epoch, so with mode=max epoch 1 stays best and patience 1 stops after epoch 2
-    cfg = tiny_train_config(epochs=4, early_stopping={"metric": "train_loss", "mode": "max", "patience": 1},
-                            loader={"num_workers": 0})
+    cfg = tiny_train_config(
+        epochs=4, early_stopping={"metric": "train_loss", "mode": "max", "patience": 1}, loader={"num_workers": 0}
+    )
     result = run_training(_job(tiny_shards, tmp_path, cfg))
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
-    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) == state_dict_hash(torch.load(tmp_path / "best_model.pt", weights_only=True))
+    assert state_dict_hash(torch.load(result.model_path, weights_only=True)) == state_dict_hash(
+        torch.load(tmp_path / "best_model.pt", weights_only=True)
+    )
     assert state_dict_hash(torch.load(result.model_path, weights_only=True)) != result.weights_sha256
 
 
 def test_gradient_accumulation_and_precision_come_from_config(tiny_shards, tmp_path):
-    cfg = tiny_train_config(epochs=1, gradient_accumulation_steps=2, zero_stage=2, precision="bf16",
-                            lr_schedule="linear", loader={"num_workers": 0})
+    cfg = tiny_train_config(
+        epochs=1,
+        gradient_accumulation_steps=2,
+        zero_stage=2,
+        precision="bf16",
+        lr_schedule="linear",
+        loader={"num_workers": 0},
+    )
     result = run_training(_job(tiny_shards, tmp_path, cfg))
     assert len(result.history["step_loss"]) == 12 and result.global_steps == 6  # 12 micro-batches, 6 updates
     ds_config = json.loads(Path(result.ds_config_path).read_text())
@@ -173,13 +190,31 @@ def test_zero3_gathers_whole_weights_for_final_and_best_model(tiny_shards, tmp_p
 
 def test_auto_micro_batch_trains_as_the_same_sizes_written_out(tiny_shards, tmp_path):
     """The choice is recorded and trained with; probing leaves the seed's weights and data order alone."""
-    auto = run_training(_job(tiny_shards, tmp_path / "auto", tiny_train_config(
-        epochs=1, micro_batch_size="auto", memory_budget_gb=0.02, global_batch_size=48, loader={"num_workers": 0})))
+    auto = run_training(
+        _job(
+            tiny_shards,
+            tmp_path / "auto",
+            tiny_train_config(
+                epochs=1,
+                micro_batch_size="auto",
+                memory_budget_gb=0.02,
+                global_batch_size=48,
+                loader={"num_workers": 0},
+            ),
+        )
+    )
     recipe = auto.recipe
     assert recipe["micro_batch"]["method"] == "cpu memory budget" and recipe["global_batch_size"] == 48
     micro, accumulation = recipe["micro_batch_size"], recipe["gradient_accumulation_steps"]
     assert micro * accumulation == 48 and accumulation > 1
     assert json.loads(Path(auto.ds_config_path).read_text())["train_micro_batch_size_per_gpu"] == micro
-    written = run_training(_job(tiny_shards, tmp_path / "written", tiny_train_config(
-        epochs=1, micro_batch_size=micro, gradient_accumulation_steps=accumulation, loader={"num_workers": 0})))
+    written = run_training(
+        _job(
+            tiny_shards,
+            tmp_path / "written",
+            tiny_train_config(
+                epochs=1, micro_batch_size=micro, gradient_accumulation_steps=accumulation, loader={"num_workers": 0}
+            ),
+        )
+    )
     assert written.weights_sha256 == auto.weights_sha256

@@ -16,9 +16,13 @@ spread = st.floats(0.05, 2.0, allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(images=st.tuples(st.integers(0, 3), st.integers(1, 9), st.integers(1, 9)).flatmap(
-           lambda shape: arrays(np.uint8, (*shape, 3))),
-       mean=st.tuples(channel, channel, channel), std=st.tuples(spread, spread, spread))
+@given(
+    images=st.tuples(st.integers(0, 3), st.integers(1, 9), st.integers(1, 9)).flatmap(
+        lambda shape: arrays(np.uint8, (*shape, 3))
+    ),
+    mean=st.tuples(channel, channel, channel),
+    std=st.tuples(spread, spread, spread),
+)
 def test_normalizer_is_bit_identical_to_preprocessing(images, mean, std):
     preprocessing = Preprocessing(images.shape[1], mean, std)
     got = Normalizer(preprocessing, torch.device("cpu"))(torch.from_numpy(images))

@@ -19,21 +19,35 @@ from tests.support.configs import tiny_train_config
 from tests.support.sample_data import pizza_columns
 
 
-@pytest.mark.parametrize("rule, batch, reference, expected", [
-    ("none", 512, 64, 1.0), ("linear", 512, 64, 8.0), ("linear", 32, 64, 0.5), ("sqrt", 256, 64, 2.0),
-    ("sqrt", 32, 64, math.sqrt(0.5))])
+@pytest.mark.parametrize(
+    "rule, batch, reference, expected",
+    [
+        ("none", 512, 64, 1.0),
+        ("linear", 512, 64, 8.0),
+        ("linear", 32, 64, 0.5),
+        ("sqrt", 256, 64, 2.0),
+        ("sqrt", 32, 64, math.sqrt(0.5)),
+    ],
+)
 def test_scaling_rules(rule, batch, reference, expected):
     assert lr_scale(rule, batch, reference) == pytest.approx(expected, rel=1e-15)
 
 
 def test_the_recipe_names_what_ran():
-    cfg = tiny_train_config(micro_batch_size=64, gradient_accumulation_steps=2, learning_rate=0.003,
-                            warmup_samples=3200, scaling={"rule": "sqrt", "reference_global_batch": 64})
+    cfg = tiny_train_config(
+        micro_batch_size=64,
+        gradient_accumulation_steps=2,
+        learning_rate=0.003,
+        warmup_samples=3200,
+        scaling={"rule": "sqrt", "reference_global_batch": 64},
+    )
     recipe = training_recipe(cfg, 8, "cuda")
     assert (recipe.global_batch_size, recipe.lr_scale) == (1024, 4.0)
     assert recipe.effective_learning_rate == pytest.approx(0.012) and recipe.schedule_unit == "samples"
-    assert recipe.describe() == ("8 process(es) on cuda; global batch 1024 = micro batch 64 x accumulation 2 x 8; "
-                                 "learning rate 0.003 x sqrt(1024/64) = x 4 -> 0.012; warm-up 3200 samples")
+    assert recipe.describe() == (
+        "8 process(es) on cuda; global batch 1024 = micro batch 64 x accumulation 2 x 8; "
+        "learning rate 0.003 x sqrt(1024/64) = x 4 -> 0.012; warm-up 3200 samples"
+    )
     plain = training_recipe(tiny_train_config(), 1, "cpu")
     assert plain.effective_learning_rate == plain.learning_rate and plain.schedule_unit == "steps"
     assert json.loads(json.dumps(plain.as_dict())) == plain.as_dict()
@@ -41,8 +55,13 @@ def test_the_recipe_names_what_ran():
 
 # 200 training rows in pieces of 25 deal 100 rows to each of 2 ranks: micro-batches of 16 give 12
 # a epoch on one process and 6 on each of two, the same 192 samples, so both runs' schedules span them.
-BASE = dict(epochs=1, micro_batch_size=16, warmup_samples=64, checkpoint_every_steps=0,
-            loader={"num_workers": 0, "piece_rows": 25})
+BASE = dict(
+    epochs=1,
+    micro_batch_size=16,
+    warmup_samples=64,
+    checkpoint_every_steps=0,
+    loader={"num_workers": 0, "piece_rows": 25},
+)
 LINEAR = dict(BASE, scaling={"rule": "linear", "reference_global_batch": 16})
 NONE = dict(BASE, scaling={"rule": "none"})
 
@@ -56,11 +75,15 @@ def _job(shards, out_dir: Path, processes: int, **overrides) -> TrainJob:
 def runs(tiny_shards, tmp_path_factory) -> dict[str, TrainResult]:
     """Two 2-process runs (launched together), and their 1-process counterparts in this process."""
     out = tmp_path_factory.mktemp("recipe")
-    launched = {name: _job(tiny_shards, out / name, 2, **overrides)
-                for name, overrides in (("linear_2", LINEAR), ("none_2", NONE))}
+    launched = {
+        name: _job(tiny_shards, out / name, 2, **overrides)
+        for name, overrides in (("linear_2", LINEAR), ("none_2", NONE))
+    }
     processes = {name: start(job, job.cfg.launcher) for name, job in launched.items()}
-    results = {"linear_1": run_training(_job(tiny_shards, out / "linear_1", 1, **LINEAR)),
-               "none_1": run_training(_job(tiny_shards, out / "none_1", 1, **NONE, gradient_accumulation_steps=2))}
+    results = {
+        "linear_1": run_training(_job(tiny_shards, out / "linear_1", 1, **LINEAR)),
+        "none_1": run_training(_job(tiny_shards, out / "none_1", 1, **NONE, gradient_accumulation_steps=2)),
+    }
     for name, process in processes.items():
         assert process.wait(timeout=600) == 0, f"{name} failed: see {launched[name].out_dir}"
         results[name] = load_result(launched[name].out_dir)

@@ -69,8 +69,12 @@ def test_linear_and_constant_schedules():
 
 
 @settings(max_examples=100, deadline=None)
-@given(warmup=st.integers(0, 50), total=st.integers(1, 500), floor=st.floats(0.0, 1.0),
-       schedule=st.sampled_from(["cosine", "linear", "constant"]))
+@given(
+    warmup=st.integers(0, 50),
+    total=st.integers(1, 500),
+    floor=st.floats(0.0, 1.0),
+    schedule=st.sampled_from(["cosine", "linear", "constant"]),
+)
 def test_factor_stays_between_floor_and_one_and_never_rises_after_warmup(warmup, total, floor, schedule):
     factor = lr_factor(tiny_train_config(warmup_steps=warmup, min_lr_ratio=floor, lr_schedule=schedule), total)
     values = [factor(step) for step in range(total + warmup + 5)]
@@ -101,8 +105,13 @@ def test_a_global_batch_that_does_not_split_over_the_processes_is_refused():
 
 
 @settings(max_examples=100, deadline=None)
-@given(batch=st.sampled_from([8, 16, 32, 64]), times=st.sampled_from([2, 4]), warmup=st.integers(0, 1024),
-       updates=st.integers(1, 64), schedule=st.sampled_from(["cosine", "linear", "constant"]))
+@given(
+    batch=st.sampled_from([8, 16, 32, 64]),
+    times=st.sampled_from([2, 4]),
+    warmup=st.integers(0, 1024),
+    updates=st.integers(1, 64),
+    schedule=st.sampled_from(["cosine", "linear", "constant"]),
+)
 def test_in_samples_every_global_batch_follows_one_curve(batch, times, warmup, updates, schedule):
     """After the same samples, global batches of B and kB give the same factor (each at its own update)."""
     cfg = tiny_train_config(warmup_samples=warmup, lr_schedule=schedule, min_lr_ratio=0.05)

@@ -24,8 +24,13 @@ from doughflow.training.streaming import (
 from tests.support.sample_data import pizza_columns
 
 
-@given(st.lists(st.integers(1, 500), min_size=1, max_size=6), st.integers(1, 100), st.integers(0, 50),
-       st.integers(1, 4), st.integers(0, 3))
+@given(
+    st.lists(st.integers(1, 500), min_size=1, max_size=6),
+    st.integers(1, 100),
+    st.integers(0, 50),
+    st.integers(1, 4),
+    st.integers(0, 3),
+)
 def test_pieces_are_dealt_exactly_once(rows, piece_rows, epoch, world, workers):
     shards = [ShardRef(f"s{i}", n) for i, n in enumerate(rows)]
     pieces = plan_pieces(shards, piece_rows)
@@ -55,8 +60,15 @@ def test_worker_skips_follow_round_robin(counts, data):
 def _stream(shards, **kwargs):
     loader = LoaderConfig(**{"num_workers": 2, "piece_rows": 30, "shuffle_buffer": 50, **kwargs.pop("loader", {})})
     kwargs.setdefault("augment_cfg", AugmentConfig(brightness=0.2))
-    return ParquetStream(shards, pizza_columns(), Preprocessing(64), batch_size=kwargs.pop("batch_size", 16),
-                         loader=loader, seed=5, **kwargs)
+    return ParquetStream(
+        shards,
+        pizza_columns(),
+        Preprocessing(64),
+        batch_size=kwargs.pop("batch_size", 16),
+        loader=loader,
+        seed=5,
+        **kwargs,
+    )
 
 
 def _epoch(stream, epoch, skip=0):

@@ -17,8 +17,10 @@ PRE = Preprocessing(32)
 
 
 def _batches(images: np.ndarray, targets: np.ndarray, size: int) -> list[dict]:
-    return [{"images": torch.from_numpy(images[i:i + size]), "targets": torch.from_numpy(targets[i:i + size])}
-            for i in range(0, len(images), size)]
+    return [
+        {"images": torch.from_numpy(images[i : i + size]), "targets": torch.from_numpy(targets[i : i + size])}
+        for i in range(0, len(images), size)
+    ]
 
 
 def _model(problem: str, classes: int) -> torch.nn.Module:
@@ -49,7 +51,11 @@ def test_classification_metrics_match_all_at_once():
     labels = rng.integers(0, 4, len(images))
     targets = np.eye(4, dtype=np.float32)[labels]
     got = validate(model, _batches(images, targets, 4), Normalizer(PRE, CPU), CPU, None, "classification")
-    log_probs = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
     assert got["loss"] == pytest.approx(float(-log_probs[np.arange(len(labels)), labels].mean()), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float((logits.argmax(1) == labels).mean()))
 

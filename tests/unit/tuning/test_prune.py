@@ -20,8 +20,17 @@ from tests.support.sample_data import pizza_columns
 
 
 def _job(shards, out_dir: Path, cfg) -> TrainJob:
-    return TrainJob(shards[:2], shards[2:], pizza_columns(), 5, cfg, Preprocessing(64), str(out_dir), "fp-test",
-                    control_dir=str(out_dir / "control"))
+    return TrainJob(
+        shards[:2],
+        shards[2:],
+        pizza_columns(),
+        5,
+        cfg,
+        Preprocessing(64),
+        str(out_dir),
+        "fp-test",
+        control_dir=str(out_dir / "control"),
+    )
 
 
 def test_prune_verdict_stops_in_process_training_after_that_epoch(tiny_shards, tmp_path):

@@ -12,29 +12,54 @@ from doughflow.tuning.study import StudyRef
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 State = optuna.trial.TrialState
-SPACE = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
-         "train.model.width": optuna.distributions.CategoricalDistribution([8, 16])}
+SPACE = {
+    "train.learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+    "train.model.width": optuna.distributions.CategoricalDistribution([8, 16]),
+}
 
 
 def _study(complete: int) -> optuna.Study:
     study = optuna.create_study(study_name="s", direction="maximize")
     for i in range(complete):
-        params = {"train.learning_rate": 1e-4 * (3 ** i), "train.model.width": [8, 16][i % 2]}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=SPACE, value=0.5 + 0.1 * i,
-                                                  intermediate_values={1: 0.4 + 0.1 * i, 2: 0.5 + 0.1 * i},
-                                                  user_attrs={"run_id": f"run{i}"}))
-    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 1e-4, "train.model.width": 8},
-                                              distributions=SPACE, state=State.PRUNED, intermediate_values={1: 0.1},
-                                              user_attrs={"pruned_after_epoch": 1}))
-    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 1e-2, "train.model.width": 8},
-                                              distributions=SPACE, state=State.FAIL,
-                                              user_attrs={"error": "loss is nan at epoch 1 step 3"}))
+        params = {"train.learning_rate": 1e-4 * (3**i), "train.model.width": [8, 16][i % 2]}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=SPACE,
+                value=0.5 + 0.1 * i,
+                intermediate_values={1: 0.4 + 0.1 * i, 2: 0.5 + 0.1 * i},
+                user_attrs={"run_id": f"run{i}"},
+            )
+        )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"train.learning_rate": 1e-4, "train.model.width": 8},
+            distributions=SPACE,
+            state=State.PRUNED,
+            intermediate_values={1: 0.1},
+            user_attrs={"pruned_after_epoch": 1},
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"train.learning_rate": 1e-2, "train.model.width": 8},
+            distributions=SPACE,
+            state=State.FAIL,
+            user_attrs={"error": "loss is nan at epoch 1 step 3"},
+        )
+    )
     return study
 
 
 def _config(tmp_path) -> ExperimentConfig:
-    return load_config(None, [f"artifacts_dir={tmp_path}", "tune.enqueue=[]",
-                              "tune.search_space={train.learning_rate: {type: float, low: 1.0e-4, high: 0.01, log: true}}"])
+    return load_config(
+        None,
+        [
+            f"artifacts_dir={tmp_path}",
+            "tune.enqueue=[]",
+            "tune.search_space={train.learning_rate: {type: float, low: 1.0e-4, high: 0.01, log: true}}",
+        ],
+    )
 
 
 @pytest.mark.parametrize("complete, importance", [(3, True), (1, False)])
@@ -49,8 +74,14 @@ def test_report_has_history_trials_table_and_importance_from_three_complete(tmp_
     assert f"| {complete} | PRUNED |" in markdown and "after epoch 1" in markdown
     assert "| FAIL |" in markdown and "loss is nan" in markdown
     assert f"{complete} complete, 1 pruned, 1 failed" in markdown
-    assert counts(study) == {"n_complete": complete, "n_pruned": 1, "n_fail": 1, "n_running": 0,
-                             "n_waiting": 0, "n_trials": complete + 2}
+    assert counts(study) == {
+        "n_complete": complete,
+        "n_pruned": 1,
+        "n_fail": 1,
+        "n_running": 0,
+        "n_waiting": 0,
+        "n_trials": complete + 2,
+    }
 
 
 def test_best_yaml_is_the_whole_experiment_with_the_best_values(tmp_path):

@@ -28,21 +28,30 @@ def test_shipped_pizza_config_has_a_valid_space_and_baseline():
     assert baseline.train == config.train  # the enqueued baseline is the config as it is
 
 
-@pytest.mark.parametrize("override, message", [
-    ("tune.search_space={train.lr: {type: float, low: 0.1, high: 1}}", "no field 'train.lr'"),
-    ("tune.search_space={trian.epochs: {type: int, low: 1, high: 3}}", "no field 'trian'"),
-    ("tune.search_space={train.model: {type: int, low: 8, high: 16}}", "'train.model' is a section"),
-    ("tune.search_space={train.epochs.max: {type: int, low: 1, high: 3}}", "'train.epochs' is a value"),
-    ("tune.search_space={train.model.width: {type: int, low: 2, high: 16}}", "'train.model.width']: 2 is not a valid"),
-    ("tune.search_space={train.precision: {type: categorical, choices: [fp32, fp8]}}", "'fp8' is not a valid"),
-    ("tune.search_space={tune.n_trials: {type: int, low: 1, high: 3}}", "tune section cannot be tuned"),
-    ("tune.search_space={train.learning_rate: {type: float, low: 0, high: 1, log: true}}", "log scale needs low > 0"),
-    ("tune.search_space={train.epochs: {type: int, low: 1.5, high: 3}}", "whole-number"),
-    ("tune.search_space={train.epochs: {type: int, low: 5, high: 3}}", "above high"),
-    ("tune.search_space={train.seed: {type: categorical}}", "needs choices"),
-    ("tune.enqueue=[{train.seed: 1}]", "not in tune.search_space"),
-    ("tune.metric=val_mae", "should be minimized"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tune.search_space={train.lr: {type: float, low: 0.1, high: 1}}", "no field 'train.lr'"),
+        ("tune.search_space={trian.epochs: {type: int, low: 1, high: 3}}", "no field 'trian'"),
+        ("tune.search_space={train.model: {type: int, low: 8, high: 16}}", "'train.model' is a section"),
+        ("tune.search_space={train.epochs.max: {type: int, low: 1, high: 3}}", "'train.epochs' is a value"),
+        (
+            "tune.search_space={train.model.width: {type: int, low: 2, high: 16}}",
+            "'train.model.width']: 2 is not a valid",
+        ),
+        ("tune.search_space={train.precision: {type: categorical, choices: [fp32, fp8]}}", "'fp8' is not a valid"),
+        ("tune.search_space={tune.n_trials: {type: int, low: 1, high: 3}}", "tune section cannot be tuned"),
+        (
+            "tune.search_space={train.learning_rate: {type: float, low: 0, high: 1, log: true}}",
+            "log scale needs low > 0",
+        ),
+        ("tune.search_space={train.epochs: {type: int, low: 1.5, high: 3}}", "whole-number"),
+        ("tune.search_space={train.epochs: {type: int, low: 5, high: 3}}", "above high"),
+        ("tune.search_space={train.seed: {type: categorical}}", "needs choices"),
+        ("tune.enqueue=[{train.seed: 1}]", "not in tune.search_space"),
+        ("tune.metric=val_mae", "should be minimized"),
+    ],
+)
 def test_bad_search_space_fails_at_load_naming_the_key(override, message):
     with pytest.raises(ConfigError) as error:
         load_config(None, [override])
@@ -69,9 +78,11 @@ def test_a_trial_config_is_checked_against_the_code_it_names():
 
 
 def test_suggest_uses_the_path_as_optuna_name_and_overrides_round_trip():
-    space = _space(train__learning_rate={"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-                   train__epochs={"type": "int", "low": 2, "high": 6, "step": 2},
-                   train__model__width={"type": "categorical", "choices": [8, 16]})
+    space = _space(
+        train__learning_rate={"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        train__epochs={"type": "int", "low": 2, "high": 6, "step": 2},
+        train__model__width={"type": "categorical", "choices": [8, 16]},
+    )
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     params = suggest(trial, space)
     assert set(trial.params) == set(space) and params == trial.params
@@ -84,14 +95,19 @@ finite = st.floats(min_value=1e-6, max_value=5.0, allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(lr=st.tuples(finite, finite).map(sorted), log=st.booleans(),
-       width=st.tuples(st.integers(4, 512), st.integers(4, 512)).map(sorted),
-       decay=st.lists(st.sampled_from([0.0, 1e-5, 1e-4, 0.01, 0.5]), min_size=1, max_size=4, unique=True),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    lr=st.tuples(finite, finite).map(sorted),
+    log=st.booleans(),
+    width=st.tuples(st.integers(4, 512), st.integers(4, 512)).map(sorted),
+    decay=st.lists(st.sampled_from([0.0, 1e-5, 1e-4, 0.01, 0.5]), min_size=1, max_size=4, unique=True),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_sampled_values_lie_in_bounds_and_apply_cleanly(lr, log, width, decay, seed):
-    space = _space(train__learning_rate={"type": "float", "low": lr[0], "high": lr[1], "log": log},
-                   train__model__width={"type": "int", "low": width[0], "high": width[1]},
-                   train__weight_decay={"type": "categorical", "choices": decay})
+    space = _space(
+        train__learning_rate={"type": "float", "low": lr[0], "high": lr[1], "log": log},
+        train__model__width={"type": "int", "low": width[0], "high": width[1]},
+        train__weight_decay={"type": "categorical", "choices": decay},
+    )
     check_space(ExperimentConfig, space)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     params = suggest(study.ask(), space)

@@ -74,8 +74,9 @@ def test_each_ask_draws_new_values_reproducibly(tmp_path):
 
 @pytest.mark.parametrize("warmup, first_prunable_epoch", [(0, 1), (2, 3)])
 def test_warmup_protects_exactly_the_first_epochs(tmp_path, warmup, first_prunable_epoch):
-    config = _config(tmp_path, "tune.pruner.kind=median", "tune.pruner.n_startup_trials=1",
-                     f"tune.pruner.n_warmup_steps={warmup}")
+    config = _config(
+        tmp_path, "tune.pruner.kind=median", "tune.pruner.n_startup_trials=1", f"tune.pruner.n_warmup_steps={warmup}"
+    )
     study = optuna.create_study(direction="maximize", pruner=make_pruner(config.tune))
     good = study.ask()
     for epoch in range(1, 5):

@@ -9,8 +9,10 @@ from doughflow.data.dedup.fileshuffle import part_of, read_part, write_parts
 
 
 @settings(max_examples=40, deadline=None)
-@given(maps=st.lists(st.lists(st.integers(-2**63, 2**63 - 1), max_size=40), min_size=1, max_size=4),
-       parts=st.integers(1, 6))
+@given(
+    maps=st.lists(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40), min_size=1, max_size=4),
+    parts=st.integers(1, 6),
+)
 def test_every_row_reaches_its_part_once(maps, parts, tmp_path_factory):
     folder = tmp_path_factory.mktemp("shuffle")
     paths = []

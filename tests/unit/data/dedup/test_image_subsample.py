@@ -39,8 +39,12 @@ ROWS_PER_SHARD = 100
 
 
 def subsample_config(**cluster):
-    overrides = ["data.subsample.max_per_id=20", "data.subsample.cluster.max_per_cluster=null",
-                 "data.subsample.cluster.max_over_mean=1.2", "data.subsample.cluster.n_clusters=6"]
+    overrides = [
+        "data.subsample.max_per_id=20",
+        "data.subsample.cluster.max_per_cluster=null",
+        "data.subsample.cluster.max_over_mean=1.2",
+        "data.subsample.cluster.n_clusters=6",
+    ]
     return load_config(None, overrides + [f"data.subsample.cluster.{k}={v}" for k, v in cluster.items()]).data.subsample
 
 
@@ -79,7 +83,7 @@ def test_validation_stores_what_the_decoder_gives(tiny_rows, tmp_path):
     assert table.column(CONTENT_HASH).to_pylist() == [content_hash(p) for p in pixels]
     spec = SignalSpec.from_config(cfg)
     wanted = compute_signals(pixels, spec)
-    widths = {SIGNATURE: spec.signature_bytes, THUMBNAIL: spec.thumb_size ** 2, EMBEDDING: 64}
+    widths = {SIGNATURE: spec.signature_bytes, THUMBNAIL: spec.thumb_size**2, EMBEDDING: 64}
     for name, width in widths.items():
         assert np.array_equal(binary_matrix(table.column(name), width), wanted[name]), name
 
@@ -120,7 +124,9 @@ def reference_removals(tiny_rows, tmp_path_factory) -> tuple[list, int]:
 
 @settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(per_shard=st.integers(30, 170), reverse=st.booleans())
-def test_removals_do_not_depend_on_sharding_or_order(tiny_rows, reference_removals, tmp_path_factory, per_shard, reverse):
+def test_removals_do_not_depend_on_sharding_or_order(
+    tiny_rows, reference_removals, tmp_path_factory, per_shard, reverse
+):
     """Every choice is by content, id or seeded rank (k-means is fitted on its sample sorted by key)."""
     rows = tiny_rows.take(pa.array(np.arange(tiny_rows.num_rows)[::-1])) if reverse else tiny_rows
     assert in_process_removals(rows, tmp_path_factory.mktemp("partitioning"), per_shard) == reference_removals
@@ -135,15 +141,31 @@ def dask_cli_cluster(tmp_path):
 
     port = free_port()
     dask = str(BIN / "dask")
-    scheduler = start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                      tmp_path / "scheduler.log")
+    scheduler = start(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], tmp_path / "scheduler.log"
+    )
     processes = [scheduler]
     try:
         wait_until(port_open(port), scheduler, tmp_path / "scheduler.log", "dask scheduler")
         address = f"tcp://127.0.0.1:{port}"
         for index in range(2):
-            processes.append(start([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                                    "--memory-limit", "1GiB"], tmp_path / f"worker-{index}.log"))
+            processes.append(
+                start(
+                    [
+                        dask,
+                        "worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "1GiB",
+                    ],
+                    tmp_path / f"worker-{index}.log",
+                )
+            )
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
         yield address
@@ -157,13 +179,16 @@ def test_scheduler_and_two_worker_processes_remove_what_a_local_cluster_does(tin
 
     cfg = subsample_config()
     outcomes = []
-    for name, config in (("local", DaskConfig(in_process_below_rows=0, memory_limit="1GiB")),
-                         ("cli", DaskConfig(address=dask_cli_cluster))):
+    for name, config in (
+        ("local", DaskConfig(in_process_below_rows=0, memory_limit="1GiB")),
+        ("cli", DaskConfig(address=dask_cli_cluster)),
+    ):
         with dask_client(config, rows=tiny_rows.num_rows) as client:
             assert len(client.scheduler_info()["workers"]) == 2
             manifest = validated(tiny_rows, tmp_path / name, ROWS_PER_SHARD, cfg, client)
-            result = subsample(manifest, tmp_path / name / "out", cfg, client, id_column="sample_id",
-                               group_column="customer_id")
+            result = subsample(
+                manifest, tmp_path / name / "out", cfg, client, id_column="sample_id", group_column="customer_id"
+            )
         outcomes.append((manifest.rows, removals(result), result.rows_out))
     assert outcomes[0] == outcomes[1]
     with Client(dask_cli_cluster) as client:  # both workers took part: validation and sketches ran there

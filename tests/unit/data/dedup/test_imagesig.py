@@ -93,7 +93,7 @@ def test_signals_of_an_image_do_not_depend_on_its_batch(order, batch):
     spec = SignalSpec()
     whole = compute_signals(images, spec)
     shuffled = [images[k] for k in order]
-    parts = [compute_signals(shuffled[lo:lo + batch], spec) for lo in range(0, len(shuffled), batch)]
+    parts = [compute_signals(shuffled[lo : lo + batch], spec) for lo in range(0, len(shuffled), batch)]
     for name, matrix in whole.items():
         again = np.concatenate([p[name] for p in parts])
         assert np.array_equal(again, matrix[list(order)]), name

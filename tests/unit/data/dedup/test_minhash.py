@@ -23,7 +23,9 @@ texts = st.lists(words.map(" ".join), min_size=1, max_size=8)
 
 
 def datasketch_signature(text: str, kind: str, size: int, num_perm: int, seed: int, scheme: str) -> np.ndarray:
-    m = MinHash(num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=shingle_hash if kind == "word" else char_shingle_hash)
+    m = MinHash(
+        num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=shingle_hash if kind == "word" else char_shingle_hash
+    )
     shingles = reference_shingles(text, kind, size)
     if shingles:
         m.update_batch([s.encode() for s in shingles])
@@ -31,8 +33,13 @@ def datasketch_signature(text: str, kind: str, size: int, num_perm: int, seed: i
 
 
 @settings(max_examples=40, deadline=None)
-@given(texts, st.sampled_from(["word", "char"]), st.integers(1, 4), st.sampled_from(["affine32", "legacy"]),
-       st.integers(0, 5))
+@given(
+    texts,
+    st.sampled_from(["word", "char"]),
+    st.integers(1, 4),
+    st.sampled_from(["affine32", "legacy"]),
+    st.integers(0, 5),
+)
 def test_signatures_equal_datasketch(batch, kind, size, scheme, seed):
     normal = normalise_text(pa.array(batch))
     ours = text_signatures(normal, kind=kind, size=size, hasher=MinHasher(32, seed, scheme))
@@ -100,7 +107,7 @@ def test_pair_jaccard_equals_the_jaccard_of_shingle_sets(batch, size):
     for k, (i, j) in enumerate(zip(left, right)):
         sa = set(reference_shingles(texts_[i], "word", size))
         sb = set(reference_shingles(texts_[j], "word", size))
-        assert {shingle_hash64(s) for s in sa} == set(flat[starts[i]:starts[i + 1]].tolist())
+        assert {shingle_hash64(s) for s in sa} == set(flat[starts[i] : starts[i + 1]].tolist())
         assert got[k] == len(sa & sb) / max(len(sa | sb), 1)
 
 
@@ -120,5 +127,11 @@ def test_normalisation_keeps_letters_of_every_script():
     """Only punctuation goes: accented, Cyrillic and CJK letters and combining marks stay, so such texts
     are neither empty nor all equal."""
     texts = pa.array(["Crème brûlée!", "Привет, мир!", "東京 タワー。", "नमस्ते दुनिया", "a\u00a0b", "x_y-z 3.5"])
-    assert normalise_text(texts).to_pylist() == ["crème brûlée", "привет мир", "東京 タワー", "नमस्ते दुनिया", "a b",
-                                                 "x_yz 35"]
+    assert normalise_text(texts).to_pylist() == [
+        "crème brûlée",
+        "привет мир",
+        "東京 タワー",
+        "नमस्ते दुनिया",
+        "a b",
+        "x_yz 35",
+    ]

@@ -14,8 +14,16 @@ rows = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), min_size=1, ma
 
 def frame_of(items) -> pd.DataFrame:
     ids = [f"r{i:03d}" for i, _ in items]
-    return pd.DataFrame({"key": id_keys(ids), "id": ids, "h1": [c for _, c in items], "h2": 0,
-                         "rank": rank_keys(ids, 7), "group": [f"g{c % 3}" for _, c in items]})
+    return pd.DataFrame(
+        {
+            "key": id_keys(ids),
+            "id": ids,
+            "h1": [c for _, c in items],
+            "h2": 0,
+            "rank": rank_keys(ids, 7),
+            "group": [f"g{c % 3}" for _, c in items],
+        }
+    )
 
 
 def partitioned(frame: pd.DataFrame, parts: int, column: str, seed: int) -> list[pd.DataFrame]:
@@ -60,8 +68,9 @@ def test_caps_exact_for_any_partitioning(items, limit, parts, seed):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=30), st.integers(1, 3))
 def test_components_keep_lowest_ids_and_never_drop_a_row_without_a_near_duplicate(edges, keep):
-    pairs = pd.DataFrame({"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges],
-                          "score": 1.0})
+    pairs = pd.DataFrame(
+        {"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges], "score": 1.0}
+    )
     pairs = pairs[pairs["id_a"] != pairs["id_b"]]
     removed, groups = component_removals(pairs, keep)
     linked = set(pairs["id_a"]) | set(pairs["id_b"])
@@ -72,8 +81,11 @@ def test_components_keep_lowest_ids_and_never_drop_a_row_without_a_near_duplicat
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 8), st.integers(-50, 50)), max_size=80, unique=True), st.integers(1, 4),
-       st.integers(0, 1000))
+@given(
+    st.lists(st.tuples(st.integers(0, 8), st.integers(-50, 50)), max_size=80, unique=True),
+    st.integers(1, 4),
+    st.integers(0, 1000),
+)
 def test_text_band_shuffle_gives_the_star_edges_whatever_the_split(pairs, parts, seed):
     """The file-based band shuffle (map: split by bucket; reduce: numpy stars) yields exactly the
     edges of lsh.star_edges over all pairs, for any number of parts and any row order."""
@@ -82,16 +94,25 @@ def test_text_band_shuffle_gives_the_star_edges_whatever_the_split(pairs, parts,
     frame = pd.DataFrame(pairs, columns=["bucket", "key"]).astype("int64").sample(frac=1.0, random_state=seed)
     expected = star_edges(frame)
     part = frame["bucket"].to_numpy().view(np.uint64) % np.uint64(parts)
-    got = pd.concat([R.sorted_star_edges(frame["bucket"].to_numpy()[part == p], frame["key"].to_numpy()[part == p])
-                     for p in range(parts)], ignore_index=True)
+    got = pd.concat(
+        [
+            R.sorted_star_edges(frame["bucket"].to_numpy()[part == p], frame["key"].to_numpy()[part == p])
+            for p in range(parts)
+        ],
+        ignore_index=True,
+    )
     # The same edge can come from two buckets that land in different parts; components only need
     # the edge set, so duplicates across parts are harmless.
     assert set(zip(got["a"], got["b"])) == set(zip(expected["a"], expected["b"]))
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=30), st.integers(1, 3),
-       st.integers(1, 4), st.integers(0, 1000))
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=30),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(0, 1000),
+)
 def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep, shards, seed):
     """member_map / member_part (keys and labels in, ids only on the workers) remove exactly the rows
     component_removals removes and give every member the same group, for any number of shards."""
@@ -102,8 +123,9 @@ def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep,
 
     from doughflow.data.dedup.lsh import components
 
-    pairs = pd.DataFrame({"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges],
-                          "score": 1.0})
+    pairs = pd.DataFrame(
+        {"id_a": [f"d{a:02d}" for a, _ in edges], "id_b": [f"d{b:02d}" for _, b in edges], "score": 1.0}
+    )
     pairs = pairs[pairs["id_a"] != pairs["id_b"]]
     expected_removed, expected_groups = component_removals(pairs, keep)
     ids = [f"d{i:02d}" for i in range(21)]
@@ -121,8 +143,10 @@ def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep,
         maps = [f"{tmp}/members-{s}.arrow" for s in range(shards)]
         for s in range(shards):
             R.member_map(sketches[s], maps[s], f"{tmp}/graph.npz", s, shards)
-        gone = [R.member_part(maps, p, keep, f"{tmp}/near-{p}.parquet", f"{tmp}/groups-{p}.arrow", shards)
-                for p in range(shards)]
+        gone = [
+            R.member_part(maps, p, keep, f"{tmp}/near-{p}.parquet", f"{tmp}/groups-{p}.arrow", shards)
+            for p in range(shards)
+        ]
         removed = pd.concat([pq.read_table(f"{tmp}/near-{p}.parquet").to_pandas() for p in range(shards)])
         assert sorted(np.concatenate(gone).tolist()) == sorted(removed["key"])
         groups = {}
@@ -130,8 +154,10 @@ def test_component_shuffle_on_workers_matches_the_in_process_choice(edges, keep,
             keys, group = R.shard_groups([f"{tmp}/groups-{p}.arrow" for p in range(shards)], s)
             groups.update(zip(keys.tolist(), group.to_pylist()))
             assert set(keys.tolist()) <= set(id_keys([i for i, at in zip(ids, shard_of) if at == s]).tolist())
-    assert sorted(zip(removed["id"], removed["kept_id"])) == \
-        sorted(zip(expected_removed["id"].astype(str), expected_removed["kept_id"].astype(str)))
+    assert sorted(zip(removed["id"], removed["kept_id"])) == sorted(
+        zip(expected_removed["id"].astype(str), expected_removed["kept_id"].astype(str))
+    )
     assert sorted(removed["key"]) == sorted(id_keys(list(expected_removed["id"].astype(str))).tolist())
-    assert groups == dict(zip(id_keys(list(expected_groups["id"].astype(str))).tolist(),
-                              expected_groups["group"].astype(str)))
+    assert groups == dict(
+        zip(id_keys(list(expected_groups["id"].astype(str))).tolist(), expected_groups["group"].astype(str))
+    )

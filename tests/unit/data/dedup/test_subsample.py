@@ -26,14 +26,17 @@ def corpus(folder: Path, rows: list[dict], per_shard: int) -> DataManifest:
     shards = []
     for i in range(0, len(rows), per_shard):
         path = folder / f"part-{i:05d}.parquet"
-        pq.write_table(pa.Table.from_pylist(rows[i:i + per_shard], schema=SCHEMA), path)
-        shards.append(ShardInfo(str(path), len(rows[i:i + per_shard]), 0, ""))
+        pq.write_table(pa.Table.from_pylist(rows[i : i + per_shard], schema=SCHEMA), path)
+        shards.append(ShardInfo(str(path), len(rows[i : i + per_shard]), 0, ""))
     return DataManifest(str(folder), "f", len(rows), shards, SCHEMA.names)
 
 
-CFG = SubsampleConfig.model_validate({"near_dup": {"kind": "text", "threshold": 0.7}, "max_per_id": 3,
-                                      "cluster": {"max_per_cluster": None}})
-TEXT_ONLY = SubsampleConfig.model_validate({"near_dup": {"kind": "text"}, "max_per_id": None, "cluster": {"max_per_cluster": None}})
+CFG = SubsampleConfig.model_validate(
+    {"near_dup": {"kind": "text", "threshold": 0.7}, "max_per_id": 3, "cluster": {"max_per_cluster": None}}
+)
+TEXT_ONLY = SubsampleConfig.model_validate(
+    {"near_dup": {"kind": "text"}, "max_per_id": None, "cluster": {"max_per_cluster": None}}
+)
 
 
 def test_text_dedup_on_a_process_cluster_is_independent_of_partitioning(tmp_path, client):
@@ -42,8 +45,9 @@ def test_text_dedup_on_a_process_cluster_is_independent_of_partitioning(tmp_path
     results = []
     for per_shard, order in ((100, rows), (250, rows[::-1])):
         manifest = corpus(tmp_path / f"in-{per_shard}", order, per_shard)
-        result = subsample(manifest, tmp_path / f"out-{per_shard}", CFG, client, id_column="doc_id",
-                           group_column="customer_id")
+        result = subsample(
+            manifest, tmp_path / f"out-{per_shard}", CFG, client, id_column="doc_id", group_column="customer_id"
+        )
         removed = pq.read_table(result.removed_path).to_pandas()
         results.append(sorted(zip(removed["id"], removed["reason"], removed["kept_id"])))
         assert result.rows_out + len(removed) == 600  # nothing disappears without a record
@@ -56,11 +60,12 @@ def test_text_dedup_on_a_process_cluster_is_independent_of_partitioning(tmp_path
 
 
 def test_bad_text_rows_are_quarantined_with_file_and_row(tmp_path, client):
-    rows = [{"doc_id": f"d{i}", "customer_id": "c", "text": t, "dup_of": "", "dup_kind": "", "true_jaccard": None}
-            for i, t in enumerate(["a fine pizza", "", None, "  ...  ", "another one"])]
+    rows = [
+        {"doc_id": f"d{i}", "customer_id": "c", "text": t, "dup_of": "", "dup_kind": "", "true_jaccard": None}
+        for i, t in enumerate(["a fine pizza", "", None, "  ...  ", "another one"])
+    ]
     manifest = corpus(tmp_path / "in", rows, 10)
-    result = subsample(manifest, tmp_path / "out", TEXT_ONLY,
-                       client, id_column="doc_id", group_column="customer_id")
+    result = subsample(manifest, tmp_path / "out", TEXT_ONLY, client, id_column="doc_id", group_column="customer_id")
     removed = pq.read_table(result.removed_path).to_pandas().set_index("id")
     assert result.rows_out == 2
     assert set(removed.index) == {"d1", "d2", "d3"}
@@ -72,8 +77,7 @@ def test_missing_column_names_file_and_column(tmp_path, client):
     pq.write_table(pa.table({"doc_id": ["a"], "body": ["x"]}), path)
     manifest = DataManifest("x", "f", 1, [ShardInfo(str(path), 1, 0, "")], ["doc_id", "body"])
     with pytest.raises(ValueError, match=r"bad\.parquet: missing column\(s\) \['text'\]"):
-        subsample(manifest, tmp_path / "out", TEXT_ONLY, client,
-                  id_column="doc_id", group_column="customer_id")
+        subsample(manifest, tmp_path / "out", TEXT_ONLY, client, id_column="doc_id", group_column="customer_id")
 
 
 def test_pizza_image_near_dups_on_an_in_process_cluster(tiny_source, tmp_path):
@@ -91,8 +95,9 @@ def test_pizza_image_near_dups_on_an_in_process_cluster(tiny_source, tmp_path):
     assert in_process(config.dask, valid.rows)
     with dask_client(config.dask, rows=valid.rows) as small:
         assert all(w.startswith("inproc://") for w in small.scheduler_info()["workers"])
-        result = subsample(valid, tmp_path / "out", config.data.subsample, small, id_column="sample_id",
-                           group_column="customer_id")
+        result = subsample(
+            valid, tmp_path / "out", config.data.subsample, small, id_column="sample_id", group_column="customer_id"
+        )
     truth = result.truth
     near = {k: v for k, v in truth["per_kind"].items() if k in ("reencoded", "shifted", "recoloured")}
     assert near and sum(v["planted"] for v in near.values()) > 0

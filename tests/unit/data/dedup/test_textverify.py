@@ -15,13 +15,22 @@ words = st.lists(st.sampled_from(["pizza", "crust", "hot", "Cold!", "the", "oliv
 
 
 @settings(max_examples=25, deadline=None)
-@given(texts=st.lists(words.map(" ".join), min_size=2, max_size=12), shards=st.integers(1, 3), parts=st.integers(1, 4),
-       data=st.data())
+@given(
+    texts=st.lists(words.map(" ".join), min_size=2, max_size=12),
+    shards=st.integers(1, 3),
+    parts=st.integers(1, 4),
+    data=st.data(),
+)
 def test_scores_equal_reference_jaccard(texts, shards, parts, data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("verify")
     ids = [f"d{i:03d}" for i in range(len(texts))]
-    pairs = data.draw(st.lists(st.tuples(st.integers(0, len(texts) - 1), st.integers(0, len(texts) - 1))
-                               .filter(lambda p: p[0] != p[1]), min_size=1, max_size=15))
+    pairs = data.draw(
+        st.lists(
+            st.tuples(st.integers(0, len(texts) - 1), st.integers(0, len(texts) - 1)).filter(lambda p: p[0] != p[1]),
+            min_size=1,
+            max_size=15,
+        )
+    )
     keys = id_keys(ids)
     a, b = keys[[i for i, _ in pairs]], keys[[j for _, j in pairs]]
     np.savez(folder / "edges.npz", a=a, b=b, ends=np.unique(np.concatenate([a, b])))
@@ -29,12 +38,30 @@ def test_scores_equal_reference_jaccard(texts, shards, parts, data, tmp_path_fac
     for s in range(shards):
         rows = list(range(s, len(texts), shards))
         paths.append(str(folder / f"in-{s}.parquet"))
-        pq.write_table(pa.table({"doc_id": pa.array([ids[r] for r in rows], pa.string()),  # typed: a shard may be empty
-                                  "text": pa.array([texts[r] for r in rows], pa.string())}), paths[-1])
+        pq.write_table(
+            pa.table(
+                {
+                    "doc_id": pa.array([ids[r] for r in rows], pa.string()),  # typed: a shard may be empty
+                    "text": pa.array([texts[r] for r in rows], pa.string()),
+                }
+            ),
+            paths[-1],
+        )
         maps.append(str(folder / f"ends-{s}.arrow"))
-        endpoint_shingles(paths[-1], maps[-1], id_column="doc_id", text_column="text", edges_path=str(folder / "edges.npz"),
-                          parts=parts, kind="word", size=2, short_chars=0)
-    scored = sorted((r.edge, r.id_a, r.id_b, r.score) for p in range(parts) for r in verify_part(maps, p, 0).itertuples())
+        endpoint_shingles(
+            paths[-1],
+            maps[-1],
+            id_column="doc_id",
+            text_column="text",
+            edges_path=str(folder / "edges.npz"),
+            parts=parts,
+            kind="word",
+            size=2,
+            short_chars=0,
+        )
+    scored = sorted(
+        (r.edge, r.id_a, r.id_b, r.score) for p in range(parts) for r in verify_part(maps, p, 0).itertuples()
+    )
     normal = normalise_text(pa.array(texts)).to_pylist()
     expected = []
     for e, (i, j) in enumerate(pairs):

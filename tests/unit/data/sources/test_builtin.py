@@ -14,16 +14,23 @@ SMALL = dict(num_images=20, new_recipe_images=15, corrupt_rows=0, num_customers=
 
 def small_data(data_fields: dict | None = None, **generator) -> DataConfig:
     """The data section of a tiny built-in source (50-row shards unless ``data_fields`` say otherwise)."""
-    return DataConfig(**{"rows_per_shard": 50, **(data_fields or {})},
-                      source={"generator": PizzaGeneratorConfig(base_menu=BASE, **{**SMALL, **generator})})
+    return DataConfig(
+        **{"rows_per_shard": 50, **(data_fields or {})},
+        source={"generator": PizzaGeneratorConfig(base_menu=BASE, **{**SMALL, **generator})},
+    )
 
 
 def test_each_label_beyond_the_base_menu_is_an_era_with_the_menu_of_its_time():
     config = PizzaGeneratorConfig(base_menu=BASE, **SMALL)
     eras = menu_history(config, ["olive", "onion", "pepperoni", "ham"])
-    assert eras == [MenuEra(("pepperoni", "olive")), MenuEra(("pepperoni", "olive", "onion"), "onion"),
-                    MenuEra(("pepperoni", "olive", "onion", "ham"), "ham")]
-    assert menu_history(PizzaGeneratorConfig(base_menu=None, **SMALL), ["olive", "onion"]) == [MenuEra(("olive", "onion"))]
+    assert eras == [
+        MenuEra(("pepperoni", "olive")),
+        MenuEra(("pepperoni", "olive", "onion"), "onion"),
+        MenuEra(("pepperoni", "olive", "onion", "ham"), "ham"),
+    ]
+    assert menu_history(PizzaGeneratorConfig(base_menu=None, **SMALL), ["olive", "onion"]) == [
+        MenuEra(("olive", "onion"))
+    ]
     assert missing_label_defaults(config, ["olive", "onion", "pepperoni", "ham"]) == {"onion": 0.0, "ham": 0.0}
 
 
@@ -35,7 +42,9 @@ def test_a_launch_batch_has_its_own_ids_images_and_features_its_topping():
     assert all(r["sample_id"].startswith("pz-onion-") for r in launch)
     assert not {r["image"] for r in base} & {r["image"] for r in launch}
     assert sum(r["count_onion"] > 0 for r in launch) > len(launch) // 3
-    assert launch == list(PizzaGenerator(config, BASE + ["onion"], featured="onion", image_size=64).rows())  # deterministic
+    assert launch == list(
+        PizzaGenerator(config, BASE + ["onion"], featured="onion", image_size=64).rows()
+    )  # deterministic
     with pytest.raises(ValueError, match="not on the menu"):
         PizzaGenerator(config, BASE, featured="onion", image_size=64)
 
@@ -51,7 +60,9 @@ def test_adding_a_label_reuses_the_drawn_eras(tmp_path):
     assert "count_onion" not in pq.read_schema(next((view / "base").glob("*.parquet"))).names
     assert "count_onion" in pq.read_schema(next((view / "onion").glob("*.parquet"))).names
     assert draw_builtin_source(data, BASE + ["onion"], tmp_path) == view
-    assert era_dir(small_data(new_recipe_images=30), MenuEra(tuple(BASE)), tmp_path) == first  # launch size does not touch the base
+    assert (
+        era_dir(small_data(new_recipe_images=30), MenuEra(tuple(BASE)), tmp_path) == first
+    )  # launch size does not touch the base
 
 
 def test_the_source_is_drawn_at_the_data_image_and_shard_size(tmp_path):

@@ -26,11 +26,20 @@ def corrections(path, n=3):
         buffer = io.BytesIO()
         Image.fromarray(render_pizza({"olive": 2}, rng, 64)).save(buffer, format="PNG")
         images.append(buffer.getvalue())
-    pq.write_table(pa.table({
-        "sample_id": [f"review-pz-{i:07d}" for i in range(n)], "image": images, "customer_id": ["cust-00001"] * n,
-        **{f"count_{label}": pa.array([2 if label == "olive" else 0] * n, pa.int16()) for label in LABELS},
-        "origin_run_id": ["run-a"] * n, "origin_sample_id": [f"pz-{i:07d}" for i in range(n)],
-        "origin_reviewer": ["ana"] * n}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "sample_id": [f"review-pz-{i:07d}" for i in range(n)],
+                "image": images,
+                "customer_id": ["cust-00001"] * n,
+                **{f"count_{label}": pa.array([2 if label == "olive" else 0] * n, pa.int16()) for label in LABELS},
+                "origin_run_id": ["run-a"] * n,
+                "origin_sample_id": [f"pz-{i:07d}" for i in range(n)],
+                "origin_reviewer": ["ana"] * n,
+            }
+        ),
+        path,
+    )
     return path
 
 
@@ -38,8 +47,11 @@ def test_fetch_appends_extra_sources_with_origin(tiny_source, tmp_path):
     extra = corrections(tmp_path / "corrections.parquet")
     base = load_config(None, TINY_OVERRIDES + [f"data.source.url={tiny_source}", f"artifacts_dir={tmp_path / 'a'}"])
     plain = fetch(base, RunPaths(tmp_path / "a", "plain"))
-    config = load_config(None, TINY_OVERRIDES + [f"data.source.url={tiny_source}", f"artifacts_dir={tmp_path / 'a'}",
-                                                 f"data.extra_sources=[{extra}]"])
+    config = load_config(
+        None,
+        TINY_OVERRIDES
+        + [f"data.source.url={tiny_source}", f"artifacts_dir={tmp_path / 'a'}", f"data.extra_sources=[{extra}]"],
+    )
     raw_dir = tmp_path / "a" / "with-extra" / "data" / "raw"
     manifest = fetch(config, RunPaths(tmp_path / "a", "with-extra"))
     # each correction supersedes its source row: net row count unchanged, the old rows gone
@@ -51,11 +63,23 @@ def test_fetch_appends_extra_sources_with_origin(tiny_source, tmp_path):
     ids = pq.read_table([s.path for s in manifest.shards][-1]).column("sample_id").to_pylist()
     assert ids == [f"review-pz-{i:07d}" for i in range(3)]
     origin = pq.read_table(raw_dir / ORIGIN_FILE).to_pylist()
-    assert origin[0] == {"sample_id": "review-pz-0000000", "extra_source": str(extra), "origin_run_id": "run-a",
-                         "origin_sample_id": "pz-0000000", "origin_reviewer": "ana"}
+    assert origin[0] == {
+        "sample_id": "review-pz-0000000",
+        "extra_source": str(extra),
+        "origin_run_id": "run-a",
+        "origin_sample_id": "pz-0000000",
+        "origin_reviewer": "ana",
+    }
     # the appended rows pass validation like any other row
-    result = validate_shards(manifest, tmp_path / "valid", id_column="sample_id", image_column="image",
-                             group_column="customer_id", target_columns=[f"count_{label}" for label in LABELS], max_count=20)
+    result = validate_shards(
+        manifest,
+        tmp_path / "valid",
+        id_column="sample_id",
+        image_column="image",
+        group_column="customer_id",
+        target_columns=[f"count_{label}" for label in LABELS],
+        max_count=20,
+    )
     assert result.rows_in == manifest.rows and result.rows_valid == manifest.rows - result.rows_quarantined
     valid_ids = {i for s in result.manifest.shards for i in pq.read_table(s.path).column("sample_id").to_pylist()}
     assert {f"review-pz-{i:07d}" for i in range(3)} <= valid_ids
@@ -63,8 +87,17 @@ def test_fetch_appends_extra_sources_with_origin(tiny_source, tmp_path):
 
 def test_extra_source_with_wrong_types_is_named(tiny_source, tmp_path):
     bad = tmp_path / "bad.parquet"
-    pq.write_table(pa.table({"sample_id": ["x"], "image": ["not bytes"], "customer_id": ["c"],
-                             **{f"count_{label}": ["many"] for label in LABELS}}), bad)
+    pq.write_table(
+        pa.table(
+            {
+                "sample_id": ["x"],
+                "image": ["not bytes"],
+                "customer_id": ["c"],
+                **{f"count_{label}": ["many"] for label in LABELS},
+            }
+        ),
+        bad,
+    )
     config = load_config(None, TINY_OVERRIDES + [f"data.source.url={tiny_source}", f"data.extra_sources=[{bad}]"])
     with pytest.raises(ValueError, match=rf"extra source {bad}: column 'count_pepperoni' cannot be read as int16"):
         fetch(config, RunPaths(tmp_path / "a", "r"))

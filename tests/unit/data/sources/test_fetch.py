@@ -76,7 +76,7 @@ class FlakyFileSystem(LocalFileSystem):
 
     @classmethod
     def _strip_protocol(cls, path):
-        path = path[len("flakytest://"):] if str(path).startswith("flakytest://") else str(path)
+        path = path[len("flakytest://") :] if str(path).startswith("flakytest://") else str(path)
         return super()._strip_protocol(path)
 
     def _open(self, path, mode="rb", *args, **kwargs):
@@ -134,13 +134,21 @@ def test_image_folder_with_label_folders_and_labels_csv(tmp_path):
     by_id = {r["sample_id"]: r for r in rows}
     assert sorted(by_id) == ["test/deep/img4.png", "train/deep/img1.png", "train/deep/img2.png", "train/deep/img3.png"]
     assert by_id["train/deep/img2.png"]["image"] == _png(2) and by_id["train/deep/img2.png"]["folder"] == "train"
-    assert [by_id[k]["count_olive"] for k in sorted(by_id)] == [4, 1, 2, None]  # img3 has no label: validate quarantines
+    assert [by_id[k]["count_olive"] for k in sorted(by_id)] == [
+        4,
+        1,
+        2,
+        None,
+    ]  # img3 has no label: validate quarantines
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "a.jpg").write_bytes(_png(9))
     (tmp_path / "lab.csv").write_text("path,count_basil\na.jpg,2\n")
-    one = fetch_source(str(flat), tmp_path / "out2",
-                       options=FetchOptions(format="images", labels=str(tmp_path / "lab.csv"), id_column="file"))
+    one = fetch_source(
+        str(flat),
+        tmp_path / "out2",
+        options=FetchOptions(format="images", labels=str(tmp_path / "lab.csv"), id_column="file"),
+    )
     assert pq.read_table(one.paths()[0]).to_pylist() == [{"file": "a.jpg", "image": _png(9), "count_basil": 2}]
 
 
@@ -151,8 +159,9 @@ def test_flaky_filesystem_completes_through_retries_with_exact_rows(tmp_path):
     for v in range(20):
         (images / f"{v:02d}.png").write_bytes(_png(v))
     FlakyFileSystem.failures, FlakyFileSystem.opened = 0, []
-    manifest = fetch_source(f"flakytest://{tmp_path / 'src'}", tmp_path / "out", rows_per_shard=16,
-                            options=FetchOptions(**FAST))
+    manifest = fetch_source(
+        f"flakytest://{tmp_path / 'src'}", tmp_path / "out", rows_per_shard=16, options=FetchOptions(**FAST)
+    )
     pics = fetch_source(f"flakytest://{images}", tmp_path / "out-img", rows_per_shard=16, options=FetchOptions(**FAST))
     assert FlakyFileSystem.failures > 0
     assert manifest.rows == rows == sum(pq.read_metadata(p).num_rows for p in manifest.paths())
@@ -160,7 +169,11 @@ def test_flaky_filesystem_completes_through_retries_with_exact_rows(tmp_path):
     FlakyFileSystem.failure_rate = 1.0
     try:
         with pytest.raises(OSError, match="injected"):
-            fetch_source(f"flakytest://{tmp_path / 'src'}", tmp_path / "out3", options=FetchOptions(retries=2, backoff_seconds=0.001))
+            fetch_source(
+                f"flakytest://{tmp_path / 'src'}",
+                tmp_path / "out3",
+                options=FetchOptions(retries=2, backoff_seconds=0.001),
+            )
     finally:
         FlakyFileSystem.failure_rate = 0.3
 
@@ -186,7 +199,9 @@ def test_rerun_fetches_only_missing_or_changed_units(tmp_path):
         fourth = fetch_source(url, tmp_path / "out", rows_per_shard=16, options=FetchOptions(**FAST))
         assert [Path(p).name for p in FlakyFileSystem.opened] == ["part-0.parquet"]
         assert fourth.rows == first.rows - 36 and fourth.fingerprint != first.fingerprint
-        assert sorted(Path(p).name for p in (tmp_path / "out").glob("*.parquet")) == sorted(Path(s.path).name for s in fourth.shards)
+        assert sorted(Path(p).name for p in (tmp_path / "out").glob("*.parquet")) == sorted(
+            Path(s.path).name for s in fourth.shards
+        )
     finally:
         FlakyFileSystem.failure_rate = 0.3
 
@@ -228,12 +243,20 @@ def test_a_column_some_files_lack_takes_its_default_and_is_counted(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     pq.write_table(pa.table({"sample_id": ["a", "b", "c"], "count_olive": [1, 0, 2]}), src / "old.parquet")
-    pq.write_table(pa.table({"sample_id": ["d", "e"], "count_olive": [1, 1], "count_onion": pa.array([3, None], pa.int16())}),
-                   src / "new.parquet")
+    pq.write_table(
+        pa.table({"sample_id": ["d", "e"], "count_olive": [1, 1], "count_onion": pa.array([3, None], pa.int16())}),
+        src / "new.parquet",
+    )
     plain = fetch_source(str(src), tmp_path / "plain")
     filled = fetch_source(str(src), tmp_path / "filled", options=FetchOptions(column_defaults={"count_onion": 0.0}))
-    onions = dict(zip(*(pa.concat_tables([pq.read_table(p) for p in filled.paths()]).column(c).to_pylist()
-                        for c in ("sample_id", "count_onion"))))
+    onions = dict(
+        zip(
+            *(
+                pa.concat_tables([pq.read_table(p) for p in filled.paths()]).column(c).to_pylist()
+                for c in ("sample_id", "count_onion")
+            )
+        )
+    )
     assert onions == {"a": 0, "b": 0, "c": 0, "d": 3, "e": None}  # a null in a file with the column stays null
     assert filled.filled == {"count_onion": 3} and plain.filled == {}
     assert filled.fingerprint != plain.fingerprint  # the default is part of the data
@@ -260,5 +283,7 @@ def test_rows_of_files_without_an_id_column_get_file_and_row_ids(tmp_path):
     assert rerun.shards == first.shards and rerun.made_ids == 2  # reused, not refetched
     renamed = fetch_source(str(source), tmp_path / "raw", options=FetchOptions(format="jsonl", id_column="doc"))
     assert {e.key for e in renamed.files}.isdisjoint({e.key for e in first.files})
-    assert sorted(i for s in renamed.shards for i in pq.read_table(s.path).column("doc").to_pylist())[:2] == \
-        ["a.jsonl#000000000", "a.jsonl#000000001"]
+    assert sorted(i for s in renamed.shards for i in pq.read_table(s.path).column("doc").to_pylist())[:2] == [
+        "a.jsonl#000000000",
+        "a.jsonl#000000001",
+    ]

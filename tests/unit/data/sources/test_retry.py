@@ -12,7 +12,7 @@ from doughflow.data.sources.retry import backoff_delay, is_transient, with_retri
 @given(st.integers(0, 12), st.floats(0.0, 5.0), st.integers(0, 2**32))
 def test_backoff_is_exponential_within_jitter_bounds(attempt, base, seed):
     delay = backoff_delay(attempt, base, random.Random(seed))
-    assert base * 2 ** attempt * 0.5 <= delay <= base * 2 ** attempt * 1.5
+    assert base * 2**attempt * 0.5 <= delay <= base * 2**attempt * 1.5
 
 
 def test_transient_errors_retry_until_success_and_permanent_ones_fail_at_once():
@@ -38,6 +38,11 @@ def test_transient_errors_retry_until_success_and_permanent_ones_fail_at_once():
         with_retries(missing, retries=5, backoff_seconds=0.1, what="f", sleep=sleeps.append)
     assert len(calls) == 1
     with pytest.raises(OSError) as error:
-        with_retries(lambda: (_ for _ in ()).throw(OSError("down")), retries=2, backoff_seconds=0.0, what="file x",
-                     sleep=lambda s: None)
+        with_retries(
+            lambda: (_ for _ in ()).throw(OSError("down")),
+            retries=2,
+            backoff_seconds=0.0,
+            what="file x",
+            sleep=lambda s: None,
+        )
     assert "file x: gave up after 3 attempts" in error.value.__notes__

@@ -81,8 +81,12 @@ def test_render_any_count_combination(counts, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(mode=st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "1"]), height=st.integers(1, 40), width=st.integers(1, 40),
-       seed=st.integers(0, 2**16))
+@given(
+    mode=st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "1"]),
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
 def test_png_decoding_gives_pillows_pixels_for_every_colour_type(mode, height, width, seed):
     """PNGs are decoded by libspng (pyspng), everything else by Pillow: both must agree exactly."""
     rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)

@@ -23,7 +23,7 @@ def test_same_seed_and_index_give_the_same_pixels(name, seed, index):
 def test_classes_differ_only_in_the_shape():
     """Same (seed, index): same colours and place, so only the outline tells the class."""
     images = [draw_shape(name, 3, 5, 48, noise_sd=0.0).astype(int) for name in CLASSES]
-    assert all(np.abs(a - b).sum() > 0 for i, a in enumerate(images) for b in images[i + 1:])
+    assert all(np.abs(a - b).sum() > 0 for i, a in enumerate(images) for b in images[i + 1 :])
     backgrounds = {tuple(image[0, 0]) for image in images}
     assert len(backgrounds) == 1
 

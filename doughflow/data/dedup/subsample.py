@@ -381,6 +381,18 @@ def image_band_edges(stage: _Stage, removed_keys: np.ndarray, pair_limit: int) -
     return pd.DataFrame({"a": a, "b": b})
 
 
+def merge_verified(
+    found: list[tuple[np.ndarray, np.ndarray, pd.DataFrame]], n_examples: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """The verification parts' (edges, scores, example pairs) as one result: edges sorted with their
+    scores, and the first ``n_examples`` pairs by id."""
+    edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
+    score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
+    order = np.argsort(edge, kind="stable")
+    pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
+    return edge[order], score[order], pairs.reset_index(drop=True)
+
+
 def image_scores(
     stage: _Stage, edges: pd.DataFrame, near: NearDupConfig, threshold: float, n_examples: int
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
@@ -422,11 +434,7 @@ def image_scores(
             pure=False,
         )
     )
-    edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
-    score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
-    order = np.argsort(edge, kind="stable")
-    pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
-    return edge[order], score[order], pairs.reset_index(drop=True)
+    return merge_verified(found, n_examples)
 
 
 # Edge ends per exact-verification part. Each end carries its row's shingle hashes (8 bytes each), so
@@ -492,11 +500,7 @@ class TextSource:
                 pure=False,
             )
         )
-        edge = np.concatenate([e for e, _, _ in found]) if found else np.zeros(0, np.int64)
-        score = np.concatenate([s for _, s, _ in found]) if found else np.zeros(0)
-        order = np.argsort(edge, kind="stable")
-        pairs = pd.concat([p for _, _, p in found], ignore_index=True).sort_values(["id_a", "id_b"]).head(n_examples)
-        return edge[order], score[order], pairs.reset_index(drop=True)
+        return merge_verified(found, n_examples)
 
 
 def _arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:

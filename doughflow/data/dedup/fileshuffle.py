@@ -18,6 +18,7 @@ nanny restarted the worker (measured; see benchmarks/dedup.py's RSS timeline).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -79,3 +80,15 @@ def read_part(paths: list[str], part: int, columns: list[str] | None = None) -> 
     if not pieces:
         return None
     return pa.Table.from_batches(pieces).combine_chunks()
+
+
+# numpy parses an .npy header with ast.literal_eval, and CPython 3.11's AST constructor is not
+# thread-safe: two Dask worker threads reading arrays at once failed a CI run with "SystemError: AST
+# constructor recursion depth mismatch". Reads of our small npz side files take turns.
+_NPZ_LOCK = threading.Lock()
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz file written by the driver (edges, component graphs), read whole."""
+    with _NPZ_LOCK, np.load(path, allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}

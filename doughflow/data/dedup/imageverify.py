@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data.dedup.fileshuffle import read_part, write_parts
+from doughflow.data.dedup.fileshuffle import load_npz, read_part, write_parts
 from doughflow.data.dedup.imagesig import fourier_correlation
 from doughflow.data.dedup.reduce import in_sorted
 from doughflow.data.dedup.signals import THUMBNAIL, binary_matrix
@@ -80,7 +80,7 @@ def endpoint_thumbnails(
     source_path: str, sketch_path: str, out_path: str, *, id_column: str, edges_path: str, parts: int, thumb_size: int
 ) -> int:
     """Map side: (edge, side, id, thumbnail) for this shard's edge ends, split by ``edge % parts``."""
-    edges = np.load(edges_path)
+    edges = load_npz(edges_path)
     a, b, ends = edges["a"], edges["b"], edges["ends"]
     sketch_names = pq.read_schema(sketch_path).names
     if "thumb" in sketch_names:

@@ -284,9 +284,9 @@ def member_map(sketch_path: str, out_path: str, graph_path: str, shard: int, par
     their component labels (16 bytes a node: the driver never holds ids per duplicate)."""
     import pyarrow.parquet as pq
 
-    from doughflow.data.dedup.fileshuffle import write_parts
+    from doughflow.data.dedup.fileshuffle import load_npz, write_parts
 
-    graph = np.load(graph_path)
+    graph = load_npz(graph_path)
     nodes, labels = graph["nodes"], graph["labels"]
     table = pq.read_table(sketch_path, columns=["key", "id"])
     key = table.column("key").to_numpy()

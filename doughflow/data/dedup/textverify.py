@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doughflow.data.dedup.fileshuffle import read_part, write_parts, write_sorted_parts
+from doughflow.data.dedup.fileshuffle import load_npz, read_part, write_parts, write_sorted_parts
 from doughflow.data.dedup.minhash import char_shingle_hashes64, normalised_words, word_shingle_hashes64
 from doughflow.data.dedup.reduce import in_sorted
 from doughflow.data.dedup.sketch import id_keys
@@ -57,7 +57,7 @@ def endpoint_shingles(
 ) -> int:
     """Map side: for this shard's edge ends, write (edge, side, key) to ``out_path`` and each end's row
     (key, id, shingles[, text]) once per part it is needed in to :func:`rows_file`; returns rows read."""
-    edges = np.load(edges_path)  # a, b, and the sorted distinct endpoints
+    edges = load_npz(edges_path)  # a, b, and the sorted distinct endpoints
     a, b, ends = edges["a"], edges["b"], edges["ends"]
     table = pq.read_table(path, columns=[id_column, text_column])
     ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()

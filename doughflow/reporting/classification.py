@@ -7,14 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from doughflow.reporting.numbers import human, percent  # noqa: E402
-from doughflow.reporting.report import table  # noqa: E402
+from doughflow.reporting.numbers import human, percent
+from doughflow.reporting.plots import pyplot
+from doughflow.reporting.report import table
 
 if TYPE_CHECKING:
     from doughflow.export.onnx_export import ParityReport
@@ -109,6 +106,7 @@ def confusion_plot(matrix: np.ndarray, labels: list[str], path: Path) -> Path:
     matrix = np.asarray(matrix)
     shares = matrix / np.maximum(1, matrix.sum(axis=1, keepdims=True))
     size = 1.2 + 0.7 * len(labels)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):

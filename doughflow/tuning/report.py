@@ -12,18 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import optuna
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from doughflow.config import ExperimentConfig, dump_config  # noqa: E402
-from doughflow.reporting.inert import md_code  # noqa: E402
-from doughflow.reporting.report import ReportFiles, table, write_report  # noqa: E402
-from doughflow.tuning.space import apply_params, params_as_overrides  # noqa: E402
-from doughflow.tuning.study import StudyRef  # noqa: E402
+from doughflow.config import ExperimentConfig, dump_config
+from doughflow.reporting.inert import md_code
+from doughflow.reporting.plots import pyplot
+from doughflow.reporting.report import ReportFiles, table, write_report
+from doughflow.tuning.space import apply_params, params_as_overrides
+from doughflow.tuning.study import StudyRef
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +63,7 @@ def history_plot(study: optuna.Study, metric: str, path: Path) -> Path:
     """Left: each finished trial's value and the best so far; right: per-epoch values, pruned dashed."""
     trials = study.get_trials(deepcopy=False)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    plt = pyplot()
     fig, (history, curves) = plt.subplots(1, 2, figsize=(11, 3.8))
     complete = [(t.number, t.value) for t in trials if t.state == State.COMPLETE and t.value is not None]
     if complete:
@@ -124,6 +122,7 @@ def importances(study: optuna.Study) -> dict[str, float]:
 
 def importance_plot(values: dict[str, float], path: Path) -> Path:
     names = list(values)[::-1]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(names)))
     ax.barh(names, [values[n] for n in names])
     ax.set(title="parameter importance (fANOVA)", xlabel="share of variance explained")

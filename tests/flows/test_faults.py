@@ -235,7 +235,20 @@ def test_kill_9_in_every_stage_then_rerun_matches_an_uninterrupted_run(server_en
     record = load_runs(artifacts / "registry.sqlite")[-1]
     done = [stage for stage in DATA_STAGES | MODEL_STAGES if ORDER.index(stage) < ORDER.index(KILL_POINTS[-1][0])]
     not_cached = {stage: record.stage_states.get(stage) for stage in done if record.stage_states.get(stage) != "Cached"}
-    assert not not_cached, not_cached
+    assert not not_cached, _cache_diagnosis(not_cached, artifacts, tmp_path / "resumed.log")
+
+
+def _cache_diagnosis(not_cached: dict, artifacts: Path, log: Path) -> str:
+    """What a failed cache assertion needs to be understood: the stages that ran again, the records
+    each key has in the result store (a new key means the key changed, one record rewritten means
+    the lookup missed it), and the rerun's log lines about the cache."""
+    store = artifacts / ".prefect-results"
+    records = {
+        stage: sorted(f"{p.name} mtime {p.stat().st_mtime:.1f}" for p in store.glob(f"doughflow-{stage}-*"))
+        for stage in not_cached
+    }
+    lines = [line for line in log.read_text().splitlines() if "cache" in line.lower() or "recomput" in line]
+    return f"not cached: {not_cached}\nrecords: {json.dumps(records, indent=1)}\nlog:\n" + "\n".join(lines[-40:])
 
 
 @pytest.mark.slow

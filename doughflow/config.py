@@ -648,9 +648,9 @@ class DeepSpeedSectionConfig(_Strict):
 
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
-    epochs: int = Field(16, ge=1, le=1000)
+    epochs: int = Field(10, ge=1, le=1000)
     micro_batch_size: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = Field(
-        64,
+        32,
         description="Per-device batch (DeepSpeed train_micro_batch_size_per_gpu); auto: the largest that fits (GPU: probed, CPU: from train.memory_budget_gb), see train.micro_batch_search.",
     )
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)

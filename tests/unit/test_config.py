@@ -50,7 +50,7 @@ def test_overrides_reach_nested_fields_and_parse_types():
         ("train.scaling.rule=cubic", "train.scaling.rule", "linear"),
         ("train.micro_batch_size=big", "train.micro_batch_size", "from 1 to 4096, or 'auto'"),
         ("train.micro_batch_size=0", "train.micro_batch_size", "from 1 to 4096, or 'auto'"),
-        ("train.global_batch_size=100", "train", "global_batch_size 100 is not a whole number of micro batches (64)"),
+        ("train.global_batch_size=100", "train", "global_batch_size 100 is not a whole number of micro batches (32)"),
         ("train.memory_budget_gb=0", "train.memory_budget_gb", "greater than 0"),
         ("train.micro_batch_search.headroom=1", "train.micro_batch_search.headroom", "less than 1"),
     ],
@@ -166,7 +166,7 @@ def test_stack_environment_picks_where_not_what(monkeypatch, tmp_path):
 def test_a_global_batch_must_split_over_the_configured_processes():
     ok = load_config(None, ["train.global_batch_size=256", "train.launcher.num_processes=4"])
     assert ok.train.global_batch_size == 256
-    with pytest.raises(ConfigError, match=r"3 processes .*multiple of 192"):
+    with pytest.raises(ConfigError, match=r"3 processes .*multiple of 96"):
         load_config(None, ["train.global_batch_size=256", "train.launcher.num_processes=3"])
     auto = load_config(
         None, ["train.micro_batch_size=auto", "train.global_batch_size=96", "train.launcher.num_processes=3"]

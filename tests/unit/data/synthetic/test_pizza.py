@@ -11,7 +11,13 @@ from PIL import Image
 
 from doughflow.config import PizzaGeneratorConfig
 from doughflow.data.imagecodec import decode_image, encode_png
-from doughflow.data.synthetic.pizza import TOPPING_STYLES, PizzaGenerator, generate_pizza_dataset, render_pizza
+from doughflow.data.synthetic.pizza import (
+    TOPPING_STYLES,
+    PizzaGenerator,
+    _pieces,
+    generate_pizza_dataset,
+    render_pizza,
+)
 from doughflow.toppings import DEFAULT_TOPPINGS, DRAWABLE_TOPPINGS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 
 LABELS = ["pepperoni", "mushroom", "olive", "basil", "pepper"]
@@ -29,6 +35,26 @@ def test_generation_is_deterministic_and_sharded(tmp_path):
     one_shard = generate_pizza_dataset(config, LABELS, tmp_path / "c", image_size=64, rows_per_shard=1000, workers=1)
     assert len(one_shard) == 1
     assert pq.read_table(one_shard[0]).equals(pa.concat_tables([pq.read_table(p) for p in first]))
+
+
+@settings(max_examples=60)
+@given(
+    sizes=st.lists(st.integers(1, 500), min_size=1, max_size=8),
+    piece_rows=st.integers(1, 600),
+)
+def test_pieces_cover_every_shard_in_order_within_the_piece_size(sizes, piece_rows):
+    """The parallel writer's work units: each shard cut into even pieces, none crossing a shard."""
+    edges = np.cumsum([0, *sizes])
+    bounds = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    pieces = _pieces(bounds, piece_rows)
+    assert [(start, stop) for _, start, stop in pieces][0][0] == 0
+    for shard, (start, stop) in enumerate(bounds):
+        own = [(a, b) for s, a, b in pieces if s == shard]
+        assert own[0][0] == start and own[-1][1] == stop
+        assert all(b1 == a2 for (_, b1), (a2, _) in zip(own, own[1:]))
+        assert all(0 < b - a <= piece_rows for a, b in own)
+        assert max(b - a for a, b in own) - min(b - a for a, b in own) <= 1
+    assert [s for s, _, _ in pieces] == sorted(s for s, _, _ in pieces)
 
 
 def test_the_generator_paints_exactly_the_drawable_toppings():

@@ -2,7 +2,7 @@
 
 Two processes resuming the same run id would train into the same checkpoints and rewrite the same
 bundle. ``flock`` is the lock because the kernel drops it when its holder dies, even by kill -9: a
-crashed run never blocks the retry that resumes it (the fault suite kills flows in every stage and
+crashed run never blocks the retry that resumes it (the fault suite kills flows in a stage of every kind and
 reruns the same id). The file holds who took it (pid, host, time, flow run) so that a refused second
 process can say whom it is waiting for. Within one process the lock is re-entrant (the command line
 takes it before the flow starts, the flow's first step takes it again), and a lock taken for a flow

@@ -127,6 +127,10 @@ def test_the_gpu_deployment_is_registered_on_its_pool_with_job_variables(prefect
     config = ExperimentConfig.model_validate(deployment["parameters"]["config"])  # the flow accepts it as is
     assert (config.train.device, config.train.precision, config.train.model.name) == ("cuda", "bf16", "resnet")
     assert _api_get(env, "deployments/name/train/pizza")["work_pool_name"] == "doughflow"
+    listed = subprocess.run(
+        [*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "train/pizza" in listed.stdout and "train/pizza-quick" in listed.stdout
 
 
 # Publishes a real report (a matplotlib figure beside report.md) as the flow's report artifact; prints its id.
@@ -232,46 +236,12 @@ def test_a_path_like_run_id_parameter_is_refused_by_the_server(prefect_stack):
 
 
 @pytest.mark.slow
-def test_deployment_run_through_a_worker(prefect_stack, tmp_path):
-    env, home, _ = prefect_stack
-    listed = subprocess.run(
-        [*PREFECT, "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert "train/pizza" in listed.stdout and "train/pizza-quick" in listed.stdout
-    config = _quick_config("e2e", tmp_path)
-    run = subprocess.run(
-        [
-            *PREFECT,
-            "deployment",
-            "run",
-            "train/pizza-quick",
-            "--param",
-            f"config={json.dumps(config)}",
-            "--watch",
-            "--watch-timeout",
-            "600",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=700,
-    )
-    worker_log = (home / "worker.log").read_text()[-3000:]
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:] + worker_log
-    assert "Completed" in run.stdout
-    bundles = list(tmp_path.glob("e2e-*/bundle"))
-    assert len(bundles) == 1, worker_log
-    assert verify_bundle(bundles[0]) == []
-    written = json.loads((bundles[0] / "manifest.json").read_text())
-    assert written["experiment"] == "e2e"
-
-
-@pytest.mark.slow
 def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_path):
-    """kill -9 of the worker's flow process in the middle of training, then `prefect flow-run retry`:
-    the same flow run (so the same run folder) is picked up by the worker again, every stage before
-    training comes back cached, and training continues from its checkpoint."""
+    """A deployment run through a worker, as a user starts one (`prefect deployment run`), and kill -9
+    of the worker's flow process in the middle of training, then `prefect flow-run retry`: the same
+    flow run (so the same run folder) is picked up by the worker again, every stage before training
+    comes back cached, training continues from its checkpoint, and the run ends with a verified bundle.
+    (This is also the suite's plain deployment run: one more through the worker cost 60 s of it.)"""
     env, home, worker_process = prefect_stack
     worker_log = home / "worker.log"
     config = _quick_config("retry", tmp_path, epochs=3, checkpoint_every_steps=2)
@@ -336,6 +306,7 @@ def test_killed_deployment_run_resumes_with_flow_run_retry(prefect_stack, tmp_pa
     trained = json.loads((run_dirs[0] / "train" / "result.json").read_text())
     assert trained["resumed_from_step"] > 0 and len(trained["history"]["epoch"]) == 3
     assert verify_bundle(run_dirs[0] / "bundle") == []
+    assert json.loads((run_dirs[0] / "bundle" / "manifest.json").read_text())["experiment"] == "retry"
     # The data sub-flow completed in the killed attempt, so the retry reused it whole.
     states = load_runs(tmp_path / "registry.sqlite")[-1].stage_states
     assert all(states[stage].endswith("(earlier attempt)") for stage in ("fetch", "validate", "subsample", "split")), (

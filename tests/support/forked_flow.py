@@ -1,6 +1,6 @@
 """Runs ``flows.train`` in forked children of one process that imported it once.
 
-The fault suite kills a flow in every stage; a fresh ``python -m flows.train`` per kill spends most
+The fault suite kills a flow in a stage of every kind; a fresh ``python -m flows.train`` per kill spends most
 of its time importing torch, Prefect and the pipeline. Here the imports happen once, and each line
 on stdin (JSON: argv, env, log) forks a child that runs the flow CLI in its own session. The child
 is the flow process: kill -9 of its process group is what the suite does. Its pid is the reply.

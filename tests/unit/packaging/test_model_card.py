@@ -48,7 +48,7 @@ def card(passed: bool, card_config: CardConfig | None = None, training: str | No
         formats=formats,
         card=card_config or CardConfig(intended_use="Counting things.", limitations=["Synthetic only."]),
         bundle_files={"model.onnx": {}},
-        hyperparameters=hyperparameter_rows(TrainConfig(learning_rate=0.003), epochs_run=12),
+        hyperparameters=hyperparameter_rows(TrainConfig(learning_rate=0.003, epochs=16), epochs_run=12),
         training=training,
     )
 

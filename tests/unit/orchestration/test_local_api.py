@@ -43,7 +43,9 @@ def test_server_answers_is_warmed_and_stops(tmp_path, monkeypatch):
     server.stop()  # a second stop (atexit after an explicit one) is a no-op
 
 
-def test_a_configured_server_wins_and_ours_is_stopped_unused(prefect_api, monkeypatch):
+def test_a_configured_server_wins_and_ours_is_stopped_unused(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     started = []
 
     class Recorder:
@@ -51,7 +53,8 @@ def test_a_configured_server_wins_and_ours_is_stopped_unused(prefect_api, monkey
             started.append("stopped")
 
     monkeypatch.setattr(local_api, "_SERVER", Recorder())
-    with local_api.local_api() as waited:  # the test harness's API is configured
+    # A configured server is only read from the settings here, never contacted: no server needs to run.
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}), local_api.local_api() as waited:
         assert waited is None
     assert started == ["stopped"] and local_api._SERVER is None
 

@@ -95,16 +95,10 @@ def cluster_tables(sizes: dict) -> list[str]:
     return parts
 
 
-def cluster_examples_figure(
-    result: SubsampleResult, shards: list[Path], id_column: str, image_column: str, path: Path, per_cluster: int = 6
-) -> Path | None:
-    """One row of example images per largest cluster, so a person can see what each cluster is."""
+def _images_by_id(shards: list[Path], id_column: str, image_column: str, wanted: set[str]) -> dict[str, np.ndarray]:
+    """The decoded images of the ``wanted`` ids, reading shards until every one is found."""
     from doughflow.data.imagecodec import decode_image
 
-    examples = result.cluster_sizes.get("examples", {}) if result.cluster_sizes else {}
-    wanted = {i for ids in examples.values() for i in ids[:per_cluster]}
-    if not wanted:
-        return None
     images: dict[str, np.ndarray] = {}
     for shard in shards:
         table = pq.read_table(shard, columns=[id_column, image_column])
@@ -116,6 +110,18 @@ def cluster_examples_figure(
             images[i] = decode_image(data)
         if len(images) == len(wanted):
             break
+    return images
+
+
+def cluster_examples_figure(
+    result: SubsampleResult, shards: list[Path], id_column: str, image_column: str, path: Path, per_cluster: int = 6
+) -> Path | None:
+    """One row of example images per largest cluster, so a person can see what each cluster is."""
+    examples = result.cluster_sizes.get("examples", {}) if result.cluster_sizes else {}
+    wanted = {i for ids in examples.values() for i in ids[:per_cluster]}
+    if not wanted:
+        return None
+    images = _images_by_id(shards, id_column, image_column, wanted)
     shown, captions = [], []
     for cluster, ids in examples.items():
         row = [i for i in ids[:per_cluster] if i in images]
@@ -132,21 +138,11 @@ def removed_pairs_figure(
     result: SubsampleResult, shards: list[Path], id_column: str, image_column: str, path: Path, limit: int = 6
 ) -> Path | None:
     """Removed near-duplicate images beside the image kept in their place."""
-    from doughflow.data.imagecodec import decode_image
-
     pairs = [(e["id"], e["kept_id"]) for e in result.examples.get("near_duplicate", [])][:limit]
     if not pairs:
         return None
     wanted = {i for pair in pairs for i in pair}
-    images: dict[str, np.ndarray] = {}
-    for shard in shards:
-        table = pq.read_table(shard, columns=[id_column, image_column])
-        ids = pc.cast(table.column(id_column), pa.string())
-        hit = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
-        for i, data in zip(
-            pc.cast(hit.column(id_column), pa.string()).to_pylist(), hit.column(image_column).to_pylist()
-        ):
-            images[i] = decode_image(data)
+    images = _images_by_id(shards, id_column, image_column, wanted)
     shown, captions = [], []
     for removed, kept in pairs:
         if removed in images and kept in images:

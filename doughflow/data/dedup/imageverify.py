@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from doughflow.data.dedup.fileshuffle import load_npz, read_part, write_parts
 from doughflow.data.dedup.imagesig import fourier_correlation
-from doughflow.data.dedup.reduce import in_sorted
+from doughflow.data.dedup.reduce import in_sorted, shared_buckets
 from doughflow.data.dedup.signals import THUMBNAIL, binary_matrix
 from doughflow.data.dedup.sketch import id_keys
 
@@ -60,19 +60,7 @@ def band_part(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reduce side of the signature-block shuffle: candidate edges of this part's buckets among rows
     no earlier step removed (``removed_keys`` sorted)."""
-    table = read_part(map_paths, part)
-    if table is None or table.num_rows == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    bucket = table.column("bucket").to_numpy()
-    key = table.column("key").to_numpy()
-    order = np.argsort(bucket)  # most buckets hold one row: keep those of two or more first
-    bucket, key = bucket[order], key[order]
-    same = bucket[1:] == bucket[:-1]
-    multi = np.r_[same, False] | np.r_[False, same]
-    bucket, key = bucket[multi], key[multi]
-    if len(removed_keys):
-        live = ~in_sorted(key, removed_keys)
-        bucket, key = bucket[live], key[live]
+    bucket, key = shared_buckets(read_part(map_paths, part), removed_keys)
     return bucket_pairs_sorted(bucket, key, pair_limit)
 
 

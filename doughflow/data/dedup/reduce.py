@@ -218,18 +218,15 @@ def exact_part(map_paths: list[str], part: int, out_path: str) -> np.ndarray:
     return removed["key"].to_numpy(dtype=np.int64)
 
 
-def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce side of the LSH band file shuffle: star edges (a, b) of this part's buckets, over rows
-    no earlier step removed (``removed_keys`` sorted)."""
-    from doughflow.data.dedup.fileshuffle import read_part
-
-    table = read_part(map_paths, part)
+def shared_buckets(table: pa.Table | None, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A shuffled part's (bucket, key) rows, sorted by bucket, in buckets of two or more rows, without
+    the rows an earlier step removed (``removed_keys`` sorted). Most buckets hold one row and give no
+    edge: sort once, keep the shared buckets, and only then drop removed rows (a search per surviving
+    row, not per band row). A bucket left with one live row gives no edge either way."""
     if table is None or table.num_rows == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bucket = table.column("bucket").to_numpy()
     key = table.column("key").to_numpy()
-    # Most buckets hold one row and give no edge: sort once, keep buckets of two or more rows, and
-    # only then drop removed rows (a search per surviving row, not per band row).
     order = np.argsort(bucket)
     bucket, key = bucket[order], key[order]
     same = bucket[1:] == bucket[:-1]
@@ -238,6 +235,15 @@ def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tupl
     if len(removed_keys):
         live = ~in_sorted(key, removed_keys)
         bucket, key = bucket[live], key[live]
+    return bucket, key
+
+
+def band_part(map_paths: list[str], part: int, removed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce side of the LSH band file shuffle: star edges (a, b) of this part's buckets, over rows
+    no earlier step removed (``removed_keys`` sorted)."""
+    from doughflow.data.dedup.fileshuffle import read_part
+
+    bucket, key = shared_buckets(read_part(map_paths, part), removed_keys)
     edges = sorted_star_edges(bucket, key)
     return edges["a"].to_numpy(), edges["b"].to_numpy()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -20,13 +21,27 @@ from doughflow.data.synthetic.pizza import generate_pizza_dataset  # noqa: E402
 from tests.support.configs import TINY_OVERRIDES  # noqa: E402
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (torch, Prefect, the pipeline, the test modules) is moved out of the
+    garbage collector's sight, as the flow CLI does after its imports (doughflow/cli/flow.py). A full
+    collection otherwise walks all of it: measured 0.55 s with the pipeline's libraries imported and
+    0.76 s each after two in-process flows (1.1 million objects), and coremltools runs one per CoreML
+    conversion, two per flow; after the freeze, 0.06 s. Nothing is lost: what tests create is collected
+    as before."""
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):
-    """One Prefect API for all flow tests; a temporary PREFECT_HOME keeps the user's state clean."""
+    """One Prefect API for all flow tests; a temporary PREFECT_HOME keeps the user's state clean. A
+    temporary API, so without run heartbeats, as ``python -m flows.train`` runs on its own temporary one
+    (doughflow/orchestration/local_api.py)."""
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    from doughflow.orchestration.local_api import without_heartbeats
+
+    with prefect_test_harness(server_startup_timeout=180), without_heartbeats():
         yield
 
 

@@ -79,19 +79,73 @@ def caption_text(caption: str) -> str:
     return "\n".join(line if len(line) <= CAPTION_CHARS else line[: CAPTION_CHARS - 1] + "\u2026" for line in lines)
 
 
+# Grid cells in pixels (at GRID_DPI): the thumbnail is scaled by a whole factor to fill the cell under
+# its caption, nearest-neighbour, so each source pixel stays a visible square.
+GRID_CELL = (230, 290)
+GRID_DPI = 100
+CAPTION_POINTS = 6.5
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """An image as H x W x 3 uint8: grey is repeated, alpha is dropped, floats are read as 0..1."""
+    array = np.asarray(image)
+    if array.dtype.kind == "f":
+        array = np.clip(np.nan_to_num(array) * 255, 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return array[:, :, :3]
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` scaled by a whole factor (up or down, nearest-neighbour) to fit height x width."""
+    rows, cols = image.shape[:2]
+    up = min(height // rows, width // cols)
+    if up >= 1:
+        return np.repeat(np.repeat(image, up, axis=0), up, axis=1)
+    step = max(-(-rows // height), -(-cols // width))
+    return image[::step, ::step]
+
+
 def example_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 6) -> Path:
     """Images with a caption each (predicted vs true counts). Captions hold ids from the data, so they are
     drawn as plain text (``parse_math=False``: a "$" in an id is not mathtext, which a malformed
-    expression turns into an exception at save time) and cut to length."""
+    expression turns into an exception at save time) and cut to length.
+
+    The thumbnails are pasted into one pixel canvas and drawn with a single ``figimage``, the captions
+    placed at fixed offsets. An Axes per image with ``tight_layout`` spent most of its time laying out
+    every Axes' ticks and titles: a grid of 24 pizzas took 1.0-1.2 s that way and 0.33-0.6 s this way
+    (four of each, interleaved in one process, on the 2-core dev machine), and a run's report draws four
+    such grids. What remains is drawing the caption glyphs and encoding the PNG."""
     rows = max(1, -(-len(images) // columns))
+    cell_w, cell_h = GRID_CELL
+    shown = [caption_text(caption) for caption in captions]
+    line_px = CAPTION_POINTS * 1.25 * GRID_DPI / 72
+    caption_px = int(max((text.count("\n") + 1 for text in shown), default=1) * line_px) + 8
+    pad = 6
+    canvas = np.full((rows * cell_h, columns * cell_w, 3), 255, np.uint8)
     plt = pyplot()
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 2.9), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions):
-        ax.imshow(image, interpolation="nearest")
-        ax.set_title(caption_text(caption), fontsize=6.5, family="monospace", loc="left", parse_math=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig = plt.figure(figsize=(columns * cell_w / GRID_DPI, rows * cell_h / GRID_DPI), dpi=GRID_DPI)
+    for index, (image, caption) in enumerate(zip(images, shown)):
+        row, column = divmod(index, columns)
+        thumb = _fit(_as_rgb(image), cell_h - caption_px - 2 * pad, cell_w - 2 * pad)
+        top = row * cell_h + caption_px + pad
+        left = column * cell_w + (cell_w - thumb.shape[1]) // 2
+        canvas[top : top + thumb.shape[0], left : left + thumb.shape[1]] = thumb
+        fig.text(
+            left / canvas.shape[1],
+            1 - (top - 3) / canvas.shape[0],
+            caption,
+            fontsize=CAPTION_POINTS,
+            family="monospace",
+            ha="left",
+            va="bottom",
+            parse_math=False,
+        )
+    fig.figimage(canvas, 0, 0, origin="upper")
+    fig.savefig(path, dpi=GRID_DPI)
     plt.close(fig)
     return path

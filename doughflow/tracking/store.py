@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _clients: dict[str, MlflowClient] = {}
 _warming: dict[str, threading.Thread] = {}
 _lock = threading.Lock()
+WARM_UP_THREAD = "doughflow-mlflow-warm-up"  # the thread's name (doughflow/training/deepspeed_import.py looks for it)
 
 
 class TrackingError(RuntimeError):
@@ -66,7 +67,7 @@ def warm_up(uri: str) -> None:
     with _lock:
         if uri in _clients or uri in _warming:
             return
-        thread = threading.Thread(target=_open, args=(uri,), name="doughflow-mlflow-warm-up", daemon=True)
+        thread = threading.Thread(target=_open, args=(uri,), name=WARM_UP_THREAD, daemon=True)
         _warming[uri] = thread
     thread.start()
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from doughflow.config import DeepSpeedMonitorConfig, TrainConfig
+from doughflow.training.deepspeed_import import import_deepspeed
 from doughflow.training.recipe import Recipe, training_recipe
 from doughflow.training.schedule import global_batch_size
 
@@ -167,7 +168,7 @@ def build_engine(
     out_dir: str | None = None,
 ) -> Any:
     """``deepspeed.initialize`` with the config above, then the ZeRO-0 changes the module docstring explains."""
-    import deepspeed
+    deepspeed = import_deepspeed()
 
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(cfg, device, out_dir)

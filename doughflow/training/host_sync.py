@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from doughflow.training.deepspeed_import import import_deepspeed
+
 _READS = {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu"}
 _UPLOADS = {"tensor", "as_tensor"}
 _OWN_FILE = Path(__file__).resolve()
@@ -115,6 +117,7 @@ class HostSyncRecorder(TorchFunctionMode):
         setattr(owner, "synchronize", synchronize)  # noqa: B010 - owner is any accelerator object, typed object
 
     def __enter__(self) -> HostSyncRecorder:
+        import_deepspeed()
         from deepspeed.accelerator import get_accelerator
 
         self._wrap_synchronize(get_accelerator())

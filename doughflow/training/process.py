@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from doughflow.config import TrainConfig
+from doughflow.training.deepspeed_import import import_deepspeed
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ def configure_determinism(cfg: TrainConfig, device: torch.device) -> None:
 
 def quiet_deepspeed() -> None:
     """No JIT build of the shm comm op (see the module docstring), and only DeepSpeed's warnings in the log."""
+    import_deepspeed()
     import deepspeed.ops
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
@@ -117,8 +119,7 @@ def quiet_deepspeed() -> None:
 
 def init_distributed(device: torch.device, timeout_minutes: int) -> None:
     """Join the launched job's process group: NCCL between GPUs, gloo between CPU processes."""
-    import deepspeed
-
+    deepspeed = import_deepspeed()
     deepspeed.init_distributed(
         dist_backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes)
     )
@@ -126,7 +127,7 @@ def init_distributed(device: torch.device, timeout_minutes: int) -> None:
 
 def set_up_process(cfg: TrainConfig) -> ProcessContext:
     """Everything before the data and the model, in this order: rendezvous, device, determinism, seeds."""
-    import deepspeed  # noqa: F401  (first, as before: whatever its import sets up precedes everything below)
+    import_deepspeed()  # first, as before: whatever its import sets up precedes everything below
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         ensure_single_process_env()

@@ -56,6 +56,9 @@ def prefect_stack(tmp_path_factory):
         "PREFECT_SERVER_API_AUTH_STRING": server_auth,
         "PREFECT_API_AUTH_STRING": client["PREFECT_API_AUTH_STRING"],
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The worker asks for scheduled runs every 2 s, not every 10: a run (and its retry) waited up to
+        # 10 s each to be picked up, time this suite spent idle.
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PYTHONPATH": str(ROOT),
     }
     api = env["PREFECT_API_URL"]

@@ -136,10 +136,26 @@ class ForkedFlows:
             text=True,
         )
 
-    def start(self, argv: list[str], env: dict, log: Path) -> int:
-        self.process.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
+    def start(self, argv: list[str], env: dict, log: Path, out: Path | None = None) -> int:
+        request = {"argv": argv, "env": env, "log": str(log), "out": str(out) if out else None}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return int(self.process.stdout.readline())
+
+    def run(self, argv: list[str], log: Path, out: Path) -> int:
+        """Start a whole run (no kill point); ``finished`` reads its summary."""
+        return self.start(argv, {"DOUGHFLOW_FAULT_HOLD_STAGE": ""}, log, out)
+
+    @staticmethod
+    def finished(pid: int, log: Path, out: Path, timeout: float = 900) -> dict:
+        """The summary a run started by ``run`` printed last, once its process has ended."""
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"run {pid} still going after {timeout} s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        lines = out.read_text().strip().splitlines() if out.exists() else []
+        assert lines and lines[-1].startswith("{"), f"run {pid} ended without a summary:\n{log.read_text()[-4000:]}"
+        return json.loads(lines[-1])
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -209,46 +225,45 @@ def server_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_runs(server_env, tmp_path_factory) -> tuple[Path, list[dict]]:
-    """Two uninterrupted runs started at once on one artifact store (also the fault suite's reference)."""
+def forked(server_env, tmp_path_factory):
+    """One process that imported the pipeline, forking a flow process per run (tests/support/forked_flow.py)."""
+    flows = ForkedFlows(
+        {**server_env, "DOUGHFLOW_FAULT_HOLD_STAGE": ""}, tmp_path_factory.mktemp("forked") / "forked.log"
+    )
+    yield flows
+    flows.close()
+
+
+@pytest.fixture(scope="module")
+def two_runs(forked, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """Two uninterrupted runs started at once on one artifact store (also the fault suite's reference):
+    two flow processes, forked from the pipeline's imports (tests/support/forked_flow.py)."""
     tmp = tmp_path_factory.mktemp("two_runs")
     artifacts = tmp / "shared"
-    processes = []
-    for run_id in ("left", "right"):
-        log = (tmp / f"{run_id}.log").open("w")
-        processes.append(
-            subprocess.Popen(
-                _command(artifacts, run_id), cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=log, text=True
-            )
-        )
-    outputs = [process.communicate(timeout=900)[0] for process in processes]
-    assert [p.returncode for p in processes] == [0, 0], (tmp / "left.log").read_text()[-3000:]
-    return artifacts, [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    files = {run_id: (tmp / f"{run_id}.log", tmp / f"{run_id}.out") for run_id in ("left", "right")}
+    pids = {run_id: forked.run(_command(artifacts, run_id)[3:], *files[run_id]) for run_id in files}
+    return artifacts, [forked.finished(pids[run_id], *files[run_id]) for run_id in files]
 
 
 @pytest.mark.slow
-def test_kill_9_in_each_kind_of_stage_then_rerun_matches_an_uninterrupted_run(server_env, two_runs, tmp_path):
+def test_kill_9_in_each_kind_of_stage_then_rerun_matches_an_uninterrupted_run(server_env, forked, two_runs, tmp_path):
     artifacts = tmp_path / "faulty"
     run_dir = artifacts / "victim"
     command = _command(artifacts, "victim")
     marker = tmp_path / "holding"
-    flows = ForkedFlows({**server_env, "DOUGHFLOW_FAULT_HOLD_STAGE": ""}, tmp_path / "forked.log")
-    try:
-        for stage, when in KILL_POINTS:
-            marker.unlink(missing_ok=True)
-            hold = stage if when == HOLD else ""
-            trigger = marker.exists if when == HOLD else _after_checkpoints(run_dir, 2)
-            _kill_when(
-                flows,
-                command[3:],
-                {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
-                trigger,
-                tmp_path / f"kill-{stage}.log",
-            )
-            if when == HOLD:
-                assert marker.read_text().split()[0] == stage
-    finally:
-        flows.close()
+    for stage, when in KILL_POINTS:
+        marker.unlink(missing_ok=True)
+        hold = stage if when == HOLD else ""
+        trigger = marker.exists if when == HOLD else _after_checkpoints(run_dir, 2)
+        _kill_when(
+            forked,
+            command[3:],
+            {"DOUGHFLOW_FAULT_HOLD_STAGE": hold, "DOUGHFLOW_FAULT_HOLD_MARKER": str(marker)},
+            trigger,
+            tmp_path / f"kill-{stage}.log",
+        )
+        if when == HOLD:
+            assert marker.read_text().split()[0] == stage
     # The last run is a plain `python -m flows.train`, as a user would rerun it.
     resumed = _run(command, server_env, tmp_path / "resumed.log")
 

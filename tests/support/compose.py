@@ -131,9 +131,10 @@ def start(argv: list[str], log: Path, env: dict | None = None, **options) -> sub
     )
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen, stop_signal: int = signal.SIGTERM) -> None:
+    """``docker compose stop``: ``stop_signal`` (the image's STOPSIGNAL), then SIGKILL after 20 s."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop_signal)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

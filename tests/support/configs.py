@@ -24,6 +24,9 @@ TINY_OVERRIDES = [
     # MLflow (a few seconds of imports and a store per run) is checked by the tests that turn it on:
     # tests/flows/test_train_flow.py and test_tune_flow.py (a local store), tests/stack/test_mlflow.py (a server).
     "tracking.mlflow.enabled=false",
+    # Dask's dashboard (bokeh: 0.5 s of imports per flow process) is checked by tests/unit/data/test_dask_client.py
+    # and tests/unit/orchestration/test_logs.py.
+    "dask.dashboard_port=null",
 ]
 
 # The shapes example (configs/shapes.yaml) on a tiny image folder, small enough for a 2-core CI box: 32 px

@@ -1,9 +1,14 @@
 """Runs ``flows.train`` in forked children of one process that imported it once.
 
-The fault suite kills a flow in a stage of every kind; a fresh ``python -m flows.train`` per kill spends most
-of its time importing torch, Prefect and the pipeline. Here the imports happen once, and each line
-on stdin (JSON: argv, env, log) forks a child that runs the flow CLI in its own session. The child
-is the flow process: kill -9 of its process group is what the suite does. Its pid is the reply.
+The fault suite kills a flow in a stage of every kind, and runs two flows at once; a fresh
+``python -m flows.train`` per run spends most of its time importing torch, Prefect and the pipeline,
+and each stage imports its own heavy libraries when it first runs (DeepSpeed and torch's compiler for
+training, the ONNX exporter, coremltools, Dask, scikit-learn, matplotlib: about 4.5 s here), again in
+every child. Here the imports happen once, and each line on stdin (JSON: argv, env, log, and
+optionally out, a file for the run's stdout) forks a child that runs the flow CLI in its own session.
+The child is the flow process: kill -9 of its process group is what the suite does. Its pid is the
+reply. Children are reaped by the kernel, so their exit status is not kept: a finished run is known
+by the summary it printed last.
 """
 
 from __future__ import annotations
@@ -20,24 +25,57 @@ from doughflow.cli.flow import run_flow_cli  # noqa: E402
 from flows.train import train  # noqa: E402
 
 
+def preload() -> None:
+    """What the stages import when they first run, imported before any fork. None of it starts a thread
+    (the process has as many threads after as before), so the children fork from a quiet process."""
+    import contextlib
+    import importlib
+
+    import matplotlib
+
+    from doughflow.training.deepspeed_import import import_deepspeed
+
+    # stdout carries the replies: what the imports print (DeepSpeed logs its accelerator there) goes to the log
+    with contextlib.redirect_stdout(sys.stderr):
+        import_deepspeed()
+    matplotlib.use("Agg")
+    for module in (
+        "torch._dynamo",
+        "torch.export",
+        "torch.onnx._internal.exporter._core",
+        "onnxscript",
+        "onnxruntime",
+        "distributed",
+        "sklearn.cluster",
+        "matplotlib.pyplot",
+        "coremltools",
+    ):
+        with contextlib.redirect_stdout(sys.stderr):
+            importlib.import_module(module)
+
+
 def child(request: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the flow waits on its own subprocesses
     os.setsid()
     os.environ.update(request["env"])
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 2)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    out = request.get("out") or os.devnull  # where the run's summary (its stdout) goes
+    os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
     try:
         run_flow_cli(train, request["argv"])
     except BaseException:  # noqa: BLE001 - the log says what went wrong; the test sees the exit
         import traceback
 
         traceback.print_exc()
+        sys.stderr.flush()
         os._exit(1)
+    sys.stdout.flush()  # os._exit skips the interpreter's flush
     os._exit(0)
 
 
 def main() -> None:
+    preload()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     for line in sys.stdin:
         request = json.loads(line)

@@ -64,3 +64,33 @@ def test_a_process_not_started_for_a_flow_leaves_the_api_to_prefect(monkeypatch)
     monkeypatch.setattr(local_api, "_SERVER", None)
     with local_api.local_api() as waited:  # no server of ours is started here
         assert waited is None and local_api._SERVER is None
+
+
+def test_runs_on_our_temporary_api_send_no_heartbeats_and_a_configured_server_gets_them(monkeypatch):
+    """Heartbeats let a server mark a run whose process died as crashed: kept for a configured server,
+    off for our temporary one, which dies with the process (and each flow's end waited on them)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    class Ready:
+        def wait(self) -> str:
+            return "http://127.0.0.1:9/api"
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    default = 180  # Prefect's; set here, since the flow tests' session API turns heartbeats off for the session
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: default}, restore_defaults={PREFECT_API_URL}):
+        monkeypatch.setattr(local_api, "_SERVER", Ready())
+        with local_api.local_api():
+            assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+            assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == default
+        monkeypatch.setattr(local_api, "_SERVER", Ready())
+        with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}), local_api.local_api():
+            assert get_current_settings().flows.heartbeat_frequency == default

@@ -40,8 +40,9 @@ def test_train_flow_end_to_end(prefect_api, tmp_path, capsys):
         str(ROOT / "configs" / "pizza.yaml"),
         *TINY_OVERRIDES,
         f"artifacts_dir={tmp_path}",
-        "tracking.mlflow.enabled=true",
-    ]  # the default store: sqlite under artifacts_dir
+        "tracking.mlflow.enabled=true",  # the default store: sqlite under artifacts_dir
+        "release.coreml.enabled=true",  # the whole release, both CoreML formats included
+    ]
     with config_reads(stage_tasks()) as reads:  # which config fields each cached stage really reads
         run_flow_cli(train, argv=argv)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

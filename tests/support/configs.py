@@ -24,6 +24,10 @@ TINY_OVERRIDES = [
     # MLflow (a few seconds of imports and a store per run) is checked by the tests that turn it on:
     # tests/flows/test_train_flow.py and test_tune_flow.py (a local store), tests/stack/test_mlflow.py (a server).
     "tracking.mlflow.enabled=false",
+    # CoreML (2.5 s of imports per flow process, then about 0.7 s per conversion, two per run) is built in
+    # the whole-release run of tests/flows/test_train_flow.py, the deployment runs through a worker
+    # (tests/deployments) and tests/unit/export/test_formats.py; the other tiny runs release ONNX and int8.
+    "release.coreml.enabled=false",
     # Dask's dashboard (bokeh: 0.5 s of imports per flow process) is checked by tests/unit/data/test_dask_client.py
     # and tests/unit/orchestration/test_logs.py.
     "dask.dashboard_port=null",

@@ -3,7 +3,7 @@
 The fault suite kills a flow in a stage of every kind, and runs two flows at once; a fresh
 ``python -m flows.train`` per run spends most of its time importing torch, Prefect and the pipeline,
 and each stage imports its own heavy libraries when it first runs (DeepSpeed and torch's compiler for
-training, the ONNX exporter, coremltools, Dask, scikit-learn, matplotlib: about 4.5 s here), again in
+training, the ONNX exporter, Dask, scikit-learn, matplotlib: about 2 s here), again in
 every child. Here the imports happen once, and each line on stdin (JSON: argv, env, log, and
 optionally out, a file for the run's stdout) forks a child that runs the flow CLI in its own session.
 The child is the flow process: kill -9 of its process group is what the suite does. Its pid is the
@@ -48,7 +48,6 @@ def preload() -> None:
         "distributed",
         "sklearn.cluster",
         "matplotlib.pyplot",
-        "coremltools",
     ):
         with contextlib.redirect_stdout(sys.stderr):
             importlib.import_module(module)

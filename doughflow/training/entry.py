@@ -57,7 +57,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         raise
+    leave_process_group()
     return 0
+
+
+def leave_process_group() -> None:
+    """Destroy this rank's process group before the interpreter shuts down. Left to finalization,
+    gloo's worker threads can still hold tensors whose release needs the GIL while the interpreter is
+    being torn down, and the rank dies with SIGABRT ("terminate called without an active exception";
+    pytorch/pytorch#190489). That happened once in CI to rank 1 of a 2-process run that had finished
+    training: its launcher reported the job failed. Every rank is past its last collective here."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

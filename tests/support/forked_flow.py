@@ -31,25 +31,22 @@ def preload() -> None:
     import contextlib
     import importlib
 
-    import matplotlib
-
+    from doughflow.reporting.plots import pyplot
     from doughflow.training.deepspeed_import import import_deepspeed
 
     # stdout carries the replies: what the imports print (DeepSpeed logs its accelerator there) goes to the log
     with contextlib.redirect_stdout(sys.stderr):
         import_deepspeed()
-    matplotlib.use("Agg")
-    for module in (
-        "torch._dynamo",
-        "torch.export",
-        "torch.onnx._internal.exporter._core",
-        "onnxscript",
-        "onnxruntime",
-        "distributed",
-        "sklearn.cluster",
-        "matplotlib.pyplot",
-    ):
-        with contextlib.redirect_stdout(sys.stderr):
+        pyplot()
+        for module in (
+            "torch._dynamo",
+            "torch.export",
+            "torch.onnx._internal.exporter._core",
+            "onnxscript",
+            "onnxruntime",
+            "distributed",
+            "sklearn.cluster",
+        ):
             importlib.import_module(module)
 
 
